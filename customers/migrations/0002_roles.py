@@ -1,0 +1,14 @@
+from django.db import migrations
+
+
+def create_role_groups(apps, schema_editor):
+    from customers.roles import Role
+
+    Group = apps.get_model("auth", "Group")
+    for role in Role:
+        Group.objects.get_or_create(name=role.value)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("customers", "0001_initial"), ("auth", "0012_alter_user_first_name_max_length")]
+    operations = [migrations.RunPython(create_role_groups, migrations.RunPython.noop)]

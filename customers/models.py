@@ -1,0 +1,114 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+MONEY = {"max_digits": 14, "decimal_places": 2}
+
+
+class Customer(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("active")
+        LOST = "lost", _("lost")
+
+    class Channel(models.TextChoices):
+        DIRECT_SALES = "direct_sales", _("direct sales")
+        REFERRAL = "referral", _("referral")
+        TRADE_FAIR = "trade_fair", _("trade fair")
+        ONLINE = "online", _("online")
+        PARTNER = "partner", _("partner")
+        OTHER = "other", _("other")
+
+    number = models.CharField(_("customer number"), max_length=32, unique=True)
+    name = models.CharField(_("name"), max_length=200, db_index=True)
+    industry = models.CharField(_("industry"), max_length=100, blank=True, db_index=True)
+    region = models.CharField(_("region"), max_length=100, blank=True, db_index=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        help_text=_("The responsible sales rep."),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_customers",
+    )
+    acquired_on = models.DateField(_("acquired on"), null=True, blank=True)
+    acquisition_channel = models.CharField(
+        _("acquisition channel"), max_length=20, choices=Channel.choices, default=Channel.DIRECT_SALES
+    )
+    referred_by = models.ForeignKey(
+        "self",
+        verbose_name=_("referred by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="referrals",
+    )
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    lost_on = models.DateField(_("lost on"), null=True, blank=True)
+    yearly_wallet = models.DecimalField(
+        _("estimated yearly wallet"),
+        help_text=_("What the customer spends per year on what we sell, with us and with competitors."),
+        null=True,
+        blank=True,
+        **MONEY,
+    )
+    # Marks rows made by `seed_demo`, so it never wipes or mixes with real data.
+    is_demo = models.BooleanField(default=False, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("customer")
+        verbose_name_plural = _("customers")
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status="active", lost_on__isnull=True) | Q(status="lost", lost_on__isnull=False),
+                name="customer_lost_on_matches_status",
+                violation_error_message=_("A lost customer needs the date it was lost; an active one has none."),
+            ),
+            models.CheckConstraint(
+                condition=Q(yearly_wallet__isnull=True) | Q(yearly_wallet__gte=0),
+                name="customer_wallet_not_negative",
+                violation_error_message=_("The yearly wallet cannot be negative."),
+            ),
+            models.CheckConstraint(
+                condition=~Q(referred_by=models.F("pk")),
+                name="customer_not_referred_by_itself",
+                violation_error_message=_("A customer cannot refer itself."),
+            ),
+        ]
+        indexes = [models.Index(fields=["owner", "name"], name="customer_owner_name_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.number})"
+
+
+class Transaction(models.Model):
+    customer = models.ForeignKey(
+        Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="transactions"
+    )
+    # The source system's id: re-imports update instead of duplicating.
+    external_id = models.CharField(_("external id"), max_length=64, unique=True)
+    date = models.DateField(_("date"))
+    revenue = models.DecimalField(_("revenue"), **MONEY)
+    cost_of_goods = models.DecimalField(_("cost of goods"), default=0, **MONEY)
+    product = models.CharField(_("product or category"), max_length=100, blank=True)
+    channel = models.CharField(_("channel"), max_length=50, blank=True)
+
+    class Meta:
+        verbose_name = _("transaction")
+        verbose_name_plural = _("transactions")
+        ordering = ["-date", "-id"]
+        indexes = [
+            models.Index(fields=["customer", "date"], name="txn_customer_date_idx"),
+            models.Index(fields=["date"], name="transaction_date_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.external_id} {self.date} {self.revenue}"
+
+    @property
+    def margin(self):
+        return self.revenue - self.cost_of_goods

@@ -1,0 +1,92 @@
+"""Reads about free services: above all, what a service event is worth."""
+
+from datetime import date
+from decimal import Decimal
+from functools import singledispatch
+
+import pandas as pd
+from django.db.models import DecimalField, ExpressionWrapper, F, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from .models import ServiceEvent, StandardCost
+
+# quantity has 2 decimals and cost 2: 4 keep the product exact, so no rounding rule is needed.
+VALUE_FIELD = DecimalField(max_digits=22, decimal_places=4)
+UNIT_COST_FIELD = DecimalField(max_digits=12, decimal_places=2)
+
+
+def standard_cost_on(*, service_type_id: int, day: date) -> Decimal:
+    """The cost per unit valid for this service type on this day (0 before any cost was set)."""
+    cost = (
+        StandardCost.objects.filter(service_type_id=service_type_id, valid_from__lte=day)
+        .order_by("-valid_from")
+        .values_list("cost_per_unit", flat=True)
+        .first()
+    )
+    return cost if cost is not None else Decimal("0.00")
+
+
+def standard_cost_expression(*, service_type_ref: str = "service_type_id", date_ref: str = "date"):
+    """Correlated subquery: the standard cost valid on the row's date, for any queryset."""
+    valid = (
+        StandardCost.objects.filter(service_type_id=OuterRef(service_type_ref), valid_from__lte=OuterRef(date_ref))
+        .order_by("-valid_from")
+        .values("cost_per_unit")[:1]
+    )
+    return Coalesce(Subquery(valid, output_field=UNIT_COST_FIELD), Value(Decimal("0.00")), output_field=UNIT_COST_FIELD)
+
+
+@singledispatch
+def service_event_value(events):
+    """What service events are worth at the standard cost valid on the day each was given.
+
+    - one ``ServiceEvent``            -> ``Decimal`` (quantity x cost per unit)
+    - a ``QuerySet`` of events        -> the queryset annotated with ``unit_cost`` and ``value``
+    - a ``DataFrame`` with ``service_type_id, date, quantity`` -> a copy with ``unit_cost`` and
+      ``value`` columns (floats), from one query for the whole cost history.
+    None of the bulk paths runs a query per row.
+    """
+    raise TypeError(f"Cannot value {type(events).__name__}")
+
+
+@service_event_value.register
+def _(event: ServiceEvent) -> Decimal:
+    unit_cost = standard_cost_on(service_type_id=event.service_type_id, day=event.date)
+    return Decimal(event.quantity) * unit_cost
+
+
+@service_event_value.register
+def _(events: QuerySet) -> QuerySet:
+    return events.annotate(
+        unit_cost=standard_cost_expression(),
+        value=ExpressionWrapper(F("quantity") * F("unit_cost"), output_field=VALUE_FIELD),
+    )
+
+
+@service_event_value.register
+def _(events: pd.DataFrame) -> pd.DataFrame:
+    costs = pd.DataFrame.from_records(
+        StandardCost.objects.values_list("service_type_id", "valid_from", "cost_per_unit"),
+        columns=["service_type_id", "valid_from", "unit_cost"],
+    )
+    return value_events_frame(events, costs)
+
+
+def value_events_frame(events: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
+    """Pure pandas: attach the cost valid on each event's date (an as-of join per service type)."""
+    frame = events.copy()
+    frame["_order"] = range(len(frame))
+    frame["_date"] = pd.to_datetime(frame["date"])
+    costs = costs.assign(
+        _date=pd.to_datetime(costs["valid_from"]), unit_cost=costs["unit_cost"].astype(float)
+    )[["service_type_id", "_date", "unit_cost"]]
+    merged = pd.merge_asof(
+        frame.sort_values("_date"),
+        costs.sort_values("_date"),
+        on="_date",
+        by="service_type_id",
+        direction="backward",
+    ).sort_values("_order")
+    merged["unit_cost"] = merged["unit_cost"].fillna(0.0)
+    merged["value"] = merged["quantity"].astype(float) * merged["unit_cost"]
+    return merged.drop(columns=["_order", "_date"]).set_index(events.index)

@@ -1,0 +1,108 @@
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+MONEY = {"max_digits": 16, "decimal_places": 2}
+
+
+class Segment(models.TextChoices):
+    """The four quadrants: classic value (low/high) x value to the customer (low/high)."""
+
+    UNCRITICAL = "uncritical", _("uncritical")
+    PROBLEM = "problem", _("problem group")
+    POTENTIAL = "potential", _("check potential")
+    INVESTMENT = "investment", _("investment customers")
+
+
+class ValuationRun(models.Model):
+    class Status(models.TextChoices):
+        RUNNING = "running", _("running")
+        COMPLETED = "completed", _("completed")
+        FAILED = "failed", _("failed")
+
+    class Trigger(models.TextChoices):
+        NIGHTLY = "nightly", _("nightly")
+        MANUAL = "manual", _("manual")
+        COMMAND = "command", _("command")
+
+    as_of = models.DateField(_("as of"))
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.RUNNING)
+    trigger = models.CharField(_("trigger"), max_length=10, choices=Trigger.choices, default=Trigger.NIGHTLY)
+    stage = models.CharField(_("stage"), max_length=40, blank=True)
+    started_at = models.DateTimeField(_("started"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    settings = models.JSONField(_("settings used"), default=dict)
+    parameters = models.JSONField(_("model parameters and fit diagnostics"), default=dict)
+    thresholds = models.JSONField(_("thresholds"), default=dict)
+    backtest = models.JSONField(_("back-test"), default=dict, blank=True)
+    company = models.JSONField(_("company figures"), default=dict, blank=True)
+    customer_count = models.PositiveIntegerField(_("customers"), default=0)
+    transaction_count = models.PositiveBigIntegerField(_("transactions"), default=0)
+    service_event_count = models.PositiveBigIntegerField(_("service events"), default=0)
+    chunk_count = models.PositiveIntegerField(default=0)
+    chunks_done = models.JSONField(default=list, blank=True)
+    rows_written = models.PositiveIntegerField(_("value rows"), default=0)
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        verbose_name = _("valuation run")
+        verbose_name_plural = _("valuation runs")
+        ordering = ["-started_at"]
+        get_latest_by = "finished_at"
+        constraints = [
+            # The lock: the database admits one running valuation at a time.
+            models.UniqueConstraint(
+                fields=["status"], condition=Q(status="running"), name="valuation_one_running_run"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "-finished_at"], name="valuation_run_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.as_of} ({self.get_status_display()})"
+
+
+class CustomerValue(models.Model):
+    """Both value dimensions of one customer in one valuation run."""
+
+    run = models.ForeignKey(ValuationRun, on_delete=models.CASCADE, related_name="values")
+    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="values")
+    # value from the customer, history
+    revenue_lifetime = models.DecimalField(_("lifetime revenue"), **MONEY)
+    margin_lifetime = models.DecimalField(_("lifetime margin"), **MONEY)
+    revenue_window = models.DecimalField(_("revenue (window)"), **MONEY)
+    margin_window = models.DecimalField(_("margin (window)"), **MONEY)
+    profit_after_services = models.DecimalField(_("profit after service costs"), **MONEY)
+    share_of_supply = models.FloatField(_("share of supply"), null=True, blank=True)
+    abc_class = models.CharField(_("ABC class"), max_length=1)
+    purchase_days = models.PositiveIntegerField(default=0)
+    # value from the customer, future
+    p_alive = models.FloatField(_("probability alive"))
+    expected_purchases = models.FloatField(_("expected purchases"))
+    clv = models.DecimalField(_("CLV"), **MONEY)
+    clv_low = models.DecimalField(_("CLV low"), **MONEY)
+    clv_high = models.DecimalField(_("CLV high"), **MONEY)
+    is_thin = models.BooleanField(_("thin history"), default=False)
+    referral_value = models.DecimalField(_("referral value"), default=0, **MONEY)
+    # value to the customer
+    value_to_customer = models.DecimalField(_("value to the customer"), **MONEY)
+    service_count = models.PositiveIntegerField(_("services"), default=0)
+    service_hours = models.DecimalField(_("service hours"), max_digits=12, decimal_places=2, default=0)
+    value_to_by_type = models.JSONField(_("value to the customer by type"), default=dict, blank=True)
+    segment = models.CharField(_("segment"), max_length=12, choices=Segment.choices)
+
+    class Meta:
+        verbose_name = _("customer value")
+        verbose_name_plural = _("customer values")
+        constraints = [
+            models.UniqueConstraint(fields=["run", "customer"], name="customer_value_one_per_run"),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "run"], name="cv_history_idx"),
+            models.Index(fields=["run", "segment"], name="cv_segment_idx"),
+            models.Index(fields=["run", "abc_class"], name="cv_abc_idx"),
+            models.Index(fields=["run", "-clv"], name="cv_clv_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} in run {self.run_id}"
