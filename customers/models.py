@@ -90,7 +90,12 @@ class Transaction(models.Model):
         Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="transactions"
     )
     # The source system's id: re-imports update instead of duplicating.
-    external_id = models.CharField(_("external id"), max_length=64, unique=True)
+    external_id = models.CharField(
+        _("external id"),
+        max_length=64,
+        unique=True,
+        error_messages={"unique": _("A transaction with this external id already exists.")},
+    )
     date = models.DateField(_("date"))
     revenue = models.DecimalField(_("revenue"), **MONEY)
     cost_of_goods = models.DecimalField(_("cost of goods"), default=0, **MONEY)

@@ -1,0 +1,46 @@
+import os
+
+import pytest
+from django.contrib.auth.models import Group
+
+from customers.roles import Role
+
+from .factories import UserFactory
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require_service(available: bool, what: str) -> None:
+    """In CI a missing service fails the test; on a laptop it skips with the reason."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"{what} is required in CI but was not found")
+    pytest.skip(f"{what} not available")
+
+
+def make_user(role: Role | None, **kwargs):
+    user = UserFactory(**kwargs)
+    if role is not None:
+        user.groups.add(Group.objects.get(name=role.value))
+    return user
+
+
+@pytest.fixture
+def manager(db):
+    return make_user(Role.MANAGER, username="boss", is_staff=True)
+
+
+@pytest.fixture
+def inside_sales(db):
+    return make_user(Role.INSIDE_SALES, username="inside1")
+
+
+@pytest.fixture
+def rep(db):
+    return make_user(Role.SALES_REP, username="rep_a")
+
+
+@pytest.fixture
+def other_rep(db):
+    return make_user(Role.SALES_REP, username="rep_b")

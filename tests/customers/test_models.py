@@ -1,0 +1,58 @@
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from customers.models import Customer, Transaction
+from tests.factories import CustomerFactory, TransactionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_duplicate_transaction_external_id_is_rejected():
+    first = TransactionFactory(external_id="ERP-4711")
+    duplicate = Transaction(customer=first.customer, external_id="ERP-4711", date=dt.date(2025, 1, 2), revenue=1)
+    with pytest.raises(ValidationError) as excinfo:
+        duplicate.full_clean()
+    assert "A transaction with this external id already exists." in str(excinfo.value)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        duplicate.save()
+    assert Transaction.objects.filter(external_id="ERP-4711").count() == 1
+
+
+@pytest.mark.parametrize(
+    "amount", ["0.01", "1234567.89", "99999999999.99", "-250.10", "0.10", "33.33"]
+)
+def test_money_round_trips_exactly(amount):
+    saved = TransactionFactory(revenue=Decimal(amount), cost_of_goods=Decimal(amount) / 2)
+    loaded = Transaction.objects.get(pk=saved.pk)
+    assert loaded.revenue == Decimal(amount)
+    assert isinstance(loaded.revenue, Decimal)
+    assert str(loaded.revenue) == amount
+    assert loaded.margin == Decimal(amount) - loaded.cost_of_goods
+
+
+def test_lost_customer_needs_a_date():
+    customer = CustomerFactory.build(status=Customer.Status.LOST, lost_on=None)
+    with pytest.raises(ValidationError) as excinfo:
+        customer.full_clean()
+    assert "needs the date it was lost" in str(excinfo.value)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        customer.save()
+
+
+def test_negative_wallet_is_rejected():
+    customer = CustomerFactory.build(yearly_wallet=Decimal("-1"))
+    with pytest.raises(ValidationError) as excinfo:
+        customer.full_clean()
+    assert "cannot be negative" in str(excinfo.value)
+
+
+def test_referral_chain_is_kept():
+    founder = CustomerFactory()
+    referred = CustomerFactory(referred_by=founder, acquisition_channel=Customer.Channel.REFERRAL)
+    second = CustomerFactory(referred_by=referred)
+    assert list(founder.referrals.all()) == [referred]
+    assert second.referred_by.referred_by == founder
