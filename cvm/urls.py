@@ -13,5 +13,7 @@ urlpatterns = [
     path("customers/", include("customers.urls")),
     path("services/", include("services.urls")),
     path("", include("valuation.urls")),
+    path("imports/", include("customers.import_urls")),
+    path("api/", include("cvm.api_urls")),
     path("admin/", admin.site.urls),
 ]

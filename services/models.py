@@ -2,6 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
 
 
 class ServiceType(models.Model):
@@ -42,6 +43,7 @@ class StandardCost(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
 
     class Meta:
         verbose_name = _("standard cost")
@@ -90,6 +92,8 @@ class ServiceEvent(models.Model):
     external_id = models.CharField(_("external id"), max_length=64, null=True, blank=True, unique=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("changed"), auto_now=True)
+    # Who changed what, when, before and after (bulk imports are audited by their run record).
+    history = HistoricalRecords()
 
     class Meta:
         verbose_name = _("service event")

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import CustomerValue, ValuationRun
+from .models import CustomerValue, ValuationPolicy, ValuationRun
 
 
 @admin.register(ValuationRun)
@@ -18,3 +18,11 @@ class CustomerValueAdmin(admin.ModelAdmin):
     raw_id_fields = ["customer", "run"]
     list_select_related = ["customer", "run"]
     show_full_result_count = False
+
+
+@admin.register(ValuationPolicy)
+class ValuationPolicyAdmin(admin.ModelAdmin):
+    list_display = ["classic_value", "segment_policy", "window_months", "horizon_months", "updated_at"]
+
+    def has_add_permission(self, request):
+        return not ValuationPolicy.objects.exists()

@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -41,7 +43,6 @@ class ValuationRun(models.Model):
     transaction_count = models.PositiveBigIntegerField(_("transactions"), default=0)
     service_event_count = models.PositiveBigIntegerField(_("service events"), default=0)
     chunk_count = models.PositiveIntegerField(default=0)
-    chunks_done = models.JSONField(default=list, blank=True)
     rows_written = models.PositiveIntegerField(_("value rows"), default=0)
     error = models.TextField(_("error"), blank=True)
 
@@ -60,6 +61,94 @@ class ValuationRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.as_of} ({self.get_status_display()})"
+
+
+class ValuationChunk(models.Model):
+    """One customer-id range of a run, scored and written by one idempotent task."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        DONE = "done", _("done")
+
+    run = models.ForeignKey(ValuationRun, on_delete=models.CASCADE, related_name="chunks")
+    first_customer_id = models.BigIntegerField()
+    last_customer_id = models.BigIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    rows_written = models.PositiveIntegerField(default=0)
+    seconds = models.FloatField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "first_customer_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "first_customer_id"], name="valuation_chunk_unique_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id}: customers {self.first_customer_id}-{self.last_customer_id}"
+
+
+class ValuationPolicy(models.Model):
+    """The manager's valuation settings: one row, read at the start of each run."""
+
+    class ClassicValue(models.TextChoices):
+        CLV = "clv", _("CLV (predicted margin)")
+        MARGIN_WINDOW = "margin_window", _("margin in the window")
+
+    class SegmentPolicy(models.TextChoices):
+        MEDIAN = "median", _("medians of active customers")
+        QUANTILE = "quantile", _("quantile of active customers")
+        FIXED = "fixed", _("fixed amounts")
+
+    window_months = models.PositiveSmallIntegerField(_("window (months)"), default=12)
+    horizon_months = models.PositiveSmallIntegerField(_("CLV horizon (months)"), default=36)
+    annual_discount_rate = models.DecimalField(
+        _("annual discount rate"), max_digits=5, decimal_places=4, default=Decimal("0.1000")
+    )
+    abc_a_share = models.DecimalField(_("A share of margin"), max_digits=4, decimal_places=3, default=Decimal("0.800"))
+    abc_b_share = models.DecimalField(
+        _("A+B share of margin"), max_digits=4, decimal_places=3, default=Decimal("0.950")
+    )
+    classic_value = models.CharField(
+        _("classic value"), max_length=20, choices=ClassicValue.choices, default=ClassicValue.CLV
+    )
+    segment_policy = models.CharField(
+        _("segment thresholds"), max_length=10, choices=SegmentPolicy.choices, default=SegmentPolicy.MEDIAN
+    )
+    segment_quantile = models.DecimalField(
+        _("quantile"), max_digits=4, decimal_places=3, default=Decimal("0.500")
+    )
+    fixed_classic_threshold = models.DecimalField(_("fixed classic value threshold"), null=True, blank=True, **MONEY)
+    fixed_value_to_threshold = models.DecimalField(
+        _("fixed value-to-customer threshold"), null=True, blank=True, **MONEY
+    )
+    holdout_weeks = models.PositiveSmallIntegerField(_("back-test holdout (weeks)"), default=26)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("valuation policy")
+        verbose_name_plural = _("valuation policy")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(abc_a_share__gt=0) & Q(abc_a_share__lte=models.F("abc_b_share")) & Q(abc_b_share__lte=1),
+                name="valuation_policy_abc_shares_ordered",
+                violation_error_message=_("ABC shares must satisfy 0 < A <= A+B <= 1."),
+            ),
+            models.CheckConstraint(
+                condition=Q(segment_quantile__gt=0) & Q(segment_quantile__lt=1),
+                name="valuation_policy_quantile_range",
+                violation_error_message=_("The quantile must lie between 0 and 1."),
+            ),
+            models.CheckConstraint(
+                condition=Q(window_months__gte=1) & Q(horizon_months__gte=1),
+                name="valuation_policy_positive_periods",
+                violation_error_message=_("Window and horizon must be at least one month."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return str(_("valuation policy"))
 
 
 class CustomerValue(models.Model):
