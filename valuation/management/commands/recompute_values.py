@@ -1,0 +1,21 @@
+import datetime as dt
+
+from django.core.management.base import BaseCommand, CommandError
+
+from valuation import services
+
+
+class Command(BaseCommand):
+    help = "Value every customer now, in this process (the nightly run without Celery), with progress."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--as-of", type=dt.date.fromisoformat, help="Valuation date YYYY-MM-DD (default: today).")
+
+    def handle(self, *args, as_of=None, **options):
+        try:
+            run = services.run_valuation(as_of=as_of, progress=self.stdout.write)
+        except services.RunAlreadyRunning as exc:
+            raise CommandError(f"{exc} Wait for it to finish (see the settings page).") from exc
+        if run.status != run.Status.COMPLETED:
+            raise CommandError(f"Run {run.pk} ended {run.status}: {run.error}")
+        self.stdout.write(self.style.SUCCESS(f"Valuation as of {run.as_of} completed: {run.rows_written} customers."))

@@ -1,0 +1,351 @@
+"""The valuation run, from claim to completion.
+
+A run is claimed by inserting a ValuationRun with status "running": a partial unique index
+admits one such row, so two starters (two beats, a manager and the night) never both run.
+`prepare_run` fits the models once on all customers and fixes the global thresholds;
+`score_chunk` scores and writes one customer-id range (idempotent: it replaces its rows);
+`finish_run_if_complete` completes the run once every chunk is written. The same functions
+run in-process (`run_valuation`) or as Celery tasks (valuation/tasks.py).
+"""
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+from django.conf import settings as django_settings
+from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from . import engine, selectors
+from .models import CustomerValue, ValuationChunk, ValuationRun
+
+logger = logging.getLogger(__name__)
+
+# A running run whose heartbeat is older than this is taken as abandoned (its worker died).
+STALE_AFTER = dt.timedelta(minutes=30)
+WRITE_BATCH = 5000
+CENTS = Decimal("0.01")
+
+
+class RunAlreadyRunning(Exception):
+    """Another valuation run is in progress."""
+
+
+class QueueUnavailable(Exception):
+    """The task queue (Redis) cannot be reached."""
+
+
+# Lock timeouts are worth a retry; anything else fails the run.
+DatabaseBusy = OperationalError
+
+
+@dataclass
+class RunInputs:
+    summary: pd.DataFrame  # engine summary, one row per customer (also those without purchases)
+    customers: pd.DataFrame  # indexed by customer_id: active, referred_by, wallet
+    by_type: pd.DataFrame  # service cost per customer and service type in the window
+    service_totals: pd.DataFrame  # value to the customer per customer
+
+
+def today() -> dt.date:
+    return timezone.localdate()
+
+
+def load_inputs(*, as_of: dt.date, settings: engine.EngineSettings, id_range=None) -> RunInputs:
+    """The engine's inputs for all customers or one id range: one grouped query each."""
+    customers = selectors.customer_frame(as_of=as_of, id_range=id_range).set_index("customer_id")
+    aggregates = selectors.transaction_summary(as_of=as_of, window_months=settings.window_months, id_range=id_range)
+    summary = selectors.engine_summary(aggregates, customer_ids=customers.index, as_of=as_of)
+    by_type = selectors.service_cost_by_type(as_of=as_of, window_months=settings.window_months, id_range=id_range)
+    return RunInputs(summary, customers, by_type, selectors.service_totals(by_type))
+
+
+def score(inputs: RunInputs, fit, settings: engine.EngineSettings, as_of: dt.date) -> pd.DataFrame:
+    """Future value per customer plus the history and value-to figures classification needs."""
+    scored = engine.score_customers(inputs.summary, fit, settings, as_of)
+    summary_columns = [c for c in inputs.summary.columns if c not in scored.columns]
+    scored = scored.join(inputs.summary[summary_columns])
+    totals = inputs.service_totals.reindex(scored.index)
+    scored["value_to_customer"] = totals["value_to_customer"].fillna(0.0).astype(float)
+    scored["service_count"] = totals["service_count"].fillna(0).astype(np.int64)
+    scored["service_hours"] = totals["service_hours"].fillna(0.0).astype(float)
+    scored["profit_after_services"] = scored["margin_window"] - scored["value_to_customer"]
+    customers = inputs.customers.reindex(scored.index)
+    scored["active"] = customers["active"].fillna(True).astype(bool)
+    wallet = customers["wallet"].astype(float)
+    scored["share_of_supply"] = np.where(wallet > 0, scored["revenue_window"] / wallet.where(wallet > 0, 1.0), np.nan)
+    return scored
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def start_run(*, as_of: dt.date, trigger: str, settings: engine.EngineSettings | None = None) -> ValuationRun:
+    """Claim the one running slot, or raise RunAlreadyRunning."""
+    now = timezone.now()
+    abandoned = ValuationRun.objects.filter(status=ValuationRun.Status.RUNNING, heartbeat_at__lt=now - STALE_AFTER)
+    abandoned.update(status=ValuationRun.Status.FAILED, finished_at=now, error="Abandoned: no progress for 30 minutes.")
+    settings = settings or selectors.engine_settings()
+    try:
+        with transaction.atomic():
+            return ValuationRun.objects.create(
+                as_of=as_of, trigger=trigger, stage="queued", heartbeat_at=now, settings=settings.to_dict()
+            )
+    except IntegrityError as exc:
+        raise RunAlreadyRunning("A valuation run is already in progress.") from exc
+
+
+def _touch(run_id: int, **fields) -> None:
+    ValuationRun.objects.filter(pk=run_id).update(heartbeat_at=timezone.now(), **fields)
+
+
+def prepare_run(*, run_id: int) -> list[int]:
+    """Fit once on all customers, fix the global thresholds, back-test, and cut the chunks."""
+    run = ValuationRun.objects.get(pk=run_id)
+    settings = engine.EngineSettings.from_dict(run.settings)
+    _touch(run_id, stage="fitting")
+    inputs = load_inputs(as_of=run.as_of, settings=settings)
+    fit = engine.fit_models(inputs.summary, settings)
+    scored = score(inputs, fit, settings, run.as_of)
+    thresholds = engine.compute_thresholds(scored, settings)
+
+    _touch(run_id, stage="back-testing")
+    backtest = run_backtest(as_of=run.as_of, settings=settings)
+    company = {"earned_growth": earned_growth(as_of=run.as_of)}
+
+    ranges = selectors.customer_id_ranges(chunk_size=django_settings.CVM_VALUATION_CHUNK_SIZE)
+    with transaction.atomic():
+        ValuationChunk.objects.filter(run_id=run_id).delete()
+        chunks = ValuationChunk.objects.bulk_create(
+            ValuationChunk(run_id=run_id, first_customer_id=lo, last_customer_id=hi) for lo, hi in ranges
+        )
+        ValuationRun.objects.filter(pk=run_id).update(
+            stage="scoring",
+            heartbeat_at=timezone.now(),
+            parameters=fit.to_dict(),
+            thresholds=thresholds.to_dict(),
+            backtest=backtest,
+            company=company,
+            customer_count=len(inputs.customers),
+            transaction_count=int(inputs.summary["purchase_days"].sum()),
+            service_event_count=int(inputs.service_totals["service_count"].sum()) if len(inputs.service_totals) else 0,
+            chunk_count=len(chunks),
+        )
+    return [chunk.pk for chunk in chunks]
+
+
+def run_of_chunk(*, chunk_id: int) -> int:
+    return ValuationChunk.objects.values_list("run_id", flat=True).get(pk=chunk_id)
+
+
+def score_chunk(*, chunk_id: int) -> int:
+    """Score and write one customer-id range; running it twice replaces, never duplicates."""
+    started = time.monotonic()
+    chunk = ValuationChunk.objects.select_related("run").get(pk=chunk_id)
+    run = chunk.run
+    if run.status != ValuationRun.Status.RUNNING:
+        return 0
+    ValuationChunk.objects.filter(pk=chunk_id).update(attempts=chunk.attempts + 1)
+    settings = engine.EngineSettings.from_dict(run.settings)
+    id_range = (chunk.first_customer_id, chunk.last_customer_id)
+    inputs = load_inputs(as_of=run.as_of, settings=settings, id_range=id_range)
+    fit = engine.ModelFit.from_dict(run.parameters)
+    scored = score(inputs, fit, settings, run.as_of)
+    classified = engine.classify(scored, engine.Thresholds.from_dict(run.thresholds), settings)
+    rows = list(_value_rows(run.pk, classified, inputs.by_type))
+    with transaction.atomic():
+        CustomerValue.objects.filter(run_id=run.pk, customer_id__range=id_range).delete()
+        CustomerValue.objects.bulk_create(rows, batch_size=WRITE_BATCH)
+        ValuationChunk.objects.filter(pk=chunk_id).update(
+            status=ValuationChunk.Status.DONE,
+            rows_written=len(rows),
+            seconds=time.monotonic() - started,
+            finished_at=timezone.now(),
+        )
+        _touch(run.pk)
+    return len(rows)
+
+
+def _money(value: float) -> Decimal:
+    return Decimal(repr(float(value))).quantize(CENTS)
+
+
+def _value_rows(run_id: int, frame: pd.DataFrame, by_type: pd.DataFrame):
+    type_costs: dict[int, dict[str, float]] = {}
+    for customer_id, code, cost in by_type[["customer_id", "service_type", "cost"]].itertuples(index=False):
+        type_costs.setdefault(int(customer_id), {})[code] = round(float(cost), 2)
+    columns = [
+        "revenue_lifetime", "margin_lifetime", "revenue_window", "margin_window", "profit_after_services",
+        "share_of_supply", "abc_class", "purchase_days", "p_alive", "expected_purchases", "clv", "clv_low",
+        "clv_high", "is_thin", "value_to_customer", "service_count", "service_hours", "segment",
+    ]
+    for customer_id, *values in frame[columns].itertuples(name=None):
+        row = dict(zip(columns, values))
+        share = row["share_of_supply"]
+        yield CustomerValue(
+            run_id=run_id,
+            customer_id=int(customer_id),
+            revenue_lifetime=_money(row["revenue_lifetime"]),
+            margin_lifetime=_money(row["margin_lifetime"]),
+            revenue_window=_money(row["revenue_window"]),
+            margin_window=_money(row["margin_window"]),
+            profit_after_services=_money(row["profit_after_services"]),
+            share_of_supply=None if share is None or np.isnan(share) else float(share),
+            abc_class=row["abc_class"],
+            purchase_days=int(row["purchase_days"]),
+            p_alive=float(row["p_alive"]),
+            expected_purchases=float(row["expected_purchases"]),
+            clv=_money(row["clv"]),
+            clv_low=_money(row["clv_low"]),
+            clv_high=_money(row["clv_high"]),
+            is_thin=bool(row["is_thin"]),
+            value_to_customer=_money(row["value_to_customer"]),
+            service_count=int(row["service_count"]),
+            service_hours=_money(row["service_hours"]),
+            value_to_by_type=type_costs.get(int(customer_id), {}),
+            segment=row["segment"],
+        )
+
+
+def finish_run_if_complete(*, run_id: int) -> bool:
+    """Complete the run once every chunk is written. Exactly one caller wins the claim."""
+    if ValuationChunk.objects.filter(run_id=run_id).exclude(status=ValuationChunk.Status.DONE).exists():
+        return False
+    claimed = (
+        ValuationRun.objects.filter(pk=run_id, status=ValuationRun.Status.RUNNING, stage="scoring")
+        .update(stage="finishing", heartbeat_at=timezone.now())
+    )
+    if not claimed:
+        return False
+    run = ValuationRun.objects.get(pk=run_id)
+    with transaction.atomic():
+        _write_referral_values(run_id)
+        rows = CustomerValue.objects.filter(run_id=run_id).count()
+        ValuationRun.objects.filter(pk=run_id).update(
+            status=ValuationRun.Status.COMPLETED, stage="done", finished_at=timezone.now(), rows_written=rows
+        )
+        # Same as-of again replaces the earlier result instead of keeping two.
+        ValuationRun.objects.filter(as_of=run.as_of).exclude(pk=run_id).exclude(
+            status=ValuationRun.Status.RUNNING
+        ).delete()
+        apply_retention()
+    return True
+
+
+def _write_referral_values(run_id: int) -> None:
+    """Referral value: lifetime margin plus CLV of the customers a customer referred (direct)."""
+    values = CustomerValue._meta.db_table
+    customers = "customers_customer"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {values} SET referral_value = sub.referred_value
+            FROM (
+                SELECT c.referred_by_id AS referrer_id, SUM(v.margin_lifetime + v.clv) AS referred_value
+                FROM {values} v JOIN {customers} c ON c.id = v.customer_id
+                WHERE v.run_id = %s AND c.referred_by_id IS NOT NULL
+                GROUP BY c.referred_by_id
+            ) AS sub
+            WHERE {values}.run_id = %s AND {values}.customer_id = sub.referrer_id
+            """,
+            [run_id, run_id],
+        )
+
+
+def apply_retention() -> int:
+    """Drop runs older than the retention period; the latest completed run always stays."""
+    cutoff = today() - dt.timedelta(days=django_settings.CVM_VALUATION_RETENTION_DAYS)
+    latest = selectors.latest_completed_run()
+    old = ValuationRun.objects.filter(as_of__lt=cutoff).exclude(status=ValuationRun.Status.RUNNING)
+    if latest is not None:
+        old = old.exclude(pk=latest.pk)
+    deleted, _ = old.delete()
+    return deleted
+
+
+def fail_run(*, run_id: int, error: str) -> None:
+    ValuationRun.objects.filter(pk=run_id, status=ValuationRun.Status.RUNNING).update(
+        status=ValuationRun.Status.FAILED, finished_at=timezone.now(), error=error[:4000]
+    )
+
+
+# --- model health and company figures -------------------------------------------------------
+
+
+def run_backtest(*, as_of: dt.date, settings: engine.EngineSettings) -> dict:
+    """Fit on history up to as_of minus the holdout, compare with what happened after."""
+    calibration_end = as_of - dt.timedelta(weeks=settings.holdout_weeks)
+    aggregates = selectors.transaction_summary(as_of=calibration_end, window_months=settings.window_months)
+    if len(aggregates) < 20:
+        return {"skipped": "Too little history before the holdout period for a back-test."}
+    summary = selectors.engine_summary(aggregates, customer_ids=aggregates["customer_id"], as_of=calibration_end)
+    holdout = selectors.holdout_purchase_days(after=calibration_end, until=as_of)
+    return engine.backtest_summary(summary, holdout, settings.holdout_weeks, settings)
+
+
+def earned_growth(*, as_of: dt.date) -> list[dict]:
+    revenue = selectors.revenue_by_customer_period(as_of=as_of)
+    customers = selectors.customer_frame(as_of=as_of)
+    table = engine.earned_growth(revenue, customers, as_of=as_of)
+    return [
+        {k: (v.date().isoformat() if isinstance(v, pd.Timestamp) else (None if pd.isna(v) else v)) for k, v in row.items()}
+        for row in table.to_dict(orient="records")
+    ]
+
+
+# --- entry points ---------------------------------------------------------------------------
+
+
+def run_valuation(
+    *, as_of: dt.date | None = None, trigger: str = ValuationRun.Trigger.COMMAND,
+    progress: Callable[[str], None] | None = None,
+) -> ValuationRun:
+    """The whole run in this process, with progress messages (the command and eager mode)."""
+    say = progress or (lambda message: None)
+    run = start_run(as_of=as_of or today(), trigger=trigger)
+    try:
+        started = time.monotonic()
+        say(f"Run {run.pk} as of {run.as_of}: fitting the models on all customers…")
+        chunk_ids = prepare_run(run_id=run.pk)
+        run.refresh_from_db()
+        say(f"Fitted in {time.monotonic() - started:.1f} s; scoring {run.customer_count} customers in {len(chunk_ids)} chunks.")
+        for done, chunk_id in enumerate(chunk_ids, start=1):
+            rows = score_chunk(chunk_id=chunk_id)
+            say(f"  chunk {done}/{len(chunk_ids)}: {rows} customers written ({time.monotonic() - started:.1f} s)")
+        finish_run_if_complete(run_id=run.pk)
+    except Exception as exc:
+        fail_run(run_id=run.pk, error=f"{type(exc).__name__}: {exc}")
+        raise
+    run.refresh_from_db()
+    say(f"Run {run.pk} {run.status} in {time.monotonic() - started:.1f} s: {run.rows_written} value rows.")
+    return run
+
+
+def request_recompute(*, user=None, as_of: dt.date | None = None) -> ValuationRun:
+    """"Recompute now": claim a run and queue it. Raises RunAlreadyRunning or QueueUnavailable."""
+    from . import tasks
+
+    run = start_run(as_of=as_of or today(), trigger=ValuationRun.Trigger.MANUAL)
+    try:
+        tasks.prepare_valuation.delay(run.pk)
+    except tasks.QUEUE_ERRORS as exc:
+        fail_run(run_id=run.pk, error=f"The task queue is not reachable: {exc}")
+        raise QueueUnavailable("The task queue is not reachable.") from exc
+    return run
+
+
+def resume_stalled_runs(*, stalled_after: dt.timedelta = dt.timedelta(minutes=10)) -> list[int]:
+    """Chunk ids of a running run that made no progress for a while (to queue again)."""
+    stalled = ValuationRun.objects.filter(
+        status=ValuationRun.Status.RUNNING, stage="scoring", heartbeat_at__lt=timezone.now() - stalled_after
+    ).first()
+    if stalled is None:
+        return []
+    _touch(stalled.pk)
+    return list(stalled.chunks.filter(~Q(status=ValuationChunk.Status.DONE)).values_list("pk", flat=True))
