@@ -5,6 +5,8 @@ from django.urls import include, path
 
 from customers import views as customer_views
 
+handler500 = "cvm.views.server_error"
+
 urlpatterns = [
     path("", customer_views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),

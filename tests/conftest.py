@@ -10,6 +10,15 @@ from .factories import UserFactory
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+@pytest.fixture(autouse=True)
+def _plain_authentication(request, settings):
+    """Django's test client logs in without a request, which django-axes refuses;
+    tests marked ``axes`` keep the throttling on."""
+    if "axes" not in request.keywords:
+        settings.AXES_ENABLED = False
+        settings.AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+
+
 def require_service(available: bool, what: str) -> None:
     """In CI a missing service fails the test; on a laptop it skips with the reason."""
     if available:
