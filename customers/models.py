@@ -86,16 +86,13 @@ class Customer(models.Model):
 
 
 class Transaction(models.Model):
+    # No index of its own: (customer, date) below serves every customer lookup. Fewer indexes
+    # on the largest table make bulk loads several times faster.
     customer = models.ForeignKey(
-        Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="transactions"
+        Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="transactions", db_index=False
     )
     # The source system's id: re-imports update instead of duplicating.
-    external_id = models.CharField(
-        _("external id"),
-        max_length=64,
-        unique=True,
-        error_messages={"unique": _("A transaction with this external id already exists.")},
-    )
+    external_id = models.CharField(_("external id"), max_length=64)
     date = models.DateField(_("date"))
     revenue = models.DecimalField(_("revenue"), **MONEY)
     cost_of_goods = models.DecimalField(_("cost of goods"), default=0, **MONEY)
@@ -106,6 +103,14 @@ class Transaction(models.Model):
         verbose_name = _("transaction")
         verbose_name_plural = _("transactions")
         ordering = ["-date", "-id"]
+        constraints = [
+            # A constraint rather than unique=True: PostgreSQL then skips the LIKE index.
+            models.UniqueConstraint(
+                fields=["external_id"],
+                name="transaction_external_id_unique",
+                violation_error_message=_("A transaction with this external id already exists."),
+            ),
+        ]
         indexes = [
             models.Index(fields=["customer", "date"], name="txn_customer_date_idx"),
             models.Index(fields=["date"], name="transaction_date_idx"),

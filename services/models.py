@@ -69,8 +69,13 @@ class StandardCost(models.Model):
 class ServiceEvent(models.Model):
     """One free service given to one customer."""
 
+    # Indexed through (customer, date) below.
     customer = models.ForeignKey(
-        "customers.Customer", verbose_name=_("customer"), on_delete=models.CASCADE, related_name="service_events"
+        "customers.Customer",
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        related_name="service_events",
+        db_index=False,
     )
     service_type = models.ForeignKey(
         ServiceType, verbose_name=_("service type"), on_delete=models.PROTECT, related_name="events"
@@ -89,7 +94,7 @@ class ServiceEvent(models.Model):
         related_name="logged_service_events",
     )
     # Id in a feeding system (ticketing, phone): re-imports update instead of duplicating.
-    external_id = models.CharField(_("external id"), max_length=64, null=True, blank=True, unique=True)
+    external_id = models.CharField(_("external id"), max_length=64, null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("changed"), auto_now=True)
     # Who changed what, when, before and after (bulk imports are audited by their run record).
@@ -104,6 +109,11 @@ class ServiceEvent(models.Model):
                 condition=Q(quantity__gt=0),
                 name="service_event_quantity_positive",
                 violation_error_message=_("The quantity must be positive."),
+            ),
+            models.UniqueConstraint(
+                fields=["external_id"],
+                name="service_event_external_id_unique",
+                violation_error_message=_("A service event with this external id already exists."),
             ),
         ]
         indexes = [

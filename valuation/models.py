@@ -154,8 +154,11 @@ class ValuationPolicy(models.Model):
 class CustomerValue(models.Model):
     """Both value dimensions of one customer in one valuation run."""
 
-    run = models.ForeignKey(ValuationRun, on_delete=models.CASCADE, related_name="values")
-    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="values")
+    # Both keys are indexed through the composite constraint and index below.
+    run = models.ForeignKey(ValuationRun, on_delete=models.CASCADE, related_name="values", db_index=False)
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, related_name="values", db_index=False
+    )
     # value from the customer, history
     revenue_lifetime = models.DecimalField(_("lifetime revenue"), **MONEY)
     margin_lifetime = models.DecimalField(_("lifetime margin"), **MONEY)

@@ -106,7 +106,7 @@ def transactions_frame(*, until: dt.date, id_range: IdRange = None) -> pd.DataFr
     """Daily revenue and cost per customer up to a date (same-day rows merged in SQL)."""
     rows = (
         Transaction.objects.filter(date__lte=until)
-        .filter(**({"customer_id__range": id_range} if id_range else {}))
+        .filter(**({"customer__id__range": id_range} if id_range else {}))
         .values("customer_id", "date")
         .annotate(revenue=Sum("revenue"), cost=Sum("cost_of_goods"))
         .values_list("customer_id", "date", "revenue", "cost")
@@ -240,3 +240,24 @@ def holdout_purchase_days(*, after: dt.date, until: dt.date) -> pd.Series:
         )
         rows = cursor.fetchall()
     return pd.Series(dict(rows), dtype="int64", name="holdout_purchase_days").rename_axis("customer_id")
+
+
+def revenue_by_customer_period(*, period_ends: list[dt.date]) -> pd.DataFrame:
+    """Revenue per customer and period (previous end, end], each row dated at its period end:
+    the earned-growth input in one grouped query instead of every transaction."""
+    table = Transaction._meta.db_table
+    cases = " ".join(f"WHEN date <= %s THEN {k}" for k in range(1, len(period_ends)))
+    sql = f"""
+        SELECT customer_id, period, SUM(revenue) FROM (
+            SELECT customer_id, revenue, CASE {cases} END AS period
+            FROM {table} WHERE date > %s AND date <= %s
+        ) AS periods
+        GROUP BY customer_id, period
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*period_ends[1:], period_ends[0], period_ends[-1]])
+        rows = cursor.fetchall()
+    frame = pd.DataFrame.from_records(rows, columns=["customer_id", "period", "revenue"])
+    frame["date"] = pd.to_datetime([period_ends[int(p)] for p in frame["period"]])
+    frame["revenue"] = frame["revenue"].astype("float64")
+    return frame[["customer_id", "date", "revenue"]]

@@ -160,7 +160,7 @@ def score_chunk(*, chunk_id: int) -> int:
     classified = engine.classify(scored, engine.Thresholds.from_dict(run.thresholds), settings)
     rows = list(_value_rows(run.pk, classified, inputs.by_type))
     with transaction.atomic():
-        CustomerValue.objects.filter(run_id=run.pk, customer_id__range=id_range).delete()
+        CustomerValue.objects.filter(run_id=run.pk, customer__id__range=id_range).delete()
         CustomerValue.objects.bulk_create(rows, batch_size=WRITE_BATCH)
         ValuationChunk.objects.filter(pk=chunk_id).update(
             status=ValuationChunk.Status.DONE,
@@ -286,13 +286,16 @@ def run_backtest(*, as_of: dt.date, settings: engine.EngineSettings) -> dict:
         return {"skipped": "Too little history before the holdout period for a back-test."}
     summary = selectors.engine_summary(aggregates, customer_ids=aggregates["customer_id"], as_of=calibration_end)
     holdout = selectors.holdout_purchase_days(after=calibration_end, until=as_of)
-    return engine.backtest_summary(summary, holdout, settings.holdout_weeks, settings)
+    summary = summary[summary["purchase_days"] > 0]
+    return engine.backtest_summary(summary, holdout, float(settings.holdout_weeks), settings)
 
 
-def earned_growth(*, as_of: dt.date) -> list[dict]:
-    revenue = selectors.revenue_by_customer_period(as_of=as_of)
+def earned_growth(*, as_of: dt.date, years: int = 3) -> list[dict]:
+    """Earned growth for trailing 12-month periods ending at as_of (complete years only)."""
+    ends = [(pd.Timestamp(as_of) - pd.DateOffset(years=k)).date() for k in range(years, -1, -1)]
+    revenue = selectors.revenue_by_customer_period(period_ends=ends)
     customers = selectors.customer_frame(as_of=as_of)
-    table = engine.earned_growth(revenue, customers, as_of=as_of)
+    table = engine.earned_growth(revenue, customers, period_end_dates=ends)
     return [
         {k: (v.date().isoformat() if isinstance(v, pd.Timestamp) else (None if pd.isna(v) else v)) for k, v in row.items()}
         for row in table.to_dict(orient="records")

@@ -35,6 +35,14 @@ def redis_answers(url: str) -> bool:
         return False
 
 
+def reset_broker_connections() -> None:
+    """Drop pooled connections so the next publish connects to the configured broker_url."""
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+        celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
 @pytest.fixture
 def broker():
     require_service(redis_answers(REDIS_URL), f"Redis at {REDIS_URL or 'CVM_TEST_REDIS_URL'}")
@@ -44,10 +52,10 @@ def broker():
     redis.Redis.from_url(REDIS_URL).flushdb()
     saved = {k: celery_app.conf[k] for k in ("task_always_eager", "broker_url")}
     celery_app.conf.update(task_always_eager=False, broker_url=REDIS_URL)
-    celery_app.pool.force_close_all()
+    reset_broker_connections()
     yield REDIS_URL
     celery_app.conf.update(saved)
-    celery_app.pool.force_close_all()
+    reset_broker_connections()
 
 
 def database_url() -> str:
@@ -120,7 +128,7 @@ def test_a_real_worker_runs_the_chunked_valuation(broker):
 
 def test_recompute_now_fails_fast_and_clearly_when_redis_is_down(broker):
     celery_app.conf.update(broker_url="redis://127.0.0.1:1/0")
-    celery_app.pool.force_close_all()
+    reset_broker_connections()
     started = time.monotonic()
     with pytest.raises(services.QueueUnavailable):
         services.request_recompute(as_of=dt.date(2026, 1, 31))

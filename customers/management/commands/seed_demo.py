@@ -1,0 +1,60 @@
+"""Fill the database with a reproducible demo company (see customers/demo.py)."""
+
+from datetime import date
+
+from django.core.management.base import BaseCommand, CommandError
+
+from customers.demo import DEFAULT_CHUNK_SIZE, DEMO_PASSWORD, DemoDataConflict, seed_demo
+
+
+class Command(BaseCommand):
+    help = (
+        "Replace the demo data with a reproducible industrial supplier: customers, three years of "
+        "purchases and free services, and demo logins. Refuses when real data exists unless --force."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--customers", type=int, default=2000, help="Number of customers (default 2000).")
+        parser.add_argument("--seed", type=int, default=42, help="Random seed (default 42).")
+        parser.add_argument("--as-of", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
+                            help="Last day of the history (default today).")
+        parser.add_argument("--years", type=int, default=3, help="Years of history (default 3).")
+        parser.add_argument("--force", action="store_true",
+                            help="Add demo data even though non-demo data exists (never deletes it).")
+        parser.add_argument("--if-empty", action="store_true",
+                            help="Do nothing when the database already holds customers.")
+        parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="Customers per chunk.")
+
+    def handle(self, *args, **options):
+        if options["customers"] < 1 or options["years"] < 1 or options["chunk_size"] < 1:
+            raise CommandError("--customers, --years and --chunk-size must be at least 1.")
+        verbose = options["verbosity"] > 1
+        try:
+            report = seed_demo(
+                customers=options["customers"], seed=options["seed"], as_of=options["as_of"],
+                years=options["years"], force=options["force"], if_empty=options["if_empty"],
+                chunk_size=options["chunk_size"],
+                progress=self.stdout.write if verbose else None,
+            )
+        except DemoDataConflict as error:
+            raise CommandError(str(error)) from error
+        if report.skipped:
+            self.stdout.write("The database already holds customers; nothing seeded (--if-empty).")
+            return
+
+        if report.replaced_customers:
+            self.stdout.write(f"Replaced {report.replaced_customers:,} demo customers.")
+        self.stdout.write(self.style.SUCCESS(
+            f"Demo data from {report.first_day} to {report.as_of}: {report.customers:,} customers, "
+            f"{report.transactions:,} transactions, {report.service_events:,} service events "
+            f"in {report.seconds['total']:.1f} s."
+        ))
+        for table, label in (("customers", "customers"), ("transactions", "transactions"),
+                             ("service_events", "service events")):
+            self.stdout.write(
+                f"  {label:<15} {getattr(report, table):>12,} rows {report.seconds[table]:8.1f} s "
+                f"{report.rate(table):>12,.0f} rows/s"
+            )
+        self.stdout.write(f"Logins (password {DEMO_PASSWORD}):")
+        for login in report.logins:
+            self.stdout.write(f"  {login.username:<8} {login.full_name:<18} {login.role.value}")

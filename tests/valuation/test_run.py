@@ -1,0 +1,173 @@
+"""The valuation run end to end on the database: chunks, replace-not-duplicate, lock, failure."""
+
+import datetime as dt
+from decimal import Decimal
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+
+from customers.models import Customer, Transaction
+from services.models import ServiceType
+from tests.factories import ServiceEventFactory
+from valuation import services
+from valuation.engine import BgNbdParams, GammaGammaParams, SEGMENTS
+from valuation.engine.simulate import simulate_transactions
+from valuation.models import CustomerValue, ValuationChunk, ValuationRun
+
+pytestmark = pytest.mark.django_db
+
+AS_OF = dt.date(2026, 6, 30)
+
+
+@pytest.fixture
+def company():
+    """120 customers buying by the BG/NBD story over two and a half years, some spoiled with
+    free services, plus two customers who never bought."""
+    tx = simulate_transactions(
+        120, BgNbdParams(r=0.8, alpha=6.0, a=0.6, b=3.0), GammaGammaParams(p=4.0, q=3.0, v=120.0),
+        dt.date(2024, 1, 1), AS_OF, seed=7,
+    )
+    customers = Customer.objects.bulk_create(
+        Customer(number=f"S{i:04d}", name=f"Sim {i}", acquired_on=dt.date(2024, 1, 1)) for i in range(122)
+    )
+    ids = np.array([c.pk for c in customers])
+    Transaction.objects.bulk_create(
+        Transaction(customer_id=int(ids[row.customer_id - 1]), external_id=f"SIM-{n}", date=row.date.date(),
+                    revenue=Decimal(f"{row.revenue:.2f}"), cost_of_goods=Decimal(f"{row.cost:.2f}"))
+        for n, row in enumerate(tx.itertuples())
+    )
+    hotline = ServiceType.objects.get(code="hotline")
+    for customer in customers[:40:3]:
+        for k in range(4):
+            ServiceEventFactory(customer=customer, service_type=hotline, date=AS_OF - dt.timedelta(days=30 * k + 5),
+                                quantity=Decimal("2.5"))
+    return customers
+
+
+def values_by_customer(run):
+    return {
+        v["customer_id"]: v
+        for v in CustomerValue.objects.filter(run=run).values(
+            "customer_id", "clv", "clv_low", "clv_high", "p_alive", "segment", "abc_class", "value_to_customer"
+        )
+    }
+
+
+def test_run_values_every_customer_once_with_sane_figures(company, settings):
+    settings.CVM_VALUATION_CHUNK_SIZE = 25
+    run = services.run_valuation(as_of=AS_OF)
+    assert run.status == ValuationRun.Status.COMPLETED
+    assert run.chunk_count == 5 and run.chunks.filter(status=ValuationChunk.Status.DONE).count() == 5
+    values = values_by_customer(run)
+    assert set(values) == {c.pk for c in company}
+    for v in values.values():
+        assert v["clv_low"] <= v["clv"] <= v["clv_high"] or v["clv_low"] <= v["clv_high"]
+        assert 0 <= v["p_alive"] <= 1
+        assert v["segment"] in SEGMENTS
+    never_bought = values[company[-1].pk]
+    assert never_bought["clv"] == 0 and never_bought["p_alive"] == 0
+    spoiled = values[company[0].pk]
+    assert spoiled["value_to_customer"] > 0
+    assert {v["segment"] for v in values.values()} == set(SEGMENTS)
+    params = run.parameters["bgnbd"]
+    assert params["r"] > 0 and params["alpha"] > 0
+    assert run.backtest["customers"] > 0 and "mae_per_customer" in run.backtest
+    assert run.company["earned_growth"]
+
+
+def test_chunked_scoring_equals_one_chunk(company, settings):
+    settings.CVM_VALUATION_CHUNK_SIZE = 1000
+    whole = values_by_customer(services.run_valuation(as_of=AS_OF))
+    settings.CVM_VALUATION_CHUNK_SIZE = 7
+    chunked = values_by_customer(services.run_valuation(as_of=AS_OF))
+    assert chunked == whole
+
+
+def test_same_as_of_again_replaces_never_duplicates(company):
+    first = services.run_valuation(as_of=AS_OF)
+    second = services.run_valuation(as_of=AS_OF)
+    assert list(ValuationRun.objects.values_list("pk", flat=True)) == [second.pk]
+    assert CustomerValue.objects.count() == len(company)
+    assert not ValuationRun.objects.filter(pk=first.pk).exists()
+
+
+def test_rerunning_a_chunk_replaces_its_rows(company, settings):
+    settings.CVM_VALUATION_CHUNK_SIZE = 50
+    run = services.run_valuation(as_of=AS_OF)
+    before = values_by_customer(run)
+    ValuationRun.objects.filter(pk=run.pk).update(status=ValuationRun.Status.RUNNING)
+    for chunk in run.chunks.all():
+        services.score_chunk(chunk_id=chunk.pk)
+    assert CustomerValue.objects.filter(run=run).count() == len(company)
+    assert values_by_customer(run) == before
+
+
+def test_history_is_kept_across_dates(company):
+    services.run_valuation(as_of=AS_OF - dt.timedelta(days=1))
+    services.run_valuation(as_of=AS_OF)
+    assert ValuationRun.objects.filter(status="completed").count() == 2
+    assert CustomerValue.objects.count() == 2 * len(company)
+
+
+def test_one_run_at_a_time(company):
+    running = services.start_run(as_of=AS_OF, trigger="manual")
+    with pytest.raises(services.RunAlreadyRunning):
+        services.start_run(as_of=AS_OF, trigger="nightly")
+    with pytest.raises(services.RunAlreadyRunning):
+        services.run_valuation(as_of=AS_OF)
+    assert ValuationRun.objects.filter(status="running").get() == running
+
+
+def test_a_failed_run_leaves_the_previous_one_in_place(company, monkeypatch):
+    good = services.run_valuation(as_of=AS_OF - dt.timedelta(days=1))
+
+    def broken(**kwargs):
+        raise RuntimeError("disk full while scoring")
+
+    monkeypatch.setattr(services, "score_chunk", broken)
+    with pytest.raises(RuntimeError):
+        services.run_valuation(as_of=AS_OF)
+    failed = ValuationRun.objects.get(as_of=AS_OF)
+    assert failed.status == ValuationRun.Status.FAILED
+    assert "disk full while scoring" in failed.error
+    from valuation.selectors import latest_completed_run
+
+    assert latest_completed_run() == good
+    assert CustomerValue.objects.filter(run=good).count() == len(company)
+    # and the lock is free again
+    monkeypatch.undo()
+    assert services.run_valuation(as_of=AS_OF).status == "completed"
+
+
+def test_recompute_values_command_prints_progress(company, capsys):
+    call_command("recompute_values", "--as-of", AS_OF.isoformat())
+    out = capsys.readouterr().out
+    assert "fitting the models" in out and "chunk 1/1" in out and "completed: 122 customers" in out
+
+
+def test_recompute_now_runs_in_process_without_redis(company):
+    run = services.request_recompute(as_of=AS_OF)
+    run.refresh_from_db()
+    assert run.status == ValuationRun.Status.COMPLETED
+    assert run.trigger == ValuationRun.Trigger.MANUAL
+
+
+def test_nightly_task_runs_once_per_day(company, monkeypatch):
+    from valuation import tasks
+
+    monkeypatch.setattr(services, "today", lambda: AS_OF)
+    first = tasks.nightly_valuation()
+    assert ValuationRun.objects.get(pk=first).status == "completed"
+    assert tasks.nightly_valuation() is None
+    assert ValuationRun.objects.count() == 1
+
+
+def test_referral_value_sums_referred_customers(company):
+    referrer, a, b = company[0], company[1], company[2]
+    Customer.objects.filter(pk__in=[a.pk, b.pk]).update(referred_by=referrer)
+    run = services.run_valuation(as_of=AS_OF)
+    rows = {v.customer_id: v for v in CustomerValue.objects.filter(run=run)}
+    expected = sum(rows[c.pk].margin_lifetime + rows[c.pk].clv for c in (a, b))
+    assert rows[referrer.pk].referral_value == expected
+    assert rows[a.pk].referral_value == Decimal("0")
