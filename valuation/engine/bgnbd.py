@@ -101,18 +101,20 @@ def bgnbd_expected_purchases_if_alive(
 ) -> np.ndarray:
     """E[purchases in (T, T+t] | alive at T, x, T].
 
-    This is eq. (10) without its P(alive) factor. Pfaff's transformation
-    2F1(A, B; C; z) = (1-z)^(-A) 2F1(A, C-B; C; z/(z-1)) turns
-    ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; t/(alpha+T+t)) into
-    2F1(r+x, a-1; a+b+x-1; -t/(alpha+T)), which stays finite for large x where the original
-    factors over- and underflow.
+    This is eq. (10) without its P(alive) factor. Euler's transformation
+    2F1(A, B; C; z) = (1-z)^(C-A-B) 2F1(C-A, C-B; C; z) turns
+    ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z), z = t/(alpha+T+t), into
+    (1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z): the first two parameters no longer grow with x
+    and z stays in [0, 1), so the series converges fast and nothing over- or underflows for
+    large x or b (Pfaff's form with argument -t/(alpha+T) loses all precision there).
     """
     t, x, T = _arrays(t, x, T)
     r, alpha, b = params.r, params.alpha, params.b
     # The expression has a removable singularity at a = 1; step around it.
     a = params.a if abs(params.a - 1.0) > 1e-7 else 1.0 + 1e-7
     c = a + b + x - 1
-    return (c / (a - 1)) * (1.0 - hyp2f1(r + x, a - 1, c, -t / (alpha + T)))
+    z = t / (alpha + T + t)
+    return (c / (a - 1)) * (1.0 - (1.0 - z) ** (a - 1) * hyp2f1(a + b - 1 - r, a - 1, c, z))
 
 
 def bgnbd_expected_purchases(

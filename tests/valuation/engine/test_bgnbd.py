@@ -137,3 +137,21 @@ def test_params_round_trip_through_dict():
 def test_rejects_recency_after_age():
     with pytest.raises(ValueError):
         fit_bgnbd([1], [5.0], [4.0])
+
+
+def test_expected_purchases_stay_finite_for_large_b_and_many_purchases():
+    """Fitted on B2B data with b ~ 100 and customers with hundreds of purchase days, the
+    closed form must stay finite, positive and increasing in t (Pfaff's form did not)."""
+    import numpy as np
+
+    from valuation.engine import BgNbdParams, bgnbd_expected_purchases_if_alive
+
+    params = BgNbdParams(r=1.1713, alpha=2.5955, a=1.1446, b=96.684)
+    t = np.arange(1, 37)[None, :] * 4.348
+    for x in (0, 1, 5, 30, 100, 300):
+        for T in (0.1, 5.0, 50.0, 150.0):
+            g = bgnbd_expected_purchases_if_alive(params, t, float(x), T)[0]
+            assert np.isfinite(g).all() and (g > 0).all()
+            assert (np.diff(g) > 0).all()
+            # never more than the posterior-mean rate times the horizon for a customer alive now
+            assert g[-1] <= (params.r + x) / (params.alpha + T) * t[0, -1] * 1.0001
