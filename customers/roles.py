@@ -22,3 +22,9 @@ def role_of(user) -> Role | None:
         role = next((r for r in (Role.MANAGER, Role.SALES_REP, Role.INSIDE_SALES) if r.value in names), None)
     user._cvm_role = role
     return role
+
+
+def install_role_groups(group_model) -> None:
+    """Create the role groups where missing (migrations pass their historical model)."""
+    for role in Role:
+        group_model.objects.get_or_create(name=role.value)

@@ -1,11 +1,25 @@
 """Reads about customers. `visible_customers` is the one place that decides who sees whom."""
 
-from django.db.models import Count, QuerySet, Sum
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
 
-from services.models import ServiceEvent
+import pandas as pd
+from django.core.cache import cache
+from django.db.models import Count, DecimalField, F, FilteredRelation, Q, QuerySet, Sum
+from django.db.models.functions import TruncMonth
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from services.models import ServiceEvent, ServiceType
+from services.selectors import VALUE_FIELD, service_event_value, standard_cost_expression
+from valuation.models import CustomerValue, Segment, ValuationRun
+from valuation.selectors import latest_completed_run
 
 from .models import Customer, Transaction
 from .roles import Role, role_of
+
+MONEY_FIELD = DecimalField(max_digits=16, decimal_places=2)
 
 
 def visible_customers(*, user) -> QuerySet[Customer]:
@@ -29,3 +43,362 @@ def company_overview(*, user) -> dict:
         **transactions.aggregate(transactions=Count("id"), revenue=Sum("revenue")),
         "service_events": events.count(),
     }
+
+
+# --- Cockpit reads: customer list, cockpit, search -------------------------------------------
+
+# The strategy that goes with each segment (DOMAIN.md): shown next to the segment badge.
+SEGMENT_STRATEGIES = {
+    Segment.UNCRITICAL: _("Opportunistic selling; no king's treatment."),
+    Segment.PROBLEM: _("Spoiled with free services but not worth it (yet): renegotiate, or it never pays."),
+    Segment.POTENTIAL: _(
+        "Look for hidden win-win potential; don't over-offer, but ask whether enough is done for loyalty."
+    ),
+    Segment.INVESTMENT: _("The high service spend pays back in loyalty and follow-up business."),
+}
+
+# Value columns of the latest run, by the name the list uses for them. `money` columns are
+# figures of the value FROM the customer: inside sales never sees them, nor sorts by them
+# (a sort order would leak the ranking).
+VALUE_COLUMNS = {
+    "segment": ("segment", False),
+    "abc_class": ("abc_class", False),
+    "revenue_window": ("revenue_window", True),
+    "margin_window": ("margin_window", True),
+    "profit_after_services": ("profit_after_services", True),
+    "clv": ("clv", True),
+    "p_alive": ("p_alive", True),
+    "value_to_customer": ("value_to_customer", False),
+    "service_count": ("service_count", False),
+}
+CUSTOMER_SORTS = {"name": "name", "number": "number"} | {key: f"latest__{field}" for key, (field, _m) in VALUE_COLUMNS.items()}
+MONEY_SORTS = {key for key, (_f, is_money) in VALUE_COLUMNS.items() if is_money}
+LIST_PAGE_SIZE = 25
+FILTER_CHOICES_CACHE_SECONDS = 600
+
+
+def segment_strategy(segment: str | None) -> str:
+    return SEGMENT_STRATEGIES.get(segment, "") if segment else ""
+
+
+def allowed_sorts(*, user) -> list[str]:
+    from .access import sees_money
+
+    return [key for key in CUSTOMER_SORTS if sees_money(user) or key not in MONEY_SORTS]
+
+
+@dataclass
+class CustomerPage:
+    """One page of the customer list, without a COUNT(*) over all customers."""
+
+    rows: list
+    number: int
+    page_size: int
+    has_next: bool
+    run: ValuationRun | None
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def first_index(self) -> int:
+        return (self.number - 1) * self.page_size + 1
+
+    @property
+    def last_index(self) -> int:
+        return self.first_index + len(self.rows) - 1
+
+
+def _with_latest_values(customers: QuerySet, run: ValuationRun | None) -> QuerySet:
+    """LEFT JOIN the customer's row of the given run; a customer without one keeps NULLs."""
+    run_id = run.pk if run else 0
+    customers = customers.annotate(latest=FilteredRelation("values", condition=Q(values__run_id=run_id)))
+    return customers.annotate(**{f"v_{key}": F(f"latest__{field}") for key, (field, _m) in VALUE_COLUMNS.items()})
+
+
+def filtered_customers(*, user, search: str = "", segment: str = "", abc_class: str = "", owner_id: int | None = None,
+                       region: str = "", industry: str = "", run: ValuationRun | None = None) -> QuerySet[Customer]:
+    """Visible customers matching the list filters, with the latest run's value columns."""
+    customers = visible_customers(user=user).select_related("owner")
+    search = search.strip()
+    if search:
+        customers = customers.filter(Q(number__istartswith=search) | Q(name__icontains=search))
+    if owner_id:
+        customers = customers.filter(owner_id=owner_id)
+    if region:
+        customers = customers.filter(region=region)
+    if industry:
+        customers = customers.filter(industry=industry)
+    customers = _with_latest_values(customers, run)
+    if segment:
+        customers = customers.filter(latest__segment=segment)
+    if abc_class:
+        customers = customers.filter(latest__abc_class=abc_class)
+    return customers
+
+
+def customer_list_page(*, user, filters: dict, sort: str = "name", page: int = 1,
+                       page_size: int = LIST_PAGE_SIZE) -> CustomerPage:
+    """A page of the customer list, sorted by a name or any value column.
+
+    Sorting by a value column walks the valued customers first (the planner can follow the
+    (run, -clv) style indexes through an inner join) and appends the customers the latest
+    run has not valued yet, so they are still listed, last, in name order.
+    """
+    run = latest_completed_run()
+    customers = filtered_customers(user=user, run=run, **filters)
+    descending = sort.startswith("-")
+    key = sort.lstrip("-")
+    if key not in allowed_sorts(user=user):
+        key, descending = "name", False
+    field = CUSTOMER_SORTS[key]
+    offset = (page - 1) * page_size
+    wanted = page_size + 1  # one more row tells whether a next page exists
+    if not field.startswith("latest__"):
+        ordering = [f"-{field}" if descending else field, "-pk" if descending else "pk"]
+        rows = list(customers.order_by(*ordering)[offset : offset + wanted])
+    else:
+        ordering = [F(field).desc() if descending else F(field).asc(), "pk"]
+        valued = customers.filter(latest__run_id=run.pk) if run else customers.none()
+        rows = list(valued.order_by(*ordering)[offset : offset + wanted]) if run else []
+        if len(rows) < wanted:
+            # Past the valued customers: continue with the not-yet-valued ones.
+            valued_total = offset + len(rows) if rows or offset == 0 else valued.count()
+            unvalued = customers.filter(latest__id__isnull=True).order_by("name", "pk")
+            start = max(0, offset - valued_total)
+            rows += list(unvalued[start : start + wanted - len(rows)])
+    for row in rows:
+        row.v_segment_label = _segment_label(row.v_segment)
+    return CustomerPage(rows=rows[:page_size], number=page, page_size=page_size, has_next=len(rows) > page_size, run=run)
+
+
+def customer_filter_choices(*, user) -> dict:
+    """Owners, regions and industries for the list filters.
+
+    Distinct regions/industries over all customers are one full index scan each, so they are
+    cached for a few minutes; a sales rep's own few customers are read directly.
+    """
+    from django.contrib.auth import get_user_model
+
+    role = role_of(user)
+    if role == Role.SALES_REP:
+        own = Customer.objects.filter(owner=user)
+        regions = sorted(set(own.exclude(region="").values_list("region", flat=True)))
+        industries = sorted(set(own.exclude(industry="").values_list("industry", flat=True)))
+        return {"owners": [], "regions": regions, "industries": industries}
+
+    def distinct(column: str) -> list[str]:
+        return list(
+            Customer.objects.exclude(**{column: ""}).order_by(column).values_list(column, flat=True).distinct()[:500]
+        )
+
+    cached = cache.get("customers:filter-choices")
+    if cached is None:
+        cached = {"regions": distinct("region"), "industries": distinct("industry")}
+        cache.set("customers:filter-choices", cached, FILTER_CHOICES_CACHE_SECONDS)
+    owners = list(
+        get_user_model().objects.filter(groups__name=Role.SALES_REP.value).order_by("last_name", "first_name", "username")
+    )
+    return {"owners": owners, **cached}
+
+
+def search_customers(*, user, query: str, limit: int = 10) -> list[dict]:
+    """Visible customers whose number or name starts with the query (the logging form's search)."""
+    query = query.strip()
+    if not query:
+        return []
+    matches = (
+        visible_customers(user=user)
+        .filter(Q(number__istartswith=query) | Q(name__istartswith=query))
+        .order_by("name", "pk")
+        .values("id", "number", "name")[:limit]
+    )
+    return list(matches)
+
+
+# --- The cockpit of one customer ------------------------------------------------------------
+
+
+def default_period(*, today: dt.date | None = None, months: int = 12) -> tuple[dt.date, dt.date]:
+    """The last `months` months up to today, both days included (the valuation's window)."""
+    today = today or timezone.localdate()
+    start = (pd.Timestamp(today) - pd.DateOffset(months=months)).date() + dt.timedelta(days=1)
+    return start, today
+
+
+def _months(start: dt.date, end: dt.date) -> list[dt.date]:
+    month, last = start.replace(day=1), end.replace(day=1)
+    months = []
+    while month <= last:
+        months.append(month)
+        month = (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return months
+
+
+def _month_key(value) -> dt.date:
+    # TruncMonth gives a date on SQLite and PostgreSQL alike for a DateField; be lenient anyway.
+    return value.date() if isinstance(value, dt.datetime) else value
+
+
+def monthly_margin_and_service_cost(*, customer_id: int, start: dt.date, end: dt.date) -> list[dict]:
+    """Per month of the period: margin from transactions and standard cost of free services.
+
+    Two grouped queries, whatever the number of transactions or services.
+    """
+    margins = (
+        Transaction.objects.filter(customer_id=customer_id, date__range=(start, end))
+        .annotate(month=TruncMonth("date"))
+        .values("month")
+        .annotate(margin=Sum(F("revenue") - F("cost_of_goods"), output_field=MONEY_FIELD))
+        .order_by()
+        .values_list("month", "margin")
+    )
+    costs = (
+        ServiceEvent.objects.filter(customer_id=customer_id, date__range=(start, end))
+        .annotate(month=TruncMonth("date"))
+        .values("month")
+        .annotate(cost=Sum(F("quantity") * standard_cost_expression(), output_field=VALUE_FIELD))
+        .order_by()
+        .values_list("month", "cost")
+    )
+    margin_by_month = {_month_key(m): v or Decimal(0) for m, v in margins}
+    cost_by_month = {_month_key(m): v or Decimal(0) for m, v in costs}
+    return [
+        {"month": month, "margin": margin_by_month.get(month, Decimal(0)), "service_cost": cost_by_month.get(month, Decimal(0))}
+        for month in _months(start, end)
+    ]
+
+
+def service_history(*, customer_id: int, start: dt.date, end: dt.date, limit: int = 500) -> tuple[list, bool]:
+    """The customer's services in the period, newest first, each valued; and whether it was cut."""
+    events = service_event_value(
+        ServiceEvent.objects.filter(customer_id=customer_id, date__range=(start, end))
+        .select_related("service_type", "logged_by")
+        .order_by("-date", "-id")
+    )
+    rows = list(events[: limit + 1])
+    return rows[:limit], len(rows) > limit
+
+
+def service_totals_by_type(*, customer_id: int, start: dt.date, end: dt.date) -> list[dict]:
+    """Per service type in the period: number of services, units (quantity) and standard-cost value."""
+    rows = (
+        ServiceEvent.objects.filter(customer_id=customer_id, date__range=(start, end))
+        .values(
+            "service_type_id",
+            type_name=F("service_type__name"),
+            unit=F("service_type__unit"),
+            sort_order=F("service_type__sort_order"),
+        )
+        .annotate(
+            count=Count("id"),
+            value=Sum(F("quantity") * standard_cost_expression(), output_field=VALUE_FIELD),
+            units=Sum("quantity"),
+        )
+        .order_by("sort_order", "type_name")
+    )
+    return list(rows)
+
+
+def value_history(*, customer_id: int, limit: int = 800) -> list[dict]:
+    """The customer's figures in every completed run, oldest first (runs are kept ~2 years)."""
+    rows = (
+        CustomerValue.objects.filter(customer_id=customer_id, run__status=ValuationRun.Status.COMPLETED)
+        .order_by("-run__as_of", "-run_id")
+        .values("run__as_of", "clv", "clv_low", "clv_high", "margin_window", "value_to_customer", "segment", "abc_class")
+    )[:limit]
+    return list(reversed(rows))
+
+
+def _segment_label(segment: str) -> str:
+    return Segment(segment).label if segment in Segment.values else segment
+
+
+def segment_changes(history: list[dict]) -> list[dict]:
+    """The runs in which the customer moved to another segment."""
+    changes, previous = [], None
+    for row in history:
+        if previous is not None and row["segment"] != previous:
+            changes.append({
+                "as_of": row["run__as_of"],
+                "from": previous,
+                "to": row["segment"],
+                "from_label": _segment_label(previous),
+                "to_label": _segment_label(row["segment"]),
+            })
+        previous = row["segment"]
+    return changes
+
+
+def latest_customer_value(*, customer_id: int) -> CustomerValue | None:
+    """The customer's row of the most recent completed run that valued it."""
+    return (
+        CustomerValue.objects.filter(customer_id=customer_id, run__status=ValuationRun.Status.COMPLETED)
+        .select_related("run")
+        .order_by("-run__finished_at", "-run_id")
+        .first()
+    )
+
+
+@dataclass
+class Cockpit:
+    customer: Customer
+    value: CustomerValue | None
+    start: dt.date
+    end: dt.date
+    months: list[dict]
+    history: list[dict]
+    segment_changes: list[dict]
+    services: list
+    services_truncated: bool
+    totals_by_type: list[dict]
+    services_total: Decimal
+    window_by_type: list[dict] = field(default_factory=list)
+
+    @property
+    def run_settings(self) -> dict:
+        return self.value.run.settings if self.value else {}
+
+    @property
+    def interval_share(self) -> float:
+        """How many outcomes the CLV range covers (0.8 for the 10th to 90th percentile)."""
+        settings = self.run_settings
+        return float(settings.get("interval_high", 0.9)) - float(settings.get("interval_low", 0.1))
+
+    @property
+    def strategy(self) -> str:
+        return segment_strategy(self.value.segment) if self.value else ""
+
+
+def customer_cockpit(*, customer: Customer, start: dt.date, end: dt.date) -> Cockpit:
+    """Everything the cockpit page shows, in a fixed number of queries."""
+    value = latest_customer_value(customer_id=customer.pk)
+    history = value_history(customer_id=customer.pk) if value else []
+    services, truncated = service_history(customer_id=customer.pk, start=start, end=end)
+    totals = service_totals_by_type(customer_id=customer.pk, start=start, end=end)
+    window_by_type = []
+    if value and value.value_to_by_type:
+        names = {t.code: t for t in ServiceType.objects.filter(code__in=list(value.value_to_by_type))}
+        window_by_type = sorted(
+            (
+                {"code": code, "name": names[code].name if code in names else code, "value": Decimal(str(cost)),
+                 "sort_order": names[code].sort_order if code in names else 999}
+                for code, cost in value.value_to_by_type.items()
+            ),
+            key=lambda row: (-row["value"], row["sort_order"]),
+        )
+    return Cockpit(
+        customer=customer,
+        value=value,
+        start=start,
+        end=end,
+        months=monthly_margin_and_service_cost(customer_id=customer.pk, start=start, end=end),
+        history=history,
+        segment_changes=segment_changes(history),
+        services=services,
+        services_truncated=truncated,
+        totals_by_type=totals,
+        services_total=sum((row["value"] or Decimal(0) for row in totals), Decimal(0)),
+        window_by_type=window_by_type,
+    )

@@ -1,9 +1,132 @@
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import render
+from django.utils import formats
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+
+from services.forms import ServiceEventForm
+from valuation.charts import ChartLocale, cockpit_margin_vs_service_cost_figure, cockpit_value_history_figure
 
 from . import selectors
+from .access import any_role, customer_or_404, sees_money
+from .forms import CustomerFilterForm, PeriodForm
+from .roles import Role, role_of
+from .statement import render_statement_pdf, statement_filename, value_statement
+from .templatetags.money import CURRENCY_SYMBOLS, SYMBOL_AFTER
 
 
 @login_required
 def home(request):
     return render(request, "home.html", {"overview": selectors.company_overview(user=request.user)})
+
+
+def chart_locale() -> ChartLocale:
+    language = (get_language() or settings.LANGUAGE_CODE).split("-")[0]
+    return ChartLocale(
+        decimal=formats.get_format("DECIMAL_SEPARATOR"),
+        thousands=formats.get_format("THOUSAND_SEPARATOR"),
+        currency_symbol=CURRENCY_SYMBOLS.get(settings.CVM_CURRENCY, settings.CVM_CURRENCY),
+        symbol_after=language in SYMBOL_AFTER,
+    )
+
+
+def _query_without(params: QueryDict, *names: str) -> str:
+    params = params.copy()
+    for name in names:
+        params.pop(name, None)
+    return params.urlencode()
+
+
+@any_role
+def customer_list(request):
+    choices = selectors.customer_filter_choices(user=request.user)
+    form = CustomerFilterForm(request.GET or None, owners=choices["owners"])
+    filters = form.list_filters() if form.is_bound else {}
+    data = form.cleaned_data if form.is_bound and form.is_valid() else {}
+    sort = data.get("sort") or "name"
+    page = selectors.customer_list_page(user=request.user, filters=filters, sort=sort, page=data.get("page") or 1)
+    show_money = sees_money(request.user)
+    return render(
+        request,
+        "customers/list.html",
+        {
+            "form": form,
+            "page": page,
+            "sort": sort,
+            "sortable": selectors.allowed_sorts(user=request.user),
+            "choices": choices,
+            "show_money": show_money,
+            "filtered": any(filters.values()),
+            "query_without_sort": _query_without(request.GET, "sort", "page"),
+            "query_without_page": _query_without(request.GET, "page"),
+            "is_rep": role_of(request.user) == Role.SALES_REP,
+        },
+    )
+
+
+@any_role
+def customer_detail(request, pk: int):
+    customer = customer_or_404(user=request.user, pk=pk, queryset=selectors.visible_customers(user=request.user).select_related("owner"))
+    period_form = PeriodForm(request.GET or None, default=selectors.default_period())
+    start, end = period_form.period()
+    cockpit = selectors.customer_cockpit(customer=customer, start=start, end=end)
+    show_money = sees_money(request.user)
+    locale = chart_locale()
+    monthly_chart = cockpit_margin_vs_service_cost_figure(
+        cockpit.months,
+        locale=locale,
+        labels={"margin": _("Margin"), "service_cost": _("Free services (standard cost)")},
+        show_margin=show_money,
+    )
+    history_chart = (
+        cockpit_value_history_figure(
+            cockpit.history,
+            locale=locale,
+            labels={"clv": _("CLV"), "clv_range": _("CLV range"), "value_to_customer": _("Value to the customer")},
+            show_money=show_money,
+        )
+        if len(cockpit.history) > 1
+        else None
+    )
+    log_form = ServiceEventForm(user=request.user, initial={"customer": f"{customer.number} — {customer.name}"})
+    return render(
+        request,
+        "customers/detail.html",
+        {
+            "customer": customer,
+            "cockpit": cockpit,
+            "value": cockpit.value,
+            "period_form": period_form,
+            "show_money": show_money,
+            "may_open_statement": show_money,
+            "monthly_chart": monthly_chart,
+            "history_chart": history_chart,
+            "log_form": log_form,
+            "period_query": request.GET.urlencode(),
+        },
+    )
+
+
+@any_role
+def customer_statement(request, pk: int):
+    """The value statement. Inside sales may not open it (403): it is a negotiation document
+    for whoever sells to the customer, and sits next to the figures inside sales may not see."""
+    if not sees_money(request.user):
+        raise PermissionDenied
+    customer = customer_or_404(user=request.user, pk=pk, queryset=selectors.visible_customers(user=request.user).select_related("owner"))
+    period_form = PeriodForm(request.GET or None, default=selectors.default_period())
+    context = {"customer": customer, "period_form": period_form}
+    if period_form.is_bound and not period_form.is_valid():
+        return render(request, "customers/statement.html", context, status=400)
+    start, end = period_form.period()
+    statement = value_statement(customer=customer, start=start, end=end)
+    context |= {"statement": statement, "period_query": f"from={start.isoformat()}&to={end.isoformat()}"}
+    if request.GET.get("format") == "pdf":
+        pdf = render_statement_pdf(statement=statement, context=context)
+        response = HttpResponse(pdf, content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{statement_filename(statement)}"'
+        return response
+    return render(request, "customers/statement.html", context)

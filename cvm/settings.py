@@ -208,9 +208,11 @@ CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 1
 CVM_NIGHTLY_HOUR = int(os.environ.get("CVM_NIGHTLY_HOUR", "2"))
 CVM_NIGHTLY_MINUTE = int(os.environ.get("CVM_NIGHTLY_MINUTE", "0"))
 CELERY_BEAT_SCHEDULE = {
+    # The nightly run starts at the set time; the later ticks of the same day are no-ops once
+    # it completed, and catch up when the broker or a worker was down at that time.
     "nightly-valuation": {
         "task": "valuation.tasks.nightly_valuation",
-        "schedule": crontab(hour=CVM_NIGHTLY_HOUR, minute=CVM_NIGHTLY_MINUTE),
+        "schedule": crontab(minute=f"{CVM_NIGHTLY_MINUTE}-59/15", hour=f"{CVM_NIGHTLY_HOUR}-23"),
     },
 }
 
@@ -223,7 +225,12 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # WeasyPrint reports every step of a PDF at INFO
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
+    },
 }
 
 # Scripts and styles only from our own static files; charts draw from JSON, never inline code.

@@ -35,3 +35,15 @@ def catalogue_rows():
     for order, (code, name, unit, cost, description) in enumerate(SERVICE_CATALOGUE, start=1):
         yield {"code": code, "name": name, "unit": unit, "cost": Decimal(cost),
                "description": description, "sort_order": order}
+
+
+def install_catalogue(service_type_model, standard_cost_model) -> None:
+    """Create the catalogue where missing (migrations pass their historical models)."""
+    for row in catalogue_rows():
+        service_type, _ = service_type_model.objects.get_or_create(
+            code=row["code"],
+            defaults={k: row[k] for k in ("name", "unit", "description", "sort_order")},
+        )
+        standard_cost_model.objects.get_or_create(
+            service_type=service_type, valid_from=EXAMPLE_COSTS_VALID_FROM, defaults={"cost_per_unit": row["cost"]}
+        )

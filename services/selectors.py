@@ -8,7 +8,7 @@ import pandas as pd
 from django.db.models import DecimalField, ExpressionWrapper, F, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
-from .models import ServiceEvent, StandardCost
+from .models import ServiceEvent, ServiceType, StandardCost
 
 # quantity has 2 decimals and cost 2: 4 keep the product exact, so no rounding rule is needed.
 VALUE_FIELD = DecimalField(max_digits=22, decimal_places=4)
@@ -90,3 +90,63 @@ def value_events_frame(events: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFram
     merged["unit_cost"] = merged["unit_cost"].fillna(0.0)
     merged["value"] = merged["quantity"].astype(float) * merged["unit_cost"]
     return merged.drop(columns=["_order", "_date"]).set_index(events.index)
+
+
+# --- Reads for the logging page ---------------------------------------------------------------
+
+RECENT_ENTRIES = 20
+# The fields of an entry a person can change, in the order the history page lists them.
+TRACKED_FIELDS = ["customer", "service_type", "date", "quantity", "note"]
+
+
+def recent_service_events(*, user, limit: int = RECENT_ENTRIES) -> list[ServiceEvent]:
+    """The user's latest entries, each valued at the standard cost of its day (one query)."""
+    events = (
+        ServiceEvent.objects.filter(logged_by=user)
+        .select_related("customer", "service_type")
+        .order_by("-created_at", "-id")
+    )
+    return list(service_event_value(events)[:limit])
+
+
+def active_service_types():
+    return ServiceType.objects.filter(active=True).order_by("sort_order", "name")
+
+
+def service_event_changes(*, event: ServiceEvent, customers) -> list[dict]:
+    """The event's history, newest first: who, when, and each changed field before and after.
+
+    `customers` is the queryset of customers the reader may see; a customer outside it shows
+    as its id only. Three queries in all, whatever the length of the history.
+    """
+    records = list(event.history.select_related("history_user").order_by("history_date", "history_id"))
+    customer_ids = {r.customer_id for r in records}
+    type_ids = {r.service_type_id for r in records}
+    customer_names = {c.pk: str(c) for c in customers.filter(pk__in=customer_ids)}
+    type_names = {t.pk: t.name for t in ServiceType.objects.filter(pk__in=type_ids)}
+
+    def shown(record, name):
+        if name == "customer":
+            return customer_names.get(record.customer_id, f"#{record.customer_id}")
+        if name == "service_type":
+            return type_names.get(record.service_type_id, f"#{record.service_type_id}")
+        return getattr(record, name)
+
+    entries, previous = [], None
+    for record in records:
+        changes = []
+        for name in TRACKED_FIELDS:
+            after = shown(record, name)
+            before = shown(previous, name) if previous is not None else None
+            if previous is None or before != after:
+                changes.append({
+                    "field": ServiceEvent._meta.get_field(name).verbose_name,
+                    "name": name,
+                    "before": before,
+                    "after": after,
+                })
+        if record.history_type == "-":
+            changes = []
+        entries.append({"record": record, "kind": record.history_type, "changes": changes})
+        previous = record
+    return list(reversed(entries))

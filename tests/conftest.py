@@ -19,6 +19,23 @@ def _plain_authentication(request, settings):
         settings.AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 
 
+@pytest.fixture(autouse=True)
+def _reference_data(request):
+    """Transactional tests (browser, worker) flush the database, taking the groups and the
+    service catalogue that migrations created; put them back for every such test."""
+    if not {"transactional_db", "live_server"} & set(request.fixturenames):
+        marker = request.node.get_closest_marker("django_db")
+        if not (marker and marker.kwargs.get("transaction")):
+            return
+    request.getfixturevalue("transactional_db")
+    from services.catalogue import install_catalogue
+    from services.models import ServiceType, StandardCost
+    from customers.roles import install_role_groups
+
+    install_role_groups(Group)
+    install_catalogue(ServiceType, StandardCost)
+
+
 def require_service(available: bool, what: str) -> None:
     """In CI a missing service fails the test; on a laptop it skips with the reason."""
     if available:

@@ -9,9 +9,10 @@ pytestmark = pytest.mark.django_db
 def test_repeated_wrong_passwords_lock_the_login(rep, settings):
     settings.AXES_ENABLED = True
     client = Client()
-    for _ in range(settings.AXES_FAILURE_LIMIT):
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
         response = client.post("/login/", {"username": rep.username, "password": "wrong"})
         assert response.status_code == 200
+    assert client.post("/login/", {"username": rep.username, "password": "wrong"}).status_code == 429
     locked = client.post("/login/", {"username": rep.username, "password": "secret-pass-123"})
     assert locked.status_code == 429
     assert b"Too many failed logins" in locked.content

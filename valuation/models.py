@@ -1,8 +1,10 @@
 from decimal import Decimal
 
+from django.conf import settings as django_settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
 
 MONEY = {"max_digits": 16, "decimal_places": 2}
 
@@ -30,6 +32,14 @@ class ValuationRun(models.Model):
     as_of = models.DateField(_("as of"))
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.RUNNING)
     trigger = models.CharField(_("trigger"), max_length=10, choices=Trigger.choices, default=Trigger.NIGHTLY)
+    requested_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL,
+        verbose_name=_("requested by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     stage = models.CharField(_("stage"), max_length=40, blank=True)
     started_at = models.DateTimeField(_("started"), auto_now_add=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
@@ -125,6 +135,7 @@ class ValuationPolicy(models.Model):
     )
     holdout_weeks = models.PositiveSmallIntegerField(_("back-test holdout (weeks)"), default=26)
     updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
 
     class Meta:
         verbose_name = _("valuation policy")
@@ -194,6 +205,7 @@ class CustomerValue(models.Model):
             models.Index(fields=["run", "segment"], name="cv_segment_idx"),
             models.Index(fields=["run", "abc_class"], name="cv_abc_idx"),
             models.Index(fields=["run", "-clv"], name="cv_clv_idx"),
+            models.Index(fields=["run", "profit_after_services"], name="cv_profit_idx"),
         ]
 
     def __str__(self) -> str:

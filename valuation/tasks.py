@@ -12,6 +12,7 @@ from .models import ValuationRun
 logger = logging.getLogger(__name__)
 
 # What a publish raises when Redis is down or hanging.
+MAX_NIGHTLY_ATTEMPTS = 3
 QUEUE_ERRORS = (KombuOperationalError, RedisError, ConnectionError, OSError, TimeoutError)
 
 
@@ -25,6 +26,9 @@ def nightly_valuation() -> int | None:
     as_of = services.today()
     if ValuationRun.objects.filter(as_of=as_of, status=ValuationRun.Status.COMPLETED).exists():
         return None
+    failures = ValuationRun.objects.filter(as_of=as_of, trigger="nightly", status=ValuationRun.Status.FAILED)
+    if failures.count() >= MAX_NIGHTLY_ATTEMPTS:
+        return None  # a run that keeps failing waits for a person (the failures are on the settings page)
     try:
         run = services.start_run(as_of=as_of, trigger=ValuationRun.Trigger.NIGHTLY)
     except services.RunAlreadyRunning:

@@ -2,11 +2,9 @@ from django.db import migrations
 
 
 def create_role_groups(apps, schema_editor):
-    from customers.roles import Role
+    from customers.roles import install_role_groups
 
-    Group = apps.get_model("auth", "Group")
-    for role in Role:
-        Group.objects.get_or_create(name=role.value)
+    install_role_groups(apps.get_model("auth", "Group"))
 
 
 class Migration(migrations.Migration):

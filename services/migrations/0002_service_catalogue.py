@@ -2,20 +2,9 @@ from django.db import migrations
 
 
 def create_catalogue(apps, schema_editor):
-    from services.catalogue import EXAMPLE_COSTS_VALID_FROM, catalogue_rows
+    from services.catalogue import install_catalogue
 
-    ServiceType = apps.get_model("services", "ServiceType")
-    StandardCost = apps.get_model("services", "StandardCost")
-    for row in catalogue_rows():
-        service_type, _ = ServiceType.objects.get_or_create(
-            code=row["code"],
-            defaults={k: row[k] for k in ("name", "unit", "description", "sort_order")},
-        )
-        StandardCost.objects.get_or_create(
-            service_type=service_type,
-            valid_from=EXAMPLE_COSTS_VALID_FROM,
-            defaults={"cost_per_unit": row["cost"]},
-        )
+    install_catalogue(apps.get_model("services", "ServiceType"), apps.get_model("services", "StandardCost"))
 
 
 class Migration(migrations.Migration):

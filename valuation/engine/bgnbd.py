@@ -28,6 +28,9 @@ _LOG_BOUND = 12.0
 # Above this many distinct rows a subsample fit supplies the starting point of the full fit,
 # which then needs only a few passes over all rows.
 _WARM_START_ROWS = 60_000
+# Above this a + b the posterior of the drop-out probability is so narrow that p is taken as
+# fixed at its mean; 2F1 with parameters this large cannot be evaluated reliably.
+_CONCENTRATED_BETA = 1e4
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,27 @@ def bgnbd_expected_purchases_if_alive(
     a = params.a if abs(params.a - 1.0) > 1e-7 else 1.0 + 1e-7
     c = a + b + x - 1
     z = t / (alpha + T + t)
-    return (c / (a - 1)) * (1.0 - (1.0 - z) ** (a - 1) * hyp2f1(a + b - 1 - r, a - 1, c, z))
+    if a + b > _CONCENTRATED_BETA:
+        return _expected_purchases_fixed_p(params, t, x, T)
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = (c / (a - 1)) * (1.0 - (1.0 - z) ** (a - 1) * hyp2f1(a + b - 1 - r, a - 1, c, z))
+    bad = ~np.isfinite(expected)
+    if bad.any():
+        expected = np.where(bad, _expected_purchases_fixed_p(params, t, x, T), expected)
+    return expected
+
+
+def _expected_purchases_fixed_p(params: BgNbdParams, t: np.ndarray, x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """The same expectation with p fixed at its posterior mean a / (a + b + x).
+
+    Given p, E[purchases in t | lambda, p] = (1 - exp(-lambda p t)) / p (FHL 2005, eq. 7) and
+    averaging over lambda ~ Gamma(r + x, alpha + T) gives
+    (1 - ((alpha + T) / (alpha + T + p t)) ** (r + x)) / p. When a + b is large the Beta
+    posterior of p is a spike, so this is exact to O(1 / (a + b)), and it is used where
+    the hypergeometric function's parameters are too large to evaluate.
+    """
+    p = params.a / (params.a + params.b + x)
+    return -np.expm1((params.r + x) * (np.log(params.alpha + T) - np.log(params.alpha + T + p * t))) / p
 
 
 def bgnbd_expected_purchases(

@@ -155,3 +155,24 @@ def test_expected_purchases_stay_finite_for_large_b_and_many_purchases():
             assert (np.diff(g) > 0).all()
             # never more than the posterior-mean rate times the horizon for a customer alive now
             assert g[-1] <= (params.r + x) / (params.alpha + T) * t[0, -1] * 1.0001
+
+
+def test_expected_purchases_with_a_nearly_fixed_drop_out_probability():
+    """Data without visible drop-outs fits a and b in the tens of thousands; the expectation
+    then equals the fixed-p form, and the two forms agree where both can be evaluated."""
+    import numpy as np
+
+    from valuation.engine import BgNbdParams, bgnbd_expected_purchases_if_alive
+    from valuation.engine.bgnbd import _expected_purchases_fixed_p
+
+    t = np.array([[4.0, 26.0, 156.0]])
+    spike = BgNbdParams(r=1.07, alpha=7.38, a=47142.3, b=95240.1)
+    g = bgnbd_expected_purchases_if_alive(spike, t, 3.0, 60.0)
+    assert np.isfinite(g).all() and (np.diff(g) > 0).all()
+    # by hand: p = a/(a+b+x) = 0.33108, rate (r+x)/(alpha+T) = 0.060
+    p = 47142.3 / (47142.3 + 95240.1 + 3)
+    assert g[0, -1] == pytest.approx((1 - (67.38 / (67.38 + p * 156)) ** 4.07) / p, rel=1e-9)
+    narrow = BgNbdParams(r=1.07, alpha=7.38, a=900.0, b=1800.0)
+    exact = bgnbd_expected_purchases_if_alive(narrow, t, 3.0, 60.0)
+    approx = _expected_purchases_fixed_p(narrow, t, np.array(3.0), np.array(60.0))
+    np.testing.assert_allclose(exact, approx, rtol=2e-3)

@@ -1,0 +1,175 @@
+"""Time the manager pages (segment dashboard, settings) against the configured database.
+
+A manager is logged in with Django's test Client (no web server); each page is fetched
+--repeat times and the median, p95 and the number of SQL queries are printed.
+
+    python bench/bench_dashboard.py --repeat 7
+    python bench/bench_dashboard.py --synthetic 100000     # throw-away data, rolled back
+    DATABASE_URL=postgres://... python bench/bench_dashboard.py --synthetic 200000
+
+Without --synthetic it reads what is there (the latest completed valuation run; the login
+session is the one write). With --synthetic N it adds N customers, two completed runs of
+value rows and a year of service events inside one transaction and rolls it back at the end,
+so the database is left as it was.
+"""
+
+import argparse
+import datetime as dt
+import logging
+import os
+import random
+import statistics
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cvm.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+from django.db.models import Q  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from customers.models import Customer  # noqa: E402
+from customers.roles import Role  # noqa: E402
+from services.models import ServiceEvent, ServiceType  # noqa: E402
+from valuation.models import CustomerValue, ValuationRun  # noqa: E402
+
+BATCH = 5000
+SEGMENTS = ["uncritical", "problem", "potential", "investment"]
+
+
+class Rollback(Exception):
+    pass
+
+
+def manager_user(username: str | None):
+    users = get_user_model().objects
+    if username:
+        return users.get(username=username)
+    user = users.filter(Q(is_superuser=True) | Q(groups__name=Role.MANAGER.value)).order_by("pk").first()
+    if user is None:
+        user = users.create(username=f"bench-manager-{os.getpid()}", is_superuser=True)
+    return user
+
+
+def timed_get(client: Client, url: str) -> tuple[float, int, int, int]:
+    """Seconds, status, SQL queries and response size of one GET."""
+    with CaptureQueriesContext(connection) as queries:
+        started = time.perf_counter()
+        response = client.get(url)
+        seconds = time.perf_counter() - started
+    return seconds, response.status_code, len(queries), len(response.content)
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))]
+
+
+def report(name: str, samples: list[tuple[float, int, int, int]]) -> None:
+    seconds = [s[0] for s in samples]
+    print(
+        f"{name:<38} n={len(samples):>3}  p50={statistics.median(seconds) * 1000:8.1f} ms  "
+        f"p95={percentile(seconds, 0.95) * 1000:8.1f} ms  queries={','.join(map(str, sorted({s[2] for s in samples})))}  "
+        f"status={','.join(map(str, sorted({s[1] for s in samples})))}  size={samples[-1][3] / 1024:.0f} KB"
+    )
+
+
+def synthesise(n: int) -> None:
+    """n customers with values in two completed runs and about n/2 service events."""
+    rng = random.Random(42)
+    started = time.perf_counter()
+    prefix = f"BENCH{os.getpid()}-"
+    regions, industries = ["North", "South", "East", "West"], ["Steel", "Food", "Glass", "Paper", "Chemicals"]
+    customers = []
+    for lo in range(0, n, BATCH):
+        customers += Customer.objects.bulk_create(
+            Customer(number=f"{prefix}{i}", name=f"Bench customer {i}", region=regions[i % 4],
+                     industry=industries[i % 5])
+            for i in range(lo, min(n, lo + BATCH))
+        )
+    today = timezone.localdate()
+    runs = [
+        ValuationRun.objects.create(as_of=today - dt.timedelta(days=days), status="completed", stage="done",
+                                    finished_at=timezone.now() - dt.timedelta(days=days), rows_written=n,
+                                    settings={"classic_value": "clv", "horizon_months": 36, "window_months": 12},
+                                    thresholds={"classic_threshold": 2000.0, "value_to_threshold": 150.0})
+        for days in (120, 0)
+    ]
+    for run in runs:
+        rows = []
+        for customer in customers:
+            margin = Decimal(round(rng.lognormvariate(7, 1.3), 2))
+            services = Decimal(round(rng.choice([0.0, rng.lognormvariate(5, 1.4)]), 2))
+            clv = Decimal(round(float(margin) * rng.uniform(0.1, 4), 2))
+            segment = SEGMENTS[(clv >= 2000) * 2 + (services >= 150)]
+            rows.append(CustomerValue(
+                run=run, customer=customer, revenue_lifetime=margin * 10, margin_lifetime=margin * 3,
+                revenue_window=margin * 4, margin_window=margin, value_to_customer=services,
+                profit_after_services=margin - services, abc_class=rng.choice("ABCCC"), p_alive=rng.random(),
+                expected_purchases=rng.uniform(0, 5), clv=clv, clv_low=clv / 2, clv_high=clv * 2, segment=segment,
+            ))
+            if len(rows) >= BATCH:
+                CustomerValue.objects.bulk_create(rows)
+                rows = []
+        CustomerValue.objects.bulk_create(rows)
+    types = list(ServiceType.objects.all())
+    events = [
+        ServiceEvent(customer=rng.choice(customers), service_type=rng.choice(types),
+                     date=today - dt.timedelta(days=rng.randrange(0, 730)), quantity=Decimal(1))
+        for _ in range(n // 2)
+    ]
+    for lo in range(0, len(events), BATCH):
+        ServiceEvent.objects.bulk_create(events[lo:lo + BATCH])
+    print(f"synthetic data: {n} customers, 2 runs, {len(events)} service events "
+          f"in {time.perf_counter() - started:.1f} s (rolled back at the end)")
+
+
+def measure(args) -> None:
+    client = Client(HTTP_HOST="localhost")  # an allowed host of the default settings
+    client.force_login(manager_user(args.username))
+    customers = CustomerValue.objects.filter(
+        run=ValuationRun.objects.filter(status="completed").order_by("-finished_at", "-pk").first()
+    ).count()
+    print(f"database: {connection.vendor}; customers in the latest completed run: {customers}")
+    pages = {
+        "dashboard": "/dashboard/",
+        "dashboard, filtered (region)": "/dashboard/?region=North",
+        "dashboard, filtered (region+industry)": "/dashboard/?region=North&industry=Steel",
+        "settings": "/settings/",
+    }
+    for name, url in pages.items():
+        timed_get(client, url)  # warm caches and the policy row
+        report(name, [timed_get(client, url) for _ in range(args.repeat)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--username")
+    parser.add_argument("--synthetic", type=int, default=0, help="add N throw-away customers (rolled back)")
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)
+    if not args.synthetic:
+        measure(args)
+        return
+    try:
+        with transaction.atomic():
+            synthesise(args.synthetic)
+            measure(args)
+            raise Rollback
+    except Rollback:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+import pytest
+from django.core.cache import cache
+
+from tests.factories import CustomerFactory
+
+from .factories import CustomerValueFactory, ValuationRunFactory
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    # The list's filter choices are cached; each test starts without them.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def run(db):
+    return ValuationRunFactory()
+
+
+@pytest.fixture
+def rep_customer(rep, run):
+    customer = CustomerFactory(owner=rep, name="Alpha Maschinenbau GmbH", number="K-1001")
+    CustomerValueFactory(run=run, customer=customer)
+    return customer
+
+
+@pytest.fixture
+def other_customer(other_rep, run):
+    customer = CustomerFactory(owner=other_rep, name="Beta Anlagen AG", number="K-2002")
+    CustomerValueFactory(run=run, customer=customer)
+    return customer

@@ -1,0 +1,92 @@
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from customers.selectors import monthly_margin_and_service_cost
+from services.models import ServiceType, StandardCost
+from tests.factories import CustomerFactory, ServiceEventFactory, TransactionFactory
+
+from .factories import CustomerValueFactory, ValuationRunFactory, days_ago
+
+pytestmark = pytest.mark.django_db
+
+
+def test_cockpit_shows_both_value_dimensions_and_the_strategy(client, rep, rep_customer):
+    client.force_login(rep)
+    response = client.get(reverse("customers:detail", args=[rep_customer.pk]))
+    html = response.content.decode()
+    assert "Value from the customer" in html and "Value to the customer" in html
+    assert "investment customers" in html and "pays back in loyalty" in html
+    assert "ABC class A" in html
+    assert "Free hotline" in html and "€812.50" in html  # value_to_by_type with the type's name
+    assert "Thin history" not in html
+
+
+def test_thin_history_and_not_valued_notes(client, rep, run):
+    thin = CustomerFactory(owner=rep)
+    CustomerValueFactory(run=run, customer=thin, is_thin=True)
+    fresh = CustomerFactory(owner=rep)
+    client.force_login(rep)
+    assert "Thin history" in client.get(reverse("customers:detail", args=[thin.pk])).content.decode()
+    response = client.get(reverse("customers:detail", args=[fresh.pk]))
+    assert response.status_code == 200
+    assert "Not valued yet: the nightly run will value this customer" in response.content.decode()
+
+
+def test_service_history_for_the_chosen_period(client, rep, rep_customer):
+    ServiceEventFactory(customer=rep_customer, date=days_ago(30), note="recent help", logged_by=rep)
+    ServiceEventFactory(customer=rep_customer, date=days_ago(500), note="old help")
+    client.force_login(rep)
+    url = reverse("customers:detail", args=[rep_customer.pk])
+    html = client.get(url).content.decode()
+    assert "recent help" in html and "old help" not in html
+    assert rep.get_full_name() in html
+    start = days_ago(600).isoformat()
+    html = client.get(url, {"from": start, "to": days_ago(0).isoformat()}).content.decode()
+    assert "recent help" in html and "old help" in html
+    html = client.get(url, {"from": "31.02.2025"}).content.decode()
+    assert "Showing the last 12 months instead" in html and "recent help" in html
+
+
+def test_chart_carries_margin_and_service_cost(client, rep, rep_customer):
+    TransactionFactory(customer=rep_customer, date=days_ago(40), revenue=Decimal("1000"), cost_of_goods=Decimal("600"))
+    ServiceEventFactory(customer=rep_customer, date=days_ago(40), quantity=Decimal("2"))
+    client.force_login(rep)
+    response = client.get(reverse("customers:detail", args=[rep_customer.pk]))
+    figure = response.context["monthly_chart"]
+    assert [trace["name"] for trace in figure["data"]] == ["Margin", "Free services (standard cost)"]
+    assert 400.0 in figure["data"][0]["y"] and 130.0 in figure["data"][1]["y"]
+    assert len(figure["data"][0]["x"]) in (12, 13)
+    assert 'id="monthly-chart-data"' in response.content.decode()
+    json.dumps(figure)
+
+
+def test_value_history_and_segment_changes(client, rep, rep_customer, run):
+    older = ValuationRunFactory(as_of=run.as_of - dt.timedelta(days=30), finished_at=run.finished_at - dt.timedelta(days=30))
+    CustomerValueFactory(run=older, customer=rep_customer, segment="problem", clv=Decimal("1000"))
+    client.force_login(rep)
+    response = client.get(reverse("customers:detail", args=[rep_customer.pk]))
+    changes = response.context["cockpit"].segment_changes
+    assert [(c["from"], c["to"]) for c in changes] == [("problem", "investment")]
+    history = response.context["history_chart"]
+    assert [t["name"] for t in history["data"]] == ["CLV range", "CLV", "Value to the customer"]
+    assert "Segment changes" in response.content.decode()
+
+
+def test_monthly_aggregation_uses_the_cost_of_each_day():
+    customer = CustomerFactory()
+    hotline = ServiceType.objects.get(code="hotline")
+    StandardCost.objects.create(service_type=hotline, valid_from=dt.date(2025, 5, 15), cost_per_unit=Decimal("80.00"))
+    for day, quantity in [(dt.date(2025, 5, 14), "1"), (dt.date(2025, 5, 15), "1"), (dt.date(2025, 6, 2), "0.5")]:
+        ServiceEventFactory(customer=customer, service_type=hotline, date=day, quantity=Decimal(quantity))
+    TransactionFactory(customer=customer, date=dt.date(2025, 5, 3), revenue=Decimal("100"), cost_of_goods=Decimal("30"))
+    TransactionFactory(customer=customer, date=dt.date(2025, 5, 30), revenue=Decimal("50"), cost_of_goods=Decimal("45"))
+    months = monthly_margin_and_service_cost(customer_id=customer.pk, start=dt.date(2025, 4, 10), end=dt.date(2025, 6, 30))
+    assert [(m["month"], m["margin"], m["service_cost"]) for m in months] == [
+        (dt.date(2025, 4, 1), Decimal(0), Decimal(0)),
+        (dt.date(2025, 5, 1), Decimal("75.00"), Decimal("145.00")),  # 65 + 80
+        (dt.date(2025, 6, 1), Decimal(0), Decimal("40.00")),
+    ]

@@ -1,0 +1,96 @@
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from customers.selectors import customer_list_page
+from tests.factories import CustomerFactory
+
+from .factories import CustomerValueFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def book(manager, rep, other_rep, run):
+    """Five customers: four valued in the latest run, one not valued yet."""
+    rows = [
+        ("N-100", "Anker Werke", rep, "Bavaria", "Chemicals", "problem", "B", "500.00"),
+        ("N-200", "Brenner GmbH", rep, "Saxony", "Mechanical engineering", "investment", "A", "9000.00"),
+        ("N-300", "Calor AG", other_rep, "Bavaria", "Mechanical engineering", "potential", "A", "7000.00"),
+        ("N-400", "Dorn & Söhne", other_rep, "Hesse", "Food", "uncritical", "C", "100.00"),
+    ]
+    customers = {}
+    for number, name, owner, region, industry, segment, abc, clv in rows:
+        customer = CustomerFactory(number=number, name=name, owner=owner, region=region, industry=industry)
+        CustomerValueFactory(run=run, customer=customer, segment=segment, abc_class=abc, clv=Decimal(clv))
+        customers[number] = customer
+    customers["N-500"] = CustomerFactory(number="N-500", name="Eule Neu KG", owner=rep, region="Bavaria", industry="Retail")
+    return customers
+
+
+def names(client, **params):
+    response = client.get(reverse("customers:list"), params)
+    assert response.status_code == 200
+    return [c.name for c in response.context["page"].rows]
+
+
+def test_filters_and_search(client, manager, rep, book):
+    client.force_login(manager)
+    assert names(client) == ["Anker Werke", "Brenner GmbH", "Calor AG", "Dorn & Söhne", "Eule Neu KG"]
+    assert names(client, q="N-3") == ["Calor AG"]
+    assert names(client, q="werke") == ["Anker Werke"]
+    assert names(client, segment="problem") == ["Anker Werke"]
+    assert names(client, abc_class="A") == ["Brenner GmbH", "Calor AG"]
+    assert names(client, owner=rep.pk) == ["Anker Werke", "Brenner GmbH", "Eule Neu KG"]
+    assert names(client, region="Bavaria") == ["Anker Werke", "Calor AG", "Eule Neu KG"]
+    assert names(client, industry="Mechanical engineering", region="Bavaria") == ["Calor AG"]
+    assert "No customer matches these filters" in client.get(reverse("customers:list"), {"q": "zzz"}).content.decode()
+
+
+def test_sort_by_value_lists_unvalued_customers_last(client, manager, book):
+    client.force_login(manager)
+    assert names(client, sort="-clv") == ["Brenner GmbH", "Calor AG", "Anker Werke", "Dorn & Söhne", "Eule Neu KG"]
+    assert names(client, sort="clv") == ["Dorn & Söhne", "Anker Werke", "Calor AG", "Brenner GmbH", "Eule Neu KG"]
+    assert names(client, sort="-number")[0] == "Eule Neu KG"
+    html = client.get(reverse("customers:list"), {"sort": "-clv"}).content.decode()
+    assert "not valued yet" in html and 'aria-sort="descending"' in html
+
+
+def test_rep_sees_own_customers_only(client, rep, book):
+    client.force_login(rep)
+    assert names(client) == ["Anker Werke", "Brenner GmbH", "Eule Neu KG"]
+    assert names(client, owner=999) == ["Anker Werke", "Brenner GmbH", "Eule Neu KG"]  # no owner filter for reps
+
+
+def test_inside_sales_cannot_sort_by_money(client, inside_sales, book):
+    client.force_login(inside_sales)
+    assert names(client, sort="-clv") == names(client)  # ignored: the order would leak the ranking
+    assert names(client, sort="-value_to_customer")[-1] == "Eule Neu KG"
+
+
+def test_paging_without_counting(manager, run):
+    for i in range(30):
+        customer = CustomerFactory(name=f"Kunde {i:02d}")
+        if i % 3:
+            CustomerValueFactory(run=run, customer=customer, clv=Decimal(i))
+    first = customer_list_page(user=manager, filters={}, sort="-clv", page=1, page_size=10)
+    assert first.has_next and not first.has_previous
+    pages = [first.rows]
+    page = first
+    while page.has_next:
+        page = customer_list_page(user=manager, filters={}, sort="-clv", page=page.number + 1, page_size=10)
+        pages.append(page.rows)
+    listed = [c.name for rows in pages for c in rows]
+    assert len(listed) == 30 and len(set(listed)) == 30
+    assert listed[:2] == ["Kunde 29", "Kunde 28"]
+    assert listed[20:] == [f"Kunde {i:02d}" for i in range(0, 30, 3)]  # the unvalued ten, by name
+    beyond = customer_list_page(user=manager, filters={}, sort="-clv", page=9, page_size=10)
+    assert beyond.rows == [] and not beyond.has_next
+
+
+def test_list_without_any_valuation(client, manager):
+    CustomerFactory(name="Solo GmbH")
+    client.force_login(manager)
+    html = client.get(reverse("customers:list"), {"sort": "-clv"}).content.decode()
+    assert "Solo GmbH" in html and "No valuation has been completed yet" in html

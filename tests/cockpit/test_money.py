@@ -1,0 +1,33 @@
+from decimal import Decimal
+
+from django.test import override_settings
+from django.utils import translation
+
+from customers.templatetags.money import format_money, percent, quantity
+
+
+def test_money_in_english_and_german():
+    with translation.override("en"):
+        assert format_money(Decimal("1234.56")) == "€1,234.56"
+        assert format_money(Decimal("-1234.5")) == "-€1,234.50"
+        assert format_money(Decimal("1234567.891"), 0) == "€1,234,568"
+    with translation.override("de"):
+        assert format_money(Decimal("1234.56")) == "1.234,56\u00a0€"
+        assert format_money(Decimal("-0.001")) == "0,00\u00a0€"
+    assert format_money(None) == "–"
+
+
+@override_settings(CVM_CURRENCY="CHF")
+def test_money_uses_the_configured_currency():
+    with translation.override("en"):
+        assert format_money(Decimal("10")) == "CHF\u00a010.00"
+
+
+def test_percent_and_quantity():
+    with translation.override("de"):
+        assert percent(0.873) == "87\u00a0%"
+        assert quantity(Decimal("1.50")) == "1,5"
+        assert quantity(Decimal("1250.00")) == "1.250"
+    with translation.override("en"):
+        assert percent(0.8) == "80%"
+        assert quantity(Decimal("2.00")) == "2"

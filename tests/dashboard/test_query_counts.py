@@ -1,0 +1,97 @@
+"""The pages cost the same number of queries for 10 and for 100 customers."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from customers.models import Customer
+from services.models import ServiceEvent, ServiceType, StandardCost
+from tests.conftest import make_user
+from customers.roles import Role
+from valuation.models import CustomerValue, Segment
+
+from .factories import ChunkFactory, CompletedRunFactory, RunningRunFactory
+
+pytestmark = pytest.mark.django_db
+
+DASHBOARD_CEILING = 20
+SETTINGS_CEILING = 14
+SEGMENTS = [s.value for s in Segment]
+
+
+def build(n: int) -> None:
+    """n customers with two owners, values in two runs, services in the last months."""
+    owners = [make_user(Role.SALES_REP, username=f"owner{i}") for i in range(2)]
+    customers = Customer.objects.bulk_create(
+        Customer(number=f"Q{n}-{i:05d}", name=f"Customer {i}", region=["North", "South"][i % 2],
+                 industry=["Steel", "Food", "Glass"][i % 3], owner=owners[i % 2])
+        for i in range(n)
+    )
+    earlier, latest = CompletedRunFactory(as_of=dt.date(2025, 9, 30)), CompletedRunFactory()
+    rows = []
+    for run, shift in ((earlier, 1), (latest, 0)):
+        for i, customer in enumerate(customers):
+            margin = Decimal(100 * (i % 17) - 300)
+            rows.append(CustomerValue(
+                run=run, customer=customer, revenue_lifetime=Decimal(5000), margin_lifetime=Decimal(2000),
+                revenue_window=Decimal(1000), margin_window=margin, value_to_customer=Decimal(50 * (i % 5)),
+                profit_after_services=margin - Decimal(50 * (i % 5)), abc_class="ABC"[i % 3], p_alive=(i % 10) / 10,
+                expected_purchases=1.0, clv=Decimal(40 * i), clv_low=Decimal(0), clv_high=Decimal(80 * i),
+                segment=SEGMENTS[(i + shift) % 4],
+            ))
+    CustomerValue.objects.bulk_create(rows)
+    hotline = ServiceType.objects.get(code="hotline")
+    training = ServiceType.objects.get(code="training")
+    today = timezone.localdate()
+    ServiceEvent.objects.bulk_create(
+        ServiceEvent(customer=customer, service_type=(hotline, training)[i % 2],
+                     date=today - dt.timedelta(days=30 * (i % 20)), quantity=Decimal(1))
+        for i, customer in enumerate(customers)
+    )
+    # A few runs for the settings page's run list, one of them running with chunks.
+    running = RunningRunFactory(as_of=today, status="failed") if n < 50 else RunningRunFactory(as_of=today)
+    ChunkFactory.create_batch(3, run=running)
+    StandardCost.objects.create(service_type=hotline, valid_from=dt.date(2025, 1, 1) + dt.timedelta(days=n), cost_per_unit=Decimal(70))
+
+
+def count_queries(client, url: str) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(captured)
+
+
+@pytest.mark.parametrize("url", [
+    "/dashboard/",
+    "/dashboard/?region=North&industry=Steel",
+    "/settings/",
+])
+def test_query_count_does_not_grow_with_customers(client, manager, url):
+    client.force_login(manager)
+    client.get(url)  # the first visit creates the policy row; measure the steady state
+    build(10)
+    small = count_queries(client, url)
+    build(100)
+    large = count_queries(client, url)
+    assert small == large
+    assert large <= (SETTINGS_CEILING if url.startswith("/settings") else DASHBOARD_CEILING)
+
+
+def test_dashboard_ceiling(client, manager, django_assert_max_num_queries):
+    build(100)
+    client.force_login(manager)
+    with django_assert_max_num_queries(DASHBOARD_CEILING):
+        assert client.get("/dashboard/").status_code == 200
+
+
+def test_run_status_endpoint_is_one_query(client, manager, django_assert_max_num_queries):
+    run = RunningRunFactory()
+    ChunkFactory.create_batch(5, run=run)
+    client.force_login(manager)
+    client.get("/settings/")  # warm the session and role lookups
+    with django_assert_max_num_queries(4):  # session, user, role, the run with its chunk counts
+        assert client.get(f"/settings/runs/{run.pk}/status/").status_code == 200

@@ -1,0 +1,54 @@
+"""Whatever shape a company's history has, the engine answers with finite numbers."""
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from valuation.engine import EngineSettings, valuate
+
+AS_OF = dt.date(2026, 6, 30)
+
+
+@st.composite
+def histories(draw):
+    n_customers = draw(st.integers(min_value=1, max_value=40))
+    style = draw(st.sampled_from(["regular", "random", "one_day", "single", "losses", "huge"]))
+    seed = draw(st.integers(min_value=0, max_value=10_000))
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in range(n_customers):
+        if style == "single":
+            k = 1
+        elif style == "regular":
+            k = 1 + c % 7
+        else:
+            k = int(rng.integers(1, 60))
+        if style == "one_day":
+            days = np.full(k, int(rng.integers(0, 900)))
+        elif style == "regular":
+            days = np.arange(k) * 37 + c
+        else:
+            days = rng.integers(0, 900, k)
+        revenue = rng.gamma(2.0, 500.0, k) * (1e6 if style == "huge" else 1)
+        cost = revenue * (rng.uniform(1.0, 1.5, k) if style == "losses" else rng.uniform(0.4, 0.9, k))
+        for d, r, co in zip(days, revenue, cost):
+            rows.append((f"C{c}", pd.Timestamp("2024-01-01") + pd.Timedelta(days=int(d)), r, co))
+    tx = pd.DataFrame(rows, columns=["customer_id", "date", "revenue", "cost"])
+    ids = [f"C{c}" for c in range(n_customers)] + ["never"]
+    customers = pd.DataFrame({"customer_id": ids, "active": True, "referred_by": None, "wallet": np.nan})
+    return tx, customers
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories())
+def test_valuate_never_returns_nan_or_inf(history):
+    tx, customers = history
+    services = pd.DataFrame(columns=["customer_id", "date", "service_type", "quantity", "unit", "cost"])
+    result = valuate(tx, services, customers, AS_OF, EngineSettings(simulation_draws=50))
+    numbers = result.customers.select_dtypes("number").drop(columns=["share_of_supply"], errors="ignore")
+    assert np.isfinite(numbers.to_numpy(dtype=float)).all()
+    assert (result.customers["clv_low"] <= result.customers["clv_high"] + 1e-9).all()
+    assert ((result.customers["p_alive"] >= 0) & (result.customers["p_alive"] <= 1)).all()
+    assert result.customers.loc["never", "clv"] == 0

@@ -1,0 +1,130 @@
+"""Plotly figures as plain dicts, drawn in the page by static/js/charts.js.
+
+Pure functions: rows in, a figure dict out (no queries). Pages pass the dict through
+`json_script`, so charts work under a strict Content-Security-Policy (no inline script).
+"""
+
+import json
+from dataclasses import dataclass
+
+import plotly.graph_objects as go
+
+INK = "#1d2733"
+MUTED = "#5b6b7c"
+GRID = "#e6ebf0"
+MARGIN_COLOUR = "#1f6feb"
+SERVICE_COLOUR = "#d9822b"
+CLV_COLOUR = "#067647"
+
+
+@dataclass(frozen=True)
+class ChartLocale:
+    """How numbers look in the reader's language: plotly's `separators` and the currency."""
+
+    decimal: str = "."
+    thousands: str = ","
+    currency_symbol: str = "€"
+    symbol_after: bool = False
+
+    @property
+    def separators(self) -> str:
+        return self.decimal + self.thousands
+
+    def money_axis(self) -> dict:
+        affix = {"ticksuffix": "\u00a0" + self.currency_symbol} if self.symbol_after else {"tickprefix": self.currency_symbol}
+        return {"tickformat": ",.0f", "separatethousands": True, **affix}
+
+    def money_hover(self, label: str) -> str:
+        amount = "%{y:,.2f}"
+        shown = f"{amount}\u00a0{self.currency_symbol}" if self.symbol_after else f"{self.currency_symbol}{amount}"
+        return f"{label}: {shown}<extra></extra>"
+
+
+def _plain(figure: go.Figure) -> dict:
+    # Through JSON: dates, Decimals and numpy values become plain JSON types.
+    return json.loads(figure.to_json())
+
+
+def _layout(locale: ChartLocale, **extra) -> dict:
+    return {
+        "template": "none",
+        "separators": locale.separators,
+        "font": {"family": "system-ui, DejaVu Sans, sans-serif", "size": 12, "color": INK},
+        "margin": {"l": 60, "r": 16, "t": 16, "b": 40},
+        "height": 300,
+        "legend": {"orientation": "h", "y": -0.18, "x": 0},
+        "hovermode": "x unified",
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "xaxis": {"gridcolor": GRID, "linecolor": GRID},
+        "yaxis": {"gridcolor": GRID, "zerolinecolor": MUTED, **locale.money_axis()},
+        **extra,
+    }
+
+
+def cockpit_margin_vs_service_cost_figure(
+    months: list[dict], *, locale: ChartLocale, labels: dict, show_margin: bool = True
+) -> dict:
+    """Monthly margin (bars) against the monthly standard cost of free services (line).
+
+    `months`: rows with `month` (first day), `margin` and `service_cost`. Inside sales sees
+    no margin, so `show_margin=False` leaves that trace out of the figure entirely.
+    """
+    x = [row["month"].isoformat() for row in months]
+    figure = go.Figure(layout=_layout(locale, xaxis={"gridcolor": GRID, "tickformat": "%b %Y", "dtick": "M1"}))
+    if show_margin:
+        figure.add_bar(
+            x=x,
+            y=[float(row["margin"]) for row in months],
+            name=labels["margin"],
+            marker_color=MARGIN_COLOUR,
+            hovertemplate=locale.money_hover(labels["margin"]),
+        )
+    figure.add_scatter(
+        x=x,
+        y=[float(row["service_cost"]) for row in months],
+        name=labels["service_cost"],
+        mode="lines+markers",
+        line={"color": SERVICE_COLOUR, "width": 3},
+        hovertemplate=locale.money_hover(labels["service_cost"]),
+    )
+    return _plain(figure)
+
+
+def cockpit_value_history_figure(
+    history: list[dict], *, locale: ChartLocale, labels: dict, show_money: bool = True
+) -> dict:
+    """CLV (with its range) and value to the customer across the completed valuation runs.
+
+    `history`: rows with `run__as_of`, `clv`, `clv_low`, `clv_high`, `value_to_customer`.
+    """
+    x = [row["run__as_of"].isoformat() for row in history]
+    figure = go.Figure(layout=_layout(locale))
+    if show_money:
+        figure.add_scatter(
+            x=x + x[::-1],
+            y=[float(r["clv_high"]) for r in history] + [float(r["clv_low"]) for r in history][::-1],
+            fill="toself",
+            mode="lines",
+            fillcolor="rgba(6,118,71,0.12)",
+            line={"width": 0},
+            name=labels["clv_range"],
+            hoverinfo="skip",
+        )
+        figure.add_scatter(
+            x=x,
+            y=[float(r["clv"]) for r in history],
+            name=labels["clv"],
+            mode="lines+markers",
+            line={"color": CLV_COLOUR, "width": 2},
+            hovertemplate=locale.money_hover(labels["clv"]),
+        )
+    figure.add_scatter(
+        x=x,
+        y=[float(r["value_to_customer"]) for r in history],
+        name=labels["value_to_customer"],
+        mode="lines+markers",
+        line={"color": SERVICE_COLOUR, "width": 2},
+        hovertemplate=locale.money_hover(labels["value_to_customer"]),
+    )
+    return _plain(figure)

@@ -1,0 +1,412 @@
+"""Reads for the manager pages: the segment dashboard and the settings page.
+
+Every figure is aggregated in the database: one grouped query per figure, never one query
+per customer, so a page costs the same number of queries for 100 or 100,000 customers.
+The scatter plot gets a deterministic stratified sample of at most SCATTER_BUDGET points.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import numpy as np
+from django.contrib.auth import get_user_model
+from django.db.models import Case, Count, DecimalField, ExpressionWrapper, F, IntegerField, Prefetch, Q, QuerySet, Sum, Value, When
+from django.db.models.functions import Greatest, RowNumber, TruncMonth
+from django.db.models.expressions import RowRange, Window
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+
+from customers.models import Customer
+from services.models import ServiceEvent, ServiceType, StandardCost
+from services.selectors import VALUE_FIELD, standard_cost_expression
+
+from .models import CustomerValue, Segment, ValuationRun
+
+SEGMENTS = [Segment.UNCRITICAL, Segment.PROBLEM, Segment.POTENTIAL, Segment.INVESTMENT]
+SCATTER_BUDGET = 5000
+WHALE_POINTS = 500
+ACTION_LIST_LENGTH = 20
+SERVICE_COST_MONTHS = 24
+# A customer whose P(alive) is below this is "at risk" on the win-back list.
+AT_RISK_P_ALIVE = 0.5
+# "A today, C tomorrow": CLV below this share of the window margin continued over the horizon.
+A_TODAY_CLV_SHARE = Decimal("0.5")
+# How far back the default comparison run of the migration matrix lies.
+DEFAULT_COMPARISON_DAYS = 90
+MONEY_SUM = DecimalField(max_digits=20, decimal_places=2)
+
+# Deterministic sampling without a window function: a Weyl sequence over the customer id
+# (id x an odd constant, mod 2^32) spreads consecutive ids evenly over [0, 2^32), so
+# "key < share x 2^32" keeps about that share of a segment, the same customers every time.
+SAMPLE_MULTIPLIER = 2654435761
+SAMPLE_MODULUS = 2**32
+
+
+@dataclass(frozen=True)
+class DashboardFilters:
+    """Owner, region and industry: applied to every figure of the dashboard."""
+
+    owner_id: int | None = None
+    region: str = ""
+    industry: str = ""
+
+    def customer_q(self, prefix: str = "customer__") -> Q:
+        q = Q()
+        if self.owner_id is not None:
+            q &= Q(**{f"{prefix}owner_id": self.owner_id})
+        if self.region:
+            q &= Q(**{f"{prefix}region": self.region})
+        if self.industry:
+            q &= Q(**{f"{prefix}industry": self.industry})
+        return q
+
+    @property
+    def active(self) -> bool:
+        return self.owner_id is not None or bool(self.region or self.industry)
+
+
+@dataclass
+class Dashboard:
+    run: ValuationRun | None
+    filters: DashboardFilters
+    comparison_runs: list[ValuationRun] = field(default_factory=list)
+    earlier: ValuationRun | None = None
+    segments: list[dict] = field(default_factory=list)
+    totals: dict = field(default_factory=dict)
+    scatter: list[tuple] = field(default_factory=list)
+    migration: dict = field(default_factory=dict)
+    whale: list[tuple[int, Decimal]] = field(default_factory=list)
+    service_cost: list[dict] = field(default_factory=list)
+    service_months: list[dt.date] = field(default_factory=list)
+    actions: dict[str, list[dict]] = field(default_factory=dict)
+    classic_value: str = "clv"
+    horizon_months: int = 36
+
+
+# --- filters and runs ---------------------------------------------------------------------------
+
+
+def filter_choices() -> dict[str, list]:
+    """Owners, regions and industries that occur among the customers: three small queries."""
+    User = get_user_model()
+    owners = [
+        (user.pk, user.get_full_name() or user.get_username())
+        for user in User.objects.filter(owned_customers__isnull=False).distinct().order_by("last_name", "first_name", "username")
+        .only("pk", "first_name", "last_name", "username")
+    ]
+    regions = list(Customer.objects.exclude(region="").order_by("region").values_list("region", flat=True).distinct())
+    industries = list(
+        Customer.objects.exclude(industry="").order_by("industry").values_list("industry", flat=True).distinct()
+    )
+    return {"owners": owners, "regions": regions, "industries": industries}
+
+
+def completed_runs(*, limit: int = 60) -> list[ValuationRun]:
+    """Completed runs, newest first (the first one is the latest); one query."""
+    return list(
+        ValuationRun.objects.filter(status=ValuationRun.Status.COMPLETED)
+        .order_by("-finished_at", "-pk")
+        .only("pk", "as_of", "finished_at", "settings", "thresholds", "backtest", "parameters", "company",
+              "customer_count", "rows_written")[:limit]
+    )
+
+
+def default_comparison(runs: list[ValuationRun]) -> ValuationRun | None:
+    """The newest run at least DEFAULT_COMPARISON_DAYS before the latest, else the oldest other run."""
+    if len(runs) < 2:
+        return None
+    latest, earlier = runs[0], runs[1:]
+    cutoff = latest.as_of - dt.timedelta(days=DEFAULT_COMPARISON_DAYS)
+    return next((run for run in earlier if run.as_of <= cutoff), earlier[-1])
+
+
+def cockpit_url(customer_id: int) -> str:
+    return cockpit_url_template().replace("{id}", str(customer_id))
+
+
+def cockpit_url_template() -> str:
+    """The cockpit URL with an `{id}` placeholder (for the chart's click handler)."""
+    for name in ("customers:cockpit", "customers:detail"):
+        try:
+            return reverse(name, args=[0]).replace("/0/", "/{id}/")
+        except NoReverseMatch:
+            continue
+    return "/customers/{id}/"
+
+
+def run_values(*, run: ValuationRun, filters: DashboardFilters) -> QuerySet[CustomerValue]:
+    return CustomerValue.objects.filter(filters.customer_q(), run=run)
+
+
+# --- figures ----------------------------------------------------------------------------------
+
+
+def segment_summary(values: QuerySet[CustomerValue]) -> tuple[list[dict], dict]:
+    """Per segment: customers, revenue, margin, service cost, CLV, profit after services.
+
+    One grouped query; the totals row and the number of customers with a positive profit
+    (the whale curve's peak) come from the same rows.
+    """
+    rows = {
+        row["segment"]: row
+        for row in values.order_by()
+        .values("segment")
+        .annotate(
+            customers=Count("pk"),
+            revenue=Sum("revenue_window"),
+            margin=Sum("margin_window"),
+            service_cost=Sum("value_to_customer"),
+            clv=Sum("clv"),
+            profit=Sum("profit_after_services"),
+            profitable=Count("pk", filter=Q(profit_after_services__gt=0)),
+            unprofitable=Count("pk", filter=Q(profit_after_services__lt=0)),
+        )
+    }
+    keys = ["customers", "revenue", "margin", "service_cost", "clv", "profit", "profitable", "unprofitable"]
+    zero = {"customers": 0, "profitable": 0, "unprofitable": 0}
+    table = []
+    for segment in SEGMENTS:
+        row = rows.get(segment.value, {})
+        table.append(
+            {"segment": segment.value, "label": segment.label,
+             **{k: row.get(k) if row.get(k) is not None else zero.get(k, Decimal("0.00")) for k in keys}}
+        )
+    totals = {k: sum((row[k] for row in table), zero.get(k, Decimal("0.00"))) for k in keys}
+    return table, totals
+
+
+def scatter_quotas(counts: dict[str, int], budget: int = SCATTER_BUDGET) -> dict[str, float]:
+    """Share of each segment to draw: small segments whole, the rest share what is left evenly.
+
+    Pure: {segment: customers} -> {segment: share in [0, 1]}.
+    """
+    shares: dict[str, float] = {}
+    remaining = budget
+    ordered = sorted((n, s) for s, n in counts.items() if n > 0)
+    for position, (n, segment) in enumerate(ordered):
+        quota = remaining / (len(ordered) - position)
+        take = min(n, quota)
+        shares[segment] = min(1.0, take / n)
+        remaining -= take
+    return shares
+
+
+def scatter_sample(values: QuerySet[CustomerValue], *, classic_field: str, counts: dict[str, int],
+                   budget: int = SCATTER_BUDGET) -> list[tuple]:
+    """(customer id, name, number, segment, classic value, value to the customer), at most ~budget rows.
+
+    Stratified by segment with a deterministic key, so the same customers are drawn each time
+    and a small segment (the one a manager looks for) is never thinned away.
+    """
+    shares = scatter_quotas(counts, budget)
+    sampled = values
+    if any(share < 1 for share in shares.values()):
+        key = ExpressionWrapper(
+            (F("customer_id") * Value(SAMPLE_MULTIPLIER)) % Value(SAMPLE_MODULUS), output_field=IntegerField()
+        )
+        limit = Case(
+            *[When(segment=s, then=Value(int(share * SAMPLE_MODULUS))) for s, share in shares.items()],
+            default=Value(0),
+            output_field=IntegerField(),
+        )
+        sampled = values.alias(sample_key=key).filter(sample_key__lt=limit)
+    return list(
+        sampled.order_by("customer_id").values_list(
+            "customer_id", "customer__name", "customer__number", "segment", classic_field, "value_to_customer"
+        )
+    )
+
+
+def segment_migration(*, run: ValuationRun, earlier: ValuationRun, filters: DashboardFilters) -> dict:
+    """Customers per (segment in the earlier run, segment now): one join of the two runs' rows."""
+    pairs = (
+        CustomerValue.objects.filter(filters.customer_q(), run=run, customer__values__run=earlier)
+        .order_by()
+        .values("segment", before=F("customer__values__segment"))
+        .annotate(customers=Count("pk"))
+    )
+    counts = {(row["before"], row["segment"]): row["customers"] for row in pairs}
+    return {"counts": counts}
+
+
+def migration_matrix(counts: dict[tuple[str, str], int], now_by_segment: dict[str, int]) -> dict:
+    """Rows = segment before, columns = segment now; plus customers new since the earlier run."""
+    rows = []
+    for before in SEGMENTS:
+        cells = [counts.get((before.value, now.value), 0) for now in SEGMENTS]
+        rows.append({"segment": before.value, "label": before.label, "cells": cells,
+                     "stayed": counts.get((before.value, before.value), 0), "total": sum(cells)})
+    matched_now = [sum(counts.get((b.value, now.value), 0) for b in SEGMENTS) for now in SEGMENTS]
+    new = [max(0, now_by_segment.get(now.value, 0) - matched) for now, matched in zip(SEGMENTS, matched_now)]
+    moved = sum(n for (b, a), n in counts.items() if a != b)
+    return {"rows": rows, "columns": [s.label for s in SEGMENTS], "column_keys": [s.value for s in SEGMENTS],
+            "new": new, "new_total": sum(new), "moved": moved, "compared": sum(counts.values())}
+
+
+def whale_pick_ranks(n: int, n_positive: int, points: int = WHALE_POINTS) -> list[int]:
+    """Ranks (1-based) to draw: evenly spaced, plus the peak and the ends. Pure."""
+    if n <= 0:
+        return []
+    ranks = set(np.unique(np.linspace(1, n, num=min(n, points)).round().astype(int)).tolist())
+    ranks |= {1, n}
+    ranks |= {r for r in (n_positive, n_positive + 1) if 1 <= r <= n}
+    return sorted(ranks)
+
+
+def whale_curve(values: QuerySet[CustomerValue], *, ranks: list[int]) -> list[tuple[int, Decimal]]:
+    """Cumulative profit after services, customers sorted by profit descending (SQL window).
+
+    Only the picked ranks leave the database, so the curve costs one query of ~500 rows.
+    """
+    if not ranks:
+        return []
+    order = [F("profit_after_services").desc(), F("customer_id").asc()]
+    ranked = values.order_by().annotate(
+        rank=Window(RowNumber(), order_by=order),
+        cumulative=Window(Sum("profit_after_services"), order_by=order, frame=RowRange(start=None, end=0)),
+    )
+    return [(rank, Decimal(cumulative)) for rank, cumulative in
+            ranked.filter(rank__in=ranks).order_by("rank").values_list("rank", "cumulative")]
+
+
+def month_starts(*, today: dt.date, months: int = SERVICE_COST_MONTHS) -> list[dt.date]:
+    """First days of the last `months` months, the current month last. Pure."""
+    year, month = today.year, today.month
+    starts = []
+    for _ in range(months):
+        starts.append(dt.date(year, month, 1))
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return starts[::-1]
+
+
+def service_cost_by_month(*, filters: DashboardFilters, months: list[dt.date]) -> list[dict]:
+    """Standard cost of the free services per month and type, each event valued at the cost
+    valid on its own day: one grouped query with the correlated cost subquery."""
+    if not months:
+        return []
+    last = months[-1]
+    end = dt.date(last.year + (last.month == 12), last.month % 12 + 1, 1)
+    rows = (
+        ServiceEvent.objects.filter(filters.customer_q(), date__gte=months[0], date__lt=end)
+        .annotate(month=TruncMonth("date"))
+        .order_by()
+        .values("month", code=F("service_type__code"), name=F("service_type__name"), order=F("service_type__sort_order"))
+        .annotate(cost=Sum(F("quantity") * standard_cost_expression(), output_field=VALUE_FIELD), events=Count("pk"))
+    )
+    result = []
+    for row in rows:
+        month = row["month"]
+        if isinstance(month, dt.datetime):
+            month = month.date()
+        result.append({**row, "month": month})
+    result.sort(key=lambda row: (row["order"], row["code"], row["month"]))
+    return result
+
+
+def action_lists(values: QuerySet[CustomerValue], *, horizon_months: int,
+                 limit: int = ACTION_LIST_LENGTH) -> dict[str, list[dict]]:
+    """The four work lists of the dashboard, top `limit` each: four queries."""
+    columns = ["customer_id", "customer__name", "customer__number", "segment", "abc_class", "clv",
+               "margin_window", "margin_lifetime", "profit_after_services", "value_to_customer", "p_alive"]
+    horizon_factor = Decimal(horizon_months) / Decimal(12)
+    expected = ExpressionWrapper(F("margin_window") * Value(horizon_factor), output_field=MONEY_SUM)
+    lists = {
+        "unprofitable": values.filter(profit_after_services__lt=0).order_by("profit_after_services", "customer_id"),
+        "renegotiate": values.filter(segment=Segment.PROBLEM).order_by("-value_to_customer", "customer_id"),
+        "win_back": values.alias(at_stake=Greatest("clv", "margin_lifetime"))
+        .filter(p_alive__lt=AT_RISK_P_ALIVE, at_stake__gt=0)
+        .order_by("-at_stake", "customer_id"),
+        "a_today_c_tomorrow": values.alias(expected=expected)
+        .filter(abc_class="A", clv__lt=F("expected") * Value(A_TODAY_CLV_SHARE))
+        .annotate(shortfall=ExpressionWrapper(F("expected") - F("clv"), output_field=MONEY_SUM))
+        .order_by("-shortfall", "customer_id"),
+    }
+    template = cockpit_url_template()
+    result = {}
+    for name, queryset in lists.items():
+        rows = []
+        for record in queryset.values(*columns)[:limit]:
+            record["name"] = record.pop("customer__name")
+            record["number"] = record.pop("customer__number")
+            record["url"] = template.replace("{id}", str(record["customer_id"]))
+            record["expected_margin"] = record["margin_window"] * horizon_factor
+            rows.append(record)
+        result[name] = rows
+    return result
+
+
+def segment_dashboard(*, filters: DashboardFilters, compare_run_id: int | None = None,
+                      runs: list[ValuationRun] | None = None, today: dt.date | None = None) -> Dashboard:
+    """Everything the dashboard shows, each figure one query. `runs`: completed_runs(), if at hand."""
+    today = today or timezone.localdate()
+    runs = completed_runs() if runs is None else runs
+    months = month_starts(today=today)
+    board = Dashboard(run=runs[0] if runs else None, filters=filters, service_months=months)
+    board.service_cost = service_cost_by_month(filters=filters, months=months)
+    if board.run is None:
+        return board
+    run = board.run
+    board.classic_value = run.settings.get("classic_value", "clv")
+    board.horizon_months = int(run.settings.get("horizon_months", 36))
+    board.comparison_runs = runs[1:]
+    board.earlier = next((r for r in runs[1:] if r.pk == compare_run_id), None) or default_comparison(runs)
+
+    values = run_values(run=run, filters=filters)
+    board.segments, board.totals = segment_summary(values)
+    counts = {row["segment"]: row["customers"] for row in board.segments}
+    board.scatter = scatter_sample(values, classic_field=board.classic_value, counts=counts)
+    if board.earlier is not None:
+        pairs = segment_migration(run=run, earlier=board.earlier, filters=filters)["counts"]
+        board.migration = migration_matrix(pairs, counts)
+    ranks = whale_pick_ranks(board.totals["customers"], board.totals["profitable"])
+    board.whale = whale_curve(values, ranks=ranks)
+    board.actions = action_lists(values, horizon_months=board.horizon_months)
+    return board
+
+
+# --- settings page --------------------------------------------------------------------------------
+
+
+def standard_cost_overview(*, today: dt.date | None = None) -> list[dict]:
+    """Each service type with its current cost, any future cost, and the full history: two queries."""
+    today = today or timezone.localdate()
+    history = StandardCost.objects.select_related("created_by").order_by("-valid_from")
+    types = ServiceType.objects.prefetch_related(Prefetch("standard_costs", queryset=history, to_attr="cost_history"))
+    overview = []
+    for service_type in types:
+        costs = service_type.cost_history
+        current = next((c for c in costs if c.valid_from <= today), None)
+        upcoming = [c for c in costs if c.valid_from > today]
+        overview.append({"type": service_type, "current": current, "upcoming": upcoming[::-1], "history": costs})
+    return overview
+
+
+RUN_STAGES = ["queued", "fitting", "back-testing", "scoring", "finishing", "done"]
+
+
+def runs_with_progress() -> QuerySet[ValuationRun]:
+    return ValuationRun.objects.annotate(
+        chunks_total=Count("chunks"),
+        chunks_done=Count("chunks", filter=Q(chunks__status="done")),
+    ).defer("parameters", "thresholds", "backtest", "company", "settings")
+
+
+def recent_runs(*, limit: int = 15) -> list[ValuationRun]:
+    return list(runs_with_progress().order_by("-started_at", "-pk")[:limit])
+
+
+def run_with_progress(*, run_id: int) -> ValuationRun | None:
+    return runs_with_progress().filter(pk=run_id).first()
+
+
+def run_to_watch(runs: list[ValuationRun], *, run_id: int | None = None) -> ValuationRun | None:
+    """The run the status panel follows: the asked-for one, else a running one, else the newest."""
+    if run_id is not None:
+        chosen = next((run for run in runs if run.pk == run_id), None)
+        if chosen is not None:
+            return chosen
+        return run_with_progress(run_id=run_id)
+    return next((run for run in runs if run.status == ValuationRun.Status.RUNNING), runs[0] if runs else None)

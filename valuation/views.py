@@ -1,0 +1,297 @@
+"""Manager pages: the segment dashboard and the settings (standard costs, policy, recompute)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings as django_settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import formats, timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_POST
+
+from customers.access import manager_only
+
+from . import dashboard, dashboard_charts, policy
+from .forms import DashboardFilterForm, SegmentPolicyForm, StandardCostForm, ValuationSettingsForm
+from .models import Segment, ValuationPolicy, ValuationRun
+from .selectors import valuation_policy
+
+STAGE_LABELS = {
+    "queued": gettext_lazy("queued, waiting for a worker"),
+    "fitting": gettext_lazy("fitting the models on all customers"),
+    "back-testing": gettext_lazy("back-testing the forecasts"),
+    "scoring": gettext_lazy("scoring the customers"),
+    "finishing": gettext_lazy("finishing"),
+    "done": gettext_lazy("done"),
+}
+QUEUE_UNAVAILABLE = gettext_lazy(
+    "The task queue is not reachable, so the valuation could not be started. "
+    "The nightly run will catch up; try again later."
+)
+SEGMENT_STRATEGIES = {
+    Segment.UNCRITICAL: gettext_lazy("Sell opportunistically; no king's treatment."),
+    Segment.PROBLEM: gettext_lazy("Spoiled with free services but not worth it: renegotiate, or it never pays."),
+    Segment.POTENTIAL: gettext_lazy(
+        "Look for hidden win-win potential; don't over-offer, but ask whether enough is done for loyalty."
+    ),
+    Segment.INVESTMENT: gettext_lazy("The high service spend pays back in loyalty and follow-up business."),
+}
+ALREADY_RUNNING = gettext_lazy(
+    "A valuation is already running. Its progress is shown below; start a new one when it has finished."
+)
+
+
+def _separators() -> str:
+    """Decimal and thousands separators of the active language, for plotly's number format."""
+    return f"{formats.get_format('DECIMAL_SEPARATOR')}{formats.get_format('THOUSAND_SEPARATOR')}"
+
+
+# --- dashboard ----------------------------------------------------------------------------------
+
+
+@manager_only
+@require_GET
+def segment_dashboard(request):
+    runs = dashboard.completed_runs()
+    form = DashboardFilterForm(request.GET, choices=dashboard.filter_choices(), runs=runs[1:])
+    form.is_valid()  # invalid filters are shown with their error and otherwise ignored
+    data = form.cleaned_data
+    filters = dashboard.DashboardFilters(
+        owner_id=data.get("owner"), region=data.get("region") or "", industry=data.get("industry") or ""
+    )
+    board = dashboard.segment_dashboard(filters=filters, compare_run_id=data.get("compare"), runs=runs)
+    for row in board.segments:
+        row["strategy"] = SEGMENT_STRATEGIES.get(row["segment"], "")
+    context = {
+        "board": board,
+        "form": form,
+        "figures": _dashboard_figures(board),
+        "cockpit_url_template": dashboard.cockpit_url_template(),
+        "classic_label": ValuationPolicy.ClassicValue(board.classic_value).label
+        if board.classic_value in ValuationPolicy.ClassicValue.values else board.classic_value,
+        "at_risk_p_alive": dashboard.AT_RISK_P_ALIVE,
+        "a_today_share": dashboard.A_TODAY_CLV_SHARE,
+        "scatter_budget": dashboard.SCATTER_BUDGET,
+        "earned_growth": _periods(board.run),
+    }
+    return render(request, "valuation/dashboard.html", context)
+
+
+def _periods(run: ValuationRun | None) -> list[dict]:
+    """Earned-growth periods of the run with their ISO dates read back as dates."""
+    periods = (run.company or {}).get("earned_growth") or [] if run else []
+    result = []
+    for period in periods:
+        row = dict(period)
+        for key in ("period_start", "period_end"):
+            try:
+                row[key] = dt.date.fromisoformat(str(row.get(key))[:10])
+            except ValueError:
+                row[key] = None
+        result.append(row)
+    return result
+
+
+def _dashboard_figures(board: dashboard.Dashboard) -> dict[str, dict]:
+    currency = django_settings.CVM_CURRENCY
+    separators = _separators()
+    figures = {
+        "service_cost": dashboard_charts.service_cost_by_month(
+            board.service_cost, months=board.service_months, currency=currency, separators=separators
+        )
+    }
+    run = board.run
+    if run is None:
+        return figures
+    classic_label = str(ValuationPolicy.ClassicValue(board.classic_value).label) \
+        if board.classic_value in ValuationPolicy.ClassicValue.values else board.classic_value
+    figures["scatter"] = dashboard_charts.segment_scatter(
+        board.scatter,
+        segment_labels={s.value: str(s.label) for s in dashboard.SEGMENTS},
+        thresholds=run.thresholds or {},
+        classic_label=classic_label,
+        currency=currency,
+        separators=separators,
+    )
+    figures["whale"] = dashboard_charts.whale_curve(
+        board.whale, customers=board.totals["customers"], currency=currency, separators=separators
+    )
+    periods = _periods(run)
+    if periods:
+        labels = [formats.date_format(p["period_end"], "SHORT_DATE_FORMAT") if p["period_end"] else "" for p in periods]
+        figures["earned_growth"] = dashboard_charts.earned_growth(
+            periods, currency=currency, separators=separators, labels=labels
+        )
+    backtest = run.backtest or {}
+    if backtest.get("expected_repeat_purchases") is not None:
+        figures["model_health"] = dashboard_charts.model_health(backtest, separators=separators)
+    return figures
+
+
+# --- settings -----------------------------------------------------------------------------------
+
+
+def _render_settings(request, *, cost_form=None, segment_form=None, settings_form=None,
+                     recompute_problem: str = "", watch_run_id: int | None = None, status: int = 200):
+    current = valuation_policy()
+    runs = dashboard.recent_runs()
+    for run in runs:
+        run.duration_display = format_duration(_duration(run))
+    watched = dashboard.run_to_watch(runs, run_id=watch_run_id)
+    context = {
+        "cost_form": cost_form or StandardCostForm(initial={"valid_from": timezone.localdate()}),
+        "segment_form": segment_form or SegmentPolicyForm(instance=current, prefix="segment"),
+        "settings_form": settings_form or ValuationSettingsForm(instance=current, prefix="valuation"),
+        "standard_costs": dashboard.standard_cost_overview(),
+        "runs": runs,
+        "watched": watched,
+        "watched_status": run_status_payload(watched) if watched else None,
+        "recompute_problem": recompute_problem,
+        "policy": current,
+    }
+    return render(request, "valuation/settings.html", context, status=status)
+
+
+@manager_only
+@require_GET
+def settings_page(request):
+    run_id = request.GET.get("run")
+    return _render_settings(request, watch_run_id=int(run_id) if run_id and run_id.isdigit() else None)
+
+
+@manager_only
+@require_POST
+def add_standard_cost(request):
+    form = StandardCostForm(request.POST)
+    if form.is_valid():
+        try:
+            cost = policy.add_standard_cost(**form.cleaned_data, user=request.user)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, _("New standard cost for %(type)s saved: valid from %(date)s.") % {
+                "type": cost.service_type.name, "date": formats.date_format(cost.valid_from, "SHORT_DATE_FORMAT")})
+            return redirect(reverse("valuation:settings") + "#standard-costs")
+    return _render_settings(request, cost_form=form)
+
+
+@manager_only
+@require_POST
+def update_segment_policy(request):
+    form = SegmentPolicyForm(request.POST, instance=valuation_policy(), prefix="segment")
+    if form.is_valid():
+        try:
+            policy.update_segment_policy(**{name: form.cleaned_data[name] for name in SegmentPolicyForm.Meta.fields})
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, _("Segment policy saved. It applies from the next valuation run."))
+            return redirect(reverse("valuation:settings") + "#segment-policy")
+    return _render_settings(request, segment_form=form)
+
+
+@manager_only
+@require_POST
+def update_valuation_settings(request):
+    form = ValuationSettingsForm(request.POST, instance=valuation_policy(), prefix="valuation")
+    if form.is_valid():
+        try:
+            policy.update_valuation_settings(
+                **{name: form.cleaned_data[name] for name in ValuationSettingsForm.Meta.fields}
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, _("Valuation settings saved. They apply from the next valuation run."))
+            return redirect(reverse("valuation:settings") + "#valuation-settings")
+    return _render_settings(request, settings_form=form)
+
+
+@manager_only
+@require_POST
+def recompute_now(request):
+    from . import services  # the run's entry point
+
+    try:
+        run = services.request_recompute(user=request.user)
+    except services.RunAlreadyRunning:
+        return _render_settings(request, recompute_problem=str(ALREADY_RUNNING))
+    except services.QueueUnavailable:
+        return _render_settings(request, recompute_problem=str(QUEUE_UNAVAILABLE))
+    messages.success(request, _("Valuation as of %(date)s started.") % {
+        "date": formats.date_format(run.as_of, "SHORT_DATE_FORMAT")})
+    return redirect(f"{reverse('valuation:settings')}?run={run.pk}#recompute")
+
+
+@manager_only
+@require_GET
+def run_status(request, pk: int):
+    run = dashboard.run_with_progress(run_id=pk)
+    if run is None:
+        raise Http404
+    return JsonResponse(run_status_payload(run))
+
+
+def _duration(run: ValuationRun) -> dt.timedelta | None:
+    if run.started_at is None:
+        return None
+    return (run.finished_at or timezone.now()) - run.started_at
+
+
+def format_duration(delta: dt.timedelta | None) -> str:
+    if delta is None:
+        return "–"
+    seconds = max(0, int(delta.total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return _("%(h)d h %(m)d min") % {"h": hours, "m": minutes}
+    if minutes:
+        return _("%(m)d min %(s)d s") % {"m": minutes, "s": seconds}
+    return _("%(s)d s") % {"s": seconds}
+
+
+def run_status_payload(run: ValuationRun) -> dict:
+    """What the status panel shows, for the page and the JSON endpoint alike."""
+    total = getattr(run, "chunks_total", None)
+    done = getattr(run, "chunks_done", None)
+    if total is None:
+        total = run.chunks.count()
+        done = run.chunks.filter(status="done").count()
+    finished = run.status != ValuationRun.Status.RUNNING
+    if run.status == ValuationRun.Status.COMPLETED:
+        progress = 1.0
+    elif total:
+        progress = done / total
+    else:
+        progress = 0.0
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "status_display": str(run.get_status_display()),
+        "stage": run.stage,
+        "stage_display": str(STAGE_LABELS.get(run.stage, run.stage or "–")),
+        "chunks_done": done,
+        "chunks_total": total,
+        "progress": round(progress, 4),
+        "progress_display": _("%(done)s of %(total)s parts scored") % {
+            "done": formats.number_format(done, force_grouping=True),
+            "total": formats.number_format(total, force_grouping=True)} if total else "",
+        "as_of": run.as_of.isoformat(),
+        "as_of_display": formats.date_format(run.as_of, "SHORT_DATE_FORMAT"),
+        "started_display": formats.date_format(timezone.localtime(run.started_at), "SHORT_DATETIME_FORMAT")
+        if run.started_at else "",
+        "duration_display": format_duration(_duration(run)),
+        "rows_written": run.rows_written,
+        "rows_display": formats.number_format(run.rows_written, force_grouping=True),
+        "customers_display": formats.number_format(run.customer_count, force_grouping=True),
+        "error": run.error,
+        "finished": finished,
+        "dashboard_url": reverse("valuation:dashboard") if run.status == ValuationRun.Status.COMPLETED else "",
+    }
