@@ -7,7 +7,7 @@ MANAGE := $(BIN)/python manage.py
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test migrate demo values check bench clean
+.PHONY: install run test migrate demo values check messages bench clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (python3.11, python3.12 or python3.13 on PATH)."; exit 1; }
@@ -39,6 +39,11 @@ test: install
 check: install
 	$(MANAGE) check
 	$(MANAGE) makemigrations --check --dry-run
+
+# Needs GNU gettext (apt-get install gettext). Commit the .po and the .mo: CI needs no gettext.
+messages: install
+	$(MANAGE) makemessages -l de --no-obsolete --ignore=.venv --ignore=staticfiles --ignore=tests --ignore=bench
+	$(MANAGE) compilemessages -l de --ignore=.venv
 
 clean:
 	rm -rf $(VENV) db.sqlite3 db.sqlite3-* staticfiles

@@ -3,6 +3,7 @@
 import datetime as dt
 
 from django import forms
+from django.utils import formats
 from django.utils.translation import gettext_lazy as _
 
 from valuation.models import Segment
@@ -54,8 +55,9 @@ class PeriodForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.default = default
         self.max_days = max_days
+        # A date picker sends ISO dates; a typed or linked date may come in the language's format.
         widget = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
-        input_formats = ["%Y-%m-%d"]
+        input_formats = ["%Y-%m-%d", *formats.get_format("DATE_INPUT_FORMATS")]
         # "from" is a Python keyword, so these fields cannot be class attributes.
         self.fields["from"] = forms.DateField(label=_("From"), required=False, widget=widget, input_formats=input_formats)
         self.fields["to"] = forms.DateField(label=_("To"), required=False, widget=widget, input_formats=input_formats)

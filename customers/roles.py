@@ -2,11 +2,26 @@
 
 from enum import StrEnum
 
+from django.utils.translation import gettext_lazy as _
+
 
 class Role(StrEnum):
+    """The value is the group's name (stored, never translated); `label` is what pages show."""
+
     SALES_REP = "sales rep"
     INSIDE_SALES = "inside sales"
     MANAGER = "manager"
+
+    @property
+    def label(self) -> str:
+        return ROLE_LABELS[self]
+
+
+ROLE_LABELS = {
+    Role.SALES_REP: _("sales rep"),
+    Role.INSIDE_SALES: _("inside sales"),
+    Role.MANAGER: _("manager"),
+}
 
 
 def role_of(user) -> Role | None:

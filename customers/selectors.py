@@ -9,11 +9,10 @@ from django.core.cache import cache
 from django.db.models import Count, DecimalField, F, FilteredRelation, Q, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
 
 from services.models import ServiceEvent, ServiceType
 from services.selectors import VALUE_FIELD, service_event_value, standard_cost_expression
-from valuation.models import CustomerValue, Segment, ValuationRun
+from valuation.models import CustomerValue, ValuationRun, segment_label, segment_strategy
 from valuation.selectors import latest_completed_run
 
 from .models import Customer, Transaction
@@ -47,16 +46,6 @@ def company_overview(*, user) -> dict:
 
 # --- Cockpit reads: customer list, cockpit, search -------------------------------------------
 
-# The strategy that goes with each segment (DOMAIN.md): shown next to the segment badge.
-SEGMENT_STRATEGIES = {
-    Segment.UNCRITICAL: _("Opportunistic selling; no king's treatment."),
-    Segment.PROBLEM: _("Spoiled with free services but not worth it (yet): renegotiate, or it never pays."),
-    Segment.POTENTIAL: _(
-        "Look for hidden win-win potential; don't over-offer, but ask whether enough is done for loyalty."
-    ),
-    Segment.INVESTMENT: _("The high service spend pays back in loyalty and follow-up business."),
-}
-
 # Value columns of the latest run, by the name the list uses for them. `money` columns are
 # figures of the value FROM the customer: inside sales never sees them, nor sorts by them
 # (a sort order would leak the ranking).
@@ -75,10 +64,6 @@ CUSTOMER_SORTS = {"name": "name", "number": "number"} | {key: f"latest__{field}"
 MONEY_SORTS = {key for key, (_f, is_money) in VALUE_COLUMNS.items() if is_money}
 LIST_PAGE_SIZE = 25
 FILTER_CHOICES_CACHE_SECONDS = 600
-
-
-def segment_strategy(segment: str | None) -> str:
-    return SEGMENT_STRATEGIES.get(segment, "") if segment else ""
 
 
 def allowed_sorts(*, user) -> list[str]:
@@ -169,7 +154,7 @@ def customer_list_page(*, user, filters: dict, sort: str = "name", page: int = 1
             start = max(0, offset - valued_total)
             rows += list(unvalued[start : start + wanted - len(rows)])
     for row in rows:
-        row.v_segment_label = _segment_label(row.v_segment)
+        row.v_segment_label = segment_label(row.v_segment)
     return CustomerPage(rows=rows[:page_size], number=page, page_size=page_size, has_next=len(rows) > page_size, run=run)
 
 
@@ -311,10 +296,6 @@ def value_history(*, customer_id: int, limit: int = 800) -> list[dict]:
     return list(reversed(rows))
 
 
-def _segment_label(segment: str) -> str:
-    return Segment(segment).label if segment in Segment.values else segment
-
-
 def segment_changes(history: list[dict]) -> list[dict]:
     """The runs in which the customer moved to another segment."""
     changes, previous = [], None
@@ -324,8 +305,8 @@ def segment_changes(history: list[dict]) -> list[dict]:
                 "as_of": row["run__as_of"],
                 "from": previous,
                 "to": row["segment"],
-                "from_label": _segment_label(previous),
-                "to_label": _segment_label(row["segment"]),
+                "from_label": segment_label(previous),
+                "to_label": segment_label(row["segment"]),
             })
         previous = row["segment"]
     return changes

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.translation import pgettext
 
 from services.models import ServiceEvent
 from services.selectors import service_event_value
@@ -108,4 +109,5 @@ def render_statement_pdf(*, statement: ValueStatement, context: dict) -> bytes:
 
 def statement_filename(statement: ValueStatement) -> str:
     number = "".join(ch for ch in statement.customer.number if ch.isalnum() or ch in "-_")
-    return f"value-statement-{number}-{statement.start:%Y%m%d}-{statement.end:%Y%m%d}.pdf"
+    stem = pgettext("file name, lower case ASCII without spaces", "value-statement")
+    return f"{stem}-{number}-{statement.start:%Y%m%d}-{statement.end:%Y%m%d}.pdf"

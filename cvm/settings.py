@@ -138,6 +138,11 @@ LOGOUT_REDIRECT_URL = "login"
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("de", _("German"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# The header's language switcher stores the choice in this cookie; without one, the browser's
+# Accept-Language decides. A year, so the choice survives closing the browser.
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_SECURE = not DEBUG
 TIME_ZONE = os.environ.get("TIME_ZONE", "Europe/Berlin")
 USE_I18N = True
 USE_TZ = True
@@ -166,7 +171,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated", "customers.permissions.HasRole"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
@@ -181,6 +186,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated", "customers.permissions.HasRole"],
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
 }
 
 # Celery: with REDIS_URL unset, tasks run in-process (the embedded default).
@@ -219,6 +226,9 @@ CELERY_BEAT_SCHEDULE = {
 
 # Valuation defaults; a manager can override them in the settings page.
 CVM_VALUATION_CHUNK_SIZE = int(os.environ.get("CVM_VALUATION_CHUNK_SIZE", "50000"))
+# A running valuation without progress for this long gets its unfinished chunks queued again
+# by the next beat tick (a worker died; Redis would redeliver only after its visibility timeout).
+CVM_STALLED_AFTER_SECONDS = int(os.environ.get("CVM_STALLED_AFTER_SECONDS", "600"))
 CVM_VALUATION_RETENTION_DAYS = int(os.environ.get("CVM_VALUATION_RETENTION_DAYS", "730"))
 
 LOGGING = {

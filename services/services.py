@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from customers.access import can_log_for
 from customers.models import Customer
@@ -46,7 +47,7 @@ def log_service_event(
     """Record one free service given to a customer; `user` is who logged it."""
     _check_may_log(user=user, customer=customer)
     if not service_type.active:
-        raise ValidationError({"service_type": "This service type is no longer in use."})
+        raise ValidationError({"service_type": _("This service type is no longer in use.")})
     event = ServiceEvent(
         customer=customer, service_type=service_type, date=date, quantity=quantity, note=note.strip(), logged_by=user
     )

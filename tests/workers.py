@@ -34,9 +34,11 @@ def redis_answers(url: str) -> bool:
 
 def reset_broker_connections() -> None:
     """Drop pooled connections so the next publish connects to the configured broker_url."""
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
-        celery_app._pool = None
+    from kombu import pools
+
+    # Celery's pools live in kombu's global registry, keyed by URL: reset that too.
+    pools.reset()
+    celery_app._pool = None
     celery_app.amqp._producer_pool = None
 
 

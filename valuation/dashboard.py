@@ -171,7 +171,7 @@ def segment_summary(values: QuerySet[CustomerValue]) -> tuple[list[dict], dict]:
     for segment in SEGMENTS:
         row = rows.get(segment.value, {})
         table.append(
-            {"segment": segment.value, "label": segment.label,
+            {"segment": segment.value, "label": segment.label, "strategy": segment.strategy,
              **{k: row.get(k) if row.get(k) is not None else zero.get(k, Decimal("0.00")) for k in keys}}
         )
     totals = {k: sum((row[k] for row in table), zero.get(k, Decimal("0.00"))) for k in keys}

@@ -51,6 +51,11 @@ def _layout(*, separators: str, height: int = 360, **layout) -> dict:
     }
 
 
+def _log_axis_title(measure: str, currency: str) -> str:
+    # Whole phrases for the translators: gettext calls inside f-strings are not extracted.
+    return _("%(measure)s (%(currency)s, log scale)") % {"measure": measure, "currency": currency}
+
+
 def _float(value) -> float:
     return float(value) if value is not None else 0.0
 
@@ -103,8 +108,8 @@ def segment_scatter(points: Sequence[tuple], *, segment_labels: dict[str, str], 
                        "y1": max(float(value_to_threshold), floor), "x0": 0, "x1": 1, "line": line})
     fig.update_layout(
         **_layout(separators=separators, height=520),
-        xaxis={"type": "log", "title": {"text": f"{classic_label} ({currency}, {_('log scale')})"}},
-        yaxis={"type": "log", "title": {"text": f"{_('value to the customer')} ({currency}, {_('log scale')})"}},
+        xaxis={"type": "log", "title": {"text": _log_axis_title(classic_label, currency)}},
+        yaxis={"type": "log", "title": {"text": _log_axis_title(_("value to the customer"), currency)}},
         shapes=shapes,
         hovermode="closest",
         dragmode="zoom",
@@ -115,12 +120,13 @@ def segment_scatter(points: Sequence[tuple], *, segment_labels: dict[str, str], 
 def whale_curve(points: Sequence[tuple[int, Decimal]], *, customers: int, currency: str, separators: str) -> dict:
     """Cumulative profit after services over the share of customers, most profitable first."""
     fig = go.Figure()
+    profit_label = _("cumulative profit after services")
     if customers and points:
         x = [100.0 * rank / customers for rank, _cumulative in points]
         y = [_float(cumulative) for _rank, cumulative in points]
         fig.add_trace(
             go.Scatter(
-                x=[0.0, *x], y=[0.0, *y], mode="lines", name=_("cumulative profit after services"),
+                x=[0.0, *x], y=[0.0, *y], mode="lines", name=profit_label,
                 line={"color": "#1f6feb", "width": 2}, fill="tozeroy", fillcolor="rgba(31,111,235,0.08)",
                 hovertemplate=_("%(share)s of customers: %(amount)s") % {
                     "share": "%{x:.1f} %", "amount": f"%{{y:,.0f}} {currency}"} + "<extra></extra>",
@@ -133,7 +139,7 @@ def whale_curve(points: Sequence[tuple[int, Decimal]], *, customers: int, curren
     fig.update_layout(
         **_layout(separators=separators, showlegend=False),
         xaxis={"title": {"text": _("share of customers, most profitable first (%)")}, "range": [0, 100]},
-        yaxis={"title": {"text": f"{_('cumulative profit after services')} ({currency})"}, "tickformat": ",.0f"},
+        yaxis={"title": {"text": f"{profit_label} ({currency})"}, "tickformat": ",.0f"},
     )
     return fig.to_plotly_json()
 
@@ -141,6 +147,7 @@ def whale_curve(points: Sequence[tuple[int, Decimal]], *, customers: int, curren
 def service_cost_by_month(rows: Sequence[dict], *, months: Sequence[dt.date], currency: str, separators: str) -> dict:
     """Stacked bars: standard cost of the free services per month, one colour per service type."""
     fig = go.Figure()
+    cost_label = _("standard cost")
     index = {month: i for i, month in enumerate(months)}
     series: dict[str, dict] = {}
     for row in rows:
@@ -159,7 +166,7 @@ def service_cost_by_month(rows: Sequence[dict], *, months: Sequence[dt.date], cu
         **_layout(separators=separators, height=380),
         barmode="stack",
         xaxis={"type": "date", "tickformat": "%b\n%Y", "dtick": "M3"},
-        yaxis={"title": {"text": f"{_('standard cost')} ({currency})"}, "tickformat": ",.0f"},
+        yaxis={"title": {"text": f"{cost_label} ({currency})"}, "tickformat": ",.0f"},
     )
     return fig.to_plotly_json()
 
@@ -171,13 +178,14 @@ def earned_growth(periods: Sequence[dict], *, currency: str, separators: str,
     labels: one per period (e.g. the localised end date); the period end by default.
     """
     fig = go.Figure()
+    retained, referred, revenue = _("retained revenue"), _("referred"), _("revenue")
     labels = list(labels) if labels is not None else [str(p.get("period_end") or "") for p in periods]
     fig.add_trace(go.Bar(x=labels, y=[_float(p.get("retained_revenue")) for p in periods],
-                         name=_("retained revenue"), marker={"color": "#1f6feb"},
-                         hovertemplate=f"%{{y:,.0f}} {currency}<extra>{_('retained revenue')}</extra>"))
+                         name=retained, marker={"color": "#1f6feb"},
+                         hovertemplate=f"%{{y:,.0f}} {currency}<extra>{retained}</extra>"))
     fig.add_trace(go.Bar(x=labels, y=[_float(p.get("referred_new_revenue")) for p in periods],
                          name=_("revenue from referred new customers"), marker={"color": "#12b76a"},
-                         hovertemplate=f"%{{y:,.0f}} {currency}<extra>{_('referred')}</extra>"))
+                         hovertemplate=f"%{{y:,.0f}} {currency}<extra>{referred}</extra>"))
     fig.add_trace(go.Scatter(x=labels, y=[_percent(p.get("nrr")) for p in periods], yaxis="y2", mode="lines+markers",
                              name=_("net revenue retention"), line={"color": "#7a5af8"},
                              hovertemplate="%{y:.1f} %<extra>NRR</extra>"))
@@ -188,7 +196,7 @@ def earned_growth(periods: Sequence[dict], *, currency: str, separators: str,
         **_layout(separators=separators),
         barmode="stack",
         xaxis={"type": "category"},
-        yaxis={"title": {"text": f"{_('revenue')} ({currency})"}, "tickformat": ",.0f"},
+        yaxis={"title": {"text": f"{revenue} ({currency})"}, "tickformat": ",.0f"},
         yaxis2={"title": {"text": _("rate (%)")}, "overlaying": "y", "side": "right", "showgrid": False,
                 "ticksuffix": " %"},
     )

@@ -38,7 +38,11 @@ class DashboardFilterForm(forms.Form):
 
 class StandardCostForm(forms.Form):
     service_type = forms.ModelChoiceField(label=_("Service type"), queryset=ServiceType.objects.all())
-    valid_from = forms.DateField(label=_("Valid from"), widget=forms.DateInput(attrs={"type": "date"}))
+    # A date picker always sends and expects ISO dates, whatever the page's language; typed
+    # dates in the language's own format (22.11.2026) are accepted as well.
+    valid_from = forms.DateField(
+        label=_("Valid from"), widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
     cost_per_unit = forms.DecimalField(
         label=_("Cost per unit"), max_digits=12, decimal_places=2, localize=True,
         help_text=_("Per occurrence, hour or day, as the service type counts."),

@@ -10,12 +10,41 @@ MONEY = {"max_digits": 16, "decimal_places": 2}
 
 
 class Segment(models.TextChoices):
-    """The four quadrants: classic value (low/high) x value to the customer (low/high)."""
+    """The four quadrants: classic value (low/high) x value to the customer (low/high).
+
+    The one translatable source of the segment names and strategies the pages show; the
+    engine's SEGMENTS keep English constants for CSV runs outside Django.
+    """
 
     UNCRITICAL = "uncritical", _("uncritical")
     PROBLEM = "problem", _("problem group")
     POTENTIAL = "potential", _("check potential")
     INVESTMENT = "investment", _("investment customers")
+
+    @property
+    def strategy(self) -> str:
+        """The typical strategy for the segment (DOMAIN.md's segmentation table)."""
+        return SEGMENT_STRATEGIES[self]
+
+
+SEGMENT_STRATEGIES = {
+    Segment.UNCRITICAL: _("Opportunistic selling; no king's treatment."),
+    Segment.PROBLEM: _("Spoiled with free services but not worth it: renegotiate, or it never pays."),
+    Segment.POTENTIAL: _(
+        "Look for hidden win-win potential; don't over-offer, but ask whether enough is done for loyalty."
+    ),
+    Segment.INVESTMENT: _("The high service spend pays back in loyalty and follow-up business."),
+}
+
+
+def segment_label(segment: str | None) -> str:
+    """The translated name of a segment code; an unknown code is shown as it is."""
+    return Segment(segment).label if segment in Segment.values else (segment or "")
+
+
+def segment_strategy(segment: str | None) -> str:
+    """The translated strategy of a segment code; empty for none or an unknown code."""
+    return SEGMENT_STRATEGIES[Segment(segment)] if segment in Segment.values else ""
 
 
 class ValuationRun(models.Model):
@@ -85,6 +114,7 @@ class ValuationChunk(models.Model):
     last_customer_id = models.BigIntegerField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
     rows_written = models.PositiveIntegerField(default=0)
     seconds = models.FloatField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -1,8 +1,10 @@
 """Celery tasks: thin wrappers around valuation.services. They take ids, never instances."""
 
+import datetime as dt
 import logging
 
 from celery import group, shared_task
+from django.conf import settings
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
@@ -19,7 +21,7 @@ QUEUE_ERRORS = (KombuOperationalError, RedisError, ConnectionError, OSError, Tim
 @shared_task(name="valuation.tasks.nightly_valuation", ignore_result=True)
 def nightly_valuation() -> int | None:
     """Beat's entry: start today's run unless it is done or running; resume stalled chunks."""
-    stalled = services.resume_stalled_runs()
+    stalled = services.resume_stalled_runs(stalled_after=dt.timedelta(seconds=settings.CVM_STALLED_AFTER_SECONDS))
     if stalled:
         queue_chunks(stalled)
         return None

@@ -12,14 +12,14 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, gettext_noop
 from django.views.decorators.http import require_GET, require_POST
 
 from customers.access import manager_only
 
 from . import dashboard, dashboard_charts, policy
 from .forms import DashboardFilterForm, SegmentPolicyForm, StandardCostForm, ValuationSettingsForm
-from .models import Segment, ValuationPolicy, ValuationRun
+from .models import ValuationPolicy, ValuationRun
 from .selectors import valuation_policy
 
 STAGE_LABELS = {
@@ -34,14 +34,9 @@ QUEUE_UNAVAILABLE = gettext_lazy(
     "The task queue is not reachable, so the valuation could not be started. "
     "The nightly run will catch up; try again later."
 )
-SEGMENT_STRATEGIES = {
-    Segment.UNCRITICAL: gettext_lazy("Sell opportunistically; no king's treatment."),
-    Segment.PROBLEM: gettext_lazy("Spoiled with free services but not worth it: renegotiate, or it never pays."),
-    Segment.POTENTIAL: gettext_lazy(
-        "Look for hidden win-win potential; don't over-offer, but ask whether enough is done for loyalty."
-    ),
-    Segment.INVESTMENT: gettext_lazy("The high service spend pays back in loyalty and follow-up business."),
-}
+# Notes a run stores in English (its JSON outlives any language); the pages translate them
+# when shown, so they are listed here for the message catalogue.
+STORED_RUN_NOTES = (gettext_noop("Too little history before the holdout period for a back-test."),)
 ALREADY_RUNNING = gettext_lazy(
     "A valuation is already running. Its progress is shown below; start a new one when it has finished."
 )
@@ -66,8 +61,6 @@ def segment_dashboard(request):
         owner_id=data.get("owner"), region=data.get("region") or "", industry=data.get("industry") or ""
     )
     board = dashboard.segment_dashboard(filters=filters, compare_run_id=data.get("compare"), runs=runs)
-    for row in board.segments:
-        row["strategy"] = SEGMENT_STRATEGIES.get(row["segment"], "")
     context = {
         "board": board,
         "form": form,
@@ -143,6 +136,7 @@ def _render_settings(request, *, cost_form=None, segment_form=None, settings_for
     runs = dashboard.recent_runs()
     for run in runs:
         run.duration_display = format_duration(_duration(run))
+        run.stage_display = STAGE_LABELS.get(run.stage, run.stage)
     watched = dashboard.run_to_watch(runs, run_id=watch_run_id)
     context = {
         "cost_form": cost_form or StandardCostForm(initial={"valid_from": timezone.localdate()}),

@@ -9,7 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from django import template
 from django.conf import settings
 from django.utils import formats
-from django.utils.translation import get_language, ngettext
+from django.utils.translation import get_language, npgettext
 
 register = template.Library()
 
@@ -83,9 +83,11 @@ def quantity(value, decimal_pos=2):
 def unit_label(unit: str, amount=None) -> str:
     """A service type's unit, singular or plural for the amount: `1 hour`, `1.5 hours`."""
     one = _decimal(amount) == 1
+    count = 1 if one else 2
+    # A context of their own: "hour" and "day" are also the unit choices, without plural.
     labels = {
-        "hour": ngettext("hour", "hours", 1 if one else 2),
-        "day": ngettext("day", "days", 1 if one else 2),
-        "occurrence": ngettext("time", "times", 1 if one else 2),
+        "hour": npgettext("after a quantity", "hour", "hours", count),
+        "day": npgettext("after a quantity", "day", "days", count),
+        "occurrence": npgettext("after a quantity", "time", "times", count),
     }
     return labels.get(unit, unit)

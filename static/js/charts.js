@@ -12,6 +12,8 @@
         responsive: true,
         displaylogo: false,
         displayModeBar: false,
+        // Month names and toolbar in the page's language (plotly-locale-*.js registers them).
+        locale: document.documentElement.lang || "en",
       });
     });
   }

@@ -3,7 +3,11 @@
 (function () {
   "use strict";
 
-  var CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
+  // locale: month names and toolbar in the page's language (plotly-locale-*.js registers them).
+  var CONFIG = {
+    responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"],
+    locale: document.documentElement.lang || "en"
+  };
 
   function webglAvailable() {
     try {

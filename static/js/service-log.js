@@ -7,7 +7,8 @@
   if (!input) return;
   const listbox = document.getElementById(input.getAttribute("aria-controls"));
   const searchUrl = input.dataset.searchUrl;
-  const noMatch = document.documentElement.lang === "de" ? "Kein passender Kunde" : "No matching customer";
+  // The page passes its words in, translated: this file holds no user-facing text.
+  const noMatch = input.dataset.noMatch || "";
   let options = [];
   let active = -1;
   let timer = null;

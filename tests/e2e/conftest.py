@@ -48,7 +48,7 @@ def login(page, live_server):
         page.goto(f"{live_server.url}/login/")
         page.fill("#id_username", user.username)
         page.fill("#id_password", password)
-        page.click("button[type=submit]")
+        page.click("main button[type=submit]")  # the header holds the language buttons
         page.wait_for_url(f"{live_server.url}/")
         return page
 

@@ -97,6 +97,7 @@ def test_rerunning_a_chunk_replaces_its_rows(company, settings):
     run = services.run_valuation(as_of=AS_OF)
     before = values_by_customer(run)
     ValuationRun.objects.filter(pk=run.pk).update(status=ValuationRun.Status.RUNNING)
+    run.chunks.update(status=ValuationChunk.Status.PENDING)
     for chunk in run.chunks.all():
         services.score_chunk(chunk_id=chunk.pk)
     assert CustomerValue.objects.filter(run=run).count() == len(company)

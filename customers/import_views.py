@@ -1,0 +1,147 @@
+"""The manager's upload page: check a CSV file, preview it, then commit the import."""
+
+import csv
+import re
+import secrets
+import tempfile
+import time
+from pathlib import Path
+
+from django import forms
+from django.contrib import messages
+from django.http import FileResponse, Http404, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from . import exporting, importing
+from .access import manager_only
+
+SESSION_KEY = "cvm_import"
+# Uploaded files wait here between preview and commit; older ones are removed.
+UPLOAD_DIR = Path(tempfile.gettempdir()) / "cvm-imports"
+UPLOAD_MAX_AGE_SECONDS = 24 * 3600
+TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+
+
+class UploadForm(forms.Form):
+    kind = forms.ChoiceField(choices=[(kind, kind) for kind in importing.KINDS])
+    file = forms.FileField()
+    delimiter = forms.ChoiceField(
+        choices=[("", "detect"), (",", "comma"), (";", "semicolon"), ("tab", "tab")], required=False
+    )
+
+
+def _stored_path(token: str) -> Path:
+    if not TOKEN_PATTERN.match(token or ""):
+        raise Http404
+    return UPLOAD_DIR / f"{token}.csv"
+
+
+def _store(upload) -> str:
+    UPLOAD_DIR.mkdir(mode=0o700, exist_ok=True)
+    cutoff = time.time() - UPLOAD_MAX_AGE_SECONDS
+    for old in UPLOAD_DIR.glob("*.csv"):
+        if old.stat().st_mtime < cutoff:
+            old.unlink(missing_ok=True)
+    token = secrets.token_urlsafe(24)
+    with open(_stored_path(token), "wb") as handle:
+        for block in upload.chunks():
+            handle.write(block)
+    return token
+
+
+def _forget(request) -> None:
+    pending = request.session.pop(SESSION_KEY, None)
+    if pending:
+        _stored_path(pending["token"]).unlink(missing_ok=True)
+
+
+@manager_only
+def upload(request):
+    """GET: the form. POST: store the file, check it completely (nothing written), show the preview."""
+    if request.method == "POST":
+        form = UploadForm(request.POST, request.FILES)
+        if form.is_valid():
+            _forget(request)
+            token = _store(form.cleaned_data["file"])
+            pending = {"token": token, "kind": form.cleaned_data["kind"], "delimiter": form.cleaned_data["delimiter"],
+                       "name": form.cleaned_data["file"].name}
+            result = importing.import_file(
+                kind=pending["kind"], path=_stored_path(token), dry_run=True, delimiter=pending["delimiter"],
+                user=request.user,
+            )
+            if result.ok:
+                request.session[SESSION_KEY] = pending
+            else:
+                _stored_path(token).unlink(missing_ok=True)
+            return render(request, "imports/preview.html", {"result": result, "pending": pending})
+    else:
+        form = UploadForm()
+    return render(request, "imports/upload.html", {"form": form, "kinds": importing.KINDS})
+
+
+@manager_only
+@require_POST
+def commit(request):
+    """Import the file checked in the preview; all or nothing, as the preview showed."""
+    pending = request.session.get(SESSION_KEY)
+    path = _stored_path(pending["token"]) if pending else None
+    if not pending or not path.exists():
+        messages.error(request, "There is no checked file waiting for import; upload it again.")
+        return redirect("imports:upload")
+    result = importing.import_file(
+        kind=pending["kind"], path=path, delimiter=pending["delimiter"], user=request.user
+    )
+    _forget(request)
+    if result.ok:
+        messages.success(
+            request,
+            f"{pending['name']}: {result.rows:,} {result.kind} rows imported "
+            f"({result.new:,} new, {result.updated:,} updated, {result.unchanged:,} unchanged).",
+        )
+        return redirect("imports:upload")
+    # The data changed since the preview: show what is wrong now.
+    return render(request, "imports/preview.html", {"result": result, "pending": None})
+
+
+@manager_only
+@require_POST
+def cancel(request):
+    _forget(request)
+    messages.info(request, "The checked file was discarded.")
+    return redirect("imports:upload")
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def _export_name(extension: str) -> str:
+    return f"customer-values-{timezone.localdate().isoformat()}.{extension}"
+
+
+@manager_only
+def export_values_csv(request):
+    writer = csv.writer(_Echo())
+    lines = (writer.writerow(row) for row in _with_header(exporting.value_rows(user=request.user)))
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{_export_name("csv")}"'
+    return response
+
+
+def _with_header(rows):
+    yield exporting.HEADER
+    yield from rows
+
+
+@manager_only
+def export_values_xlsx(request):
+    target = tempfile.TemporaryFile()
+    exporting.write_xlsx(target, user=request.user)
+    target.seek(0)
+    return FileResponse(
+        target, as_attachment=True, filename=_export_name("xlsx"),
+        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )

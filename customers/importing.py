@@ -1,0 +1,901 @@
+"""CSV import of customers, transactions and services: one service for the command and the upload page.
+
+File formats
+============
+One header line naming the columns (any order, case-insensitive; text in brackets such as
+``owner (username)`` is ignored), then one row per record. Columns marked * are required.
+
+customers
+    ``number*, name*, industry, region, owner (username), acquired_on, acquisition_channel,
+    referred_by (customer number), status, lost_on, yearly_wallet``
+    ``acquisition_channel`` is one of direct_sales, referral, trade_fair, online, partner, other
+    (empty: direct_sales); ``status`` is active or lost (empty: active; lost needs ``lost_on``).
+    ``referred_by`` may name a customer defined further down in the same file.
+transactions
+    ``external_id*, customer_number*, date*, revenue*, cost_of_goods, product, channel``
+    ``revenue`` may be negative (credit notes); empty ``cost_of_goods`` is 0.
+services
+    ``external_id, customer_number*, service_type* (code), date*, quantity, note,
+    logged_by (username)``
+    ``quantity`` must be positive (empty: 1); empty ``logged_by`` is the importing user.
+    Rows without ``external_id`` get a key made from their content, so re-importing the same
+    file adds nothing; give an ``external_id`` when a corrected file should change a row in place.
+
+What files may look like
+------------------------
+- comma-, semicolon- or tab-separated (detected from the header line, or ``--delimiter``);
+- UTF-8 with or without byte-order mark, or Windows-1252 (detected);
+- amounts with a decimal point (``1234.56``, ``1,234.56``) or a decimal comma
+  (``1.234,56``, German Excel), decided per file from its first rows;
+- dates as ``YYYY-MM-DD`` or ``DD.MM.YYYY``;
+- empty lines are skipped.
+
+Rules
+-----
+Every row is checked and every problem is reported with its line in the file, its column and
+what is wrong (the list shown is capped at ``MAX_ERRORS_SHOWN``, the count is complete).
+Dates before 1990 (customers' ``acquired_on``: before 1900) or after tomorrow and amounts
+beyond 100 billion are refused as implausible. An import is all-or-nothing: one bad row
+imports nothing. Rows are matched by ``external_id`` (customers by ``number``), so importing
+the same file twice changes nothing and a corrected file updates the rows in place.
+
+How it stays fast for large files
+---------------------------------
+The file is read in chunks of ``CHUNK_ROWS`` rows with the csv module, each chunk is checked
+with vectorised pandas string operations and loaded into a temporary staging table
+(PostgreSQL: ``COPY``; SQLite: ``executemany``). Checks that need the whole file (duplicate
+ids, referrals) run as SQL on the staging table; then one ``INSERT ... ON CONFLICT DO UPDATE``
+merges it, touching only rows that differ. All of it runs in one database transaction, so
+memory stays bounded by the chunk size and a failure leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import io
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.utils import timezone
+
+from services.models import ServiceEvent, ServiceType
+
+from .models import Customer, Transaction
+
+KINDS = ("customers", "transactions", "services")
+# 20k rows keep a chunk's DataFrame and COPY buffer at a few MB; larger chunks gained <5 %.
+CHUNK_ROWS = 20_000
+MAX_ERRORS_SHOWN = 200
+PREVIEW_ROWS = 10
+
+# Plausibility limits, shared with the API serializers.
+EARLIEST_DATE = dt.date(1990, 1, 1)
+EARLIEST_ACQUISITION = dt.date(1900, 1, 1)
+MAX_AMOUNT = 100_000_000_000  # 1e11 in the company's currency
+MAX_QUANTITY = 999_999.99
+
+
+def latest_plausible_date() -> dt.date:
+    """Tomorrow: time zones and late-evening exports may legitimately carry tomorrow's date."""
+    return timezone.localdate() + dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    column: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" + (f", column {self.column}" if self.column else "")
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class ImportResult:
+    kind: str
+    dry_run: bool = False
+    rows: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    error_count: int = 0
+    columns: list[str] = field(default_factory=list)
+    preview: list[list[str]] = field(default_factory=list)
+    encoding: str = ""
+    delimiter: str = ""
+    decimal_comma: bool = False
+    committed: bool = False
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error_count == 0
+
+    @property
+    def more_errors(self) -> int:
+        return self.error_count - len(self.errors)
+
+    @property
+    def delimiter_name(self) -> str:
+        return {"\t": "tab", ",": "comma", ";": "semicolon"}.get(self.delimiter, self.delimiter)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+    def add_error(self, line: int, column: str, message: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_ERRORS_SHOWN:
+            self.errors.append(RowError(int(line), column, message))
+
+    def add_errors(self, lines: pd.Series, column: str, message: str | pd.Series) -> None:
+        """Vectorised: one error per line in ``lines`` (a message per line or one for all)."""
+        count = len(lines)
+        if not count:
+            return
+        room = MAX_ERRORS_SHOWN - len(self.errors)
+        if room > 0:
+            shown = lines.iloc[:room]
+            messages = message.loc[shown.index] if isinstance(message, pd.Series) else [message] * len(shown)
+            self.errors.extend(RowError(int(line), column, str(text)) for line, text in zip(shown, messages))
+        self.error_count += count
+
+    def sort_errors(self) -> None:
+        self.errors.sort(key=lambda error: (error.line, error.column))
+
+
+class ImportAborted(Exception):
+    """Raised inside the transaction to roll back a dry run or a file with errors."""
+
+
+# --- reading the file ---------------------------------------------------------------------------
+
+
+def detect_encoding(path: Path) -> str:
+    """utf-8-sig when a BOM is present, utf-8 when the whole file decodes, else Windows-1252."""
+    with open(path, "rb") as handle:
+        if handle.read(3) == codecs.BOM_UTF8:
+            return "utf-8-sig"
+        handle.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        try:
+            while block := handle.read(1 << 20):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return "cp1252"
+    return "utf-8"
+
+
+def sniff_delimiter(header_line: str) -> str:
+    """The separator used most often in the header line (ties: comma)."""
+    counts = {sep: header_line.count(sep) for sep in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda sep: (counts[sep], sep == ","))
+    return best if counts[best] else ","
+
+
+def normalise_delimiter(value: str | None) -> str | None:
+    if not value:
+        return None
+    return {"tab": "\t", "\\t": "\t", "semicolon": ";", "comma": ","}.get(value.lower(), value)
+
+
+def normalise_header(name: str) -> str:
+    name = re.sub(r"\(.*?\)", "", name.replace("\ufeff", "")).strip().lower()
+    return re.sub(r"[\s\-]+", "_", name)
+
+
+def _open_text(path: Path, encoding: str):
+    # cp1252 leaves five bytes undefined; those would only come from a broken file.
+    return open(path, encoding=encoding, errors="replace" if encoding == "cp1252" else "strict", newline="")
+
+
+def _first_line(path: Path, encoding: str) -> str:
+    with _open_text(path, encoding) as handle:
+        for line in handle:
+            if line.strip():
+                return line
+    return ""
+
+
+@dataclass
+class Chunk:
+    frame: pd.DataFrame  # one str column per known column, plus "line"
+
+
+def read_chunks(handle, *, delimiter: str, columns: list[str], result: ImportResult) -> Iterator[Chunk]:
+    """The file's rows in chunks, as str DataFrames with the line number of each row."""
+    reader = csv.reader(handle, delimiter=delimiter)
+    header: list[str] | None = None
+    for raw in reader:
+        if any(cell.strip() for cell in raw):
+            header = [normalise_header(cell) for cell in raw]
+            break
+    if header is None:
+        result.add_error(1, "", "The file is empty.")
+        return
+    result.columns = header
+    spec = SPECS[result.kind]
+    missing = [name for name in spec.required if name not in header]
+    for name in missing:
+        result.add_error(reader.line_num, name, "This column is missing from the header line.")
+    duplicated = {name for name in header if header.count(name) > 1 and name}
+    for name in sorted(duplicated):
+        result.add_error(reader.line_num, name, "This column appears more than once in the header line.")
+    if missing or duplicated:
+        return
+    positions = [header.index(name) if name in header else None for name in columns]
+    width = len(header)
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    for raw in reader:
+        if not raw or not "".join(raw).strip():
+            continue  # empty lines, also Excel's ";;;;"
+        if len(result.preview) < PREVIEW_ROWS:
+            result.preview.append(raw)
+        if len(raw) != width:
+            result.add_error(reader.line_num, "", f"Expected {width} fields as in the header line, found {len(raw)}.")
+            result.rows += 1
+            continue
+        rows.append([raw[pos] if pos is not None else "" for pos in positions])
+        lines.append(reader.line_num)
+        if len(rows) >= CHUNK_ROWS:
+            yield _chunk(rows, lines, columns)
+            rows, lines = [], []
+    if rows:
+        yield _chunk(rows, lines, columns)
+
+
+def _chunk(rows, lines, columns) -> Chunk:
+    # Values are stripped by the checks, once per distinct value.
+    frame = pd.DataFrame(rows, columns=columns, dtype=object)
+    frame["line"] = np.asarray(lines, dtype=np.int64)
+    return Chunk(frame)
+
+
+# --- vectorised checks ---------------------------------------------------------------------------
+
+
+class Checker:
+    """Checks and converts the str columns of one chunk; every problem goes to the result.
+
+    Each column is factorised first and checked once per distinct value: dates, customer
+    numbers and codes repeat a lot, so most checks touch a few thousand values per chunk.
+    """
+
+    def __init__(self, frame: pd.DataFrame, result: ImportResult, context: dict):
+        self.frame = frame
+        self.result = result
+        self.context = context
+        self.bad = np.zeros(len(frame), dtype=bool)
+        self.lines = frame["line"]
+
+    def distinct(self, column: str) -> tuple[np.ndarray, pd.Series]:
+        codes, uniques = pd.factorize(self.frame[column], use_na_sentinel=False)
+        return codes, pd.Series(uniques, dtype=object).str.strip()
+
+    def fail(self, codes: np.ndarray | None, mask: pd.Series, column: str, message) -> None:
+        """``mask`` over the distinct values (expanded through ``codes``) or, without codes, over the rows."""
+        mask = mask.fillna(False).astype(bool).to_numpy()
+        if not mask.any():
+            return
+        rows = mask[codes] if codes is not None else mask
+        if isinstance(message, pd.Series):
+            message = pd.Series(message.to_numpy()[codes] if codes is not None else message.to_numpy())[rows]
+            message.index = self.lines[rows].index
+        self.result.add_errors(self.lines[rows], column, message)
+        self.bad |= rows
+
+    def text(self, column: str, *, max_length: int, required: bool = False) -> np.ndarray:
+        codes, values = self.distinct(column)
+        if required:
+            self.fail(codes, values == "", column, "A value is required.")
+        self.fail(codes, values.str.len() > max_length, column, f"Longer than {max_length} characters.")
+        return values.to_numpy()[codes]
+
+    def date(self, column: str, *, required: bool, earliest: dt.date = EARLIEST_DATE) -> np.ndarray:
+        codes, values = self.distinct(column)
+        empty = values == ""
+        if required:
+            self.fail(codes, empty, column, "A date is required.")
+        iso = values.str.fullmatch(r"\d{4}-\d{1,2}-\d{1,2}")
+        german = values.str.fullmatch(r"\d{1,2}\.\d{1,2}\.\d{4}")
+        self.fail(codes, ~empty & ~iso & ~german, column, "Not a date: use YYYY-MM-DD or DD.MM.YYYY.")
+        parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+        if iso.any():
+            parsed[iso] = pd.to_datetime(values[iso], format="%Y-%m-%d", errors="coerce")
+        if german.any():
+            parsed[german] = pd.to_datetime(values[german], format="%d.%m.%Y", errors="coerce")
+        self.fail(codes, (iso | german) & parsed.isna(), column, "No such day in the calendar.")
+        self.fail(codes, parsed < pd.Timestamp(earliest), column, f"Implausible date: before {earliest.isoformat()}.")
+        latest = latest_plausible_date()
+        self.fail(codes, parsed > pd.Timestamp(latest), column, f"Implausible date: after {latest.isoformat()} (in the future).")
+        return parsed.dt.strftime("%Y-%m-%d").where(parsed.notna(), None).to_numpy()[codes]
+
+    def amount(
+        self, column: str, *, required: bool, minimum: float, maximum: float = MAX_AMOUNT, default: str | None = None,
+        positive: bool = False,
+    ) -> np.ndarray:
+        codes, values = self.distinct(column)
+        empty = values == ""
+        if required:
+            self.fail(codes, empty, column, "An amount is required.")
+        if "decimal_comma" not in self.context:
+            self.context["decimal_comma"] = detect_decimal_comma(values[~empty], delimiter=self.result.delimiter)
+            self.result.decimal_comma = self.context["decimal_comma"]
+        # One translate pass: drop thousands separators, make the decimal separator a point.
+        table = str.maketrans(",", ".", ".") if self.context["decimal_comma"] else str.maketrans("", "", ",")
+        cleaned = values.str.translate(table)
+        valid = cleaned.str.fullmatch(r"[-+]?\d+(\.\d{1,2})?")
+        if not valid[~empty].all():
+            # Rare: currency signs or spaces inside the number; look closer only at these values.
+            odd = ~valid & ~empty
+            cleaned[odd] = cleaned[odd].str.replace(r"[\s\u00a0\u202f\u2009€$']|EUR", "", regex=True)
+            valid = cleaned.str.fullmatch(r"[-+]?\d+(\.\d{1,2})?")
+            number = cleaned.str.fullmatch(r"[-+]?\d+(\.\d+)?")
+            self.fail(codes, ~empty & ~number, column, "Not a number.")
+            self.fail(codes, number & ~valid, column, "More than 2 decimal places.")
+        numeric = pd.to_numeric(cleaned.where(valid), errors="coerce")
+        if positive:
+            self.fail(codes, numeric <= 0, column, "Must be positive.")
+        else:
+            self.fail(codes, numeric < minimum, column, f"Must not be below {minimum:,.0f}." if minimum else "Must not be negative.")
+        self.fail(codes, numeric > maximum, column, f"Implausibly large: above {maximum:,.2f}.")
+        if default is not None:
+            cleaned = cleaned.where(~empty, default)
+        return cleaned.where(valid | (empty & (default is not None)), None).to_numpy()[codes]
+
+    def choice(self, column: str, choices, *, default: str) -> np.ndarray:
+        """A TextChoices value given as its code or its label, in any case."""
+        lookup = {}
+        for value, label in choices:
+            lookup[value.lower()] = value
+            lookup[str(label).lower()] = value
+            lookup[value.replace("_", " ")] = value
+        codes, values = self.distinct(column)
+        values = values.str.lower()
+        mapped = values.map(lookup)
+        empty = values == ""
+        allowed = ", ".join(value for value, _ in choices)
+        self.fail(codes, ~empty & mapped.isna(), column, f"Unknown value; allowed: {allowed}.")
+        return mapped.where(~empty, default).to_numpy()[codes]
+
+    def lookup(self, column: str, mapping: dict, *, what: str, required: bool) -> np.ndarray:
+        codes, values = self.distinct(column)
+        empty = values == ""
+        if required:
+            self.fail(codes, empty, column, "A value is required.")
+        ids = values.map(mapping)
+        unknown = ~empty & ids.isna()
+        if unknown.any():
+            messages = pd.Series("", index=values.index, dtype=object)
+            messages[unknown] = values[unknown].map(lambda value: f"Unknown {what} {value!r}.")
+            self.fail(codes, unknown, column, messages)
+        return ids.to_numpy(dtype=object)[codes]
+
+    def rows_failed(self, mask, column: str, message: str) -> None:
+        self.fail(None, pd.Series(mask), column, message)
+
+    def good(self) -> np.ndarray:
+        return ~self.bad
+
+
+def detect_decimal_comma(values: pd.Series, *, delimiter: str) -> bool:
+    """Decimal comma when more amounts end in ``,dd`` than in ``.dd``; without a hint, ';' files use it."""
+    comma = values.str.contains(r",\d{1,2}$|\.\d{3},", regex=True).sum()
+    point = values.str.contains(r"\.\d{1,2}$|,\d{3}\.", regex=True).sum()
+    if comma or point:
+        return bool(comma > point)
+    return delimiter == ";"
+
+
+# --- staging tables and merges ----------------------------------------------------------------------
+
+
+def _is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _distinct(left: str, right: str) -> str:
+    return f"{left} IS DISTINCT FROM {right}" if _is_postgres() else f"{left} IS NOT {right}"
+
+
+class Staging:
+    """A temporary table holding the checked rows of the whole file."""
+
+    def __init__(self, name: str, columns: dict[str, str]):
+        self.name = name
+        self.columns = columns  # column -> SQL type
+
+    def create(self, cursor) -> None:
+        cols = ", ".join(f"{name} {sql_type}" for name, sql_type in self.columns.items())
+        cursor.execute(f"DROP TABLE IF EXISTS {self.name}")
+        suffix = " ON COMMIT DROP" if _is_postgres() else ""
+        cursor.execute(f"CREATE TEMPORARY TABLE {self.name} ({cols}){suffix}")
+
+    def load(self, cursor, frame: pd.DataFrame) -> None:
+        names = list(self.columns)
+        frame = frame[names]
+        if _is_postgres():
+            buffer = io.StringIO()
+            # csv.writer is several times faster than DataFrame.to_csv; None becomes an empty field (NULL).
+            values = frame.astype(object).where(frame.notna(), None)
+            csv.writer(buffer, lineterminator="\n").writerows(values.itertuples(index=False, name=None))
+            with cursor.copy(f"COPY {self.name} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv)") as copy:
+                copy.write(buffer.getvalue())
+        else:
+            marks = ", ".join(["%s"] * len(names))
+            rows = frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None)
+            cursor.executemany(f"INSERT INTO {self.name} ({', '.join(names)}) VALUES ({marks})", list(rows))
+
+    def index(self, cursor, column: str) -> None:
+        cursor.execute(f"CREATE INDEX {self.name}_{column} ON {self.name} ({column})")
+        if _is_postgres():
+            # Temporary tables are never auto-analysed; without statistics the joins below
+            # get nested-loop plans that take minutes on a million rows.
+            cursor.execute(f"ANALYZE {self.name}")
+
+    def drop(self, cursor) -> None:
+        cursor.execute(f"DROP TABLE IF EXISTS {self.name}")
+
+
+def _fetch(cursor, sql: str, params=()) -> list[tuple]:
+    cursor.execute(sql, params)
+    return cursor.fetchall()
+
+
+def _report_duplicates(cursor, staging: Staging, key: str, column: str, result: ImportResult) -> None:
+    """Every row whose key already appeared on an earlier line of the file."""
+    sql = f"""
+        SELECT s.line, s.{key}, f.first_line FROM {staging.name} s
+        JOIN (SELECT {key}, MIN(line) AS first_line FROM {staging.name}
+              WHERE {key} IS NOT NULL GROUP BY {key} HAVING COUNT(*) > 1) f ON f.{key} = s.{key}
+        WHERE s.line > f.first_line ORDER BY s.line
+    """
+    for line, value, first in _fetch(cursor, sql):
+        result.add_error(line, column, f"Duplicate {column} {value!r}: already on line {first}.")
+
+
+def _counts(cursor, sql: str, result: ImportResult) -> None:
+    matched, changed = _fetch(cursor, sql)[0]
+    matched, changed = int(matched or 0), int(changed or 0)
+    result.new = result.rows - matched
+    result.updated = changed
+    result.unchanged = matched - changed
+
+
+@dataclass(frozen=True)
+class Spec:
+    columns: list[str]
+    required: list[str]
+
+
+SPECS = {
+    "customers": Spec(
+        columns=["number", "name", "industry", "region", "owner", "acquired_on", "acquisition_channel",
+                 "referred_by", "status", "lost_on", "yearly_wallet"],
+        required=["number", "name"],
+    ),
+    "transactions": Spec(
+        columns=["external_id", "customer_number", "date", "revenue", "cost_of_goods", "product", "channel"],
+        required=["external_id", "customer_number", "date", "revenue"],
+    ),
+    "services": Spec(
+        columns=["external_id", "customer_number", "service_type", "date", "quantity", "note", "logged_by"],
+        required=["customer_number", "service_type", "date"],
+    ),
+}
+
+
+def _customer_ids(numbers: pd.Series) -> dict[str, int]:
+    wanted = [number for number in numbers.unique().tolist() if number]
+    ids: dict[str, int] = {}
+    for start in range(0, len(wanted), 10_000):  # stays below SQLite's variable limit
+        ids.update(Customer.objects.filter(number__in=wanted[start : start + 10_000]).values_list("number", "id"))
+    return ids
+
+
+def _user_ids() -> dict[str, int]:
+    return dict(get_user_model().objects.values_list("username", "id"))
+
+
+# --- transactions -----------------------------------------------------------------------------------
+
+TRANSACTION_STAGING = Staging(
+    "cvm_import_transactions",
+    {"line": "integer", "external_id": "varchar(64)", "customer_number": "varchar(32)", "date": "date",
+     "revenue": "numeric(14, 2)", "cost_of_goods": "numeric(14, 2)", "product": "varchar(100)",
+     "channel": "varchar(50)"},
+)
+
+
+def _check_transactions(frame: pd.DataFrame, result: ImportResult, context: dict) -> pd.DataFrame:
+    check = Checker(frame, result, context)
+    out = pd.DataFrame({"line": frame["line"]})
+    out["external_id"] = check.text("external_id", max_length=64, required=True)
+    # Customer numbers are resolved in SQL against the staging table: one join, not a query per chunk.
+    out["customer_number"] = check.text("customer_number", max_length=32, required=True)
+    out["date"] = check.date("date", required=True)
+    out["revenue"] = check.amount("revenue", required=True, minimum=-MAX_AMOUNT)
+    out["cost_of_goods"] = check.amount("cost_of_goods", required=False, minimum=-MAX_AMOUNT, default="0")
+    out["product"] = check.text("product", max_length=100)
+    out["channel"] = check.text("channel", max_length=50)
+    return out[check.good()]
+
+
+def _merge_transactions(cursor, result: ImportResult) -> None:
+    table, s = Transaction._meta.db_table, TRANSACTION_STAGING.name
+    customers = Customer._meta.db_table
+    unknown = f"""SELECT s.line, s.customer_number FROM {s} s
+                  WHERE NOT EXISTS (SELECT 1 FROM {customers} c WHERE c.number = s.customer_number) ORDER BY s.line"""
+    for line, number in _fetch(cursor, unknown):
+        result.add_error(line, "customer_number", f"Unknown customer number {number!r}.")
+    fields = ["customer_id", "date", "revenue", "cost_of_goods", "product", "channel"]
+    source = {"product": "COALESCE(s.product, '')", "channel": "COALESCE(s.channel, '')", "customer_id": "c.id"}
+    differs = " OR ".join(_distinct(f"t.{name}", source.get(name, f"s.{name}")) for name in fields)
+    _counts(cursor, f"""SELECT COUNT(*), SUM(CASE WHEN {differs} THEN 1 ELSE 0 END)
+                        FROM {s} s JOIN {table} t ON t.external_id = s.external_id
+                        JOIN {customers} c ON c.number = s.customer_number""", result)
+    if result.dry_run or not result.ok or not (result.new or result.updated):
+        return
+    changed = " OR ".join(_distinct(f"{table}.{name}", f"excluded.{name}") for name in fields)
+    cursor.execute(f"""
+        INSERT INTO {table} (external_id, {', '.join(fields)})
+        SELECT s.external_id, {', '.join(source.get(name, f's.{name}') for name in fields)}
+        FROM {s} s JOIN {customers} c ON c.number = s.customer_number WHERE true
+        ON CONFLICT (external_id) DO UPDATE SET {', '.join(f'{name} = excluded.{name}' for name in fields)}
+        WHERE {changed}
+    """)
+
+
+# --- services -----------------------------------------------------------------------------------------
+
+SERVICE_STAGING = Staging(
+    "cvm_import_services",
+    {"line": "integer", "external_id": "varchar(64)", "content_key": "varchar(40)", "customer_id": "bigint",
+     "service_type_id": "bigint", "date": "date", "quantity": "numeric(8, 2)", "note": "text",
+     "logged_by_id": "bigint"},
+)
+
+
+def _check_services(frame: pd.DataFrame, result: ImportResult, context: dict) -> pd.DataFrame:
+    check = Checker(frame, result, context)
+    if "service_types" not in context:
+        context["service_types"] = dict(ServiceType.objects.values_list("code", "id"))
+        context["users"] = _user_ids()
+    out = pd.DataFrame({"line": frame["line"]})
+    out["external_id"] = pd.Series(check.text("external_id", max_length=64), index=out.index).replace("", None)
+    numbers = frame["customer_number"].str.strip()
+    out["customer_id"] = check.lookup("customer_number", _customer_ids(numbers), what="customer number", required=True)
+    out["service_type_id"] = check.lookup("service_type", context["service_types"], what="service type", required=True)
+    out["date"] = check.date("date", required=True)
+    out["quantity"] = check.amount("quantity", required=False, minimum=0, maximum=MAX_QUANTITY, default="1", positive=True)
+    out["note"] = frame["note"].str.strip()
+    out["logged_by_id"] = check.lookup("logged_by", context["users"], what="user", required=False)
+    if context.get("user_id"):
+        out["logged_by_id"] = out["logged_by_id"].fillna(context["user_id"])
+    # Rows without an id are keyed by their content, so the same file imported twice adds nothing.
+    content = (
+        numbers + "|" + frame["service_type"].str.strip() + "|" + out["date"].fillna("") + "|"
+        + out["quantity"].fillna("") + "|" + out["note"] + "|" + frame["logged_by"].str.strip()
+    )
+    good = check.good()
+    out, content = out[good], content[good]
+    out["content_key"] = pd.util.hash_pandas_object(content, index=False).map("{:016x}".format) if len(out) else None
+    for name in ("customer_id", "service_type_id"):
+        out[name] = out[name].astype("int64")
+    out["logged_by_id"] = out["logged_by_id"].astype("Int64")
+    return out
+
+
+def _merge_services(cursor, result: ImportResult) -> None:
+    table, s = ServiceEvent._meta.db_table, SERVICE_STAGING.name
+    # The n-th identical row without an id gets the n-th key: two equal calls on one day stay two.
+    cursor.execute(f"""
+        UPDATE {s} SET external_id = 'csv-' || {s}.content_key || '-' || CAST(r.rn AS varchar(12))
+        FROM (SELECT line, ROW_NUMBER() OVER (PARTITION BY content_key ORDER BY line) AS rn
+              FROM {s} WHERE external_id IS NULL) r
+        WHERE {s}.line = r.line
+    """)
+    fields = ["customer_id", "service_type_id", "date", "quantity", "note", "logged_by_id"]
+    source = {"note": "COALESCE(s.note, '')"}
+    differs = " OR ".join(_distinct(f"t.{name}", source.get(name, f"s.{name}")) for name in fields)
+    _counts(cursor, f"""SELECT COUNT(*), SUM(CASE WHEN {differs} THEN 1 ELSE 0 END)
+                        FROM {s} s JOIN {table} t ON t.external_id = s.external_id""", result)
+    if result.dry_run or not result.ok:
+        return
+    now = timezone.now()
+    changed = " OR ".join(_distinct(f"{table}.{name}", f"excluded.{name}") for name in fields)
+    cursor.execute(f"""
+        INSERT INTO {table} (external_id, {', '.join(fields)}, created_at, updated_at)
+        SELECT s.external_id, {', '.join(source.get(name, f's.{name}') for name in fields)}, %s, %s FROM {s} s WHERE true
+        ON CONFLICT (external_id) DO UPDATE SET {', '.join(f'{name} = excluded.{name}' for name in fields)},
+            updated_at = excluded.updated_at
+        WHERE {changed}
+    """, [now, now])
+
+
+# --- customers ----------------------------------------------------------------------------------------
+
+CUSTOMER_STAGING = Staging(
+    "cvm_import_customers",
+    {"line": "integer", "number": "varchar(32)", "name": "varchar(200)", "industry": "varchar(100)",
+     "region": "varchar(100)", "owner_id": "bigint", "acquired_on": "date", "acquisition_channel": "varchar(20)",
+     "referred_by": "varchar(32)", "status": "varchar(10)", "lost_on": "date", "yearly_wallet": "numeric(14, 2)"},
+)
+
+
+def _check_customers(frame: pd.DataFrame, result: ImportResult, context: dict) -> pd.DataFrame:
+    check = Checker(frame, result, context)
+    if "users" not in context:
+        context["users"] = _user_ids()
+    out = pd.DataFrame({"line": frame["line"]})
+    out["number"] = check.text("number", max_length=32, required=True)
+    out["name"] = check.text("name", max_length=200, required=True)
+    out["industry"] = check.text("industry", max_length=100)
+    out["region"] = check.text("region", max_length=100)
+    out["owner_id"] = check.lookup("owner", context["users"], what="user", required=False)
+    out["acquired_on"] = check.date("acquired_on", required=False, earliest=EARLIEST_ACQUISITION)
+    out["acquisition_channel"] = check.choice(
+        "acquisition_channel", Customer.Channel.choices, default=Customer.Channel.DIRECT_SALES
+    )
+    out["referred_by"] = pd.Series(check.text("referred_by", max_length=32), index=out.index).replace("", None)
+    check.rows_failed(out["referred_by"] == out["number"], "referred_by", "A customer cannot refer itself.")
+    out["status"] = check.choice("status", Customer.Status.choices, default=Customer.Status.ACTIVE)
+    out["lost_on"] = check.date("lost_on", required=False, earliest=EARLIEST_ACQUISITION)
+    lost = out["status"] == Customer.Status.LOST
+    lost_on_given = frame["lost_on"].str.strip() != ""
+    check.rows_failed(lost & ~lost_on_given, "lost_on", "A lost customer needs the date it was lost.")
+    check.rows_failed(~lost & lost_on_given, "lost_on", "An active customer has no lost date.")
+    out["yearly_wallet"] = check.amount("yearly_wallet", required=False, minimum=0)
+    out = out[check.good()]
+    out["owner_id"] = out["owner_id"].astype("Int64")
+    return out
+
+
+def _merge_customers(cursor, result: ImportResult) -> None:
+    table, s = Customer._meta.db_table, CUSTOMER_STAGING.name
+    unknown = f"""
+        SELECT s.line, s.referred_by FROM {s} s
+        WHERE s.referred_by IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM {table} c WHERE c.number = s.referred_by)
+          AND NOT EXISTS (SELECT 1 FROM {s} o WHERE o.number = s.referred_by)
+        ORDER BY s.line
+    """
+    for line, number in _fetch(cursor, unknown):
+        result.add_error(line, "referred_by", f"Unknown customer number {number!r} (neither in the database nor a valid row of this file).")
+    fields = ["name", "industry", "region", "owner_id", "acquired_on", "acquisition_channel", "status", "lost_on",
+              "yearly_wallet"]
+    source = {"industry": "COALESCE(s.industry, '')", "region": "COALESCE(s.region, '')"}
+    differs = " OR ".join(
+        [_distinct(f"t.{name}", source.get(name, f"s.{name}")) for name in fields]
+        + [_distinct("t.referred_by_id", "r.id")]
+    )
+    _counts(cursor, f"""SELECT COUNT(*), SUM(CASE WHEN {differs} THEN 1 ELSE 0 END)
+                        FROM {s} s JOIN {table} t ON t.number = s.number
+                        LEFT JOIN {table} r ON r.number = s.referred_by""", result)
+    if result.dry_run or not result.ok:
+        return
+    now = timezone.now()
+    changed = " OR ".join(_distinct(f"{table}.{name}", f"excluded.{name}") for name in fields)
+    cursor.execute(f"""
+        INSERT INTO {table} (number, {', '.join(fields)}, is_demo, created_at, updated_at)
+        SELECT s.number, {', '.join(source.get(name, f's.{name}') for name in fields)}, %s, %s, %s FROM {s} s WHERE true
+        ON CONFLICT (number) DO UPDATE SET {', '.join(f'{name} = excluded.{name}' for name in fields)},
+            updated_at = excluded.updated_at
+        WHERE {changed}
+    """, [False, now, now])
+    # Referrals second: a referrer may be a customer the same file creates.
+    cursor.execute(f"""
+        UPDATE {table} SET referred_by_id = x.ref_id, updated_at = %s
+        FROM (SELECT s.number, r.id AS ref_id FROM {s} s LEFT JOIN {table} r ON r.number = s.referred_by) x
+        WHERE {table}.number = x.number AND {_distinct(f'{table}.referred_by_id', 'x.ref_id')}
+    """, [now])
+
+
+KIND_STEPS = {
+    "customers": (CUSTOMER_STAGING, _check_customers, _merge_customers, "number", "number"),
+    "transactions": (TRANSACTION_STAGING, _check_transactions, _merge_transactions, "external_id", "external_id"),
+    "services": (SERVICE_STAGING, _check_services, _merge_services, "external_id", "external_id"),
+}
+
+
+# --- the service ----------------------------------------------------------------------------------------
+
+
+def import_file(
+    *,
+    kind: str,
+    path: str | Path,
+    dry_run: bool = False,
+    delimiter: str | None = None,
+    user=None,
+    progress: Callable[[int, float], None] | None = None,
+) -> ImportResult:
+    """Check a CSV file completely and, when it has no errors and this is no dry run, import it.
+
+    ``progress(rows_done, seconds)`` is called after each chunk.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"Unknown import kind {kind!r}; one of {', '.join(KINDS)}.")
+    path = Path(path)
+    result = ImportResult(kind=kind, dry_run=dry_run)
+    started = time.perf_counter()
+    result.encoding = detect_encoding(path)
+    result.delimiter = normalise_delimiter(delimiter) or sniff_delimiter(_first_line(path, result.encoding))
+    staging, check, merge, key, key_column = KIND_STEPS[kind]
+    context: dict = {"user_id": getattr(user, "pk", None)}
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            staging.create(cursor)
+            with _open_text(path, result.encoding) as handle:
+                for chunk in read_chunks(handle, delimiter=result.delimiter, columns=SPECS[kind].columns, result=result):
+                    result.rows += len(chunk.frame)
+                    checked = check(chunk.frame, result, context)
+                    staging.load(cursor, checked)
+                    if progress:
+                        progress(result.rows, time.perf_counter() - started)
+            if result.columns:
+                staging.index(cursor, key)
+                _report_duplicates(cursor, staging, key, key_column, result)
+                merge(cursor, result)
+            staging.drop(cursor)
+            if dry_run or not result.ok:
+                raise ImportAborted
+    except ImportAborted:
+        pass
+    except UnicodeDecodeError as exc:
+        result.add_error(1, "", f"The file cannot be read as text: {exc.reason}.")
+    except csv.Error as exc:
+        result.add_error(0, "", f"The file is not valid CSV: {exc}.")
+    result.committed = result.ok and not dry_run
+    result.sort_errors()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+# --- bulk uploads through the API -----------------------------------------------------------------------
+# The rows arrive already checked field by field (serializers, no queries); what needs the
+# database is done here once for all rows: customers, duplicates, existing rows, permissions.
+
+BULK_MAX_ROWS = 50_000
+BULK_BATCH = 2_000  # rows per INSERT; larger batches hit SQLite's variable limit
+
+
+@dataclass
+class BulkOutcome:
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+class BulkRejected(Exception):
+    def __init__(self, errors: list[dict]):
+        super().__init__(f"{len(errors)} errors")
+        self.errors = sorted(errors, key=lambda error: (error["row"], error["field"]))
+
+
+def _existing(model, field: str, values: list[str]) -> dict:
+    found = {}
+    for start in range(0, len(values), 10_000):
+        found.update({getattr(obj, field): obj for obj in model.objects.filter(**{f"{field}__in": values[start : start + 10_000]})})
+    return found
+
+
+def _duplicates(rows: list[dict], field: str, errors: list[dict]) -> None:
+    first_row: dict = {}
+    for index, row in enumerate(rows):
+        value = row.get(field)
+        if value in (None, ""):
+            continue
+        if value in first_row:
+            errors.append({"row": index, "field": field, "message": f"Duplicate {field} {value!r}: also in row {first_row[value]}."})
+        else:
+            first_row[value] = index
+
+
+def _visible_ids(customer_ids: set[int], visible) -> set[int]:
+    ids = list(customer_ids)
+    found: set[int] = set()
+    for start in range(0, len(ids), 10_000):
+        found.update(visible.filter(pk__in=ids[start : start + 10_000]).values_list("pk", flat=True))
+    return found
+
+
+def bulk_upsert_transactions(*, rows: list[dict], visible_customers) -> BulkOutcome:
+    """Create or update transactions by external_id, all or nothing."""
+    errors: list[dict] = []
+    _duplicates(rows, "external_id", errors)
+    known = _visible_ids({row["customer"] for row in rows}, visible_customers)
+    for index, row in enumerate(rows):
+        if row["customer"] not in known:
+            errors.append({"row": index, "field": "customer", "message": f"Unknown customer {row['customer']}."})
+    if errors:
+        raise BulkRejected(errors)
+    fields = ["customer_id", "date", "revenue", "cost_of_goods", "product", "channel"]
+    outcome = BulkOutcome(rows=len(rows))
+    with transaction.atomic():
+        existing = _existing(Transaction, "external_id", [row["external_id"] for row in rows])
+        objects = []
+        for row in rows:
+            obj = Transaction(
+                external_id=row["external_id"], customer_id=row["customer"], date=row["date"], revenue=row["revenue"],
+                cost_of_goods=row["cost_of_goods"], product=row["product"], channel=row["channel"],
+            )
+            before = existing.get(row["external_id"])
+            if before is None:
+                outcome.created += 1
+            elif any(getattr(before, name) != getattr(obj, name) for name in fields):
+                outcome.updated += 1
+            else:
+                outcome.unchanged += 1
+                continue
+            objects.append(obj)
+        Transaction.objects.bulk_create(
+            objects, batch_size=BULK_BATCH, update_conflicts=True, unique_fields=["external_id"], update_fields=fields
+        )
+    return outcome
+
+
+def bulk_upsert_service_events(*, rows: list[dict], user, visible_customers, may_edit_all: bool) -> BulkOutcome:
+    """Create service events, or update those with a known external_id, all or nothing.
+
+    Audited like single edits: every created or changed event gets a history record.
+    """
+    from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+
+    errors: list[dict] = []
+    _duplicates(rows, "external_id", errors)
+    known = _visible_ids({row["customer"] for row in rows}, visible_customers)
+    types = dict(ServiceType.objects.values_list("code", "id"))
+    for index, row in enumerate(rows):
+        if row["customer"] not in known:
+            errors.append({"row": index, "field": "customer", "message": f"Unknown customer {row['customer']}."})
+        if row["service_type"] not in types:
+            errors.append({"row": index, "field": "service_type", "message": f"Unknown service type {row['service_type']!r}."})
+    ids = [row["external_id"] for row in rows if row.get("external_id")]
+    existing = _existing(ServiceEvent, "external_id", ids)
+    for index, row in enumerate(rows):
+        before = existing.get(row.get("external_id"))
+        if before is not None and not may_edit_all and before.logged_by_id != user.pk:
+            errors.append({"row": index, "field": "external_id",
+                           "message": "An event with this external_id exists and was logged by someone else."})
+    if errors:
+        raise BulkRejected(errors)
+    fields = ["customer_id", "service_type_id", "date", "quantity", "note"]
+    outcome = BulkOutcome(rows=len(rows))
+    new, changed = [], []
+    for row in rows:
+        values = {"customer_id": row["customer"], "service_type_id": types[row["service_type"]], "date": row["date"],
+                  "quantity": row["quantity"], "note": row["note"]}
+        before = existing.get(row.get("external_id"))
+        if before is None:
+            new.append(ServiceEvent(external_id=row.get("external_id") or None, logged_by=user, **values))
+        elif any(getattr(before, name) != value for name, value in values.items()):
+            for name, value in values.items():
+                setattr(before, name, value)
+            changed.append(before)
+        else:
+            outcome.unchanged += 1
+    with transaction.atomic():
+        if new:
+            bulk_create_with_history(new, ServiceEvent, batch_size=BULK_BATCH, default_user=user)
+        if changed:
+            now = timezone.now()
+            for obj in changed:
+                obj.updated_at = now
+            bulk_update_with_history(changed, ServiceEvent, [*fields, "updated_at"], batch_size=BULK_BATCH, default_user=user)
+    outcome.created, outcome.updated = len(new), len(changed)
+    return outcome
