@@ -5,10 +5,11 @@ plain DataFrames back.
 """
 
 import datetime as dt
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Sum
 
 from customers.models import Customer, Transaction
@@ -63,35 +64,56 @@ def _range_sql(column: str, id_range: IdRange) -> tuple[str, list]:
     return f" AND {column} BETWEEN %s AND %s", [id_range[0], id_range[1]]
 
 
+@contextmanager
+def _sorted_aggregation():
+    """PostgreSQL: aggregate along the (customer_id, date) index instead of hashing.
+
+    The planner picks hash aggregation for the (customer, day) groups of numeric sums, which
+    spills to disk and, with JIT compilation on top, took 3.7 s for 50,000 customers
+    (1.2M transactions) against 1.0 s for the sorted plan; on all 20M transactions 22 s
+    against 18 s. Set for this one query only, then restored.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    names = ("enable_hashagg", "jit")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(f"current_setting('{name}')" for name in names))
+        previous = cursor.fetchone()
+        cursor.execute("SELECT " + ", ".join(f"set_config('{name}', 'off', true)" for name in names))
+        try:
+            yield
+        finally:
+            cursor.execute("SELECT " + ", ".join(f"set_config('{name}', %s, true)" for name in names), previous)
+
+
 def transaction_summary(*, as_of: dt.date, window_months: int, id_range: IdRange = None) -> pd.DataFrame:
     """Per customer: purchase days, first/last purchase, revenue and margin (lifetime, window),
     and the margin of the repeat purchase days (all days after the first).
 
     Purchases are counted per distinct day, as the BG/NBD literature does: same-day
-    transactions are merged first.
+    transactions are merged first. One pass in (customer, day) order: the day's number
+    within the customer marks the repeat days, so no second aggregate and join are needed.
     """
     table = Transaction._meta.db_table
     range_sql, range_params = _range_sql("customer_id", id_range)
     sql = f"""
-        WITH daily AS (
-            SELECT customer_id, date, SUM(revenue) AS revenue, SUM(revenue - cost_of_goods) AS margin
+        SELECT customer_id, MIN(date), MAX(date), COUNT(*), SUM(revenue), SUM(margin),
+               SUM(CASE WHEN date > %s THEN revenue ELSE 0 END),
+               SUM(CASE WHEN date > %s THEN margin ELSE 0 END),
+               SUM(CASE WHEN day_number > 1 THEN margin ELSE 0 END)
+        FROM (
+            SELECT customer_id, date, SUM(revenue) AS revenue, SUM(revenue - cost_of_goods) AS margin,
+                   ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY date) AS day_number
             FROM {table}
             WHERE date <= %s{range_sql}
             GROUP BY customer_id, date
-        ), firsts AS (
-            SELECT customer_id, MIN(date) AS first_day FROM daily GROUP BY customer_id
-        )
-        SELECT d.customer_id, f.first_day, MAX(d.date), COUNT(*),
-               SUM(d.revenue), SUM(d.margin),
-               SUM(CASE WHEN d.date > %s THEN d.revenue ELSE 0 END),
-               SUM(CASE WHEN d.date > %s THEN d.margin ELSE 0 END),
-               SUM(CASE WHEN d.date > f.first_day THEN d.margin ELSE 0 END)
-        FROM daily d JOIN firsts f ON f.customer_id = d.customer_id
-        GROUP BY d.customer_id, f.first_day
+        ) AS daily
+        GROUP BY customer_id
     """
     start = window_start(as_of, window_months)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [as_of, *range_params, start, start])
+    with _sorted_aggregation(), connection.cursor() as cursor:
+        cursor.execute(sql, [start, start, as_of, *range_params])
         rows = cursor.fetchall()
     frame = pd.DataFrame.from_records(rows, columns=SUMMARY_COLUMNS)
     for column in ("first_purchase", "last_purchase"):

@@ -1,0 +1,81 @@
+"""Rows for PostgreSQL's COPY text format, built a column at a time with numpy.
+
+Formatting a million value rows field by field in Python costs more than the whole
+valuation maths; here each column becomes a byte matrix (one row per customer, values
+NUL-padded to the column's width), and dropping every NUL of the tab-joined matrix leaves
+the COPY text. NUL cannot occur in text, so the padding never eats data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NULL = b"\\N"
+_TAB = np.uint8(ord("\t"))
+_NEWLINE = np.uint8(ord("\n"))
+_CENTS = np.array([f"{k:02d}".encode() for k in range(100)], dtype="S2")
+
+
+def _matrix(strings: np.ndarray) -> np.ndarray:
+    """A fixed-width bytes array ("S" dtype) as an n x width uint8 matrix."""
+    strings = np.ascontiguousarray(strings)
+    width = max(strings.dtype.itemsize, 1)
+    return strings.view(np.uint8).reshape(len(strings), width)
+
+
+def block(columns: list[np.ndarray]) -> bytes:
+    """COPY text of the rows: one n x width byte matrix per column, in column order."""
+    n = len(columns[0])
+    tab = np.full((n, 1), _TAB, dtype=np.uint8)
+    parts = []
+    for column in columns:
+        parts += [column, tab]
+    parts[-1] = np.full((n, 1), _NEWLINE, dtype=np.uint8)
+    flat = np.hstack(parts).ravel()
+    return flat[flat != 0].tobytes()
+
+
+def integers(values) -> np.ndarray:
+    return _matrix(np.asarray(values, dtype=np.int64).astype("S"))
+
+
+def floats(values, *, null_nan: bool = False) -> np.ndarray:
+    """Shortest round-trip text of each float (what the driver sends); NaN as NULL if asked."""
+    values = np.asarray(values, dtype=np.float64)
+    text = values.astype("S32")
+    if null_nan:
+        text = np.where(np.isnan(values), NULL, text)
+    return _matrix(text)
+
+
+def booleans(values) -> np.ndarray:
+    return _matrix(np.where(np.asarray(values, dtype=bool), b"t", b"f"))
+
+
+def strings(values) -> np.ndarray:
+    """ASCII strings without tab, newline or backslash (codes, classes, JSON of slugs)."""
+    return _matrix(np.asarray(values, dtype="S"))
+
+
+def money(values, *, exact) -> np.ndarray:
+    """Amounts rounded to cents as decimal text.
+
+    The fast path rounds value * 100 to the nearest integer. Where that could differ from
+    ``exact`` (the reference rounding, called per value) - a value within a hair of half a
+    cent, where binary and decimal rounding may disagree, or not finite - ``exact`` decides.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        scaled = values * 100.0
+        half = np.abs(scaled - np.floor(scaled) - 0.5)
+        doubtful = ~np.isfinite(scaled) | (half < 1e-6 + np.abs(scaled) * 1e-15)
+    cents = np.rint(np.where(doubtful, 0.0, scaled)).astype(np.int64)
+    whole = np.abs(cents) // 100
+    text = np.char.add(np.char.add(np.where(cents < 0, b"-", b""), whole.astype("S")), b".")
+    text = np.char.add(text, _CENTS[np.abs(cents) % 100])
+    if doubtful.any():
+        text = text.astype(object)
+        for k in np.flatnonzero(doubtful):
+            text[k] = str(exact(values[k])).encode()
+        text = text.astype("S")
+    return _matrix(text)
