@@ -9,6 +9,9 @@ from .factories import UserFactory
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# the `broker` fixture and real Celery workers for the integration and fault tests
+pytest_plugins = ["tests.workers"]
+
 
 @pytest.fixture(autouse=True)
 def _plain_authentication(request, settings):

@@ -11,7 +11,7 @@ from django.db import connection
 from cvm.celery import app as celery_app
 from services.models import ServiceType
 from tests.factories import CustomerFactory
-from tests.workers import broker, kill_hard, make_company, reset_broker_connections, start_worker, stop, wait_for  # noqa: F401
+from tests.workers import kill_hard, make_company, reset_broker_connections, start_worker, stop, wait_for
 from valuation import services, tasks
 from valuation.models import CustomerValue, ValuationRun
 

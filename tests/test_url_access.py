@@ -6,7 +6,6 @@ import re
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
-from django.urls.resolvers import RegexPattern
 
 from tests.conftest import make_user
 from tests.factories import CustomerFactory, ServiceEventFactory, UserFactory

@@ -16,7 +16,6 @@ from customers.selectors import visible_customers
 from . import selectors
 from .models import CustomerValue, Segment, ValuationRun
 from .serializers import (
-    SEGMENT_STRATEGY,
     CustomerValueSerializer,
     SegmentSummarySerializer,
     ValuationRunSerializer,
@@ -106,7 +105,7 @@ class SegmentSummaryView(CvmApiMixin, APIView):
         for segment in Segment:
             row = totals.get(segment.value, {})
             segments.append({
-                "segment": segment.value, "label": str(segment.label), "strategy": SEGMENT_STRATEGY[segment],
+                "segment": segment.value, "label": str(segment.label), "strategy": str(segment.strategy),
                 "customers": row.get("customers", 0),
                 **{name: Decimal(row.get(name) or zero).quantize(Decimal("0.01"))
                    for name in ("service_cost", "revenue", "margin", "clv", "profit_after_services")},

@@ -4,15 +4,7 @@ from rest_framework import serializers
 
 from customers.serializers import MoneyFieldsMixin
 
-from .models import CustomerValue, Segment, ValuationRun
-
-# The working platform of DOMAIN.md: what to do with each quadrant.
-SEGMENT_STRATEGY = {
-    Segment.UNCRITICAL: "Opportunistic selling; no king's treatment.",
-    Segment.PROBLEM: "Spoiled with free services but not worth it: renegotiate, or it never pays.",
-    Segment.POTENTIAL: "Look for hidden win-win potential; don't over-offer, but ask whether enough is done for loyalty.",
-    Segment.INVESTMENT: "The high service spend pays back in loyalty and follow-up business.",
-}
+from .models import CustomerValue, Segment, ValuationRun, segment_strategy
 
 VALUE_FROM_FIELDS = (
     "revenue_lifetime", "margin_lifetime", "revenue_window", "margin_window", "profit_after_services",
@@ -42,7 +34,7 @@ class CustomerValueSerializer(MoneyFieldsMixin, serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_strategy(self, value: CustomerValue) -> str:
-        return SEGMENT_STRATEGY.get(value.segment, "")
+        return str(segment_strategy(value.segment))
 
 
 class SegmentRowSerializer(MoneyFieldsMixin, serializers.Serializer):

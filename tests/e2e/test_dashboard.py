@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 from django.utils import timezone
 
 from customers.models import Customer
-from services.models import ServiceEvent, ServiceType, StandardCost
+from services.models import ServiceEvent, ServiceType
 from tests.dashboard.factories import ChunkFactory, CompletedRunFactory, RunningRunFactory
 from tests.e2e.conftest import screenshot
 from valuation.models import CustomerValue

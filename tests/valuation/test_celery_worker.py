@@ -7,7 +7,7 @@ import time
 import pytest
 
 from cvm.celery import app as celery_app
-from tests.workers import broker, make_company, reset_broker_connections, start_worker, stop, wait_for  # noqa: F401
+from tests.workers import make_company, reset_broker_connections, start_worker, stop, wait_for
 from valuation import services
 from valuation.models import CustomerValue, ValuationRun
 
