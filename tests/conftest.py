@@ -14,6 +14,16 @@ pytest_plugins = ["tests.workers"]
 
 
 @pytest.fixture(autouse=True)
+def _empty_cache():
+    """Ids repeat across tests (rolled back), so cached figures must not."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _plain_authentication(request, settings):
     """Django's test client logs in without a request, which django-axes refuses;
     tests marked ``axes`` keep the throttling on."""

@@ -16,8 +16,9 @@ from django.contrib.auth import get_user_model
 from django.db.models import Case, Count, DecimalField, ExpressionWrapper, F, IntegerField, Prefetch, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Greatest, RowNumber, TruncMonth
 from django.db.models.expressions import RowRange, Window
+from django.core.cache import cache
 from django.urls import NoReverseMatch, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from customers.models import Customer
 from services.models import ServiceEvent, ServiceType, StandardCost
@@ -36,6 +37,8 @@ AT_RISK_P_ALIVE = 0.5
 A_TODAY_CLV_SHARE = Decimal("0.5")
 # How far back the default comparison run of the migration matrix lies.
 DEFAULT_COMPARISON_DAYS = 90
+RUN_FIGURES_TTL = 7 * 24 * 3600  # a completed run's figures never change
+SERVICE_COST_TTL = 5 * 60  # new services show on the dashboard within five minutes
 MONEY_SUM = DecimalField(max_digits=20, decimal_places=2)
 
 # Deterministic sampling without a window function: a Weyl sequence over the customer id
@@ -345,7 +348,12 @@ def segment_dashboard(*, filters: DashboardFilters, compare_run_id: int | None =
     runs = completed_runs() if runs is None else runs
     months = month_starts(today=today)
     board = Dashboard(run=runs[0] if runs else None, filters=filters, service_months=months)
-    board.service_cost = service_cost_by_month(filters=filters, months=months)
+    # Services are logged all day: this figure is cached briefly, not per run.
+    cost_key = f"dashboard:service-cost:{months[-1]}:{filters.owner_id}:{filters.region}:{filters.industry}"
+    board.service_cost = cache.get(cost_key)
+    if board.service_cost is None:
+        board.service_cost = service_cost_by_month(filters=filters, months=months)
+        cache.set(cost_key, board.service_cost, timeout=SERVICE_COST_TTL)
     if board.run is None:
         return board
     run = board.run
@@ -354,17 +362,41 @@ def segment_dashboard(*, filters: DashboardFilters, compare_run_id: int | None =
     board.comparison_runs = runs[1:]
     board.earlier = next((r for r in runs[1:] if r.pk == compare_run_id), None) or default_comparison(runs)
 
-    values = run_values(run=run, filters=filters)
-    board.segments, board.totals = segment_summary(values)
-    counts = {row["segment"]: row["customers"] for row in board.segments}
-    board.scatter = scatter_sample(values, classic_field=board.classic_value, counts=counts)
-    if board.earlier is not None:
-        pairs = segment_migration(run=run, earlier=board.earlier, filters=filters)["counts"]
-        board.migration = migration_matrix(pairs, counts)
-    ranks = whale_pick_ranks(board.totals["customers"], board.totals["profitable"])
-    board.whale = whale_curve(values, ranks=ranks)
-    board.actions = action_lists(values, horizon_months=board.horizon_months)
+    # A completed run never changes: its figures are computed once per run, comparison and
+    # filters, and served from the cache after that (at 1M customers they take seconds).
+    key = "dashboard:{}:{}:{}:{}:{}:{}".format(
+        run.pk, board.earlier.pk if board.earlier else 0, filters.owner_id, filters.region, filters.industry,
+        translation.get_language(),
+    )
+    figures = cache.get(key)
+    if figures is None:
+        figures = run_figures(run=run, earlier=board.earlier, filters=filters, horizon_months=board.horizon_months,
+                              classic_value=board.classic_value)
+        cache.set(key, figures, timeout=RUN_FIGURES_TTL)
+    for name, value in figures.items():
+        setattr(board, name, value)
     return board
+
+
+def run_figures(*, run: ValuationRun, earlier: ValuationRun | None, filters: DashboardFilters,
+                horizon_months: int, classic_value: str) -> dict:
+    """The figures read from one run's value rows: segments, scatter, migration, whale, actions."""
+    values = run_values(run=run, filters=filters)
+    segments, totals = segment_summary(values)
+    counts = {row["segment"]: row["customers"] for row in segments}
+    figures = {
+        "segments": segments,
+        "totals": totals,
+        "scatter": scatter_sample(values, classic_field=classic_value, counts=counts),
+        "migration": {},
+    }
+    if earlier is not None:
+        pairs = segment_migration(run=run, earlier=earlier, filters=filters)["counts"]
+        figures["migration"] = migration_matrix(pairs, counts)
+    ranks = whale_pick_ranks(totals["customers"], totals["profitable"])
+    figures["whale"] = whale_curve(values, ranks=ranks)
+    figures["actions"] = action_lists(values, horizon_months=horizon_months)
+    return figures
 
 
 # --- settings page --------------------------------------------------------------------------------

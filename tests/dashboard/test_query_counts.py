@@ -4,6 +4,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -59,6 +60,7 @@ def build(n: int) -> None:
 
 
 def count_queries(client, url: str) -> int:
+    cache.clear()  # count the uncached page: the figures of a new run
     with CaptureQueriesContext(connection) as captured:
         response = client.get(url)
     assert response.status_code == 200
@@ -95,3 +97,12 @@ def test_run_status_endpoint_is_one_query(client, manager, django_assert_max_num
     client.get("/settings/")  # warm the session and role lookups
     with django_assert_max_num_queries(4):  # session, user, role, the run with its chunk counts
         assert client.get(f"/settings/runs/{run.pk}/status/").status_code == 200
+
+
+def test_a_runs_figures_are_served_from_the_cache_the_second_time(client, manager):
+    build(100)
+    client.force_login(manager)
+    first = count_queries(client, "/dashboard/")
+    with CaptureQueriesContext(connection) as again:
+        assert client.get("/dashboard/").status_code == 200
+    assert len(again) <= first - 6  # segments, scatter, migration, whale, actions, service cost
