@@ -2,6 +2,7 @@
 
     python bench/bench_seed_demo.py [--customers 100000] [--seed 42] [--as-of 2025-06-30]
                                     [--chunk-size 50000] [--force]
+                                    [--transactions-per-customer 48] [--service-events-per-customer 10]
 
 Runs the same service as `manage.py seed_demo` (SQLite by default, DATABASE_URL for
 PostgreSQL; the database must be migrated) and prints customers, transactions, service
@@ -29,7 +30,12 @@ django.setup()
 
 from django.db import connection  # noqa: E402
 
-from customers.demo import DEFAULT_CHUNK_SIZE, seed_demo  # noqa: E402
+from customers.demo import (  # noqa: E402
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_SERVICE_EVENTS_PER_CUSTOMER,
+    DEFAULT_TRANSACTIONS_PER_CUSTOMER,
+    seed_demo,
+)
 
 
 def main() -> None:
@@ -39,6 +45,8 @@ def main() -> None:
     parser.add_argument("--as-of", type=date.fromisoformat, default=date(2025, 6, 30))
     parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE)
     parser.add_argument("--force", action="store_true", help="Add demo data next to real data.")
+    parser.add_argument("--transactions-per-customer", type=float, default=DEFAULT_TRANSACTIONS_PER_CUSTOMER)
+    parser.add_argument("--service-events-per-customer", type=float, default=DEFAULT_SERVICE_EVENTS_PER_CUSTOMER)
     args = parser.parse_args()
 
     print(f"database: {connection.vendor} {connection.settings_dict['NAME']}")
@@ -46,6 +54,8 @@ def main() -> None:
     report = seed_demo(
         customers=args.customers, seed=args.seed, as_of=args.as_of, force=args.force,
         chunk_size=args.chunk_size, progress=print,
+        transactions_per_customer=args.transactions_per_customer,
+        service_events_per_customer=args.service_events_per_customer,
     )
     seconds = time.perf_counter() - started
     rows = report.customers + report.transactions + report.service_events

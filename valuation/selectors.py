@@ -81,10 +81,9 @@ def _sorted_aggregation():
         cursor.execute("SELECT " + ", ".join(f"current_setting('{name}')" for name in names))
         previous = cursor.fetchone()
         cursor.execute("SELECT " + ", ".join(f"set_config('{name}', 'off', true)" for name in names))
-        try:
-            yield
-        finally:
-            cursor.execute("SELECT " + ", ".join(f"set_config('{name}', %s, true)" for name in names), previous)
+        yield
+        # On an error the rollback of the atomic block undoes the settings instead.
+        cursor.execute("SELECT " + ", ".join(f"set_config('{name}', %s, true)" for name in names), previous)
 
 
 def transaction_summary(*, as_of: dt.date, window_months: int, id_range: IdRange = None) -> pd.DataFrame:

@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, Max, Sum
 from django.db.models.functions import ExtractMonth
 
@@ -293,3 +293,30 @@ def test_if_empty_leaves_existing_data_alone():
     seed("--if-empty", stdout=out)
     assert "nothing seeded" in out.getvalue()
     assert Transaction.objects.count() == before
+
+
+def test_volume_options_scale_transactions_and_services():
+    seed("--transactions-per-customer", "20", "--service-events-per-customer", "2")
+    customers = Customer.objects.filter(is_demo=True)
+    assert customers.count() == SIZE
+    assert 14 <= Transaction.objects.filter(customer__is_demo=True).count() / SIZE <= 28
+    assert 1 <= ServiceEvent.objects.filter(customer__is_demo=True).count() / SIZE <= 3.5
+    # Buying less often, not dying sooner: silent churners and lost customers still occur.
+    assert customers.filter(status=Customer.Status.LOST).exists()
+    assert customers.filter(status=Customer.Status.ACTIVE).exists()
+
+
+@pytest.mark.services
+def test_bulk_load_restores_every_index_and_constraint():
+    from tests.conftest import require_service
+
+    require_service(connection.vendor == "postgresql", "PostgreSQL (the bulk load path is PostgreSQL only)")
+
+    def schema():
+        with connection.cursor() as cursor:
+            return {table: sorted(connection.introspection.get_constraints(cursor, table))
+                    for table in (Customer._meta.db_table, Transaction._meta.db_table, ServiceEvent._meta.db_table)}
+
+    before = schema()
+    seed()
+    assert schema() == before

@@ -4,7 +4,14 @@ from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 
-from customers.demo import DEFAULT_CHUNK_SIZE, DEMO_PASSWORD, DemoDataConflict, seed_demo
+from customers.demo import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_SERVICE_EVENTS_PER_CUSTOMER,
+    DEFAULT_TRANSACTIONS_PER_CUSTOMER,
+    DEMO_PASSWORD,
+    DemoDataConflict,
+    seed_demo,
+)
 
 
 class Command(BaseCommand):
@@ -24,16 +31,28 @@ class Command(BaseCommand):
         parser.add_argument("--if-empty", action="store_true",
                             help="Do nothing when the database already holds customers.")
         parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="Customers per chunk.")
+        parser.add_argument("--transactions-per-customer", type=float, default=DEFAULT_TRANSACTIONS_PER_CUSTOMER,
+                            help="Approximate mean transaction lines per customer over three years "
+                                 f"(default {DEFAULT_TRANSACTIONS_PER_CUSTOMER:g}); scales the purchase rate.")
+        parser.add_argument("--service-events-per-customer", type=float,
+                            default=DEFAULT_SERVICE_EVENTS_PER_CUSTOMER,
+                            help="Approximate mean free services per customer over three years "
+                                 f"(default {DEFAULT_SERVICE_EVENTS_PER_CUSTOMER:g}).")
 
     def handle(self, *args, **options):
         if options["customers"] < 1 or options["years"] < 1 or options["chunk_size"] < 1:
             raise CommandError("--customers, --years and --chunk-size must be at least 1.")
+        if options["transactions_per_customer"] <= 0 or options["service_events_per_customer"] < 0:
+            raise CommandError("--transactions-per-customer must be positive, --service-events-per-customer "
+                               "not negative.")
         verbose = options["verbosity"] > 1
         try:
             report = seed_demo(
                 customers=options["customers"], seed=options["seed"], as_of=options["as_of"],
                 years=options["years"], force=options["force"], if_empty=options["if_empty"],
                 chunk_size=options["chunk_size"],
+                transactions_per_customer=options["transactions_per_customer"],
+                service_events_per_customer=options["service_events_per_customer"],
                 progress=self.stdout.write if verbose else None,
             )
         except DemoDataConflict as error:

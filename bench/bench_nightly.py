@@ -1,0 +1,165 @@
+"""Speed and memory of the whole nightly valuation run against the configured database.
+
+    python bench/bench_nightly.py [--as-of 2025-06-30] [--seed N]
+                                  [--transactions-per-customer 48] [--service-events-per-customer 10]
+
+Runs `valuation.services.run_valuation` in this process (as `manage.py recompute_values`
+and the eager task mode do) on the data already in the database; `--seed N` first replaces
+the demo data by N demo customers. SQLite by default, DATABASE_URL for PostgreSQL; the
+database must be migrated.
+
+Prints the time of each stage (the SQL aggregates, the fit, scoring, the back-test, earned
+growth, the writes of each chunk, the finish), the total, value rows per second and the peak
+memory of this process (ru_maxrss). The database server's memory is not included; the run
+starts no child processes, the figure for them is printed anyway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import resource
+import sys
+import time
+from collections import defaultdict
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cvm.settings")
+os.environ.setdefault("DEBUG", "false")  # no query log growing during the run
+os.environ.setdefault("SECRET_KEY", "bench-only-not-secret")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from customers.demo import (  # noqa: E402
+    DEFAULT_SERVICE_EVENTS_PER_CUSTOMER,
+    DEFAULT_TRANSACTIONS_PER_CUSTOMER,
+    seed_demo,
+)
+from customers.models import Customer, Transaction  # noqa: E402
+from services.models import ServiceEvent  # noqa: E402
+from valuation import engine, selectors, services  # noqa: E402
+
+# (module, attribute, label): the steps timed, wherever the run calls them.
+STEPS = [
+    (selectors, "customer_frame", "SQL customers"),
+    (selectors, "transaction_summary", "SQL transaction summary"),
+    (selectors, "service_cost_by_type", "SQL service costs"),
+    (selectors, "holdout_purchase_days", "SQL holdout purchase days"),
+    (selectors, "revenue_by_customer_period", "SQL revenue by period"),
+    (selectors, "customer_id_ranges", "SQL id ranges"),
+    (engine, "fit_models", "fit"),
+    (engine, "score_customers", "score"),
+    (engine, "compute_thresholds", "thresholds"),
+    (engine, "classify", "classify"),
+    (engine, "backtest_summary", "back-test maths"),
+    (engine, "earned_growth", "earned growth maths"),
+    (services, "_write_values", "write value rows"),
+    (services, "finish_run_if_complete", "finish (referrals, retention)"),
+]
+PHASES = [(services, "prepare_run", "prepare"), (services, "score_chunk", "chunks")]
+
+
+class Clock:
+    """Seconds per (phase, step), collected by wrapping the functions the run calls."""
+
+    def __init__(self):
+        self.seconds = defaultdict(float)
+        self.calls = defaultdict(int)
+        self.phase = "run"
+        self.chunk_seconds: list[float] = []
+
+    def step(self, label, function):
+        @functools.wraps(function)
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                key = (self.phase, label)
+                self.seconds[key] += time.perf_counter() - started
+                self.calls[key] += 1
+        return timed
+
+    def phase_of(self, phase, function):
+        @functools.wraps(function)
+        def timed(*args, **kwargs):
+            previous, self.phase = self.phase, phase
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - started
+                self.seconds[(phase, "total")] += elapsed
+                self.calls[(phase, "total")] += 1
+                if phase == "chunks":
+                    self.chunk_seconds.append(elapsed)
+                self.phase = previous
+        return timed
+
+    def install(self):
+        for module, name, label in STEPS:
+            if hasattr(module, name):
+                setattr(module, name, self.step(label, getattr(module, name)))
+        for module, name, phase in PHASES:
+            setattr(module, name, self.phase_of(phase, getattr(module, name)))
+        # The back-test and earned growth run inside prepare: time them as a whole too.
+        services.run_backtest = self.step("back-test (total)", services.run_backtest)
+        services.earned_growth = self.step("earned growth (total)", services.earned_growth)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--as-of", type=date.fromisoformat, default=date(2025, 6, 30))
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="Seed N demo customers first.")
+    parser.add_argument("--transactions-per-customer", type=float, default=DEFAULT_TRANSACTIONS_PER_CUSTOMER)
+    parser.add_argument("--service-events-per-customer", type=float, default=DEFAULT_SERVICE_EVENTS_PER_CUSTOMER)
+    args = parser.parse_args()
+
+    print(f"database: {connection.vendor} {connection.settings_dict['NAME']}, "
+          f"chunk size {settings.CVM_VALUATION_CHUNK_SIZE:,}, load average {os.getloadavg()[0]:.2f}")
+    if args.seed:
+        started = time.perf_counter()
+        seed_demo(customers=args.seed, as_of=args.as_of, chunk_size=min(args.seed, 100_000),
+                  transactions_per_customer=args.transactions_per_customer,
+                  service_events_per_customer=args.service_events_per_customer)
+        print(f"seeded {args.seed:,} customers in {time.perf_counter() - started:.1f} s")
+    customers, transactions, events = (Customer.objects.count(), Transaction.objects.count(),
+                                       ServiceEvent.objects.count())
+    print(f"data: {customers:,} customers, {transactions:,} transactions, {events:,} service events")
+    seeded_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    clock = Clock()
+    clock.install()
+    started = time.perf_counter()
+    run = services.run_valuation(as_of=args.as_of, progress=print)
+    total = time.perf_counter() - started
+
+    print("\nstage                                   calls   seconds")
+    for phase in ("prepare", "chunks", "run"):
+        for (p, label), seconds in sorted(clock.seconds.items(), key=lambda item: -item[1]):
+            if p == phase:
+                print(f"  {phase:<8} {label:<30} {clock.calls[(p, label)]:>5} {seconds:9.1f}")
+    if clock.chunk_seconds:
+        ordered = sorted(clock.chunk_seconds)
+        print(f"  per chunk: median {ordered[len(ordered) // 2]:.1f} s, max {ordered[-1]:.1f} s "
+              f"over {len(ordered)} chunks")
+    rows = run.rows_written
+    print(f"\nrun {run.pk} {run.status}: {rows:,} value rows in {total:.1f} s ({rows / total:,.0f} rows/s, "
+          f"{transactions / total:,.0f} transactions/s)")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    note = f" (the seed before it peaked at {seeded_rss:,.0f} MiB)" if args.seed else ""
+    print(f"peak memory: {peak:,.0f} MiB this process{note}, {children:,.0f} MiB child processes; "
+          f"load average {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
