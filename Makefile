@@ -27,7 +27,7 @@ demo: migrate
 	$(MANAGE) seed_demo --if-empty
 
 values: demo
-	$(MANAGE) recompute_values
+	$(MANAGE) recompute_values --if-missing
 
 run: values
 	@echo "Serving on http://$(HOST):$(PORT)/  (demo logins: manager, inside, rep1..rep5; password cvm-demo)"

@@ -58,6 +58,10 @@ def today() -> dt.date:
     return timezone.localdate()
 
 
+def has_completed_run(*, as_of: dt.date) -> bool:
+    return ValuationRun.objects.filter(as_of=as_of, status=ValuationRun.Status.COMPLETED).exists()
+
+
 def load_inputs(*, as_of: dt.date, settings: engine.EngineSettings, id_range=None) -> RunInputs:
     """The engine's inputs for all customers or one id range: one grouped query each."""
     customers = selectors.customer_frame(as_of=as_of, id_range=id_range).set_index("customer_id")

@@ -172,3 +172,10 @@ def test_referral_value_sums_referred_customers(company):
     expected = sum(rows[c.pk].margin_lifetime + rows[c.pk].clv for c in (a, b))
     assert rows[referrer.pk].referral_value == expected
     assert rows[a.pk].referral_value == Decimal("0")
+
+
+def test_recompute_values_if_missing_skips_a_valued_date(company, capsys):
+    call_command("recompute_values", "--as-of", AS_OF.isoformat(), "--if-missing")
+    call_command("recompute_values", "--as-of", AS_OF.isoformat(), "--if-missing")
+    assert "nothing recomputed" in capsys.readouterr().out
+    assert ValuationRun.objects.count() == 1

@@ -10,8 +10,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--as-of", type=dt.date.fromisoformat, help="Valuation date YYYY-MM-DD (default: today).")
+        parser.add_argument(
+            "--if-missing", action="store_true", help="Do nothing when that date already has a completed run."
+        )
 
-    def handle(self, *args, as_of=None, **options):
+    def handle(self, *args, as_of=None, if_missing=False, **options):
+        if if_missing and services.has_completed_run(as_of=as_of or services.today()):
+            self.stdout.write("Values for that date exist already; nothing recomputed (--if-missing).")
+            return
         try:
             run = services.run_valuation(as_of=as_of, progress=self.stdout.write)
         except services.RunAlreadyRunning as exc:
