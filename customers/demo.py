@@ -38,6 +38,7 @@ from django.utils import timezone
 
 from services.models import ServiceEvent, ServiceType, StandardCost
 from services.selectors import standard_cost_on
+from valuation.copy_text import block as copy_block
 
 from .models import Customer, Transaction
 from .roles import Role
@@ -939,17 +940,6 @@ def _money(cents: np.ndarray, width: int = 12) -> np.ndarray:
     return np.hstack([_digits(cents // 100, width), dot, _digits(cents % 100, 2, zero_pad=True)])
 
 
-def _rows_text(columns: list[np.ndarray]) -> bytes:
-    n = len(columns[0])
-    tab = np.full((n, 1), _TAB, dtype=np.uint8)
-    parts = []
-    for column in columns:
-        parts += [column, tab]
-    parts[-1] = np.full((n, 1), _NEWLINE, dtype=np.uint8)
-    matrix = np.hstack(parts).ravel()
-    return matrix[matrix != 0].tobytes()
-
-
 def _ascii_strings(matrix: np.ndarray) -> list[str]:
     """Rows of a NUL-padded ASCII byte matrix as Python strings (for executemany)."""
     width = matrix.shape[1]
@@ -1032,7 +1022,7 @@ class _Writer:
             ])
             day = calendar.index(lines["day"][part])
             if self.postgres:
-                self._copy(table, columns, _rows_text([
+                self._copy(table, columns, copy_block([
                     _digits(ids, 19), external, calendar.bytes[day], _money(lines["revenue"][part]),
                     _money(lines["cost"][part]), self.product_bytes[lines["product"][part]],
                     self.channel_bytes[lines["channel"][part]],
@@ -1056,7 +1046,7 @@ class _Writer:
             note, number = events["note"][part], events["number"][part]
             if self.postgres:
                 stamp = np.tile(np.frombuffer(created.encode(), dtype=np.uint8), (len(note), 1))
-                self._copy(table, columns, _rows_text([
+                self._copy(table, columns, copy_block([
                     _digits(customer_ids[part], 19), _digits(type_ids[part], 19), calendar.bytes[day],
                     _money(events["quantity"][part], 6),
                     np.hstack([notes.prefix_bytes[note], _digits(number, 7), notes.suffix_bytes[note]]),

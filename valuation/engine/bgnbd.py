@@ -11,7 +11,7 @@ since the first purchase.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from scipy.optimize import minimize
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
 from .reductions import dot
+from .stored import StoredParams
 
 ArrayLike = np.ndarray | pd.Series | list[float] | float
 
@@ -34,7 +35,7 @@ _CONCENTRATED_BETA = 1e4
 
 
 @dataclass(frozen=True)
-class BgNbdParams:
+class BgNbdParams(StoredParams):
     r: float
     alpha: float
     a: float
@@ -44,16 +45,6 @@ class BgNbdParams:
     converged: bool = True
     iterations: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
-        return {k: (v if not isinstance(v, float) or math.isfinite(v) else None)
-                for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BgNbdParams:
-        values = dict(data)
-        if values.get("log_likelihood") is None:
-            values["log_likelihood"] = math.nan
-        return cls(**values)
 
 
 def _arrays(*values: ArrayLike) -> list[np.ndarray]:

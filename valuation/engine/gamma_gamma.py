@@ -9,7 +9,7 @@ zbar; only customers with x >= 1 and zbar > 0 inform the fit.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ from scipy.optimize import minimize
 from scipy.special import digamma, gammaln
 
 from .reductions import dot
+from .stored import StoredParams
 
 ArrayLike = np.ndarray | pd.Series | list[float] | float
 
@@ -26,7 +27,7 @@ _WARM_START_ROWS = 50_000
 
 
 @dataclass(frozen=True)
-class GammaGammaParams:
+class GammaGammaParams(StoredParams):
     p: float
     q: float
     v: float
@@ -39,16 +40,6 @@ class GammaGammaParams:
         """E[Z] = p v / (q - 1) (finite for q > 1 only; infinite otherwise)."""
         return self.p * self.v / (self.q - 1.0) if self.q > 1.0 else math.inf
 
-    def to_dict(self) -> dict[str, Any]:
-        return {k: (v if not isinstance(v, float) or math.isfinite(v) else None)
-                for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GammaGammaParams:
-        values = dict(data)
-        if values.get("log_likelihood") is None:
-            values["log_likelihood"] = math.nan
-        return cls(**values)
 
 
 def _usable(x: np.ndarray, zbar: np.ndarray) -> np.ndarray:
