@@ -201,3 +201,37 @@ def test_command_reports_progress_errors_and_dry_run(tmp_path, customers, capsys
     with pytest.raises(CommandError, match="1 errors"):
         call_command("import_csv", "transactions", str(bad))
     assert "line 2, column customer_number" in capsys.readouterr().err
+
+
+def test_odd_values_get_the_same_verdict_on_every_database(tmp_path, customers):
+    """PostgreSQL checks transactions in SQL, SQLite with pandas: both must agree on these."""
+    long_product = "x" * 101
+    text = "\n".join([
+        "external_id;customer_number;date;revenue;cost_of_goods;product;channel",
+        " R-1 ; K-1 ; 29.02.2024 ; 1.234,5 EUR ;€ 7;  Pumpe ;",  # line 2: fine, padded
+        "R-2;K-1;29.02.2023;5;;;",             # line 3: no such day
+        "R-3;K-1;0000-01-01;5;;;",             # line 4: no such day
+        "R-4;K-1;2024-13-01;abc;;;",           # line 5: month 13, not a number
+        "R-5;K-1;2024-1-5;1,234;;;",           # line 6: three decimals
+        f"R-6;K-1;2024-01-05;5;-200.000.000.000;{long_product};",  # line 7: too negative, too long
+        "R-7;K-404;2024-01-05;5;;;",           # line 8: unknown customer
+        "R-8;K-1;15/03/2024;;;;",              # line 9: no date format, no revenue
+    ]) + "\n"
+    result = importing.import_file(kind="transactions", path=write(tmp_path, text))
+    assert [(e.line, e.column, e.message) for e in result.errors] == [
+        (3, "date", "No such day in the calendar."),
+        (4, "date", "No such day in the calendar."),
+        (5, "date", "No such day in the calendar."),
+        (5, "revenue", "Not a number."),
+        (6, "revenue", "More than 2 decimal places."),
+        (7, "cost_of_goods", "Must not be below -100,000,000,000."),
+        (7, "product", "Longer than 100 characters."),
+        (8, "customer_number", "Unknown customer number 'K-404'."),
+        (9, "date", "Not a date: use YYYY-MM-DD or DD.MM.YYYY."),
+        (9, "revenue", "An amount is required."),
+    ]
+    fixed = "\n".join(text.splitlines()[:2]) + "\n"
+    assert importing.import_file(kind="transactions", path=write(tmp_path, fixed, name="fixed.csv")).ok
+    row = Transaction.objects.get(external_id="R-1")
+    assert (row.customer.number, row.date, row.revenue, row.cost_of_goods, row.product) == (
+        "K-1", dt.date(2024, 2, 29), Decimal("1234.50"), Decimal("7.00"), "Pumpe")

@@ -22,7 +22,7 @@ class Command(BaseCommand):
 
         def progress(rows: int, seconds: float) -> None:
             if verbosity >= 1:
-                self.stdout.write(f"{rows:>12,} rows checked  {rows / max(seconds, 1e-9):>10,.0f} rows/s")
+                self.stdout.write(f"{rows:>12,} rows read  {rows / max(seconds, 1e-9):>10,.0f} rows/s")
 
         try:
             result = importing.import_file(kind=kind, path=file, dry_run=dry_run, delimiter=delimiter, progress=progress)
