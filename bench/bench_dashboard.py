@@ -1,7 +1,9 @@
 """Time the manager pages (segment dashboard, settings) against the configured database.
 
-A manager is logged in with Django's test Client (no web server); each page is fetched
---repeat times and the median, p95 and the number of SQL queries are printed.
+A manager is logged in with Django's test Client (no web server); each dashboard is fetched
+--cold times right after clearing the cache (every figure computed) and --repeat times warm
+(a completed run's figures come from the cache); the median, p95 and the number of SQL
+queries are printed. The last dashboard is a sales rep's book (owner filter).
 
     python bench/bench_dashboard.py --repeat 7
     python bench/bench_dashboard.py --synthetic 100000     # throw-away data, rolled back
@@ -23,6 +25,7 @@ import sys
 import time
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cvm.settings")
@@ -32,8 +35,9 @@ import django  # noqa: E402
 django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402
+from django.core.cache import cache  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
-from django.db.models import Q  # noqa: E402
+from django.db.models import Count, Q  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
@@ -137,24 +141,45 @@ def synthesise(n: int) -> None:
 def measure(args) -> None:
     client = Client(HTTP_HOST="localhost")  # an allowed host of the default settings
     client.force_login(manager_user(args.username))
-    customers = CustomerValue.objects.filter(
-        run=ValuationRun.objects.filter(status="completed").order_by("-finished_at", "-pk").first()
-    ).count()
-    print(f"database: {connection.vendor}; customers in the latest completed run: {customers}")
+    run = ValuationRun.objects.filter(status="completed").order_by("-finished_at", "-pk").first()
+    customers = CustomerValue.objects.filter(run=run).count()
+    runs = ValuationRun.objects.filter(status="completed").count()
+    print(f"database: {connection.vendor}; {Customer.objects.count():,} customers, {runs} completed runs, "
+          f"{customers:,} value rows in the latest; load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     pages = {
         "dashboard": "/dashboard/",
         "dashboard, filtered (region)": "/dashboard/?region=North",
         "dashboard, filtered (region+industry)": "/dashboard/?region=North&industry=Steel",
-        "settings": "/settings/",
     }
+    sample = Customer.objects.exclude(region="").exclude(industry="").values("region", "industry").first()
+    if sample:
+        pages["dashboard, filtered (region)"] = f"/dashboard/?{urlencode({'region': sample['region']})}"
+        pages["dashboard, filtered (region+industry)"] = f"/dashboard/?{urlencode(sample)}"
+    # A sales rep's book: the manager's dashboard filtered by that owner (reps cannot open it).
+    rep = Customer.objects.filter(owner__isnull=False).values("owner_id").annotate(n=Count("pk")).order_by("n").first()
+    if rep and args.owner is None:
+        args.owner = rep["owner_id"]
+    if args.owner is not None:
+        owned = Customer.objects.filter(owner_id=args.owner).count()
+        pages[f"dashboard, owner {args.owner} ({owned:,} customers)"] = f"/dashboard/?owner={args.owner}"
+    timed_get(client, "/settings/")  # warm imports, templates and the policy row
     for name, url in pages.items():
-        timed_get(client, url)  # warm caches and the policy row
-        report(name, [timed_get(client, url) for _ in range(args.repeat)])
+        cold = []
+        for _ in range(args.cold):
+            cache.clear()  # LocMem in this process: the page computes every figure again
+            cold.append(timed_get(client, url))
+        report(f"{name} [cold]", cold)
+        timed_get(client, url)
+        report(f"{name} [warm]", [timed_get(client, url) for _ in range(args.repeat)])
+    report("settings", [timed_get(client, "/settings/") for _ in range(args.repeat)])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=7, help="warm requests per page")
+    parser.add_argument("--cold", type=int, default=3, help="requests per page after clearing the cache")
+    parser.add_argument("--owner", type=int, help="owner id for the rep's view (default: the smallest book)")
     parser.add_argument("--username")
     parser.add_argument("--synthetic", type=int, default=0, help="add N throw-away customers (rolled back)")
     args = parser.parse_args()

@@ -7,6 +7,11 @@ second and p50/p95/p99 latency per kind of request, plus the data size it ran ag
 
     DATABASE_URL=postgres://... python bench/bench_load.py --users 8 --seconds 30 --workers 3
 
+Production settings by default (DEBUG=false, static files from collectstatic's manifest,
+which is built into STATIC_ROOT first if missing); a throw-away SECRET_KEY is generated when
+none is set, ALLOWED_HOSTS defaults to 127.0.0.1 and SECURE_SSL_REDIRECT to false (plain
+HTTP on loopback). DEBUG=true in the environment measures the development settings instead.
+
 Traffic goes to loopback only and stops by itself after --seconds.
 """
 
@@ -15,6 +20,7 @@ import http.client
 import os
 import random
 import re
+import secrets
 import socket
 import statistics
 import subprocess
@@ -28,6 +34,11 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cvm.settings")
+os.environ.setdefault("DEBUG", "false")
+if os.environ["DEBUG"].lower() in ("0", "false", "no", "off"):
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+    os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1")
+    os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 
 
 def free_port() -> int:
@@ -41,20 +52,31 @@ def prepare(username: str) -> tuple[list[int], str, dict]:
     import django
 
     django.setup()
+    from django.conf import settings
     from django.contrib.auth import get_user_model
+    from django.core.management import call_command
     from rest_framework.authtoken.models import Token
 
     from customers.models import Customer, Transaction
     from services.models import ServiceEvent
 
     user = get_user_model().objects.get(username=username)
-    ids = list(Customer.objects.order_by("?").values_list("id", flat=True)[:2000])
+    # 2,000 random customers without ORDER BY random() over every customer.
+    first = Customer.objects.order_by("pk").values_list("pk", flat=True).first()
+    last = Customer.objects.order_by("-pk").values_list("pk", flat=True).first()
+    ids = []
+    if first is not None:
+        guesses = random.Random(1).sample(range(first, last + 1), min(last - first + 1, 4000))
+        ids = list(Customer.objects.filter(pk__in=guesses).values_list("id", flat=True)[:2000])
     token, _ = Token.objects.get_or_create(user=user)
     size = {
         "customers": Customer.objects.count(),
         "transactions": Transaction.objects.count(),
         "service events": ServiceEvent.objects.count(),
     }
+    if not settings.DEBUG and not (Path(settings.STATIC_ROOT) / "staticfiles.json").exists():
+        # The manifest storage answers 500 for any {% static %} missing from the manifest.
+        call_command("collectstatic", "--noinput", verbosity=0)
     return ids, token.key, size
 
 
@@ -114,15 +136,17 @@ def main():
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
+    parser.add_argument("--warmup", type=float, default=5, help="seconds of untimed traffic first")
     parser.add_argument("--username", default="manager")
     parser.add_argument("--password", default="cvm-demo")
     args = parser.parse_args()
 
     ids, token, size = prepare(args.username)
+    load_before = os.getloadavg()
     if not ids:
         raise SystemExit("No customers: seed the database first (python manage.py seed_demo --customers 100000).")
     port = free_port()
-    env = {**os.environ, "DEBUG": os.environ.get("DEBUG", "true")}
+    env = dict(os.environ)  # the same settings as prepare() used
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "cvm.wsgi:application", "--bind", f"127.0.0.1:{port}",
          "--workers", str(args.workers), "--timeout", "60", "--log-level", "warning"],
@@ -136,6 +160,15 @@ def main():
             except OSError:
                 time.sleep(0.2)
         cookie = login(port, args.username, args.password)
+        if args.warmup > 0:
+            # Each worker imports lazily and fills its own in-process caches on first use.
+            discard = defaultdict(list)
+            warm = [threading.Thread(target=user_loop, args=(port, cookie, token, ids, time.monotonic() + args.warmup,
+                                                             discard, discard, 1000 + n)) for n in range(args.users)]
+            for thread in warm:
+                thread.start()
+            for thread in warm:
+                thread.join()
         results, errors = defaultdict(list), defaultdict(list)
         deadline = time.monotonic() + args.seconds
         threads = [
@@ -155,8 +188,9 @@ def main():
     total = sum(len(v) for v in results.values())
     print(f"data: {size['customers']:,} customers, {size['transactions']:,} transactions, "
           f"{size['service events']:,} service events")
+    print(f"settings: DEBUG={os.environ['DEBUG']}, database {os.environ.get('DATABASE_URL', 'SQLite').split('@')[-1]}")
     print(f"load: {args.users} concurrent users for {wall:.0f} s against gunicorn with {args.workers} workers "
-          f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+          f"(load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores)")
     print(f"throughput: {total / wall:.1f} requests/s, {sum(len(v) for v in errors.values())} errors")
     print(f"{'request':<26}{'count':>8}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}")
     for kind, values in sorted(results.items()):

@@ -119,7 +119,9 @@ class ServiceEvent(models.Model):
         indexes = [
             models.Index(fields=["customer", "date"], name="svc_event_customer_date_idx"),
             models.Index(fields=["date"], name="service_event_date_idx"),
-            models.Index(fields=["logged_by", "-created_at"], name="svc_event_logger_idx"),
+            # The id breaks ties as the log page orders: an import gives thousands of events
+            # one created_at, and sorting such a tie group took ~0.2 s per page view.
+            models.Index(fields=["logged_by", "-created_at", "-id"], name="svc_event_logger_idx"),
         ]
 
     def __str__(self) -> str:

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from customers.api import MANAGERS, CustomerChildViewSet, CvmApiMixin, error_response
-from customers.selectors import visible_customers
+from customers.selectors import visible_rows
 
 from . import selectors
 from .models import CustomerValue, Segment, ValuationRun
@@ -58,7 +58,7 @@ class LatestValueViewSet(CvmApiMixin, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return CustomerValue.objects.none()  # schema generation: no database access
-        values = selectors.latest_values().filter(customer__in=visible_customers(user=self.request.user))
+        values = visible_rows(selectors.latest_values(), user=self.request.user)
         return values.select_related("customer", "run")
 
 
@@ -91,7 +91,7 @@ class SegmentSummaryView(CvmApiMixin, APIView):
         totals = {}
         if run is not None:
             rows = (
-                CustomerValue.objects.filter(run=run, customer__in=visible_customers(user=request.user))
+                visible_rows(CustomerValue.objects.filter(run=run), user=request.user)
                 .values("segment")
                 .annotate(
                     customers=Count("id"), service_cost=Sum("value_to_customer"), revenue=Sum("revenue_window"),
