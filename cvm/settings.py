@@ -147,6 +147,16 @@ TIME_ZONE = os.environ.get("TIME_ZONE", "Europe/Berlin")
 USE_I18N = True
 USE_TZ = True
 
+# One cache shared by web processes and workers (a table in the database, so it needs no
+# extra server and survives a Redis outage): the nightly run warms the dashboard in it.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "cvm_cache",
+        "OPTIONS": {"MAX_ENTRIES": 5000},
+    }
+}
+
 # The company's currency: every money amount in the database is in this currency.
 CVM_CURRENCY = os.environ.get("CVM_CURRENCY", "EUR")
 

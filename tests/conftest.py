@@ -14,8 +14,16 @@ pytest_plugins = ["tests.workers"]
 
 
 @pytest.fixture(autouse=True)
-def _empty_cache():
-    """Ids repeat across tests (rolled back), so cached figures must not."""
+def _empty_cache(request):
+    """Ids repeat across tests (rolled back), so cached figures must not. The cache is a
+    database table: only tests with database access touch it."""
+    marker = request.node.get_closest_marker("django_db")
+    names = set(request.fixturenames)
+    if marker is None and not {"db", "transactional_db", "live_server"} & names:
+        yield
+        return
+    transactional = bool({"transactional_db", "live_server"} & names) or bool(marker and marker.kwargs.get("transaction"))
+    request.getfixturevalue("transactional_db" if transactional else "db")
     from django.core.cache import cache
 
     cache.clear()

@@ -381,6 +381,16 @@ def action_lists(values: QuerySet[CustomerValue], *, horizon_months: int,
     return result
 
 
+def warm_dashboard() -> None:
+    """Compute the unfiltered dashboard of the latest run into the shared cache, in every
+    language, so the first manager of the morning does not wait for it."""
+    from django.conf import settings
+
+    for language, _ in settings.LANGUAGES:
+        with translation.override(language):
+            segment_dashboard(filters=DashboardFilters())
+
+
 def segment_dashboard(*, filters: DashboardFilters, compare_run_id: int | None = None,
                       runs: list[ValuationRun] | None = None, today: dt.date | None = None) -> Dashboard:
     """Everything the dashboard shows, each figure one query. `runs`: completed_runs(), if at hand."""

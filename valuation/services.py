@@ -298,7 +298,18 @@ def finish_run_if_complete(*, run_id: int) -> bool:
             status=ValuationRun.Status.RUNNING
         ).delete()
         apply_retention()
+    _warm_dashboard()
     return True
+
+
+def _warm_dashboard() -> None:
+    # A cold cache only costs the first visitor time; it must never fail the run.
+    from .dashboard import warm_dashboard
+
+    try:
+        warm_dashboard()
+    except Exception:
+        logger.exception("Warming the dashboard cache failed")
 
 
 def _write_referral_values(run_id: int) -> None:

@@ -1,17 +1,8 @@
 import pytest
-from django.core.cache import cache
 
 from tests.factories import CustomerFactory
 
 from .factories import CustomerValueFactory, ValuationRunFactory
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    # The list's filter choices are cached; each test starts without them.
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

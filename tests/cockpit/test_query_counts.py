@@ -17,7 +17,8 @@ from .factories import CustomerValueFactory, ValuationRunFactory, days_ago
 pytestmark = pytest.mark.django_db
 
 # Ceilings per page (the counts measured when written, plus a little room).
-CEILINGS = {"list": 10, "list-filtered": 10, "list-by-clv": 12, "detail": 14, "statement": 9, "statement-pdf": 9, "log": 9,
+# the list pages include the shared cache's queries for the cached filter choices (a get, or a get and a set)
+CEILINGS = {"list": 14, "list-filtered": 14, "list-by-clv": 16, "detail": 14, "statement": 9, "statement-pdf": 9, "log": 9,
             "search": 6, "history": 10}
 
 
