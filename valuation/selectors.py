@@ -207,15 +207,12 @@ def latest_completed_run() -> ValuationRun | None:
     return ValuationRun.objects.filter(status=ValuationRun.Status.COMPLETED).order_by("-finished_at", "-pk").first()
 
 
-def latest_values(*, customer_ids=None):
+def latest_values():
     """Value rows of the latest completed run (an empty queryset before the first run)."""
     run = latest_completed_run()
     if run is None:
         return CustomerValue.objects.none()
-    values = CustomerValue.objects.filter(run=run)
-    if customer_ids is not None:
-        values = values.filter(customer_id__in=customer_ids)
-    return values
+    return CustomerValue.objects.filter(run=run)
 
 
 def engine_summary(aggregates: pd.DataFrame, *, customer_ids, as_of: dt.date) -> pd.DataFrame:

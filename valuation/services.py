@@ -73,19 +73,8 @@ def load_inputs(*, as_of: dt.date, settings: engine.EngineSettings, id_range=Non
 
 def score(inputs: RunInputs, fit, settings: engine.EngineSettings, as_of: dt.date) -> pd.DataFrame:
     """Future value per customer plus the history and value-to figures classification needs."""
-    scored = engine.score_customers(inputs.summary, fit, settings, as_of)
-    summary_columns = [c for c in inputs.summary.columns if c not in scored.columns]
-    scored = scored.join(inputs.summary[summary_columns])
-    totals = inputs.service_totals.reindex(scored.index)
-    scored["value_to_customer"] = totals["value_to_customer"].fillna(0.0).astype(float)
-    scored["service_count"] = totals["service_count"].fillna(0).astype(np.int64)
-    scored["service_hours"] = totals["service_hours"].fillna(0.0).astype(float)
-    scored["profit_after_services"] = scored["margin_window"] - scored["value_to_customer"]
-    customers = inputs.customers.reindex(scored.index)
-    scored["active"] = customers["active"].fillna(True).astype(bool)
-    wallet = customers["wallet"].astype(float)
-    scored["share_of_supply"] = np.where(wallet > 0, scored["revenue_window"] / wallet.where(wallet > 0, 1.0), np.nan)
-    return scored
+    scores = engine.score_customers(inputs.summary, fit, settings, as_of)
+    return engine.combine(inputs.summary, scores, inputs.service_totals, inputs.customers)
 
 
 # --- the run --------------------------------------------------------------------------------

@@ -179,32 +179,33 @@ def add_standard_cost(request):
 @require_POST
 def update_segment_policy(request):
     form = SegmentPolicyForm(request.POST, instance=valuation_policy(), prefix="segment")
-    if form.is_valid():
-        try:
-            policy.update_segment_policy(**{name: form.cleaned_data[name] for name in SegmentPolicyForm.Meta.fields})
-        except ValidationError as exc:
-            form.add_error(None, exc)
-        else:
-            messages.success(request, _("Segment policy saved. It applies from the next valuation run."))
-            return redirect(reverse("valuation:settings") + "#segment-policy")
-    return _render_settings(request, segment_form=form)
+    return _save_policy_form(
+        request, form, policy.update_segment_policy, "segment_form", "#segment-policy",
+        _("Segment policy saved. It applies from the next valuation run."),
+    )
 
 
 @manager_only
 @require_POST
 def update_valuation_settings(request):
     form = ValuationSettingsForm(request.POST, instance=valuation_policy(), prefix="valuation")
+    return _save_policy_form(
+        request, form, policy.update_valuation_settings, "settings_form", "#valuation-settings",
+        _("Valuation settings saved. They apply from the next valuation run."),
+    )
+
+
+def _save_policy_form(request, form, update, context_name: str, anchor: str, success: str):
+    """Validate a policy form, hand its fields to the service, and come back to its section."""
     if form.is_valid():
         try:
-            policy.update_valuation_settings(
-                **{name: form.cleaned_data[name] for name in ValuationSettingsForm.Meta.fields}
-            )
+            update(**{name: form.cleaned_data[name] for name in form.Meta.fields})
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
-            messages.success(request, _("Valuation settings saved. They apply from the next valuation run."))
-            return redirect(reverse("valuation:settings") + "#valuation-settings")
-    return _render_settings(request, settings_form=form)
+            messages.success(request, success)
+            return redirect(reverse("valuation:settings") + anchor)
+    return _render_settings(request, **{context_name: form})
 
 
 @manager_only

@@ -21,7 +21,7 @@ from .gamma_gamma import (
     gamma_gamma_individual_log_likelihood,
 )
 from .growth import GROWTH_COLUMNS, earned_growth
-from .pipeline import ValuationResult, valuate
+from .pipeline import ValuationResult, combine, valuate
 from .referral import referral_value
 from .segments import ABC_CLASSES, SEGMENTS, Thresholds, classify, compute_thresholds
 from .settings import WEEKS_PER_MONTH, EngineSettings
@@ -57,6 +57,7 @@ __all__ = [
     "bgnbd_log_likelihood",
     "bgnbd_p_alive",
     "classify",
+    "combine",
     "compute_thresholds",
     "earned_growth",
     "fit_bgnbd",

@@ -39,6 +39,29 @@ def _complete_summary(summary: pd.DataFrame, ids: pd.Index) -> pd.DataFrame:
     return full
 
 
+def combine(
+    summary: pd.DataFrame, scores: pd.DataFrame, service_totals: pd.DataFrame, customers: pd.DataFrame
+) -> pd.DataFrame:
+    """One row per scored customer with what classification needs: the scores, the summary,
+    the value to the customer (0 without services), the active flag, and
+    profit_after_services = margin_window - value_to_customer,
+    share_of_supply = revenue_window / wallet (NaN where the wallet is unknown or <= 0).
+    ``customers`` is indexed by customer_id with columns active and (optionally) wallet.
+    """
+    scored = scores.join(summary[[c for c in summary.columns if c not in scores.columns]])
+    totals = service_totals.reindex(scored.index)
+    scored["value_to_customer"] = totals["value_to_customer"].fillna(0.0).astype(float)
+    scored["service_count"] = totals["service_count"].fillna(0).astype(np.int64)
+    scored["service_hours"] = totals["service_hours"].fillna(0.0).astype(float)
+    scored["profit_after_services"] = scored["margin_window"] - scored["value_to_customer"]
+    info = customers.reindex(scored.index)
+    scored["active"] = info["active"].fillna(True).astype(bool)
+    wallet = pd.to_numeric(info["wallet"], errors="coerce") if "wallet" in info else pd.Series(np.nan, index=scored.index)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scored["share_of_supply"] = np.where(wallet > 0, scored["revenue_window"] / wallet, np.nan)
+    return scored
+
+
 def valuate(
     transactions: pd.DataFrame,
     services: pd.DataFrame,
@@ -65,16 +88,7 @@ def valuate(
     totals, by_type = summarise_services(listed_services, as_of, settings)
 
     fit = fit_models(summary, settings)
-    scored = summary.join(score_customers(summary, fit, settings))
-    totals = totals.reindex(ids).fillna(0.0)
-    totals["service_count"] = totals["service_count"].astype(np.int64)
-    scored = scored.join(totals)
-    info = customers.set_index("customer_id")
-    scored["active"] = info["active"].reindex(ids).fillna(False).astype(bool)
-    scored["profit_after_services"] = scored["margin_window"] - scored["value_to_customer"]
-    wallet = pd.to_numeric(info["wallet"], errors="coerce").reindex(ids) if "wallet" in info else np.nan
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scored["share_of_supply"] = np.where(wallet > 0, scored["revenue_window"] / wallet, np.nan)
+    scored = combine(summary, score_customers(summary, fit, settings), totals, customers.set_index("customer_id"))
 
     thresholds = compute_thresholds(scored, settings)
     result = classify(scored, thresholds, settings)
