@@ -29,7 +29,7 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from customers import importing  # noqa: E402
+from cockpit import importing  # noqa: E402
 from customers.models import Customer, Transaction  # noqa: E402
 
 

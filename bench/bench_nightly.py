@@ -38,7 +38,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from customers.demo import (  # noqa: E402
+from cockpit.demo import (  # noqa: E402
     DEFAULT_SERVICE_EVENTS_PER_CUSTOMER,
     DEFAULT_TRANSACTIONS_PER_CUSTOMER,
     seed_demo,

@@ -41,7 +41,7 @@ from django.urls import reverse  # noqa: E402
 
 from customers.models import Customer, Transaction  # noqa: E402
 from customers.roles import Role, role_of  # noqa: E402
-from customers.selectors import visible_customers  # noqa: E402
+from customers.access import visible_customers  # noqa: E402
 from services.models import ServiceEvent  # noqa: E402
 
 

@@ -1,12 +1,13 @@
-"""API shapes of customers and transactions, and the pieces the other apps' serializers share."""
+"""API shapes of customers and transactions, and the field types the other apps' serializers share."""
 
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from core.plausibility import EARLIEST_ACQUISITION, EARLIEST_DATE, MAX_AMOUNT, latest_plausible_date
+
 from .access import sees_money
-from .importing import EARLIEST_ACQUISITION, EARLIEST_DATE, MAX_AMOUNT, latest_plausible_date
 from .models import MONEY, Customer, Transaction
 
 
@@ -59,31 +60,6 @@ def money_field(*, minimum=-MAX_AMOUNT, **kwargs) -> serializers.DecimalField:
         max_digits=MONEY["max_digits"], decimal_places=MONEY["decimal_places"],
         min_value=Decimal(minimum), max_value=Decimal(MAX_AMOUNT), **kwargs,
     )
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-
-
-class BulkRowErrorSerializer(serializers.Serializer):
-    row = serializers.IntegerField(help_text="0-based index of the row in the request body.")
-    field = serializers.CharField(help_text="The field, or 'non_field_errors'.")
-    message = serializers.CharField()
-
-
-class BulkErrorSerializer(serializers.Serializer):
-    """A rejected bulk upload; a body that is no JSON at all gets only ``detail``."""
-
-    detail = serializers.CharField()
-    error_count = serializers.IntegerField(required=False)
-    errors = BulkRowErrorSerializer(many=True, required=False)
-
-
-class BulkResultSerializer(serializers.Serializer):
-    rows = serializers.IntegerField()
-    created = serializers.IntegerField()
-    updated = serializers.IntegerField()
-    unchanged = serializers.IntegerField()
 
 
 class CustomerSerializer(MoneyFieldsMixin, serializers.ModelSerializer):

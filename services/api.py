@@ -7,24 +7,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import Prefetch
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, permissions, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
-from customers import importing
-from customers.api import (
-    ALL_ROLES,
-    BULK_RESPONSES,
-    CvmApiMixin,
-    CONCURRENT_WRITE,
-    BulkInvalid,
-    bulk_rows,
-)
-from customers.roles import Role, role_of
-from customers.selectors import visible_customers
-from customers.serializers import BulkResultSerializer
+from core.api import BULK_RESPONSES, CONCURRENT_WRITE, BulkInvalid, BulkResultSerializer, bulk_rows
+from core.bulk import BulkRejected
+from customers.access import ALL_ROLES, OwnEntriesPermission, manages, visible_customers
+from customers.api import CvmApiMixin
 
 from . import services
 from .models import ServiceEvent, ServiceType, StandardCost
@@ -93,17 +85,6 @@ class ServiceEventFilter(filters.FilterSet):
     class Meta:
         model = ServiceEvent
         fields = ["customer", "customer_number", "service_type", "logged_by", "external_id", "date"]
-
-
-class OwnEntriesPermission(permissions.BasePermission):
-    """Inside sales and reps change or delete only the entries they logged; managers all."""
-
-    message = "You may change only the service events you logged."
-
-    def has_object_permission(self, request, view, obj):
-        if request.method in permissions.SAFE_METHODS or view.action == "history":
-            return True
-        return role_of(request.user) == Role.MANAGER or obj.logged_by_id == request.user.pk
 
 
 class ServiceEventViewSet(CvmApiMixin, viewsets.ModelViewSet):
@@ -175,13 +156,13 @@ class ServiceEventViewSet(CvmApiMixin, viewsets.ModelViewSet):
         external_id update that event (only your own, unless you are a manager)."""
         try:
             rows = bulk_rows(request, ServiceEventBulkRowSerializer)
-            outcome = importing.bulk_upsert_service_events(
+            outcome = services.bulk_upsert_service_events(
                 rows=rows, user=request.user, visible_customers=visible_customers(user=request.user),
-                may_edit_all=role_of(request.user) == Role.MANAGER,
+                may_edit_all=manages(request.user),
             )
         except BulkInvalid as exc:
             return exc.response()
-        except importing.BulkRejected as exc:
+        except BulkRejected as exc:
             return BulkInvalid(exc.errors).response()
         except IntegrityError:
             return Response({"detail": CONCURRENT_WRITE}, status=status.HTTP_409_CONFLICT)

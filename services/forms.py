@@ -6,8 +6,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from customers.access import can_log_for
-from customers.selectors import visible_customers
+from customers.access import can_log_for, visible_customers
 
 from .models import ServiceEvent
 from .selectors import active_service_types

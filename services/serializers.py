@@ -4,7 +4,7 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
-from customers.importing import EARLIEST_DATE, MAX_QUANTITY
+from core.plausibility import EARLIEST_DATE, MAX_QUANTITY
 from customers.models import Customer
 from customers.serializers import PlausibleDateField, SafeSlugRelatedField
 

@@ -9,18 +9,16 @@ from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
-from customers.access import can_log_for
+from core.bulk import BULK_BATCH, BulkOutcome, BulkRejected, existing_by, report_duplicates, visible_ids
+
+from customers.access import can_change_entry, can_log_for
 from customers.models import Customer
-from customers.roles import Role, role_of
 
 from .models import ServiceEvent, ServiceType
-
-
-def can_change_event(*, user, event: ServiceEvent) -> bool:
-    """Own entries may be changed by whoever logged them; managers may change any."""
-    return role_of(user) == Role.MANAGER or (event.logged_by_id is not None and event.logged_by_id == user.pk)
 
 
 def _check_may_log(*, user, customer: Customer) -> None:
@@ -69,7 +67,7 @@ def update_service_event(
     note: str = "",
 ) -> ServiceEvent:
     """Change an entry; the history keeps the row as it was before."""
-    if not can_change_event(user=user, event=event):
+    if not can_change_entry(user, logged_by_id=event.logged_by_id):
         raise PermissionDenied("Only the person who logged a service, or a manager, may change it.")
     if customer.pk != event.customer_id:
         _check_may_log(user=user, customer=customer)
@@ -87,8 +85,57 @@ def update_service_event(
 @transaction.atomic
 def delete_service_event(*, user, event: ServiceEvent) -> None:
     """Delete an entry; the history keeps a final record of it."""
-    if not can_change_event(user=user, event=event):
+    if not can_change_entry(user, logged_by_id=event.logged_by_id):
         raise PermissionDenied("Only the person who logged a service, or a manager, may delete it.")
     event._history_user = user
     event.delete()
 
+
+def bulk_upsert_service_events(*, rows: list[dict], user, visible_customers, may_edit_all: bool) -> BulkOutcome:
+    """Create service events, or update those with a known external_id, all or nothing.
+
+    Audited like single edits: every created or changed event gets a history record.
+    """
+    errors: list[dict] = []
+    report_duplicates(rows, "external_id", errors)
+    known = visible_ids({row["customer"] for row in rows}, visible_customers)
+    types = dict(ServiceType.objects.values_list("code", "id"))
+    for index, row in enumerate(rows):
+        if row["customer"] not in known:
+            errors.append({"row": index, "field": "customer", "message": f"Unknown customer {row['customer']}."})
+        if row["service_type"] not in types:
+            errors.append({"row": index, "field": "service_type", "message": f"Unknown service type {row['service_type']!r}."})
+    ids = [row["external_id"] for row in rows if row.get("external_id")]
+    existing = existing_by(ServiceEvent, "external_id", ids)
+    for index, row in enumerate(rows):
+        before = existing.get(row.get("external_id"))
+        if before is not None and not may_edit_all and before.logged_by_id != user.pk:
+            errors.append({"row": index, "field": "external_id",
+                           "message": "An event with this external_id exists and was logged by someone else."})
+    if errors:
+        raise BulkRejected(errors)
+    fields = ["customer_id", "service_type_id", "date", "quantity", "note"]
+    outcome = BulkOutcome(rows=len(rows))
+    new, changed = [], []
+    for row in rows:
+        values = {"customer_id": row["customer"], "service_type_id": types[row["service_type"]], "date": row["date"],
+                  "quantity": row["quantity"], "note": row["note"]}
+        before = existing.get(row.get("external_id"))
+        if before is None:
+            new.append(ServiceEvent(external_id=row.get("external_id") or None, logged_by=user, **values))
+        elif any(getattr(before, name) != value for name, value in values.items()):
+            for name, value in values.items():
+                setattr(before, name, value)
+            changed.append(before)
+        else:
+            outcome.unchanged += 1
+    with transaction.atomic():
+        if new:
+            bulk_create_with_history(new, ServiceEvent, batch_size=BULK_BATCH, default_user=user)
+        if changed:
+            now = timezone.now()
+            for obj in changed:
+                obj.updated_at = now
+            bulk_update_with_history(changed, ServiceEvent, [*fields, "updated_at"], batch_size=BULK_BATCH, default_user=user)
+    outcome.created, outcome.updated = len(new), len(changed)
+    return outcome

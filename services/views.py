@@ -8,9 +8,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from customers.access import any_role
-from customers.selectors import search_customers, visible_customers
-from customers.templatetags.money import format_money
+from core.templatetags.money import format_money
+from customers.access import any_role, can_change_entry, visible_customers
+from customers.selectors import search_customers
 
 from . import services
 from .forms import ServiceEventForm
@@ -93,7 +93,7 @@ def customer_search(request):
 @any_role
 def edit_service_event(request, pk: int):
     event = _visible_event(request, pk)
-    if not services.can_change_event(user=request.user, event=event):
+    if not can_change_entry(request.user, logged_by_id=event.logged_by_id):
         raise PermissionDenied
     if request.method == "POST":
         form = ServiceEventForm(request.POST, user=request.user, event=event, multiline_note=True)
@@ -121,7 +121,7 @@ def edit_service_event(request, pk: int):
 @any_role
 def delete_service_event(request, pk: int):
     event = _visible_event(request, pk)
-    if not services.can_change_event(user=request.user, event=event):
+    if not can_change_entry(request.user, logged_by_id=event.logged_by_id):
         raise PermissionDenied
     if request.method == "POST":
         description = _("%(service)s for %(customer)s on %(date)s") % {
@@ -146,5 +146,5 @@ def service_event_history(request, pk: int):
     return render(
         request,
         "services/event_history.html",
-        {"event": event, "entries": entries, "may_change": services.can_change_event(user=request.user, event=event)},
+        {"event": event, "entries": entries, "may_change": can_change_entry(request.user, logged_by_id=event.logged_by_id)},
     )

@@ -10,8 +10,9 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from customers.api import MANAGERS, CustomerChildViewSet, CvmApiMixin, error_response
-from customers.selectors import visible_rows
+from core.api import error_response
+from customers.access import MANAGERS, visible_rows
+from customers.api import CustomerChildViewSet, CvmApiMixin
 
 from . import selectors
 from .models import CustomerValue, Segment, ValuationRun

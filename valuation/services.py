@@ -23,7 +23,9 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import copy_text, engine, selectors
+from core import copy_text
+
+from . import engine, selectors
 from .models import CustomerValue, ValuationChunk, ValuationRun
 
 logger = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from customers.selectors import monthly_margin_and_service_cost
+from cockpit.selectors import monthly_margin_and_service_cost
 from services.models import ServiceType, StandardCost
 from tests.factories import CustomerFactory, ServiceEventFactory, TransactionFactory
 

@@ -3,7 +3,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from customers.selectors import customer_list_page
+from cockpit.selectors import customer_list_page
 from tests.factories import CustomerFactory
 
 from .factories import CustomerValueFactory

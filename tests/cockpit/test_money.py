@@ -3,7 +3,7 @@ from decimal import Decimal
 from django.test import override_settings
 from django.utils import translation
 
-from customers.templatetags.money import format_money, percent, quantity
+from core.templatetags.money import format_money, percent, quantity
 
 
 def test_money_in_english_and_german():

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from customers.statement import PDF_BASE_URL, static_path_for, value_statement
+from cockpit.statement import PDF_BASE_URL, static_path_for, value_statement
 from services.models import ServiceType, StandardCost
 from tests.factories import ServiceEventFactory
 

@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Max, Sum
 from django.db.models.functions import ExtractMonth
 
-from customers.demo import COST_CHANGE_PERCENT, DEMO_PASSWORD, cost_change_day
+from cockpit.demo import COST_CHANGE_PERCENT, DEMO_PASSWORD, cost_change_day
 from customers.models import Customer, Transaction
 from customers.roles import Role
 from services.models import ServiceEvent, ServiceType, StandardCost

@@ -8,7 +8,8 @@ import pytest
 from customers.models import Customer
 from services.models import ServiceType, StandardCost
 from tests.factories import CustomerFactory, ServiceEventFactory
-from valuation import dashboard, dashboard_charts
+from cockpit import dashboard_charts
+from valuation import dashboard
 from valuation.dashboard import DashboardFilters
 from valuation.models import CustomerValue, Segment
 

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db.models import Count, Sum
 
-from customers import importing
+from cockpit import importing
 from customers.models import Customer, Transaction
 from services.models import ServiceEvent
 from tests.factories import CustomerFactory

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from valuation import copy_text
+from core import copy_text
 from valuation.services import _money
 
 

@@ -1,10 +1,10 @@
-"""Fill the database with a reproducible demo company (see customers/demo.py)."""
+"""Fill the database with a reproducible demo company (see cockpit/demo.py)."""
 
 from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 
-from customers.demo import (
+from cockpit.demo import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_SERVICE_EVENTS_PER_CUSTOMER,
     DEFAULT_TRANSACTIONS_PER_CUSTOMER,

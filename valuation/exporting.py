@@ -2,9 +2,9 @@
 
 from collections.abc import Iterator
 
-from valuation.selectors import latest_values
+from customers.access import visible_customers
 
-from .selectors import visible_customers
+from .selectors import latest_values
 
 COLUMNS = [
     ("customer_number", "customer__number"), ("name", "customer__name"), ("owner", "customer__owner__username"),

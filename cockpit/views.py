@@ -8,14 +8,15 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from services.forms import ServiceEventForm
-from valuation.charts import ChartLocale, cockpit_margin_vs_service_cost_figure, cockpit_value_history_figure
+from .charts import ChartLocale, cockpit_margin_vs_service_cost_figure, cockpit_value_history_figure
 
 from . import selectors
-from .access import any_role, customer_or_404, sees_money
+from customers.access import any_role, customer_or_404, sees_money, visible_customers
+from customers.roles import Role, role_of
+from customers.selectors import customer_filter_choices
+from core.templatetags.money import CURRENCY_SYMBOLS, SYMBOL_AFTER
 from .forms import CustomerFilterForm, PeriodForm
-from .roles import Role, role_of
 from .statement import render_statement_pdf, statement_filename, value_statement
-from .templatetags.money import CURRENCY_SYMBOLS, SYMBOL_AFTER
 
 
 @login_required
@@ -42,7 +43,7 @@ def _query_without(params: QueryDict, *names: str) -> str:
 
 @any_role
 def customer_list(request):
-    choices = selectors.customer_filter_choices(user=request.user)
+    choices = customer_filter_choices(user=request.user)
     form = CustomerFilterForm(request.GET or None, owners=choices["owners"])
     filters = form.list_filters() if form.is_bound else {}
     data = form.cleaned_data if form.is_bound and form.is_valid() else {}
@@ -51,7 +52,7 @@ def customer_list(request):
     show_money = sees_money(request.user)
     return render(
         request,
-        "customers/list.html",
+        "cockpit/list.html",
         {
             "form": form,
             "page": page,
@@ -69,7 +70,7 @@ def customer_list(request):
 
 @any_role
 def customer_detail(request, pk: int):
-    customer = customer_or_404(user=request.user, pk=pk, queryset=selectors.visible_customers(user=request.user).select_related("owner"))
+    customer = customer_or_404(user=request.user, pk=pk, queryset=visible_customers(user=request.user).select_related("owner"))
     period_form = PeriodForm(request.GET or None, default=selectors.default_period())
     start, end = period_form.period()
     cockpit = selectors.customer_cockpit(customer=customer, start=start, end=end)
@@ -94,7 +95,7 @@ def customer_detail(request, pk: int):
     log_form = ServiceEventForm(user=request.user, initial={"customer": f"{customer.number} — {customer.name}"})
     return render(
         request,
-        "customers/detail.html",
+        "cockpit/detail.html",
         {
             "customer": customer,
             "cockpit": cockpit,
@@ -116,11 +117,11 @@ def customer_statement(request, pk: int):
     for whoever sells to the customer, and sits next to the figures inside sales may not see."""
     if not sees_money(request.user):
         raise PermissionDenied
-    customer = customer_or_404(user=request.user, pk=pk, queryset=selectors.visible_customers(user=request.user).select_related("owner"))
+    customer = customer_or_404(user=request.user, pk=pk, queryset=visible_customers(user=request.user).select_related("owner"))
     period_form = PeriodForm(request.GET or None, default=selectors.default_period())
     context = {"customer": customer, "period_form": period_form}
     if period_form.is_bound and not period_form.is_valid():
-        return render(request, "customers/statement.html", context, status=400)
+        return render(request, "cockpit/statement.html", context, status=400)
     start, end = period_form.period()
     statement = value_statement(customer=customer, start=start, end=end)
     context |= {"statement": statement, "period_query": f"from={start.isoformat()}&to={end.isoformat()}"}
@@ -129,4 +130,4 @@ def customer_statement(request, pk: int):
         response = HttpResponse(pdf, content_type="application/pdf")
         response["Content-Disposition"] = f'attachment; filename="{statement_filename(statement)}"'
         return response
-    return render(request, "customers/statement.html", context)
+    return render(request, "cockpit/statement.html", context)

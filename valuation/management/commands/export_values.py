@@ -5,7 +5,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from customers import exporting
+from valuation import exporting
 
 
 class Command(BaseCommand):

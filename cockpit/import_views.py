@@ -14,8 +14,10 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from . import exporting, importing
-from .access import manager_only
+from valuation import exporting
+
+from . import importing
+from customers.access import manager_only
 
 SESSION_KEY = "cvm_import"
 # Uploaded files wait here between preview and commit; older ones are removed.
@@ -75,10 +77,10 @@ def upload(request):
                 request.session[SESSION_KEY] = pending
             else:
                 _stored_path(token).unlink(missing_ok=True)
-            return render(request, "imports/preview.html", {"result": result, "pending": pending})
+            return render(request, "cockpit/imports/preview.html", {"result": result, "pending": pending})
     else:
         form = UploadForm()
-    return render(request, "imports/upload.html", {"form": form, "kinds": importing.KINDS})
+    return render(request, "cockpit/imports/upload.html", {"form": form, "kinds": importing.KINDS})
 
 
 @manager_only
@@ -102,7 +104,7 @@ def commit(request):
         )
         return redirect("imports:upload")
     # The data changed since the preview: show what is wrong now.
-    return render(request, "imports/preview.html", {"result": result, "pending": None})
+    return render(request, "cockpit/imports/preview.html", {"result": result, "pending": None})
 
 
 @manager_only

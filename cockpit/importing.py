@@ -74,27 +74,15 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.plausibility import EARLIEST_ACQUISITION, EARLIEST_DATE, MAX_AMOUNT, MAX_QUANTITY, latest_plausible_date
+from customers.models import Customer, Transaction
 from services.models import ServiceEvent, ServiceType
-
-from .models import Customer, Transaction
 
 KINDS = ("customers", "transactions", "services")
 # 20k rows keep a chunk's DataFrame and COPY buffer at a few MB; larger chunks gained <5 %.
 CHUNK_ROWS = 20_000
 MAX_ERRORS_SHOWN = 200
 PREVIEW_ROWS = 10
-
-# Plausibility limits, shared with the API serializers.
-EARLIEST_DATE = dt.date(1990, 1, 1)
-EARLIEST_ACQUISITION = dt.date(1900, 1, 1)
-MAX_AMOUNT = 100_000_000_000  # 1e11 in the company's currency
-MAX_QUANTITY = 999_999.99
-
-
-def latest_plausible_date() -> dt.date:
-    """Tomorrow: time zones and late-evening exports may legitimately carry tomorrow's date."""
-    return timezone.localdate() + dt.timedelta(days=1)
-
 
 @dataclass(frozen=True)
 class RowError:
@@ -1000,139 +988,3 @@ def import_file(
     result.sort_errors()
     result.seconds = time.perf_counter() - started
     return result
-
-
-# --- bulk uploads through the API -----------------------------------------------------------------------
-# The rows arrive already checked field by field (serializers, no queries); what needs the
-# database is done here once for all rows: customers, duplicates, existing rows, permissions.
-
-BULK_MAX_ROWS = 50_000
-BULK_BATCH = 2_000  # rows per INSERT; larger batches hit SQLite's variable limit
-
-
-@dataclass
-class BulkOutcome:
-    rows: int = 0
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-
-
-class BulkRejected(Exception):
-    def __init__(self, errors: list[dict]):
-        super().__init__(f"{len(errors)} errors")
-        self.errors = sorted(errors, key=lambda error: (error["row"], error["field"]))
-
-
-def _existing(model, field: str, values: list[str]) -> dict:
-    found = {}
-    for start in range(0, len(values), 10_000):
-        found.update({getattr(obj, field): obj for obj in model.objects.filter(**{f"{field}__in": values[start : start + 10_000]})})
-    return found
-
-
-def _duplicates(rows: list[dict], field: str, errors: list[dict]) -> None:
-    first_row: dict = {}
-    for index, row in enumerate(rows):
-        value = row.get(field)
-        if value in (None, ""):
-            continue
-        if value in first_row:
-            errors.append({"row": index, "field": field, "message": f"Duplicate {field} {value!r}: also in row {first_row[value]}."})
-        else:
-            first_row[value] = index
-
-
-def _visible_ids(customer_ids: set[int], visible) -> set[int]:
-    ids = list(customer_ids)
-    found: set[int] = set()
-    for start in range(0, len(ids), 10_000):
-        found.update(visible.filter(pk__in=ids[start : start + 10_000]).values_list("pk", flat=True))
-    return found
-
-
-def bulk_upsert_transactions(*, rows: list[dict], visible_customers) -> BulkOutcome:
-    """Create or update transactions by external_id, all or nothing."""
-    errors: list[dict] = []
-    _duplicates(rows, "external_id", errors)
-    known = _visible_ids({row["customer"] for row in rows}, visible_customers)
-    for index, row in enumerate(rows):
-        if row["customer"] not in known:
-            errors.append({"row": index, "field": "customer", "message": f"Unknown customer {row['customer']}."})
-    if errors:
-        raise BulkRejected(errors)
-    fields = ["customer_id", "date", "revenue", "cost_of_goods", "product", "channel"]
-    outcome = BulkOutcome(rows=len(rows))
-    with transaction.atomic():
-        existing = _existing(Transaction, "external_id", [row["external_id"] for row in rows])
-        objects = []
-        for row in rows:
-            obj = Transaction(
-                external_id=row["external_id"], customer_id=row["customer"], date=row["date"], revenue=row["revenue"],
-                cost_of_goods=row["cost_of_goods"], product=row["product"], channel=row["channel"],
-            )
-            before = existing.get(row["external_id"])
-            if before is None:
-                outcome.created += 1
-            elif any(getattr(before, name) != getattr(obj, name) for name in fields):
-                outcome.updated += 1
-            else:
-                outcome.unchanged += 1
-                continue
-            objects.append(obj)
-        Transaction.objects.bulk_create(
-            objects, batch_size=BULK_BATCH, update_conflicts=True, unique_fields=["external_id"], update_fields=fields
-        )
-    return outcome
-
-
-def bulk_upsert_service_events(*, rows: list[dict], user, visible_customers, may_edit_all: bool) -> BulkOutcome:
-    """Create service events, or update those with a known external_id, all or nothing.
-
-    Audited like single edits: every created or changed event gets a history record.
-    """
-    from simple_history.utils import bulk_create_with_history, bulk_update_with_history
-
-    errors: list[dict] = []
-    _duplicates(rows, "external_id", errors)
-    known = _visible_ids({row["customer"] for row in rows}, visible_customers)
-    types = dict(ServiceType.objects.values_list("code", "id"))
-    for index, row in enumerate(rows):
-        if row["customer"] not in known:
-            errors.append({"row": index, "field": "customer", "message": f"Unknown customer {row['customer']}."})
-        if row["service_type"] not in types:
-            errors.append({"row": index, "field": "service_type", "message": f"Unknown service type {row['service_type']!r}."})
-    ids = [row["external_id"] for row in rows if row.get("external_id")]
-    existing = _existing(ServiceEvent, "external_id", ids)
-    for index, row in enumerate(rows):
-        before = existing.get(row.get("external_id"))
-        if before is not None and not may_edit_all and before.logged_by_id != user.pk:
-            errors.append({"row": index, "field": "external_id",
-                           "message": "An event with this external_id exists and was logged by someone else."})
-    if errors:
-        raise BulkRejected(errors)
-    fields = ["customer_id", "service_type_id", "date", "quantity", "note"]
-    outcome = BulkOutcome(rows=len(rows))
-    new, changed = [], []
-    for row in rows:
-        values = {"customer_id": row["customer"], "service_type_id": types[row["service_type"]], "date": row["date"],
-                  "quantity": row["quantity"], "note": row["note"]}
-        before = existing.get(row.get("external_id"))
-        if before is None:
-            new.append(ServiceEvent(external_id=row.get("external_id") or None, logged_by=user, **values))
-        elif any(getattr(before, name) != value for name, value in values.items()):
-            for name, value in values.items():
-                setattr(before, name, value)
-            changed.append(before)
-        else:
-            outcome.unchanged += 1
-    with transaction.atomic():
-        if new:
-            bulk_create_with_history(new, ServiceEvent, batch_size=BULK_BATCH, default_user=user)
-        if changed:
-            now = timezone.now()
-            for obj in changed:
-                obj.updated_at = now
-            bulk_update_with_history(changed, ServiceEvent, [*fields, "updated_at"], batch_size=BULK_BATCH, default_user=user)
-    outcome.created, outcome.updated = len(new), len(changed)
-    return outcome

@@ -19,7 +19,7 @@ from django.utils.translation import pgettext
 from services.models import ServiceEvent
 from services.selectors import service_event_value
 
-from .models import Customer
+from customers.models import Customer
 from .selectors import service_totals_by_type
 
 # WeasyPrint resolves the PDF's relative URLs against this made-up origin; the fetcher below
@@ -103,7 +103,7 @@ def render_statement_pdf(*, statement: ValueStatement, context: dict) -> bytes:
     """The statement as an A4 PDF."""
     from weasyprint import HTML
 
-    html = render_to_string("customers/statement_pdf.html", {**context, "statement": statement})
+    html = render_to_string("cockpit/statement_pdf.html", {**context, "statement": statement})
     return HTML(string=html, base_url=PDF_BASE_URL, url_fetcher=static_files_fetcher()).write_pdf()
 
 

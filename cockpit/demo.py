@@ -38,10 +38,10 @@ from django.utils import timezone
 
 from services.models import ServiceEvent, ServiceType, StandardCost
 from services.selectors import standard_cost_on
-from valuation.copy_text import block as copy_block
+from core.copy_text import block as copy_block
+from customers.models import Customer, Transaction
+from customers.roles import Role
 
-from .models import Customer, Transaction
-from .roles import Role
 
 DEMO_PASSWORD = "cvm-demo"
 DEFAULT_CHUNK_SIZE = 50_000

@@ -17,10 +17,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from customers.access import manager_only
 
-from . import dashboard, dashboard_charts, policy
-from .forms import DashboardFilterForm, SegmentPolicyForm, StandardCostForm, ValuationSettingsForm
-from .models import ValuationPolicy, ValuationRun
-from .selectors import valuation_policy
+from valuation import dashboard, policy
+from valuation.models import ValuationPolicy, ValuationRun
+from valuation.selectors import valuation_policy
+
+from . import dashboard_charts
+from .dashboard_forms import DashboardFilterForm, SegmentPolicyForm, StandardCostForm, ValuationSettingsForm
 
 STAGE_LABELS = {
     "queued": gettext_lazy("queued, waiting for a worker"),
@@ -73,7 +75,7 @@ def segment_dashboard(request):
         "scatter_budget": dashboard.SCATTER_BUDGET,
         "earned_growth": _periods(board.run),
     }
-    return render(request, "valuation/dashboard.html", context)
+    return render(request, "cockpit/dashboard.html", context)
 
 
 def _periods(run: ValuationRun | None) -> list[dict]:
@@ -149,7 +151,7 @@ def _render_settings(request, *, cost_form=None, segment_form=None, settings_for
         "recompute_problem": recompute_problem,
         "policy": current,
     }
-    return render(request, "valuation/settings.html", context, status=status)
+    return render(request, "cockpit/settings.html", context, status=status)
 
 
 @manager_only
@@ -211,7 +213,7 @@ def _save_policy_form(request, form, update, context_name: str, anchor: str, suc
 @manager_only
 @require_POST
 def recompute_now(request):
-    from . import services  # the run's entry point
+    from valuation import services  # the run's entry point
 
     try:
         run = services.request_recompute(user=request.user)

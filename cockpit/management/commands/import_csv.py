@@ -1,8 +1,8 @@
-"""Import customers, transactions or services from a CSV file (formats: customers/importing.py)."""
+"""Import customers, transactions or services from a CSV file (formats: cockpit/importing.py)."""
 
 from django.core.management.base import BaseCommand, CommandError
 
-from customers import importing
+from cockpit import importing
 
 
 class Command(BaseCommand):

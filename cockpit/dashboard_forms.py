@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from services.models import ServiceType
 
-from .models import ValuationPolicy
+from valuation.models import ValuationPolicy
 
 
 class DashboardFilterForm(forms.Form):

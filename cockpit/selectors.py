@@ -1,0 +1,336 @@
+"""Reads for the pages that combine customers, services and values: the start page, the
+customer list with value columns, and the cockpit of one customer."""
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import pandas as pd
+from django.db.models import Count, DecimalField, F, FilteredRelation, Q, QuerySet, Sum
+from django.db.models.functions import TruncMonth
+from django.utils import timezone
+
+from services.models import ServiceEvent, ServiceType
+from services.selectors import VALUE_FIELD, service_event_value, standard_cost_expression
+from valuation.models import CustomerValue, ValuationRun, segment_label, segment_strategy
+from valuation.selectors import latest_completed_run
+
+from customers.access import sees_money, visible_customers
+from customers.models import Customer, Transaction
+
+MONEY_FIELD = DecimalField(max_digits=16, decimal_places=2)
+
+
+def company_overview(*, user) -> dict:
+    """Head counts for the start page, each one aggregate query."""
+    customers = visible_customers(user=user)
+    transactions = Transaction.objects.filter(customer__in=customers)
+    events = ServiceEvent.objects.filter(customer__in=customers)
+    return {
+        "customers": customers.count(),
+        "lost_customers": customers.filter(status=Customer.Status.LOST).count(),
+        **transactions.aggregate(transactions=Count("id"), revenue=Sum("revenue")),
+        "service_events": events.count(),
+    }
+
+
+# --- Cockpit reads: customer list, cockpit, search -------------------------------------------
+
+# Value columns of the latest run, by the name the list uses for them. `money` columns are
+# figures of the value FROM the customer: inside sales never sees them, nor sorts by them
+# (a sort order would leak the ranking).
+VALUE_COLUMNS = {
+    "segment": ("segment", False),
+    "abc_class": ("abc_class", False),
+    "revenue_window": ("revenue_window", True),
+    "margin_window": ("margin_window", True),
+    "profit_after_services": ("profit_after_services", True),
+    "clv": ("clv", True),
+    "p_alive": ("p_alive", True),
+    "value_to_customer": ("value_to_customer", False),
+    "service_count": ("service_count", False),
+}
+CUSTOMER_SORTS = {"name": "name", "number": "number"} | {key: f"latest__{field}" for key, (field, _m) in VALUE_COLUMNS.items()}
+MONEY_SORTS = {key for key, (_f, is_money) in VALUE_COLUMNS.items() if is_money}
+LIST_PAGE_SIZE = 25
+
+
+def allowed_sorts(*, user) -> list[str]:
+    return [key for key in CUSTOMER_SORTS if sees_money(user) or key not in MONEY_SORTS]
+
+
+@dataclass
+class CustomerPage:
+    """One page of the customer list, without a COUNT(*) over all customers."""
+
+    rows: list
+    number: int
+    page_size: int
+    has_next: bool
+    run: ValuationRun | None
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def first_index(self) -> int:
+        return (self.number - 1) * self.page_size + 1
+
+    @property
+    def last_index(self) -> int:
+        return self.first_index + len(self.rows) - 1
+
+
+def filtered_customers(*, user, search: str = "", segment: str = "", abc_class: str = "", owner_id: int | None = None,
+                       region: str = "", industry: str = "", run: ValuationRun | None = None,
+                       valued: bool | None = None) -> QuerySet[Customer]:
+    """Visible customers matching the list filters, with the given run's value columns.
+
+    `valued`: True keeps only the customers the run valued, False only those it did not.
+
+    Every condition on the run's row goes into one filter() call made before the value
+    columns are annotated, so the query joins that row once: a reverse relation filtered in
+    a later call is joined a second time, and ordering by the first (outer) join's column
+    then forced a sort of all customers instead of a walk down the (run, column) index.
+    """
+    customers = visible_customers(user=user).select_related("owner")
+    search = search.strip()
+    if search:
+        customers = customers.filter(Q(number__istartswith=search) | Q(name__icontains=search))
+    if owner_id:
+        customers = customers.filter(owner_id=owner_id)
+    if region:
+        customers = customers.filter(region=region)
+    if industry:
+        customers = customers.filter(industry=industry)
+    customers = customers.alias(latest=FilteredRelation("values", condition=Q(values__run_id=run.pk if run else 0)))
+    row = Q()
+    if segment:
+        row &= Q(latest__segment=segment)
+    if abc_class:
+        row &= Q(latest__abc_class=abc_class)
+    if valued is not None:
+        row &= Q(latest__id__isnull=not valued)
+    if row:
+        customers = customers.filter(row)
+    return customers.annotate(**{f"v_{key}": F(f"latest__{field}") for key, (field, _m) in VALUE_COLUMNS.items()})
+
+
+def customer_list_page(*, user, filters: dict, sort: str = "name", page: int = 1,
+                       page_size: int = LIST_PAGE_SIZE) -> CustomerPage:
+    """A page of the customer list, sorted by a name or any value column.
+
+    Sorting by a value column walks the valued customers first, down the run's
+    (run, column, customer) index, and appends the customers the latest run has not valued
+    yet, so they are still listed, last, in name order. Ties are broken by the customer id
+    in the sort's own direction, so one index serves both directions.
+    """
+    run = latest_completed_run()
+    descending = sort.startswith("-")
+    key = sort.lstrip("-")
+    if key not in allowed_sorts(user=user):
+        key, descending = "name", False
+    field = CUSTOMER_SORTS[key]
+    offset = (page - 1) * page_size
+    wanted = page_size + 1  # one more row tells whether a next page exists
+    if not field.startswith("latest__"):
+        ordering = [f"-{field}" if descending else field, "-pk" if descending else "pk"]
+        customers = filtered_customers(user=user, run=run, **filters)
+        rows = list(customers.order_by(*ordering)[offset : offset + wanted])
+    else:
+        ordering = [F(field).desc(), "-pk"] if descending else [F(field).asc(), "pk"]
+        valued = filtered_customers(user=user, run=run, valued=True, **filters) if run else None
+        rows = list(valued.order_by(*ordering)[offset : offset + wanted]) if run else []
+        if len(rows) < wanted:
+            # Past the valued customers: continue with the not-yet-valued ones.
+            valued_total = offset + len(rows) if rows or offset == 0 or not run else valued.count()
+            unvalued = filtered_customers(user=user, run=run, valued=False, **filters).order_by("name", "pk")
+            start = max(0, offset - valued_total)
+            rows += list(unvalued[start : start + wanted - len(rows)])
+    for row in rows:
+        row.v_segment_label = segment_label(row.v_segment)
+    return CustomerPage(rows=rows[:page_size], number=page, page_size=page_size, has_next=len(rows) > page_size, run=run)
+
+
+# --- The cockpit of one customer ------------------------------------------------------------
+
+
+def default_period(*, today: dt.date | None = None, months: int = 12) -> tuple[dt.date, dt.date]:
+    """The last `months` months up to today, both days included (the valuation's window)."""
+    today = today or timezone.localdate()
+    start = (pd.Timestamp(today) - pd.DateOffset(months=months)).date() + dt.timedelta(days=1)
+    return start, today
+
+
+def _months(start: dt.date, end: dt.date) -> list[dt.date]:
+    month, last = start.replace(day=1), end.replace(day=1)
+    months = []
+    while month <= last:
+        months.append(month)
+        month = (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return months
+
+
+def _month_key(value) -> dt.date:
+    # TruncMonth gives a date on SQLite and PostgreSQL alike for a DateField; be lenient anyway.
+    return value.date() if isinstance(value, dt.datetime) else value
+
+
+def monthly_margin_and_service_cost(*, customer_id: int, start: dt.date, end: dt.date) -> list[dict]:
+    """Per month of the period: margin from transactions and standard cost of free services.
+
+    Two grouped queries, whatever the number of transactions or services.
+    """
+    margins = (
+        Transaction.objects.filter(customer_id=customer_id, date__range=(start, end))
+        .annotate(month=TruncMonth("date"))
+        .values("month")
+        .annotate(margin=Sum(F("revenue") - F("cost_of_goods"), output_field=MONEY_FIELD))
+        .order_by()
+        .values_list("month", "margin")
+    )
+    costs = (
+        ServiceEvent.objects.filter(customer_id=customer_id, date__range=(start, end))
+        .annotate(month=TruncMonth("date"))
+        .values("month")
+        .annotate(cost=Sum(F("quantity") * standard_cost_expression(), output_field=VALUE_FIELD))
+        .order_by()
+        .values_list("month", "cost")
+    )
+    margin_by_month = {_month_key(m): v or Decimal(0) for m, v in margins}
+    cost_by_month = {_month_key(m): v or Decimal(0) for m, v in costs}
+    return [
+        {"month": month, "margin": margin_by_month.get(month, Decimal(0)), "service_cost": cost_by_month.get(month, Decimal(0))}
+        for month in _months(start, end)
+    ]
+
+
+def service_history(*, customer_id: int, start: dt.date, end: dt.date, limit: int = 500) -> tuple[list, bool]:
+    """The customer's services in the period, newest first, each valued; and whether it was cut."""
+    events = service_event_value(
+        ServiceEvent.objects.filter(customer_id=customer_id, date__range=(start, end))
+        .select_related("service_type", "logged_by")
+        .order_by("-date", "-id")
+    )
+    rows = list(events[: limit + 1])
+    return rows[:limit], len(rows) > limit
+
+
+def service_totals_by_type(*, customer_id: int, start: dt.date, end: dt.date) -> list[dict]:
+    """Per service type in the period: number of services, units (quantity) and standard-cost value."""
+    rows = (
+        ServiceEvent.objects.filter(customer_id=customer_id, date__range=(start, end))
+        .values(
+            "service_type_id",
+            type_name=F("service_type__name"),
+            unit=F("service_type__unit"),
+            sort_order=F("service_type__sort_order"),
+        )
+        .annotate(
+            count=Count("id"),
+            value=Sum(F("quantity") * standard_cost_expression(), output_field=VALUE_FIELD),
+            units=Sum("quantity"),
+        )
+        .order_by("sort_order", "type_name")
+    )
+    return list(rows)
+
+
+def value_history(*, customer_id: int, limit: int = 800) -> list[dict]:
+    """The customer's figures in every completed run, oldest first (runs are kept ~2 years)."""
+    rows = (
+        CustomerValue.objects.filter(customer_id=customer_id, run__status=ValuationRun.Status.COMPLETED)
+        .order_by("-run__as_of", "-run_id")
+        .values("run__as_of", "clv", "clv_low", "clv_high", "margin_window", "value_to_customer", "segment", "abc_class")
+    )[:limit]
+    return list(reversed(rows))
+
+
+def segment_changes(history: list[dict]) -> list[dict]:
+    """The runs in which the customer moved to another segment."""
+    changes, previous = [], None
+    for row in history:
+        if previous is not None and row["segment"] != previous:
+            changes.append({
+                "as_of": row["run__as_of"],
+                "from": previous,
+                "to": row["segment"],
+                "from_label": segment_label(previous),
+                "to_label": segment_label(row["segment"]),
+            })
+        previous = row["segment"]
+    return changes
+
+
+def latest_customer_value(*, customer_id: int) -> CustomerValue | None:
+    """The customer's row of the most recent completed run that valued it."""
+    return (
+        CustomerValue.objects.filter(customer_id=customer_id, run__status=ValuationRun.Status.COMPLETED)
+        .select_related("run")
+        .order_by("-run__finished_at", "-run_id")
+        .first()
+    )
+
+
+@dataclass
+class Cockpit:
+    customer: Customer
+    value: CustomerValue | None
+    start: dt.date
+    end: dt.date
+    months: list[dict]
+    history: list[dict]
+    segment_changes: list[dict]
+    services: list
+    services_truncated: bool
+    totals_by_type: list[dict]
+    services_total: Decimal
+    window_by_type: list[dict] = field(default_factory=list)
+
+    @property
+    def run_settings(self) -> dict:
+        return self.value.run.settings if self.value else {}
+
+    @property
+    def interval_share(self) -> float:
+        """How many outcomes the CLV range covers (0.8 for the 10th to 90th percentile)."""
+        settings = self.run_settings
+        return float(settings.get("interval_high", 0.9)) - float(settings.get("interval_low", 0.1))
+
+    @property
+    def strategy(self) -> str:
+        return segment_strategy(self.value.segment) if self.value else ""
+
+
+def customer_cockpit(*, customer: Customer, start: dt.date, end: dt.date) -> Cockpit:
+    """Everything the cockpit page shows, in a fixed number of queries."""
+    value = latest_customer_value(customer_id=customer.pk)
+    history = value_history(customer_id=customer.pk) if value else []
+    services, truncated = service_history(customer_id=customer.pk, start=start, end=end)
+    totals = service_totals_by_type(customer_id=customer.pk, start=start, end=end)
+    window_by_type = []
+    if value and value.value_to_by_type:
+        names = {t.code: t for t in ServiceType.objects.filter(code__in=list(value.value_to_by_type))}
+        window_by_type = sorted(
+            (
+                {"code": code, "name": names[code].name if code in names else code, "value": Decimal(str(cost)),
+                 "sort_order": names[code].sort_order if code in names else 999}
+                for code, cost in value.value_to_by_type.items()
+            ),
+            key=lambda row: (-row["value"], row["sort_order"]),
+        )
+    return Cockpit(
+        customer=customer,
+        value=value,
+        start=start,
+        end=end,
+        months=monthly_margin_and_service_cost(customer_id=customer.pk, start=start, end=end),
+        history=history,
+        segment_changes=segment_changes(history),
+        services=services,
+        services_truncated=truncated,
+        totals_by_type=totals,
+        services_total=sum((row["value"] or Decimal(0) for row in totals), Decimal(0)),
+        window_by_type=window_by_type,
+    )

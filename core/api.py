@@ -1,0 +1,169 @@
+"""What every API view shares and that knows no app: the schema's error answers, pagination,
+filter hygiene, bulk request handling and the serializers of errors and bulk results.
+
+Who may do what is not here: the role rules live in customers.access.
+"""
+
+from django_filters import rest_framework as filters
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers, status
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+
+from .bulk import BULK_MAX_ROWS
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+class BulkRowErrorSerializer(serializers.Serializer):
+    row = serializers.IntegerField(help_text="0-based index of the row in the request body.")
+    field = serializers.CharField(help_text="The field, or 'non_field_errors'.")
+    message = serializers.CharField()
+
+
+class BulkErrorSerializer(serializers.Serializer):
+    """A rejected bulk upload; a body that is no JSON at all gets only ``detail``."""
+
+    detail = serializers.CharField()
+    error_count = serializers.IntegerField(required=False)
+    errors = BulkRowErrorSerializer(many=True, required=False)
+
+
+class BulkResultSerializer(serializers.Serializer):
+    rows = serializers.IntegerField()
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+
+
+VALIDATION_ERROR = OpenApiResponse(
+    response={"type": "object", "additionalProperties": True},
+    description="Invalid input: field names mapped to lists of messages.",
+)
+ERROR_DESCRIPTIONS = {
+    "400": "Invalid input or query parameters.",
+    "401": "Not authenticated: send `Authorization: Token <key>` or log in.",
+    "403": "Your role may not do this.",
+    "404": "Not found, or not visible to you.",
+    "409": "Conflict with the current state.",
+    "415": "Unsupported media type: send JSON.",
+    "503": "A service this needs is unavailable; try again later.",
+}
+
+
+def error_response(code: str, description: str | None = None) -> OpenApiResponse:
+    return OpenApiResponse(response=ErrorSerializer, description=description or ERROR_DESCRIPTIONS[code])
+
+
+class CvmAutoSchema(AutoSchema):
+    """Documents the error answers every endpoint can give, and role-dependent fields."""
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        if direction != "response":
+            return responses
+        codes = ["401", "403"]
+        has_body = self.method in ("POST", "PUT", "PATCH")
+        if has_body:
+            codes.append("415")
+        is_list = self._is_list_view()
+        if has_body or is_list or self.get_filter_backends():
+            codes.append("400")
+        if "{" in self.path or is_list:
+            codes.append("404")  # a detail not visible to the user, or a page past the end
+        for code in codes:
+            if code in responses:
+                continue
+            if code == "400":
+                responses[code] = self._get_response_for_code(VALIDATION_ERROR, code)
+            else:
+                responses[code] = self._get_response_for_code(error_response(code), code)
+        return responses
+
+    def _map_basic_serializer(self, serializer, direction):
+        schema = super()._map_basic_serializer(serializer, direction)
+        optional = set(getattr(serializer, "money_fields", ()))
+        if optional and schema.get("required"):
+            schema["required"] = [name for name in schema["required"] if name not in optional]
+            if not schema["required"]:
+                del schema["required"]
+        return schema
+
+
+class ApiPagination(PageNumberPagination):
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class CvmFilterBackend(filters.DjangoFilterBackend):
+    """Answers 400 for a NUL character in a filter: PostgreSQL would fail on it with a 500."""
+
+    def filter_queryset(self, request, queryset, view):
+        for name, values in request.query_params.lists():
+            if any("\x00" in value for value in values):
+                raise ValidationError({name: ["Null characters are not allowed."]})
+        return super().filter_queryset(request, queryset, view)
+
+
+
+
+class ApiBase:
+    """Token first, so an anonymous request answers 401 with a WWW-Authenticate header.
+    The role permission and the ordering filter are added by customers.api.CvmApiMixin."""
+
+    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    pagination_class = ApiPagination
+    schema = CvmAutoSchema()
+    # Any path segment reaches the view, so a malformed id answers a JSON 404 like a missing one.
+    lookup_value_regex = "[^/]+"
+
+
+class BulkInvalid(Exception):
+    def __init__(self, errors: list[dict]):
+        super().__init__(f"{len(errors)} errors")
+        self.errors = errors
+
+    def response(self) -> Response:
+        body = {"detail": "Nothing was saved: fix these rows.", "error_count": len(self.errors), "errors": self.errors}
+        return Response(body, status=status.HTTP_400_BAD_REQUEST)
+
+
+def bulk_rows(request, row_serializer_class) -> list[dict]:
+    """The request body as checked rows, or BulkInvalid naming every bad row and field."""
+    if not isinstance(request.data, list) or not 1 <= len(request.data) <= BULK_MAX_ROWS:
+        message = f"Send a JSON list of 1 to {BULK_MAX_ROWS:,} rows."
+        raise BulkInvalid([{"row": 0, "field": "non_field_errors", "message": message}])
+    serializer = row_serializer_class(data=request.data, many=True, context={"request": request})
+    if serializer.is_valid():
+        return serializer.validated_data
+    found = serializer.errors
+    # DRF 3.16+ maps row index -> errors; older versions give a list aligned with the rows.
+    items = found.items() if isinstance(found, dict) else enumerate(found)
+    errors = []
+    for index, row_errors in items:
+        if not isinstance(index, int):  # the list itself is wrong (e.g. not a list of objects)
+            errors.extend({"row": 0, "field": str(index), "message": str(m)} for m in _as_list(row_errors))
+        elif isinstance(row_errors, dict):
+            for field, messages in row_errors.items():
+                errors.extend({"row": index, "field": field, "message": str(m)} for m in _as_list(messages))
+        elif row_errors:
+            errors.extend({"row": index, "field": "non_field_errors", "message": str(m)} for m in _as_list(row_errors))
+    raise BulkInvalid(sorted(errors, key=lambda error: (error["row"], error["field"])))
+
+
+def _as_list(messages) -> list:
+    return messages if isinstance(messages, list) else [messages]
+
+
+CONCURRENT_WRITE = "A row was written concurrently by someone else; nothing was saved. Send the rows again."
+BULK_RESPONSES = {
+    200: BulkResultSerializer,
+    400: OpenApiResponse(BulkErrorSerializer, description="Nothing was saved: every bad row with its field."),
+    409: error_response("409", "A row was written concurrently by someone else; nothing was saved."),
+}
