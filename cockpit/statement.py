@@ -6,6 +6,7 @@ page and as a PDF rendered with WeasyPrint.
 
 import datetime as dt
 import mimetypes
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from urllib.parse import urlsplit
@@ -14,6 +15,7 @@ from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
 from services.models import ServiceEvent
@@ -38,6 +40,7 @@ class ValueStatement:
     by_type: list[dict]
     total: Decimal
     created_at: dt.datetime
+    issuer: dict
 
     @property
     def count(self) -> int:
@@ -59,7 +62,7 @@ def value_statement(*, customer: Customer, start: dt.date, end: dt.date) -> Valu
     )
     by_type = service_totals_by_type(customer_id=customer.pk, start=start, end=end)
     total = sum((row["value"] or Decimal(0) for row in by_type), Decimal(0))
-    return ValueStatement(customer, start, end, events, by_type, total, timezone.localtime())
+    return ValueStatement(customer, start, end, events, by_type, total, timezone.localtime(), company_letterhead())
 
 
 def static_files_fetcher():
@@ -99,11 +102,36 @@ def static_path_for(url: str) -> str | None:
     return str(collected) if collected and collected.is_file() else None
 
 
+def company_letterhead() -> dict:
+    """Who issues the statement: the company's name, address lines and contact, from settings."""
+    return {
+        "name": settings.CVM_COMPANY_NAME,
+        "address": settings.CVM_COMPANY_ADDRESS,
+        "contact": settings.CVM_COMPANY_CONTACT,
+    }
+
+
+def page_counter_css() -> str:
+    """CSS `content` for "Page x of y" in the active language, from one translatable string."""
+    text = _("Page {page} of {pages}")
+    parts = []
+    # re.split with a group: text at even positions, the counter names at odd ones.
+    for position, piece in enumerate(re.split(r"\{(pages|page)\}", text)):
+        if position % 2:
+            parts.append(f"counter({piece})")
+        elif piece:
+            parts.append('"' + piece.replace("\\", "").replace('"', "").replace("<", "") + '"')
+    return " ".join(parts)
+
+
 def render_statement_pdf(*, statement: ValueStatement, context: dict) -> bytes:
-    """The statement as an A4 PDF."""
+    """The statement as an A4 PDF: letterhead, totals on page one, page x of y."""
     from weasyprint import HTML
 
-    html = render_to_string("cockpit/statement_pdf.html", {**context, "statement": statement})
+    html = render_to_string(
+        "cockpit/statement_pdf.html",
+        {**context, "statement": statement, "page_counter_css": page_counter_css()},
+    )
     return HTML(string=html, base_url=PDF_BASE_URL, url_fetcher=static_files_fetcher()).write_pdf()
 
 

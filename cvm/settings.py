@@ -161,6 +161,15 @@ CACHES = {
 
 # The company's currency: every money amount in the database is in this currency.
 CVM_CURRENCY = os.environ.get("CVM_CURRENCY", "EUR")
+# The letterhead of the value statement (PDF and print): the company that gives the services.
+# Address lines are separated by "|" (one environment variable, no multi-line values).
+CVM_COMPANY_NAME = os.environ.get("CVM_COMPANY_NAME", "Your Company GmbH")
+CVM_COMPANY_ADDRESS = [
+    line.strip() for line in os.environ.get("CVM_COMPANY_ADDRESS", "Musterstraße 1|12345 Musterstadt").split("|") if line.strip()
+]
+CVM_COMPANY_CONTACT = os.environ.get("CVM_COMPANY_CONTACT", "")
+# Time given is shown in hours across units: a day of work counts this many hours.
+CVM_HOURS_PER_DAY = float(os.environ.get("CVM_HOURS_PER_DAY", "8"))
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

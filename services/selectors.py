@@ -100,13 +100,18 @@ TRACKED_FIELDS = ["customer", "service_type", "date", "quantity", "note"]
 
 
 def recent_service_events(*, user, limit: int = RECENT_ENTRIES) -> list[ServiceEvent]:
-    """The user's latest entries, each valued at the standard cost of its day (one query)."""
+    """The user's latest entries, each valued at the standard cost of its day (one query).
+
+    Which entries: the last `limit` logged. In what order: by the day the service was given,
+    newest first, as a reader scans them (a service logged late sits at its own day).
+    """
     events = (
         ServiceEvent.objects.filter(logged_by=user)
         .select_related("customer", "service_type")
         .order_by("-created_at", "-id")
     )
-    return list(service_event_value(events)[:limit])
+    latest = list(service_event_value(events)[:limit])
+    return sorted(latest, key=lambda event: (event.date, event.created_at, event.pk), reverse=True)
 
 
 def active_service_types():
