@@ -15,6 +15,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from django.utils.translation import gettext as _
 
+from services.models import localized_name
+
 SEGMENT_COLOURS = {
     "uncritical": "#8b98a5",
     "problem": "#d92d20",
@@ -151,7 +153,7 @@ def service_cost_by_month(rows: Sequence[dict], *, months: Sequence[dt.date], cu
     index = {month: i for i, month in enumerate(months)}
     series: dict[str, dict] = {}
     for row in rows:
-        entry = series.setdefault(row["code"], {"name": row["name"], "y": [0.0] * len(months)})
+        entry = series.setdefault(row["code"], {"name": localized_name(row["name"], row.get("name_de", "")), "y": [0.0] * len(months)})
         if row["month"] in index:
             entry["y"][index[row["month"]]] += _float(row["cost"])
     x = [month.isoformat() for month in months]

@@ -8,6 +8,7 @@ from django import forms
 from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
+from core.numbers import FlexibleDecimalField
 from services.models import ServiceType
 
 from valuation.models import ValuationPolicy
@@ -43,7 +44,7 @@ class StandardCostForm(forms.Form):
     valid_from = forms.DateField(
         label=_("Valid from"), widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
     )
-    cost_per_unit = forms.DecimalField(
+    cost_per_unit = FlexibleDecimalField(
         label=_("Cost per unit"), max_digits=12, decimal_places=2, localize=True,
         help_text=_("Per occurrence, hour or day, as the service type counts."),
     )
@@ -61,6 +62,7 @@ class SegmentPolicyForm(forms.ModelForm):
         fields = ["classic_value", "segment_policy", "segment_quantile", "fixed_classic_threshold",
                   "fixed_value_to_threshold"]
         localized_fields = ["segment_quantile", "fixed_classic_threshold", "fixed_value_to_threshold"]
+        field_classes = {name: FlexibleDecimalField for name in localized_fields}
         help_texts = {
             "classic_value": _("The figure on the classic-value axis of the four segments."),
             "segment_quantile": _("Used by the quantile rule: 0.5 is the median, 0.75 puts a quarter above."),
@@ -84,8 +86,9 @@ class ValuationSettingsForm(forms.ModelForm):
     class Meta:
         model = ValuationPolicy
         fields = ["window_months", "horizon_months", "annual_discount_rate", "abc_a_share", "abc_b_share",
-                  "holdout_weeks"]
-        localized_fields = ["annual_discount_rate", "abc_a_share", "abc_b_share"]
+                  "holdout_weeks", "hours_per_day"]
+        localized_fields = ["annual_discount_rate", "abc_a_share", "abc_b_share", "hours_per_day"]
+        field_classes = {name: FlexibleDecimalField for name in ("annual_discount_rate", "abc_a_share", "abc_b_share", "hours_per_day")}
         help_texts = {
             "window_months": _("Revenue, margin and free services are counted over this many months."),
             "horizon_months": _("How far ahead the CLV looks."),
@@ -93,7 +96,12 @@ class ValuationSettingsForm(forms.ModelForm):
             "abc_a_share": _("Customers making up this share of the margin are class A (0.80 = 80 %)."),
             "abc_b_share": _("A and B together make up this share; the rest is C (0.95 = 95 %)."),
             "holdout_weeks": _("The last weeks held back to check the model's forecasts."),
+            "hours_per_day": _("The time given is shown in hours: a service logged in days counts this many hours a day."),
         }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["hours_per_day"].required = False  # left empty: the saved value stays
 
     def clean(self):
         cleaned = super().clean()
@@ -101,6 +109,9 @@ class ValuationSettingsForm(forms.ModelForm):
             if cleaned.get(name) is not None and cleaned[name] < 1:
                 self.add_error(name, _("Must be at least 1."))
         rate = cleaned.get("annual_discount_rate")
+        hours = cleaned.get("hours_per_day")
+        if hours is not None and not Decimal(0) < hours <= Decimal(24):
+            self.add_error("hours_per_day", _("A day has between 0 and 24 hours, e.g. 8."))
         if rate is not None and not Decimal(0) <= rate < Decimal(1):
             self.add_error("annual_discount_rate", _("Give the rate as a fraction between 0 and 1, e.g. 0.10 for 10 %."))
         a, b = cleaned.get("abc_a_share"), cleaned.get("abc_b_share")
@@ -111,3 +122,28 @@ class ValuationSettingsForm(forms.ModelForm):
         elif a is not None and b is not None and b < a:
             self.add_error("abc_b_share", _("The A+B share cannot be smaller than the A share."))
         return cleaned
+
+
+class ServiceTypeForm(forms.ModelForm):
+    """A service type's names in both languages, unit, description, order and availability."""
+
+    class Meta:
+        model = ServiceType
+        fields = ["name", "name_de", "unit", "description", "active", "sort_order"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 2})}
+        help_texts = {
+            "name": _("Shown on English pages and statements."),
+            "name_de": _("Shown on German pages and statements; empty shows the English name."),
+            "active": _("Inactive types stay on past services but are no longer offered for logging."),
+        }
+
+
+class NewServiceTypeForm(ServiceTypeForm):
+    """A new type needs its first standard cost, valid from a day."""
+
+    cost_per_unit = FlexibleDecimalField(
+        label=_("Standard cost per unit"), max_digits=12, decimal_places=2, min_value=Decimal("0"),
+    )
+    valid_from = forms.DateField(
+        label=_("Valid from"), widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )

@@ -7,8 +7,9 @@ import datetime as dt
 from django.conf import settings as django_settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import Http404, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
@@ -16,13 +17,17 @@ from django.utils.translation import gettext_lazy, gettext_noop
 from django.views.decorators.http import require_GET, require_POST
 
 from customers.access import manager_only
+from services import services as service_writes
+from services.models import ServiceType
 
 from valuation import dashboard, policy
 from valuation.models import ValuationPolicy, ValuationRun
 from valuation.selectors import valuation_policy
 
 from . import dashboard_charts
-from .dashboard_forms import DashboardFilterForm, SegmentPolicyForm, StandardCostForm, ValuationSettingsForm
+from .dashboard_forms import (
+    DashboardFilterForm, NewServiceTypeForm, SegmentPolicyForm, ServiceTypeForm, StandardCostForm, ValuationSettingsForm,
+)
 
 STAGE_LABELS = {
     "queued": gettext_lazy("queued, waiting for a worker"),
@@ -172,9 +177,58 @@ def add_standard_cost(request):
             form.add_error(None, exc)
         else:
             messages.success(request, _("New standard cost for %(type)s saved: valid from %(date)s.") % {
-                "type": cost.service_type.name, "date": formats.date_format(cost.valid_from, "SHORT_DATE_FORMAT")})
+                "type": cost.service_type.display_name, "date": formats.date_format(cost.valid_from, "SHORT_DATE_FORMAT")})
             return redirect(reverse("valuation:settings") + "#standard-costs")
     return _render_settings(request, cost_form=form)
+
+
+TYPE_FIELDS = ("name", "name_de", "unit", "description", "active", "sort_order")
+
+
+@manager_only
+def service_type_edit(request, pk: int):
+    """Names in both languages, unit, description, order and whether the type is offered."""
+    service_type = get_object_or_404(ServiceType, pk=pk)
+    form = ServiceTypeForm(request.POST or None, instance=ServiceType.objects.get(pk=pk))
+    if request.method == "POST" and form.is_valid():
+        try:
+            saved = service_writes.save_service_type(
+                service_type=service_type, **{name: form.cleaned_data[name] for name in TYPE_FIELDS}
+            )
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            messages.success(request, _("Service type “%(type)s” saved.") % {"type": saved.display_name})
+            return redirect(reverse("valuation:settings") + "#standard-costs")
+    return render(request, "cockpit/service_type_form.html", {"form": form, "service_type": service_type},
+                  status=400 if form.errors else 200)
+
+
+@manager_only
+def service_type_new(request):
+    """A new service type with its first standard cost."""
+    form = NewServiceTypeForm(request.POST or None, initial={"valid_from": timezone.localdate(), "active": True})
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():
+                created = service_writes.save_service_type(**{name: form.cleaned_data[name] for name in TYPE_FIELDS})
+                policy.add_standard_cost(service_type=created, valid_from=form.cleaned_data["valid_from"],
+                                         cost_per_unit=form.cleaned_data["cost_per_unit"], user=request.user)
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            messages.success(request, _("Service type “%(type)s” added.") % {"type": created.display_name})
+            return redirect(reverse("valuation:settings") + "#standard-costs")
+    return render(request, "cockpit/service_type_form.html", {"form": form, "service_type": None},
+                  status=400 if form.errors else 200)
+
+
+def _add_errors(form, exc: ValidationError) -> None:
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc)
+        return
+    for field, errors in exc.error_dict.items():
+        form.add_error(field if field in form.fields else None, errors)
 
 
 @manager_only

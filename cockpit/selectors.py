@@ -10,7 +10,7 @@ from django.db.models import Count, DecimalField, F, FilteredRelation, Q, QueryS
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
-from services.models import ServiceEvent, ServiceType
+from services.models import ServiceEvent, ServiceType, localized_name
 from services.selectors import VALUE_FIELD, service_event_value, standard_cost_expression
 from valuation.models import CustomerValue, ValuationRun, segment_label, segment_strategy
 from valuation.selectors import latest_completed_run
@@ -224,6 +224,7 @@ def service_totals_by_type(*, customer_id: int, start: dt.date, end: dt.date) ->
         .values(
             "service_type_id",
             type_name=F("service_type__name"),
+            type_name_de=F("service_type__name_de"),
             unit=F("service_type__unit"),
             sort_order=F("service_type__sort_order"),
         )
@@ -234,7 +235,10 @@ def service_totals_by_type(*, customer_id: int, start: dt.date, end: dt.date) ->
         )
         .order_by("sort_order", "type_name")
     )
-    return list(rows)
+    rows = list(rows)
+    for row in rows:
+        row["type_name"] = localized_name(row["type_name"], row.pop("type_name_de"))
+    return rows
 
 
 def value_history(*, customer_id: int, limit: int = 800) -> list[dict]:
@@ -314,7 +318,7 @@ def customer_cockpit(*, customer: Customer, start: dt.date, end: dt.date) -> Coc
         names = {t.code: t for t in ServiceType.objects.filter(code__in=list(value.value_to_by_type))}
         window_by_type = sorted(
             (
-                {"code": code, "name": names[code].name if code in names else code, "value": Decimal(str(cost)),
+                {"code": code, "name": names[code].display_name if code in names else code, "value": Decimal(str(cost)),
                  "sort_order": names[code].sort_order if code in names else 999}
                 for code, cost in value.value_to_by_type.items()
             ),

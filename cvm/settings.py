@@ -168,8 +168,6 @@ CVM_COMPANY_ADDRESS = [
     line.strip() for line in os.environ.get("CVM_COMPANY_ADDRESS", "Musterstraße 1|12345 Musterstadt").split("|") if line.strip()
 ]
 CVM_COMPANY_CONTACT = os.environ.get("CVM_COMPANY_CONTACT", "")
-# Time given is shown in hours across units: a day of work counts this many hours.
-CVM_HOURS_PER_DAY = float(os.environ.get("CVM_HOURS_PER_DAY", "8"))
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

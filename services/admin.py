@@ -12,7 +12,7 @@ class StandardCostInline(admin.TabularInline):
 
 @admin.register(ServiceType)
 class ServiceTypeAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "unit", "active", "sort_order"]
+    list_display = ["code", "name", "name_de", "unit", "active", "sort_order"]
     list_editable = ["active", "sort_order"]
     inlines = [StandardCostInline]
 

@@ -31,18 +31,35 @@ SERVICE_CATALOGUE = [
 ]
 
 
+# German names of the catalogue (editable in the settings page like the English ones).
+GERMAN_NAMES = {
+    "inside_sales_help": "Recherche und Hilfe durch den Innendienst",
+    "technical_tip": "Technischer Tipp",
+    "training": "Schulung oder Seminar",
+    "market_information": "Marktinformation",
+    "order_change": "Auftragsänderung",
+    "commissioning": "Inbetriebnahme",
+    "hotline": "Kostenlose Hotline",
+    "remote_optimisation": "Fernoptimierung",
+    "joint_market_research": "Gemeinsame Marktforschung",
+    "joint_development": "Gemeinsame Produktentwicklung",
+}
+
+
 def catalogue_rows():
     for order, (code, name, unit, cost, description) in enumerate(SERVICE_CATALOGUE, start=1):
-        yield {"code": code, "name": name, "unit": unit, "cost": Decimal(cost),
+        yield {"code": code, "name": name, "name_de": GERMAN_NAMES.get(code, ""), "unit": unit, "cost": Decimal(cost),
                "description": description, "sort_order": order}
 
 
 def install_catalogue(service_type_model, standard_cost_model) -> None:
     """Create the catalogue where missing (migrations pass their historical models)."""
+    # An early migration's model has no German name yet; a later migration adds those.
+    fields = {field.name for field in service_type_model._meta.get_fields()}
     for row in catalogue_rows():
         service_type, _ = service_type_model.objects.get_or_create(
             code=row["code"],
-            defaults={k: row[k] for k in ("name", "unit", "description", "sort_order")},
+            defaults={k: row[k] for k in ("name", "name_de", "unit", "description", "sort_order") if k in fields},
         )
         standard_cost_model.objects.get_or_create(
             service_type=service_type, valid_from=EXAMPLE_COSTS_VALID_FROM, defaults={"cost_per_unit": row["cost"]}

@@ -6,6 +6,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from core.numbers import FlexibleDecimalField
 from customers.access import can_log_for, visible_customers
 
 from .models import ServiceEvent
@@ -33,7 +34,7 @@ class ServiceEventForm(forms.Form):
     )
     service_type = forms.ModelChoiceField(label=_("Service"), queryset=None, empty_label=_("Choose a service …"))
     date = forms.DateField(label=_("Date"), localize=True, widget=forms.DateInput(attrs={"inputmode": "numeric"}))
-    quantity = forms.DecimalField(
+    quantity = FlexibleDecimalField(
         label=_("Quantity"),
         max_digits=8,
         decimal_places=2,

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
@@ -12,7 +13,8 @@ class ServiceType(models.Model):
         DAY = "day", _("day")
 
     code = models.SlugField(_("code"), max_length=40, unique=True)
-    name = models.CharField(_("name"), max_length=100)
+    name = models.CharField(_("name (English)"), max_length=100)
+    name_de = models.CharField(_("name (German)"), max_length=100, blank=True)
     description = models.TextField(_("description"), blank=True)
     unit = models.CharField(_("unit"), max_length=12, choices=Unit.choices, default=Unit.OCCURRENCE)
     active = models.BooleanField(_("active"), default=True)
@@ -24,7 +26,18 @@ class ServiceType(models.Model):
         ordering = ["sort_order", "name"]
 
     def __str__(self) -> str:
-        return self.name
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        """The name in the reader's language (English where no German name is given)."""
+        return localized_name(self.name, self.name_de)
+
+
+def localized_name(name: str, name_de: str) -> str:
+    """Pick the service type name for the active language: for rows read with values()."""
+    language = (get_language() or "en").split("-")[0]
+    return name_de if language == "de" and name_de else name
 
 
 class StandardCost(models.Model):

@@ -128,7 +128,7 @@ def service_event_changes(*, event: ServiceEvent, customers) -> list[dict]:
     customer_ids = {r.customer_id for r in records}
     type_ids = {r.service_type_id for r in records}
     customer_names = {c.pk: str(c) for c in customers.filter(pk__in=customer_ids)}
-    type_names = {t.pk: t.name for t in ServiceType.objects.filter(pk__in=type_ids)}
+    type_names = {t.pk: t.display_name for t in ServiceType.objects.filter(pk__in=type_ids)}
 
     def shown(record, name):
         if name == "customer":

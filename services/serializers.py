@@ -43,7 +43,7 @@ class ServiceTypeSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ServiceType
-        fields = ["id", "code", "name", "description", "unit", "active", "sort_order", "standard_costs"]
+        fields = ["id", "code", "name", "name_de", "description", "unit", "active", "sort_order", "standard_costs"]
 
 
 class ServiceEventSerializer(serializers.ModelSerializer):

@@ -139,3 +139,51 @@ def bulk_upsert_service_events(*, rows: list[dict], user, visible_customers, may
             bulk_update_with_history(changed, ServiceEvent, [*fields, "updated_at"], batch_size=BULK_BATCH, default_user=user)
     outcome.created, outcome.updated = len(new), len(changed)
     return outcome
+
+
+# --- the catalogue of service types ------------------------------------------------------------
+
+
+@transaction.atomic
+def save_service_type(
+    *,
+    service_type: ServiceType | None = None,
+    name: str,
+    name_de: str = "",
+    unit: str,
+    description: str = "",
+    active: bool = True,
+    sort_order: int = 0,
+) -> ServiceType:
+    """Create a service type, or change one's names, description, order and whether it is offered.
+
+    The unit of a type with logged services stays: their quantities were counted in it, and
+    changing it would silently revalue every one of them.
+    """
+    creating = service_type is None
+    service_type = service_type or ServiceType()
+    if not creating and unit != service_type.unit and ServiceEvent.objects.filter(service_type=service_type).exists():
+        raise ValidationError(
+            {"unit": _("Services of this type are already logged in %(unit)s; the unit cannot change. "
+                       "Create a new service type instead.") % {"unit": service_type.get_unit_display()}},
+            code="unit_in_use",
+        )
+    service_type.name, service_type.name_de = name.strip(), name_de.strip()
+    service_type.unit, service_type.description = unit, description
+    service_type.active, service_type.sort_order = active, sort_order
+    if creating:
+        service_type.code = _free_code(service_type.name)
+    service_type.full_clean()
+    service_type.save()
+    return service_type
+
+
+def _free_code(name: str) -> str:
+    from django.utils.text import slugify
+
+    base = (slugify(name).replace("-", "_") or "service")[:34]
+    taken = set(ServiceType.objects.filter(code__startswith=base).values_list("code", flat=True))
+    code, number = base, 2
+    while code in taken:
+        code, number = f"{base}_{number}", number + 1
+    return code

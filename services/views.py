@@ -63,7 +63,7 @@ def log_service(request):
                     request,
                     _("Logged %(service)s for %(customer)s, valued at %(cost)s.")
                     % {
-                        "service": event.service_type.name,
+                        "service": event.service_type.display_name,
                         "customer": event.customer,
                         "cost": format_money(service_event_value(event)),
                     },
@@ -107,7 +107,7 @@ def edit_service_event(request, pk: int):
                     request,
                     _("Changed the entry: %(service)s for %(customer)s, now valued at %(cost)s.")
                     % {
-                        "service": event.service_type.name,
+                        "service": event.service_type.display_name,
                         "customer": event.customer,
                         "cost": format_money(service_event_value(event)),
                     },
@@ -125,7 +125,7 @@ def delete_service_event(request, pk: int):
         raise PermissionDenied
     if request.method == "POST":
         description = _("%(service)s for %(customer)s on %(date)s") % {
-            "service": event.service_type.name,
+            "service": event.service_type.display_name,
             "customer": event.customer,
             "date": formats.date_format(event.date, "SHORT_DATE_FORMAT"),
         }

@@ -183,7 +183,7 @@ def test_settings_in_german_and_its_forms_take_german_input(client, manager):
     cost = StandardCost.objects.get(service_type=hotline, valid_from=dt.date(2030, 11, 22))
     assert cost.cost_per_unit == Decimal("1234.56")
     page = visible_text(client.get(reverse("valuation:settings"), **GERMAN))
-    assert "Neue Standardkosten für Free hotline gespeichert: gültig ab 22.11.2030." in page
+    assert "Neue Standardkosten für Kostenlose Hotline gespeichert: gültig ab 22.11.2030." in page
     assert f"dann 1.234,56{NBSP}€ ab 22.11.2030" in page
 
 
@@ -308,7 +308,7 @@ def test_compiled_catalogue_matches_the_po_file():
 def test_catalogue_covers_every_marked_string(tmp_path, settings, monkeypatch):
     """makemessages over a copy of the code finds nothing the German catalogue lacks."""
     root = Path(settings.BASE_DIR)
-    for name in ("customers", "services", "valuation", "cvm", "templates"):
+    for name in ("core", "customers", "services", "valuation", "cockpit", "cvm", "templates"):
         shutil.copytree(root / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copytree(root / "locale", tmp_path / "locale")
     settings.LOCALE_PATHS = [tmp_path / "locale"]

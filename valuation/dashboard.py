@@ -336,12 +336,14 @@ def service_cost_by_month(*, filters: DashboardFilters, months: list[dt.date]) -
         total[0] += quantity * unit_cost
         total[1] += events
     types = {
-        pk: (code, name, order)
-        for pk, code, name, order in ServiceType.objects.filter(pk__in={type_id for type_id, _m in totals})
-        .values_list("pk", "code", "name", "sort_order")
+        pk: (code, name, order, name_de)
+        for pk, code, name, order, name_de in ServiceType.objects.filter(pk__in={type_id for type_id, _m in totals})
+        .values_list("pk", "code", "name", "sort_order", "name_de")
     }
+    # Both names: the figures are cached for every reader; the page picks the reader's language.
     result = [
-        {"month": month, "code": types[type_id][0], "name": types[type_id][1], "order": types[type_id][2],
+        {"month": month, "code": types[type_id][0], "name": types[type_id][1], "name_de": types[type_id][3],
+         "order": types[type_id][2],
          "cost": cost, "events": events}
         for (type_id, month), (cost, events) in totals.items()
     ]

@@ -164,6 +164,7 @@ class ValuationPolicy(models.Model):
         _("fixed value-to-customer threshold"), null=True, blank=True, **MONEY
     )
     holdout_weeks = models.PositiveSmallIntegerField(_("back-test holdout (weeks)"), default=26)
+    hours_per_day = models.DecimalField(_("hours in a day of service"), max_digits=4, decimal_places=2, default=Decimal("8.00"))
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
 

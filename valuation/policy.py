@@ -37,7 +37,7 @@ def add_standard_cost(*, service_type: ServiceType, valid_from: dt.date, cost_pe
             raise ValidationError(
                 {"valid_from": _("%(type)s already has a cost valid from %(date)s. Costs are never edited: "
                                  "choose a later date for the new cost.")
-                 % {"type": service_type.name, "date": date_format(valid_from, "SHORT_DATE_FORMAT")}},
+                 % {"type": service_type.display_name, "date": date_format(valid_from, "SHORT_DATE_FORMAT")}},
                 code="duplicate",
             )
         latest = max(existing, default=None)
@@ -45,7 +45,7 @@ def add_standard_cost(*, service_type: ServiceType, valid_from: dt.date, cost_pe
             raise ValidationError(
                 {"valid_from": _("The latest cost of %(type)s is valid from %(date)s. A new cost must start "
                                  "after it, so the value of services already given never changes.")
-                 % {"type": service_type.name, "date": date_format(latest, "SHORT_DATE_FORMAT")}},
+                 % {"type": service_type.display_name, "date": date_format(latest, "SHORT_DATE_FORMAT")}},
                 code="before_latest",
             )
         try:
@@ -109,8 +109,9 @@ def update_valuation_settings(
     abc_a_share: Decimal,
     abc_b_share: Decimal,
     holdout_weeks: int,
+    hours_per_day: Decimal | None = None,
 ) -> ValuationPolicy:
-    """Window, CLV horizon, discount rate, ABC shares and back-test holdout."""
+    """Window, CLV horizon, discount rate, ABC shares, back-test holdout and hours in a day."""
     errors = {}
     if window_months < 1:
         errors["window_months"] = _("The window must be at least one month.")
@@ -126,6 +127,8 @@ def update_valuation_settings(
         errors["abc_b_share"] = _("The A+B share cannot be smaller than the A share.")
     if holdout_weeks < 1:
         errors["holdout_weeks"] = _("The holdout must be at least one week.")
+    if hours_per_day is not None and not Decimal(0) < hours_per_day <= Decimal(24):
+        errors["hours_per_day"] = _("A day has between 0 and 24 hours, e.g. 8.")
     if errors:
         raise ValidationError(errors)
     return _save_policy({
@@ -135,4 +138,5 @@ def update_valuation_settings(
         "abc_a_share": abc_a_share,
         "abc_b_share": abc_b_share,
         "holdout_weeks": holdout_weeks,
+        **({"hours_per_day": hours_per_day} if hours_per_day is not None else {}),
     })

@@ -16,6 +16,7 @@ from customers.models import Customer, Transaction
 from services.models import ServiceEvent, ServiceType, StandardCost
 
 from .engine.settings import EngineSettings
+from .engine.summary import hour_factors
 from .engine.summary import window_start as engine_window_start
 from .models import CustomerValue, ValuationPolicy, ValuationRun
 
@@ -50,6 +51,7 @@ def engine_settings(policy: ValuationPolicy | None = None) -> EngineSettings:
         fixed_classic_threshold=amount(policy.fixed_classic_threshold),
         fixed_value_to_threshold=amount(policy.fixed_value_to_threshold),
         holdout_weeks=policy.holdout_weeks,
+        hours_per_day=float(policy.hours_per_day),
     )
 
 
@@ -166,11 +168,12 @@ def service_cost_by_type(*, as_of: dt.date, window_months: int, id_range: IdRang
     return frame
 
 
-def service_totals(by_type: pd.DataFrame) -> pd.DataFrame:
-    """Value to the customer per customer: total cost, number of services, hours."""
+def service_totals(by_type: pd.DataFrame, *, hours_per_day: float = 8.0) -> pd.DataFrame:
+    """Value to the customer per customer: total cost, number of services, time given in hours
+    (days count `hours_per_day` hours each; occurrences have no duration)."""
     if by_type.empty:
         return pd.DataFrame(columns=["value_to_customer", "service_count", "service_hours"], dtype="float64")
-    hours = by_type["quantity"].where(by_type["unit"] == "hour", 0.0)
+    hours = by_type["quantity"] * hour_factors(by_type["unit"], hours_per_day=hours_per_day)
     return (
         by_type.assign(hours=hours)
         .groupby("customer_id")

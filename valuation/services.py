@@ -70,7 +70,7 @@ def load_inputs(*, as_of: dt.date, settings: engine.EngineSettings, id_range=Non
     aggregates = selectors.transaction_summary(as_of=as_of, window_months=settings.window_months, id_range=id_range)
     summary = selectors.engine_summary(aggregates, customer_ids=customers.index, as_of=as_of)
     by_type = selectors.service_cost_by_type(as_of=as_of, window_months=settings.window_months, id_range=id_range)
-    return RunInputs(summary, customers, by_type, selectors.service_totals(by_type))
+    return RunInputs(summary, customers, by_type, selectors.service_totals(by_type, hours_per_day=settings.hours_per_day))
 
 
 def score(inputs: RunInputs, fit, settings: engine.EngineSettings, as_of: dt.date) -> pd.DataFrame:

@@ -99,7 +99,9 @@ def test_service_value_in_sql_matches_events_valued_one_by_one():
     training_cost = float(StandardCost.objects.get(service_type=training).cost_per_unit)
     assert totals.loc[customer.pk, "value_to_customer"] == pytest.approx(1.5 * hotline_cost + 0.25 * 80 + 2 * training_cost)
     assert totals.loc[customer.pk, "service_count"] == 3
-    assert totals.loc[customer.pk, "service_hours"] == pytest.approx(1.75)
+    # Hours across units: 1.75 hotline hours plus 2 training days of 8 hours (the default).
+    assert totals.loc[customer.pk, "service_hours"] == pytest.approx(1.75 + 2 * 8)
+    assert engine_totals.loc[customer.pk, "service_hours"] == pytest.approx(1.75 + 2 * 8)
 
 
 def test_customer_id_ranges_cover_every_customer_once():

@@ -28,6 +28,8 @@ class EngineSettings:
     min_purchase_days_for_model / min_age_weeks: below either a customer is flagged thin
         (the model still scores them, but from little data).
     holdout_weeks: default holdout length of the backtest.
+    hours_per_day: a service logged in days counts this many hours in the time given
+        (services logged as occurrences have no duration and add none).
     simulation_draws / random_seed: Monte Carlo draws per model group for the CLV interval.
     """
 
@@ -46,10 +48,13 @@ class EngineSettings:
     min_purchase_days_for_model: int = 2
     min_age_weeks: float = 12.0
     holdout_weeks: int = 26
+    hours_per_day: float = 8.0
     simulation_draws: int = 400
     random_seed: int = 0
 
     def __post_init__(self) -> None:
+        if not 0 < self.hours_per_day <= 24:
+            raise ValueError("hours_per_day must lie in (0, 24]")
         if self.window_months < 1 or self.horizon_months < 1:
             raise ValueError("window_months and horizon_months must be at least 1")
         if self.annual_discount_rate <= -1:

@@ -156,9 +156,8 @@ def summarise_services(
     Returns ``(totals, by_type)``:
 
     - totals, indexed by customer_id: value_to_customer = sum of cost; service_count = number of
-      events; service_hours = sum of quantity of events whose unit is "hour" (events logged in
-      other units, e.g. "day" or "occurrence", add no hours: converting them would invent a
-      working-time convention the standard costs do not carry).
+      events; service_hours = time given in hours: quantity of "hour" events plus quantity x
+      settings.hours_per_day of "day" events ("occurrence" events have no duration, add none).
     - by_type: one row per (customer_id, service_type) with cost, count and quantity (quantity
       summed as logged; a service type has one unit).
     """
@@ -183,7 +182,7 @@ def summarise_services(
             "unit": services["unit"].to_numpy() if "unit" in services else None,
         }
     )[((dates > start) & (dates <= end)).to_numpy()]
-    frame["hours"] = np.where(frame["unit"].astype(str).str.lower() == "hour", frame["quantity"], 0.0)
+    frame["hours"] = frame["quantity"] * hour_factors(frame["unit"], hours_per_day=settings.hours_per_day)
 
     totals = frame.groupby("customer_id", sort=True).agg(
         value_to_customer=("cost", "sum"),
@@ -196,3 +195,9 @@ def summarise_services(
         .reset_index()
     )
     return totals, by_type
+
+
+def hour_factors(units: pd.Series, *, hours_per_day: float) -> np.ndarray:
+    """Hours per logged unit: 1 for "hour", hours_per_day for "day", 0 for "occurrence"."""
+    unit = units.astype(str).str.lower().to_numpy()
+    return np.select([unit == "hour", unit == "day"], [1.0, float(hours_per_day)], default=0.0)

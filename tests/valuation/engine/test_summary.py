@@ -75,14 +75,15 @@ def test_services_in_window():
             (1, "2025-06-30", "hotline", 1, "occurrence", 5.0),  # window start: outside
             (1, "2026-01-05", "training", 2, "hour", 100.0),
             (1, "2026-02-01", "training", 1, "hour", 50.0),
-            (1, "2026-03-01", "commissioning", 1, "day", 400.0),  # days add no hours
+            (1, "2026-03-01", "commissioning", 1, "day", 400.0),  # a day counts 8 hours (the default)
             (2, "2026-06-30", "hotline", 1, "occurrence", 5.0),
             (2, "2026-07-01", "hotline", 1, "occurrence", 5.0),  # after as_of
         ],
         columns=["customer_id", "date", "service_type", "quantity", "unit", "cost"],
     )
     totals, by_type = summarise_services(services, AS_OF, EngineSettings())
-    assert totals.loc[1].tolist() == [550.0, 3, 3.0]
+    assert totals.loc[1].tolist() == [550.0, 3, 11.0]
+    assert summarise_services(services, AS_OF, EngineSettings(hours_per_day=7.5))[0].loc[1, "service_hours"] == 10.5
     assert totals.loc[2].tolist() == [5.0, 1, 0.0]
     assert by_type.to_dict("records") == [
         {"customer_id": 1, "service_type": "commissioning", "cost": 400.0, "count": 1, "quantity": 1.0},

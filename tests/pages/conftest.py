@@ -1,0 +1,34 @@
+import pytest
+
+from tests.factories import CustomerFactory
+
+from tests.cockpit.factories import CustomerValueFactory, ValuationRunFactory
+
+
+@pytest.fixture
+def run(db):
+    return ValuationRunFactory()
+
+
+@pytest.fixture
+def rep_customer(rep, run):
+    customer = CustomerFactory(owner=rep, name="Alpha Maschinenbau GmbH", number="K-1001")
+    CustomerValueFactory(run=run, customer=customer)
+    return customer
+
+
+@pytest.fixture
+def other_customer(other_rep, run):
+    customer = CustomerFactory(owner=other_rep, name="Beta Anlagen AG", number="K-2002")
+    CustomerValueFactory(run=run, customer=customer)
+    return customer
+
+
+@pytest.fixture(autouse=True)
+def _english_after_each_test():
+    """A request in German leaves German active in this thread; the next test starts in English."""
+    from django.conf import settings
+    from django.utils import translation
+
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
