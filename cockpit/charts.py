@@ -30,9 +30,11 @@ class ChartLocale:
     def separators(self) -> str:
         return self.decimal + self.thousands
 
-    def money_axis(self) -> dict:
+    def money_axis(self, largest: float | None = None) -> dict:
+        """A money axis; below 10 the ticks keep cents (",.0f" would label 0.5 and 1 both "1")."""
         affix = {"ticksuffix": "\u00a0" + self.currency_symbol} if self.symbol_after else {"tickprefix": self.currency_symbol}
-        return {"tickformat": ",.0f", "separatethousands": True, **affix}
+        small = largest is not None and largest < 10
+        return {"tickformat": ",.2f" if small else ",.0f", "separatethousands": True, "rangemode": "tozero", **affix}
 
     def money_hover(self, label: str) -> str:
         amount = "%{y:,.2f}"
@@ -45,7 +47,7 @@ def _plain(figure: go.Figure) -> dict:
     return json.loads(figure.to_json())
 
 
-def _layout(locale: ChartLocale, **extra) -> dict:
+def _layout(locale: ChartLocale, largest: float | None = None, **extra) -> dict:
     return {
         "template": "none",
         "separators": locale.separators,
@@ -57,7 +59,7 @@ def _layout(locale: ChartLocale, **extra) -> dict:
         "paper_bgcolor": "rgba(0,0,0,0)",
         "plot_bgcolor": "rgba(0,0,0,0)",
         "xaxis": {"gridcolor": GRID, "linecolor": GRID},
-        "yaxis": {"gridcolor": GRID, "zerolinecolor": MUTED, **locale.money_axis()},
+        "yaxis": {"gridcolor": GRID, "zerolinecolor": MUTED, **locale.money_axis(largest)},
         **extra,
     }
 
@@ -71,7 +73,9 @@ def cockpit_margin_vs_service_cost_figure(
     no margin, so `show_margin=False` leaves that trace out of the figure entirely.
     """
     x = [row["month"].isoformat() for row in months]
-    figure = go.Figure(layout=_layout(locale, xaxis={"gridcolor": GRID, "tickformat": "%b %Y", "dtick": "M1"}))
+    largest = max([abs(float(row["service_cost"])) for row in months]
+                  + ([abs(float(row["margin"])) for row in months] if show_margin else []), default=0.0)
+    figure = go.Figure(layout=_layout(locale, largest, xaxis={"gridcolor": GRID, "tickformat": "%b %Y", "dtick": "M1"}))
     if show_margin:
         figure.add_bar(
             x=x,

@@ -201,9 +201,53 @@ def monthly_margin_and_service_cost(*, customer_id: int, start: dt.date, end: dt
     margin_by_month = {_month_key(m): v or Decimal(0) for m, v in margins}
     cost_by_month = {_month_key(m): v or Decimal(0) for m, v in costs}
     return [
-        {"month": month, "margin": margin_by_month.get(month, Decimal(0)), "service_cost": cost_by_month.get(month, Decimal(0))}
+        {"month": month, "margin": margin_by_month.get(month, Decimal(0)), "service_cost": cost_by_month.get(month, Decimal(0)),
+         "bought": month in margin_by_month}
         for month in _months(start, end)
     ]
+
+
+TRANSACTION_PAGE_SIZE = 25
+
+
+@dataclass
+class TransactionPage:
+    """One page of a customer's purchases in a period, newest first (no COUNT(*) over them)."""
+
+    rows: list
+    number: int
+    page_size: int
+    has_next: bool
+    search: str
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def first_index(self) -> int:
+        return (self.number - 1) * self.page_size + 1
+
+    @property
+    def last_index(self) -> int:
+        return self.first_index + len(self.rows) - 1
+
+
+def transaction_page(*, customer_id: int, start: dt.date, end: dt.date, search: str = "", page: int = 1,
+                     page_size: int = TRANSACTION_PAGE_SIZE) -> TransactionPage:
+    """The customer's transactions in the period, filtered by product, channel or document
+    number, one page at a time: one query, whatever the customer's history (the (customer,
+    date) index serves the order)."""
+    page = max(1, min(int(page or 1), 100000))
+    search = (search or "").strip()[:100]
+    rows = Transaction.objects.filter(customer_id=customer_id, date__range=(start, end))
+    if search:
+        rows = rows.filter(Q(product__icontains=search) | Q(channel__icontains=search) | Q(external_id__icontains=search))
+    rows = rows.order_by("-date", "-id")  # Transaction.margin is a property: revenue less cost of goods
+    offset = (page - 1) * page_size
+    found = list(rows[offset : offset + page_size + 1])
+    return TransactionPage(rows=found[:page_size], number=page, page_size=page_size,
+                           has_next=len(found) > page_size, search=search)
 
 
 def service_history(*, customer_id: int, start: dt.date, end: dt.date, limit: int = 500) -> tuple[list, bool]:
@@ -295,6 +339,20 @@ class Cockpit:
     @property
     def run_settings(self) -> dict:
         return self.value.run.settings if self.value else {}
+
+    @property
+    def bought_in_period(self) -> bool:
+        return any(row.get("bought") for row in self.months)
+
+    @property
+    def chart_is_empty(self) -> bool:
+        """Nothing bought and no free service in the period: a chart would be a flat line."""
+        return not self.bought_in_period and not any(row["service_cost"] for row in self.months)
+
+    @property
+    def never_bought(self) -> bool:
+        """Valued, but without a single purchase so far: the model's figures are no forecast."""
+        return bool(self.value) and not self.value.revenue_lifetime and not self.value.margin_lifetime
 
     @property
     def interval_share(self) -> float:

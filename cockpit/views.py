@@ -93,6 +93,10 @@ def customer_detail(request, pk: int):
         else None
     )
     log_form = ServiceEventForm(user=request.user, initial={"customer": f"{customer.number} — {customer.name}"})
+    transactions = selectors.transaction_page(
+        customer_id=customer.pk, start=start, end=end, search=request.GET.get("tq", ""),
+        page=int(request.GET["tpage"]) if request.GET.get("tpage", "").isdigit() else 1,
+    )
     return render(
         request,
         "cockpit/detail.html",
@@ -107,6 +111,10 @@ def customer_detail(request, pk: int):
             "history_chart": history_chart,
             "log_form": log_form,
             "period_query": request.GET.urlencode(),
+            "transactions": transactions,
+            "period_params": [(name, request.GET[name]) for name in ("from", "to") if request.GET.get(name)],
+            "period_query_only": _query_without(request.GET, "tq", "tpage"),
+            "transaction_query": _query_without(request.GET, "tpage"),
         },
     )
 
