@@ -114,7 +114,11 @@ def filtered_customers(*, user, search: str = "", segment: str = "", abc_class: 
         row &= Q(latest__id__isnull=not valued)
     if row:
         customers = customers.filter(row)
-    return customers.annotate(**{f"v_{key}": F(f"latest__{field}") for key, (field, _m) in VALUE_COLUMNS.items()})
+    return customers.annotate(
+        **{f"v_{key}": F(f"latest__{field}") for key, (field, _m) in VALUE_COLUMNS.items()},
+        # The CLV range is shown, not sorted by (no index walks it).
+        v_clv_low=F("latest__clv_low"), v_clv_high=F("latest__clv_high"),
+    )
 
 
 def customer_list_page(*, user, filters: dict, sort: str = "name", page: int = 1,

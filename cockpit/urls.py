@@ -3,11 +3,13 @@ and stay, so links and bookmarks keep working."""
 
 from django.urls import path
 
-from . import dashboard_views, import_views, views
+from . import dashboard_views, import_views, list_views, views
 
 customer_patterns = (
     [
         path("", views.customer_list, name="list"),
+        path("saved-filters/", list_views.save_filter, name="save_filter"),
+        path("saved-filters/<int:pk>/delete/", list_views.delete_filter, name="delete_filter"),
         path("<int:pk>/", views.customer_detail, name="detail"),
         path("<int:pk>/statement/", views.customer_statement, name="statement"),
     ],

@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 from services.forms import ServiceEventForm
 from .charts import ChartLocale, cockpit_margin_vs_service_cost_figure, cockpit_value_history_figure
 
-from . import selectors
+from . import list_columns, saved_filters, selectors
 from customers.access import any_role, customer_or_404, sees_money, visible_customers
 from customers.roles import Role, role_of
 from customers.selectors import customer_filter_choices
@@ -50,6 +50,9 @@ def customer_list(request):
     sort = data.get("sort") or "name"
     page = selectors.customer_list_page(user=request.user, filters=filters, sort=sort, page=data.get("page") or 1)
     show_money = sees_money(request.user)
+    is_rep = role_of(request.user) == Role.SALES_REP
+    offered = list_columns.offered_columns(show_money=show_money, is_rep=is_rep)
+    columns = list_columns.chosen_columns(request, offered=offered)
     return render(
         request,
         "cockpit/list.html",
@@ -61,9 +64,14 @@ def customer_list(request):
             "choices": choices,
             "show_money": show_money,
             "filtered": any(filters.values()),
-            "query_without_sort": _query_without(request.GET, "sort", "page"),
-            "query_without_page": _query_without(request.GET, "page"),
-            "is_rep": role_of(request.user) == Role.SALES_REP,
+            "query_without_sort": _query_without(request.GET, "sort", "page", "col", "columns"),
+            "query_without_page": _query_without(request.GET, "page", "col", "columns"),
+            "is_rep": is_rep,
+            "offered_columns": offered,
+            "columns": columns,
+            "value_column_count": len([key for key in columns if key != "owner"]),
+            "saved_filters": saved_filters.saved_filters(user=request.user),
+            "filter_query": saved_filters.filter_query(request.GET),
         },
     )
 
