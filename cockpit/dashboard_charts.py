@@ -110,6 +110,7 @@ def segment_scatter(points: Sequence[tuple], *, segment_labels: dict[str, str], 
                        "y1": max(float(value_to_threshold), floor), "x0": 0, "x1": 1, "line": line})
     fig.update_layout(
         **_layout(separators=separators, height=520),
+        annotations=quadrant_labels(segment_labels),
         xaxis={"type": "log", "title": {"text": _log_axis_title(classic_label, currency)}},
         yaxis={"type": "log", "title": {"text": _log_axis_title(_("value to the customer"), currency)}},
         shapes=shapes,
@@ -117,6 +118,27 @@ def segment_scatter(points: Sequence[tuple], *, segment_labels: dict[str, str], 
         dragmode="zoom",
     )
     return fig.to_plotly_json()
+
+
+# Where each segment sits in the 2x2 matrix: (x, y) in the plot's paper coordinates.
+QUADRANTS = {"problem": (0, 1), "investment": (1, 1), "uncritical": (0, 0), "potential": (1, 0)}
+# Darker than the markers, as the badges: text needs more contrast than a dot.
+LABEL_COLOURS = {"uncritical": "#3d4b59", "problem": "#912018", "potential": "#8a4b00", "investment": "#05603a"}
+
+
+def quadrant_labels(segment_labels: dict[str, str]) -> list[dict]:
+    """The segment's name in each corner of the matrix, so the reader needs no legend."""
+    labels = []
+    for segment, (x, y) in QUADRANTS.items():
+        if segment not in segment_labels:
+            continue
+        labels.append({
+            "text": f"<b>{segment_labels[segment]}</b>", "xref": "paper", "yref": "paper", "x": x, "y": y,
+            "xanchor": "left" if x == 0 else "right", "yanchor": "top" if y == 1 else "bottom",
+            "showarrow": False, "font": {"size": 12, "color": LABEL_COLOURS[segment]},
+            "bgcolor": "rgba(255,255,255,0.85)", "borderpad": 3,
+        })
+    return labels
 
 
 def whale_curve(points: Sequence[tuple[int, Decimal]], *, customers: int, currency: str, separators: str) -> dict:
