@@ -126,22 +126,31 @@ def _export_name(extension: str) -> str:
 
 @manager_only
 def export_values_csv(request):
-    writer = csv.writer(_Echo())
-    lines = (writer.writerow(row) for row in _with_header(exporting.value_rows(user=request.user)))
-    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    """Headers in the reader's language; in German the CSV German Excel opens as it is."""
+    export = exporting.CsvFormat.for_language()
+    writer = csv.writer(_Echo(), delimiter=export.delimiter)
+    rows = exporting.human_rows(exporting.value_rows(user=request.user))
+    lines = (writer.writerow([export.cell(value) for value in row]) for row in _with_header(rows))
+    response = StreamingHttpResponse(_with_bom(export.bom, lines), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{_export_name("csv")}"'
     return response
 
 
 def _with_header(rows):
-    yield exporting.HEADER
+    yield exporting.human_header()
     yield from rows
+
+
+def _with_bom(bom: str, lines):
+    if bom:
+        yield bom
+    yield from lines
 
 
 @manager_only
 def export_values_xlsx(request):
     target = tempfile.TemporaryFile()
-    exporting.write_xlsx(target, user=request.user)
+    exporting.write_xlsx(target, user=request.user, for_people=True)
     target.seek(0)
     return FileResponse(
         target, as_attachment=True, filename=_export_name("xlsx"),

@@ -75,13 +75,13 @@ def test_exports(client, manager, rep):
     response = client.get("/imports/export/values.csv")
     assert response.status_code == 200 and response.streaming
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert rows[0][:3] == ["customer_number", "name", "owner"]
+    assert rows[0][:3] == ["Customer no.", "Customer", "Owner"]
     assert [row[0] for row in rows[1:]] == ["A-1", "A-2"] and rows[1][2] == "rep_a"
     response = client.get("/imports/export/values.xlsx")
     assert response.status_code == 200
     sheet = load_workbook(io.BytesIO(b"".join(response.streaming_content))).active
     values = list(sheet.values)
-    assert values[0][0] == "customer_number" and len(values) == 3
+    assert values[0][0] == "Customer no." and len(values) == 3
 
 
 def test_export_command(tmp_path, rep, capsys):
