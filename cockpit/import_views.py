@@ -11,7 +11,9 @@ from django import forms
 from django.contrib import messages
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
+from django.utils import formats, timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from valuation import exporting
@@ -27,10 +29,12 @@ TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 
 class UploadForm(forms.Form):
-    kind = forms.ChoiceField(choices=[(kind, kind) for kind in importing.KINDS])
-    file = forms.FileField()
+    kind = forms.ChoiceField(label=gettext_lazy("What the file holds"),
+                             choices=[(kind, importing.KIND_LABELS[kind]) for kind in importing.KINDS])
+    file = forms.FileField(label=gettext_lazy("CSV file"))
     delimiter = forms.ChoiceField(
-        choices=[("", "detect"), (",", "comma"), (";", "semicolon"), ("tab", "tab")], required=False
+        label=gettext_lazy("Separator"), required=False,
+        choices=[("", gettext_lazy("detect")), (",", gettext_lazy("comma")), (";", gettext_lazy("semicolon")), ("tab", gettext_lazy("tab"))],
     )
 
 
@@ -90,7 +94,7 @@ def commit(request):
     pending = request.session.get(SESSION_KEY)
     path = _stored_path(pending["token"]) if pending else None
     if not pending or not path.exists():
-        messages.error(request, "There is no checked file waiting for import; upload it again.")
+        messages.error(request, _("There is no checked file waiting for import; upload it again."))
         return redirect("imports:upload")
     result = importing.import_file(
         kind=pending["kind"], path=path, delimiter=pending["delimiter"], user=request.user
@@ -99,8 +103,11 @@ def commit(request):
     if result.ok:
         messages.success(
             request,
-            f"{pending['name']}: {result.rows:,} {result.kind} rows imported "
-            f"({result.new:,} new, {result.updated:,} updated, {result.unchanged:,} unchanged).",
+            _("%(file)s: %(rows)s rows of %(kind)s imported (%(new)s new, %(updated)s updated, %(unchanged)s unchanged).")
+            % {"file": pending["name"], "rows": formats.number_format(result.rows, force_grouping=True),
+               "kind": result.kind_label, "new": formats.number_format(result.new, force_grouping=True),
+               "updated": formats.number_format(result.updated, force_grouping=True),
+               "unchanged": formats.number_format(result.unchanged, force_grouping=True)},
         )
         return redirect("imports:upload")
     # The data changed since the preview: show what is wrong now.
@@ -111,7 +118,7 @@ def commit(request):
 @require_POST
 def cancel(request):
     _forget(request)
-    messages.info(request, "The checked file was discarded.")
+    messages.info(request, _("The checked file was discarded."))
     return redirect("imports:upload")
 
 

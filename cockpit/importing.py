@@ -73,12 +73,16 @@ import pandas as pd
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from core.plausibility import EARLIEST_ACQUISITION, EARLIEST_DATE, MAX_AMOUNT, MAX_QUANTITY, latest_plausible_date
 from customers.models import Customer, Transaction
 from services.models import ServiceEvent, ServiceType
 
 KINDS = ("customers", "transactions", "services")
+KIND_LABELS = {"customers": gettext_lazy("customers"), "transactions": gettext_lazy("transactions"), "services": gettext_lazy("free services")}
+DELIMITER_NAMES = {"\t": gettext_lazy("tab"), ",": gettext_lazy("comma"), ";": gettext_lazy("semicolon")}
 # 20k rows keep a chunk's DataFrame and COPY buffer at a few MB; larger chunks gained <5 %.
 CHUNK_ROWS = 20_000
 MAX_ERRORS_SHOWN = 200
@@ -91,7 +95,8 @@ class RowError:
     message: str
 
     def __str__(self) -> str:
-        where = f"line {self.line}" + (f", column {self.column}" if self.column else "")
+        where = (_("line %(line)s, column %(column)s") if self.column else _("line %(line)s")) % {
+            "line": self.line, "column": self.column}
         return f"{where}: {self.message}"
 
 
@@ -123,7 +128,11 @@ class ImportResult:
 
     @property
     def delimiter_name(self) -> str:
-        return {"\t": "tab", ",": "comma", ";": "semicolon"}.get(self.delimiter, self.delimiter)
+        return str(DELIMITER_NAMES.get(self.delimiter, self.delimiter))
+
+    @property
+    def kind_label(self) -> str:
+        return str(KIND_LABELS.get(self.kind, self.kind))
 
     @property
     def rows_per_second(self) -> float:
@@ -226,16 +235,16 @@ def read_rows(handle, *, delimiter: str, columns: list[str], result: ImportResul
             header = [normalise_header(cell) for cell in raw]
             break
     if header is None:
-        result.add_error(1, "", "The file is empty.")
+        result.add_error(1, "", _("The file is empty."))
         return
     result.columns = header
     spec = SPECS[result.kind]
     missing = [name for name in spec.required if name not in header]
     for name in missing:
-        result.add_error(reader.line_num, name, "This column is missing from the header line.")
+        result.add_error(reader.line_num, name, _("This column is missing from the header line."))
     duplicated = {name for name in header if header.count(name) > 1 and name}
     for name in sorted(duplicated):
-        result.add_error(reader.line_num, name, "This column appears more than once in the header line.")
+        result.add_error(reader.line_num, name, _("This column appears more than once in the header line."))
     if missing or duplicated:
         return
     width = len(header)
@@ -247,7 +256,7 @@ def read_rows(handle, *, delimiter: str, columns: list[str], result: ImportResul
             if "".join(raw).strip():  # else an empty line
                 if len(result.preview) < PREVIEW_ROWS:
                     result.preview.append(raw)
-                result.add_error(reader.line_num, "", f"Expected {width} fields as in the header line, found {len(raw)}.")
+                result.add_error(reader.line_num, "", _("Expected %(width)s fields as in the header line, found %(found)s.") % {"width": width, "found": len(raw)})
                 result.rows += 1
             continue
         raw.append("")
@@ -272,34 +281,41 @@ def _frame(batch: list[list], columns: list[str]) -> pd.DataFrame:
 
 # --- problem texts --------------------------------------------------------------------------------
 # Shared by the pandas checks and the SQL checks, so both paths name a problem the same way.
+# Built while a request (or a command) runs, so they come in its language.
+
+UNKNOWN_TEXTS = {
+    "customer number": gettext_lazy("Unknown customer number “%(value)s”."),
+    "service type": gettext_lazy("Unknown service type “%(value)s”."),
+    "user": gettext_lazy("Unknown user “%(value)s”."),
+}
 
 
 def too_long(max_length: int) -> str:
-    return f"Longer than {max_length} characters."
+    return _("Longer than %(n)s characters.") % {"n": max_length}
 
 
 def date_problems(earliest: dt.date) -> dict[str, str]:
     latest = latest_plausible_date()
     return {
-        "required": "A date is required.",
-        "format": "Not a date: use YYYY-MM-DD or DD.MM.YYYY.",
-        "calendar": "No such day in the calendar.",
-        "early": f"Implausible date: before {earliest.isoformat()}.",
-        "late": f"Implausible date: after {latest.isoformat()} (in the future).",
+        "required": _("A date is required."),
+        "format": _("Not a date: use YYYY-MM-DD or DD.MM.YYYY."),
+        "calendar": _("No such day in the calendar."),
+        "early": _("Implausible date: before %(date)s.") % {"date": earliest.isoformat()},
+        "late": _("Implausible date: after %(date)s (in the future).") % {"date": latest.isoformat()},
     }
 
 
 def amount_problems(*, minimum: float, maximum: float, positive: bool = False) -> dict[str, str]:
     if positive:
-        below = "Must be positive."
+        below = _("Must be positive.")
     else:
-        below = f"Must not be below {minimum:,.0f}." if minimum else "Must not be negative."
+        below = _("Must not be below %(n)s.") % {"n": f"{minimum:,.0f}"} if minimum else _("Must not be negative.")
     return {
-        "required": "An amount is required.",
-        "number": "Not a number.",
-        "decimals": "More than 2 decimal places.",
+        "required": _("An amount is required."),
+        "number": _("Not a number."),
+        "decimals": _("More than 2 decimal places."),
         "below": below,
-        "above": f"Implausibly large: above {maximum:,.2f}.",
+        "above": _("Implausibly large: above %(n)s.") % {"n": f"{maximum:,.2f}"},
     }
 
 
@@ -339,7 +355,7 @@ class Checker:
     def text(self, column: str, *, max_length: int, required: bool = False) -> np.ndarray:
         codes, values = self.distinct(column)
         if required:
-            self.fail(codes, values == "", column, "A value is required.")
+            self.fail(codes, values == "", column, _("A value is required."))
         self.fail(codes, values.str.len() > max_length, column, too_long(max_length))
         return values.to_numpy()[codes]
 
@@ -408,19 +424,20 @@ class Checker:
         mapped = values.map(lookup)
         empty = values == ""
         allowed = ", ".join(value for value, _ in choices)
-        self.fail(codes, ~empty & mapped.isna(), column, f"Unknown value; allowed: {allowed}.")
+        self.fail(codes, ~empty & mapped.isna(), column, _("Unknown value; allowed: %(allowed)s.") % {"allowed": allowed})
         return mapped.where(~empty, default).to_numpy()[codes]
 
     def lookup(self, column: str, mapping: dict, *, what: str, required: bool) -> np.ndarray:
         codes, values = self.distinct(column)
         empty = values == ""
         if required:
-            self.fail(codes, empty, column, "A value is required.")
+            self.fail(codes, empty, column, _("A value is required."))
         ids = values.map(mapping)
         unknown = ~empty & ids.isna()
         if unknown.any():
+            unknown_text = str(UNKNOWN_TEXTS.get(what) or _("Unknown value “%(value)s”."))
             messages = pd.Series("", index=values.index, dtype=object)
-            messages[unknown] = values[unknown].map(lambda value: f"Unknown {what} {value!r}.")
+            messages[unknown] = values[unknown].map(lambda value: unknown_text % {"value": value})
             self.fail(codes, unknown, column, messages)
         return ids.to_numpy(dtype=object)[codes]
 
@@ -504,14 +521,17 @@ def _report_duplicates(cursor, table: str, key: str, column: str, result: Import
         WHERE s.line > f.first_line ORDER BY s.line LIMIT {MAX_ERRORS_SHOWN}
     """
     rows = _fetch(cursor, sql)
-    shown = [RowError(line, column, f"Duplicate {column} {value!r}: already on line {first}.") for line, value, first, _ in rows]
+    shown = [RowError(line, column, _("Duplicate %(column)s “%(value)s”: already on line %(first)s.") % {"column": column, "value": value, "first": first}) for line, value, first, _total in rows]
     result.add_found(shown, rows[0][3] if rows else 0)
 
 
-def _counts(cursor, sql: str, result: ImportResult) -> None:
+def _counts(cursor, sql: str, result: ImportResult, *, staging: str | None = None) -> None:
+    """New, updated and unchanged rows. With `staging`, only the rows staged there (those that
+    passed the checks) count: a bad row is no new row."""
     matched, changed = _fetch(cursor, sql)[0]
     matched, changed = int(matched or 0), int(changed or 0)
-    result.new = result.rows - matched
+    staged = int(_fetch(cursor, f"SELECT COUNT(*) FROM {staging}")[0][0]) if staging else result.rows
+    result.new = max(0, staged - matched)
     result.updated = changed
     result.unchanged = matched - changed
 
@@ -581,13 +601,13 @@ def _merge_transactions(cursor, result: ImportResult) -> None:
     unknown = f"""SELECT s.line, s.customer_number FROM {s} s
                   WHERE NOT EXISTS (SELECT 1 FROM {customers} c WHERE c.number = s.customer_number) ORDER BY s.line"""
     for line, number in _fetch(cursor, unknown):
-        result.add_error(line, "customer_number", f"Unknown customer number {number!r}.")
+        result.add_error(line, "customer_number", _("Unknown customer number “%(number)s”.") % {"number": number})
     fields = ["customer_id", "date", "revenue", "cost_of_goods", "product", "channel"]
     source = {"product": "COALESCE(s.product, '')", "channel": "COALESCE(s.channel, '')", "customer_id": "c.id"}
     differs = " OR ".join(_distinct(f"t.{name}", source.get(name, f"s.{name}")) for name in fields)
     _counts(cursor, f"""SELECT COUNT(*), SUM(CASE WHEN {differs} THEN 1 ELSE 0 END)
                         FROM {s} s JOIN {table} t ON t.external_id = s.external_id
-                        JOIN {customers} c ON c.number = s.customer_number""", result)
+                        JOIN {customers} c ON c.number = s.customer_number""", result, staging=s)
     if result.dry_run or not result.ok or not (result.new or result.updated):
         return
     changed = " OR ".join(_distinct(f"{table}.{name}", f"excluded.{name}") for name in fields)
@@ -732,14 +752,14 @@ def _check_and_merge_transactions_in_sql(cursor, batches: Iterator[list[list]], 
         ) p
         WHERE {found} > 0 ORDER BY line LIMIT {MAX_ERRORS_SHOWN}
     """)
-    texts = {name: {"required": "A value is required.", "long": too_long(limit)} for name, limit in TRANSACTION_LIMITS.items()}
+    texts = {name: {"required": _("A value is required."), "long": too_long(limit)} for name, limit in TRANSACTION_LIMITS.items()}
     texts["date"] = date_problems(EARLIEST_DATE)
     texts["revenue"] = texts["cost_of_goods"] = amount_problems(**amount_limits)
     shown = []
-    for line, number, *codes, _ in rows:
+    for line, number, *codes, _total in rows:
         for name, code in zip(problems, codes):
             if code == "unknown":
-                shown.append(RowError(line, name, f"Unknown customer number {number!r}."))
+                shown.append(RowError(line, name, _("Unknown customer number “%(number)s”.") % {"number": number}))
             elif code:
                 shown.append(RowError(line, name, texts[name][code]))
     result.add_found(shown, int(rows[0][-1]) if rows else 0)
@@ -831,7 +851,7 @@ def _merge_services(cursor, result: ImportResult) -> None:
     source = {"note": "COALESCE(s.note, '')"}
     differs = " OR ".join(_distinct(f"t.{name}", source.get(name, f"s.{name}")) for name in fields)
     _counts(cursor, f"""SELECT COUNT(*), SUM(CASE WHEN {differs} THEN 1 ELSE 0 END)
-                        FROM {s} s JOIN {table} t ON t.external_id = s.external_id""", result)
+                        FROM {s} s JOIN {table} t ON t.external_id = s.external_id""", result, staging=s)
     if result.dry_run or not result.ok:
         return
     now = timezone.now()
@@ -893,7 +913,7 @@ def _merge_customers(cursor, result: ImportResult) -> None:
         ORDER BY s.line
     """
     for line, number in _fetch(cursor, unknown):
-        result.add_error(line, "referred_by", f"Unknown customer number {number!r} (neither in the database nor a valid row of this file).")
+        result.add_error(line, "referred_by", _("Unknown customer number “%(number)s” (neither in the database nor a valid row of this file).") % {"number": number})
     fields = ["name", "industry", "region", "owner_id", "acquired_on", "acquisition_channel", "status", "lost_on",
               "yearly_wallet"]
     source = {"industry": "COALESCE(s.industry, '')", "region": "COALESCE(s.region, '')"}
@@ -903,7 +923,7 @@ def _merge_customers(cursor, result: ImportResult) -> None:
     )
     _counts(cursor, f"""SELECT COUNT(*), SUM(CASE WHEN {differs} THEN 1 ELSE 0 END)
                         FROM {s} s JOIN {table} t ON t.number = s.number
-                        LEFT JOIN {table} r ON r.number = s.referred_by""", result)
+                        LEFT JOIN {table} r ON r.number = s.referred_by""", result, staging=s)
     if result.dry_run or not result.ok:
         return
     now = timezone.now()
@@ -981,9 +1001,9 @@ def import_file(
     except ImportAborted:
         pass
     except UnicodeDecodeError as exc:
-        result.add_error(1, "", f"The file cannot be read as text: {exc.reason}.")
+        result.add_error(1, "", _("The file cannot be read as text: %(reason)s.") % {"reason": exc.reason})
     except csv.Error as exc:
-        result.add_error(0, "", f"The file is not valid CSV: {exc}.")
+        result.add_error(0, "", _("The file is not valid CSV: %(problem)s.") % {"problem": exc})
     result.committed = result.ok and not dry_run
     result.sort_errors()
     result.seconds = time.perf_counter() - started

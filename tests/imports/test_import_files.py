@@ -226,7 +226,7 @@ def test_odd_values_get_the_same_verdict_on_every_database(tmp_path, customers):
         (6, "revenue", "More than 2 decimal places."),
         (7, "cost_of_goods", "Must not be below -100,000,000,000."),
         (7, "product", "Longer than 100 characters."),
-        (8, "customer_number", "Unknown customer number 'K-404'."),
+        (8, "customer_number", "Unknown customer number “K-404”."),
         (9, "date", "Not a date: use YYYY-MM-DD or DD.MM.YYYY."),
         (9, "revenue", "An amount is required."),
     ]
