@@ -37,6 +37,9 @@ STAGE_LABELS = {
     "finishing": gettext_lazy("finishing"),
     "done": gettext_lazy("done"),
 }
+# Where the progress bar stands when a stage begins, and the share the stage spans.
+STAGE_PROGRESS = {"queued": (0.02, 0.0), "fitting": (0.08, 0.0), "back-testing": (0.3, 0.0),
+                  "scoring": (0.45, 0.5), "finishing": (0.96, 0.0), "done": (1.0, 0.0)}
 QUEUE_UNAVAILABLE = gettext_lazy(
     "The task queue is not reachable, so the valuation could not be started. "
     "The nightly run will catch up; try again later."
@@ -270,7 +273,7 @@ def recompute_now(request):
     from valuation import services  # the run's entry point
 
     try:
-        run = services.request_recompute(user=request.user)
+        run = services.request_recompute(user=request.user, in_background=True)
     except services.RunAlreadyRunning:
         return _render_settings(request, recompute_problem=str(ALREADY_RUNNING))
     except services.QueueUnavailable:
@@ -318,10 +321,11 @@ def run_status_payload(run: ValuationRun) -> dict:
     finished = run.status != ValuationRun.Status.RUNNING
     if run.status == ValuationRun.Status.COMPLETED:
         progress = 1.0
-    elif total:
-        progress = done / total
     else:
-        progress = 0.0
+        # Each stage moves the bar: fitting and back-testing take a real share of a run, and a
+        # small company is scored in a single chunk (so chunks alone would jump from 0 to 1).
+        start_at, share = STAGE_PROGRESS.get(run.stage, (0.0, 0.0))
+        progress = start_at + (share * done / total if total and run.stage == "scoring" else 0.0)
     return {
         "id": run.pk,
         "status": run.status,

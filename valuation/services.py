@@ -11,6 +11,7 @@ run in-process (`run_valuation`) or as Celery tasks (valuation/tasks.py).
 import datetime as dt
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -400,17 +401,51 @@ def run_valuation(
     return run
 
 
-def request_recompute(*, user=None, as_of: dt.date | None = None) -> ValuationRun:
-    """"Recompute now": claim a run and queue it. Raises RunAlreadyRunning or QueueUnavailable."""
+def request_recompute(*, user=None, as_of: dt.date | None = None, in_background: bool = False) -> ValuationRun:
+    """"Recompute now": claim a run and queue it. Raises RunAlreadyRunning or QueueUnavailable.
+
+    `in_background` (the pages and the API): in the embedded setup, where tasks run in-process,
+    the run goes to a thread of the web process, so the request answers at once and the page
+    polls the run's real stage and chunks. With a Celery worker the task is queued as always.
+    """
     from . import tasks
 
     run = start_run(as_of=as_of or today(), trigger=ValuationRun.Trigger.MANUAL, requested_by=user)
+    if in_background and django_settings.CELERY_TASK_ALWAYS_EAGER:
+        transaction.on_commit(lambda: start_in_thread(run.pk))
+        return run
     try:
         tasks.prepare_valuation.delay(run.pk)
     except tasks.QUEUE_ERRORS as exc:
         fail_run(run_id=run.pk, error=f"The task queue is not reachable: {exc}")
         raise QueueUnavailable("The task queue is not reachable.") from exc
     return run
+
+
+# The threads of runs started by start_in_thread, by run id (tests wait for them).
+BACKGROUND_RUNS: dict[int, threading.Thread] = {}
+
+
+def start_in_thread(run_id: int) -> threading.Thread:
+    """Run the claimed run in a daemon thread of this process (embedded setup only)."""
+    thread = threading.Thread(target=_run_in_thread, args=(run_id,), name=f"valuation-run-{run_id}", daemon=True)
+    BACKGROUND_RUNS[run_id] = thread
+    thread.start()
+    return thread
+
+
+def _run_in_thread(run_id: int) -> None:
+    from django.db import connections
+
+    from . import tasks
+
+    try:
+        # Eager mode: prepare, then every chunk, one after the other in this thread.
+        tasks.prepare_valuation.apply(args=(run_id,))
+    except Exception:  # the task has marked the run failed; the page shows the error
+        logger.exception("Valuation run %s failed in its background thread", run_id)
+    finally:
+        connections.close_all()
 
 
 def resume_stalled_runs(*, stalled_after: dt.timedelta = dt.timedelta(minutes=10)) -> list[int]:

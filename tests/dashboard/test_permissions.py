@@ -28,7 +28,7 @@ def endpoint_url():
 def queue_accepts(monkeypatch):
     from valuation import services
 
-    monkeypatch.setattr(services, "request_recompute", lambda *, user, as_of=None: CompletedRunFactory())
+    monkeypatch.setattr(services, "request_recompute", lambda *, user, as_of=None, in_background=False: CompletedRunFactory())
 
 
 @pytest.mark.parametrize(("method", "url", "_status"), ENDPOINTS)
