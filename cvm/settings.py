@@ -256,6 +256,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
+        # Django's own console handler and the root's would print each django line twice
+        # ("Watching for file changes" in `make run`, every request error in production).
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.db.backends": {"level": "WARNING"},
         # WeasyPrint reports every step of a PDF at INFO
         "weasyprint": {"level": "WARNING"},
