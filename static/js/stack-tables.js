@@ -14,7 +14,9 @@
       for (const tr of body.rows) {
         let column = 0;
         for (const cell of tr.cells) {
-          if (!cell.hasAttribute("data-label") && cell.tagName === "TD" && heads[column]) cell.setAttribute("data-label", heads[column]);
+          // A footer's first cell names the row ("Total"): it needs no column label.
+          const footerName = body === table.tFoot && column === 0;
+          if (!cell.hasAttribute("data-label") && cell.tagName === "TD" && heads[column] && !footerName) cell.setAttribute("data-label", heads[column]);
           column += cell.colSpan || 1;
         }
       }
