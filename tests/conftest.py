@@ -59,6 +59,17 @@ def _reference_data(request):
     install_catalogue(ServiceType, StandardCost)
 
 
+@pytest.fixture(autouse=True)
+def _english_after_each_test():
+    """A request in German leaves German active in the test's thread (LocaleMiddleware does not
+    reset it); the next test starts in the project's language."""
+    yield
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+
+
 def require_service(available: bool, what: str) -> None:
     """In CI a missing service fails the test; on a laptop it skips with the reason."""
     if available:

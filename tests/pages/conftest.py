@@ -23,12 +23,3 @@ def other_customer(other_rep, run):
     CustomerValueFactory(run=run, customer=customer)
     return customer
 
-
-@pytest.fixture(autouse=True)
-def _english_after_each_test():
-    """A request in German leaves German active in this thread; the next test starts in English."""
-    from django.conf import settings
-    from django.utils import translation
-
-    yield
-    translation.activate(settings.LANGUAGE_CODE)
