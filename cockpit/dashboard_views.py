@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from customers.access import manager_only
 
+from services import services as service_writes
 from valuation import dashboard, policy
 from valuation.models import ValuationPolicy, ValuationRun
 from valuation.selectors import valuation_policy
@@ -167,7 +168,7 @@ def add_standard_cost(request):
     form = StandardCostForm(request.POST)
     if form.is_valid():
         try:
-            cost = policy.add_standard_cost(**form.cleaned_data, user=request.user)
+            cost = service_writes.add_standard_cost(**form.cleaned_data, user=request.user)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
@@ -213,10 +214,10 @@ def _save_policy_form(request, form, update, context_name: str, anchor: str, suc
 @manager_only
 @require_POST
 def recompute_now(request):
-    from valuation import services  # the run's entry point
+    from valuation import services, tasks  # the run's entry point (imports the engine)
 
     try:
-        run = services.request_recompute(user=request.user)
+        run = tasks.request_recompute(user=request.user)
     except services.RunAlreadyRunning:
         return _render_settings(request, recompute_problem=str(ALREADY_RUNNING))
     except services.QueueUnavailable:

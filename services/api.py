@@ -73,7 +73,9 @@ class StandardCostViewSet(CvmApiMixin, mixins.CreateModelMixin, viewsets.ReadOnl
         return StandardCost.objects.select_related("service_type", "created_by")
 
     def perform_create(self, serializer):
-        serializer.save(created_by=self.request.user)
+        # The settings page's write service: the history only grows, never back-dated.
+        with django_validation_as_400():
+            serializer.instance = services.add_standard_cost(**serializer.validated_data, user=self.request.user)
 
 
 class ServiceEventFilter(filters.FilterSet):
@@ -118,12 +120,8 @@ class ServiceEventViewSet(CvmApiMixin, viewsets.ModelViewSet):
         with transaction.atomic(), django_validation_as_400():
             event = services.log_service_event(
                 user=request.user, customer=data["customer"], service_type=data["service_type"], date=data["date"],
-                quantity=data["quantity"], note=data["note"],
+                quantity=data["quantity"], note=data["note"], external_id=data.get("external_id") or None,
             )
-            if data.get("external_id"):
-                event.external_id = data["external_id"]
-                event._history_user = request.user
-                event.save(update_fields=["external_id", "updated_at"])
         return Response(self._annotated(event), status=status.HTTP_201_CREATED)
 
     def update(self, request, *args, **kwargs):

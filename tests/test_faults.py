@@ -19,11 +19,12 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 AS_OF = dt.date(2026, 1, 31)
 
 
-def test_a_worker_killed_mid_run_the_run_still_completes(broker, capsys):
+def test_a_worker_killed_mid_run_the_run_still_completes(broker, capsys, settings):
+    settings.CVM_RUN_STALE_SECONDS = 3
     customers = make_company(1500)
     first = start_worker("victim", chunk_size=100, concurrency=1)
     try:
-        run = services.request_recompute(as_of=AS_OF)
+        run = tasks.request_recompute(as_of=AS_OF)
         deadline = time.monotonic() + 120
         while not run.chunks.filter(status="done").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -39,7 +40,7 @@ def test_a_worker_killed_mid_run_the_run_still_completes(broker, capsys):
         # Beat ticks (here every second, with a 3 s stall limit) queue the lost chunk again.
         deadline = time.monotonic() + 180
         while ValuationRun.objects.get(pk=run.pk).status == "running" and time.monotonic() < deadline:
-            tasks.queue_chunks(services.resume_stalled_runs(stalled_after=dt.timedelta(seconds=3)))
+            tasks.queue_chunks(services.resume_stalled_runs())
             time.sleep(1)
         run = wait_for(run.pk, timeout=10)
         recovered_in = time.monotonic() - killed_at
@@ -153,7 +154,7 @@ def test_the_nightly_run_catches_up_once_redis_is_back(broker, monkeypatch):
     celery_app.conf.update(broker_url="redis://127.0.0.1:1/0")
     reset_broker_connections()
     with pytest.raises(services.QueueUnavailable):
-        services.request_recompute(as_of=AS_OF)
+        tasks.request_recompute(as_of=AS_OF)
     celery_app.conf.update(broker_url=broker)
     reset_broker_connections()
     worker = start_worker("catchup", chunk_size=20)

@@ -146,10 +146,10 @@ class ValuationRunViewSet(CvmApiMixin, mixins.CreateModelMixin, viewsets.ReadOnl
     def create(self, request, *args, **kwargs):
         """Start a recompute of all customer values now (managers)."""
         # Imported here: the valuation services pull in the engine (numpy, scipy).
-        from valuation import services
+        from valuation import services, tasks
 
         try:
-            run = services.request_recompute(user=request.user, as_of=None)
+            run = tasks.request_recompute(user=request.user, as_of=None)
         except services.RunAlreadyRunning as exc:
             return Response({"detail": str(exc) or "A valuation run is already in progress."}, status=status.HTTP_409_CONFLICT)
         except services.QueueUnavailable as exc:

@@ -131,11 +131,11 @@ WRITE_CASES = [
 
 @pytest.mark.parametrize("method,endpoint,body,expected", WRITE_CASES, ids=[f"{m}-{e}" for m, e, *_ in WRITE_CASES])
 def test_write_permissions(clients, world, monkeypatch, method, endpoint, body, expected):
-    from valuation import services
+    from valuation import services, tasks
     from valuation.models import ValuationRun
 
     monkeypatch.setattr(
-        services, "request_recompute",
+        tasks, "request_recompute",
         lambda *, user=None, as_of=None: ValuationRun.objects.create(as_of=dt.date(2025, 3, 31), trigger="manual"),
     )
     url = url_for(endpoint, world)
@@ -228,7 +228,7 @@ def test_customer_validation(clients, world):
 
 class TestTrigger:
     def test_conflict_and_queue_down(self, clients, monkeypatch):
-        from valuation import services
+        from valuation import services, tasks
 
         def running(**kwargs):
             raise services.RunAlreadyRunning("A valuation run is already in progress.")
@@ -236,10 +236,10 @@ class TestTrigger:
         def queue_down(**kwargs):
             raise services.QueueUnavailable("Redis unreachable")
 
-        monkeypatch.setattr(services, "request_recompute", running)
+        monkeypatch.setattr(tasks, "request_recompute", running)
         response = clients["manager"].post("/api/v1/valuation-runs/")
         assert response.status_code == 409 and "already" in response.json()["detail"]
-        monkeypatch.setattr(services, "request_recompute", queue_down)
+        monkeypatch.setattr(tasks, "request_recompute", queue_down)
         response = clients["manager"].post("/api/v1/valuation-runs/")
         assert response.status_code == 503 and "queue is unavailable" in response.json()["detail"]
 

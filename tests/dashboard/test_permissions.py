@@ -26,9 +26,9 @@ def endpoint_url():
 
 @pytest.fixture
 def queue_accepts(monkeypatch):
-    from valuation import services
+    from valuation import services, tasks
 
-    monkeypatch.setattr(services, "request_recompute", lambda *, user, as_of=None: CompletedRunFactory())
+    monkeypatch.setattr(tasks, "request_recompute", lambda *, user, as_of=None: CompletedRunFactory())
 
 
 @pytest.mark.parametrize(("method", "url", "_status"), ENDPOINTS)

@@ -106,12 +106,12 @@ def test_valuation_settings_validate_abc_shares_next_to_the_field(as_manager):
 
 
 def test_recompute_with_the_queue_down_answers_clearly(as_manager, monkeypatch):
-    from valuation import services
+    from valuation import services, tasks
 
     def queue_down(*, user, as_of=None):
         raise services.QueueUnavailable("redis down")
 
-    monkeypatch.setattr(services, "request_recompute", queue_down)
+    monkeypatch.setattr(tasks, "request_recompute", queue_down)
     CompletedRunFactory()
 
     response = as_manager.post("/settings/recompute/")
@@ -124,12 +124,12 @@ def test_recompute_with_the_queue_down_answers_clearly(as_manager, monkeypatch):
 
 
 def test_recompute_while_a_run_is_running_says_so(as_manager, monkeypatch):
-    from valuation import services
+    from valuation import services, tasks
 
     def busy(*, user, as_of=None):
         raise services.RunAlreadyRunning
 
-    monkeypatch.setattr(services, "request_recompute", busy)
+    monkeypatch.setattr(tasks, "request_recompute", busy)
     running = RunningRunFactory()
 
     response = as_manager.post("/settings/recompute/")
@@ -141,7 +141,7 @@ def test_recompute_while_a_run_is_running_says_so(as_manager, monkeypatch):
 
 
 def test_recompute_now_starts_a_run_and_follows_it(as_manager, monkeypatch, manager):
-    from valuation import services
+    from valuation import services, tasks
 
     calls = []
 
@@ -149,7 +149,7 @@ def test_recompute_now_starts_a_run_and_follows_it(as_manager, monkeypatch, mana
         calls.append(user)
         return RunningRunFactory(stage="queued")
 
-    monkeypatch.setattr(services, "request_recompute", queued)
+    monkeypatch.setattr(tasks, "request_recompute", queued)
     response = as_manager.post("/settings/recompute/")
     run = ValuationRun.objects.get()
     assert calls == [manager]
