@@ -9,7 +9,6 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from services.models import ServiceType
-
 from valuation.models import ValuationPolicy
 
 

@@ -16,7 +16,6 @@ from django.utils.translation import gettext_lazy, gettext_noop
 from django.views.decorators.http import require_GET, require_POST
 
 from customers.access import manager_only
-
 from services import services as service_writes
 from valuation import dashboard, policy
 from valuation.models import ValuationPolicy, ValuationRun

@@ -14,10 +14,10 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from customers.access import manager_only
 from valuation import exporting
 
 from . import importing
-from customers.access import manager_only
 
 SESSION_KEY = "cvm_import"
 # Uploaded files wait here between preview and commit; older ones are removed.
@@ -140,7 +140,7 @@ def _with_header(rows):
 
 @manager_only
 def export_values_xlsx(request):
-    target = tempfile.TemporaryFile()
+    target = tempfile.TemporaryFile()  # noqa: SIM115 - FileResponse closes it after sending
     exporting.write_xlsx(target, user=request.user)
     target.seek(0)
     return FileResponse(

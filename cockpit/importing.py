@@ -143,7 +143,7 @@ class ImportResult:
         if room > 0:
             shown = lines.iloc[:room]
             messages = message.loc[shown.index] if isinstance(message, pd.Series) else [message] * len(shown)
-            self.errors.extend(RowError(int(line), column, str(text)) for line, text in zip(shown, messages))
+            self.errors.extend(RowError(int(line), column, str(text)) for line, text in zip(shown, messages, strict=False))
         self.error_count += count
 
     def add_found(self, shown: list[RowError], count: int) -> None:
@@ -737,7 +737,7 @@ def _check_and_merge_transactions_in_sql(cursor, batches: Iterator[list[list]], 
     texts["revenue"] = texts["cost_of_goods"] = amount_problems(**amount_limits)
     shown = []
     for line, number, *codes, _ in rows:
-        for name, code in zip(problems, codes):
+        for name, code in zip(problems, codes, strict=False):
             if code == "unknown":
                 shown.append(RowError(line, name, f"Unknown customer number {number!r}."))
             elif code:

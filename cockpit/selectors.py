@@ -10,13 +10,12 @@ from django.db.models import Count, DecimalField, F, FilteredRelation, Q, QueryS
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
+from customers.access import sees_money, visible_customers
+from customers.models import Customer, Transaction
 from services.models import ServiceEvent, ServiceType
 from services.selectors import VALUE_FIELD, service_event_value, standard_cost_expression
 from valuation.models import CustomerValue, ValuationRun, segment_label, segment_strategy
 from valuation.selectors import latest_completed_run
-
-from customers.access import sees_money, visible_customers
-from customers.models import Customer, Transaction
 
 MONEY_FIELD = DecimalField(max_digits=16, decimal_places=2)
 

@@ -7,14 +7,14 @@ from django.utils import formats
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
-from services.forms import ServiceEventForm
-from .charts import ChartLocale, cockpit_margin_vs_service_cost_figure, cockpit_value_history_figure
-
-from . import selectors
+from core.templatetags.money import CURRENCY_SYMBOLS, SYMBOL_AFTER
 from customers.access import any_role, customer_or_404, sees_money, visible_customers
 from customers.roles import Role, role_of
 from customers.selectors import customer_filter_choices
-from core.templatetags.money import CURRENCY_SYMBOLS, SYMBOL_AFTER
+from services.forms import ServiceEventForm
+
+from . import selectors
+from .charts import ChartLocale, cockpit_margin_vs_service_cost_figure, cockpit_value_history_figure
 from .forms import CustomerFilterForm, PeriodForm
 from .statement import render_statement_pdf, statement_filename, value_statement
 

@@ -36,7 +36,9 @@ def django_validation_as_400():
     try:
         yield
     except DjangoValidationError as exc:
-        raise ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages})
+        raise ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        ) from exc
 
 
 class ServiceTypeViewSet(CvmApiMixin, viewsets.ReadOnlyModelViewSet):

@@ -15,7 +15,6 @@ from django.utils.translation import gettext as _
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from core.bulk import BULK_BATCH, BulkOutcome, BulkRejected, existing_by, report_duplicates, visible_ids
-
 from customers.access import can_change_entry, can_log_for
 from customers.models import Customer
 

@@ -14,12 +14,25 @@ from decimal import Decimal
 
 import numpy as np
 from django.contrib.auth import get_user_model
-from django.db.models import (
-    Case, Count, DecimalField, Exists, ExpressionWrapper, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Sum, Value, When,
-)
-from django.db.models.functions import Greatest, RowNumber
-from django.db.models.expressions import RowRange, Window
 from django.core.cache import cache
+from django.db.models import (
+    Case,
+    Count,
+    DecimalField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.expressions import RowRange, Window
+from django.db.models.functions import Greatest, RowNumber
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone, translation
 
@@ -258,7 +271,7 @@ def migration_matrix(counts: dict[tuple[str, str], int], now_by_segment: dict[st
         rows.append({"segment": before.value, "label": before.label, "cells": cells,
                      "stayed": counts.get((before.value, before.value), 0), "total": sum(cells)})
     matched_now = [sum(counts.get((b.value, now.value), 0) for b in SEGMENTS) for now in SEGMENTS]
-    new = [max(0, now_by_segment.get(now.value, 0) - matched) for now, matched in zip(SEGMENTS, matched_now)]
+    new = [max(0, now_by_segment.get(now.value, 0) - matched) for now, matched in zip(SEGMENTS, matched_now, strict=False)]
     moved = sum(n for (b, a), n in counts.items() if a != b)
     return {"rows": rows, "columns": [s.label for s in SEGMENTS], "column_keys": [s.value for s in SEGMENTS],
             "new": new, "new_total": sum(new), "moved": moved, "compared": sum(counts.values())}
@@ -414,10 +427,7 @@ def segment_dashboard(*, filters: DashboardFilters, compare_run_id: int | None =
 
     # A completed run never changes: its figures are computed once per run, comparison and
     # filters, and served from the cache after that (at 1M customers they take seconds).
-    key = "dashboard:{}:{}:{}:{}:{}:{}".format(
-        run.pk, board.earlier.pk if board.earlier else 0, filters.owner_id, filters.region, filters.industry,
-        translation.get_language(),
-    )
+    key = f"dashboard:{run.pk}:{board.earlier.pk if board.earlier else 0}:{filters.owner_id}:{filters.region}:{filters.industry}:{translation.get_language()}"
     figures = cache.get(key)
     if figures is None:
         figures = run_figures(run=run, earlier=board.earlier, filters=filters, horizon_months=board.horizon_months,

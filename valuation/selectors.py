@@ -200,7 +200,7 @@ def customer_id_ranges(*, chunk_size: int) -> list[tuple[int, int]]:
         return []
     starts = ids[::chunk_size]
     ends = np.append(ids[chunk_size - 1 :: chunk_size], ids[-1])[: len(starts)]
-    return [(int(lo), int(hi)) for lo, hi in zip(starts, ends)]
+    return [(int(lo), int(hi)) for lo, hi in zip(starts, ends, strict=False)]
 
 
 def latest_completed_run() -> ValuationRun | None:

@@ -347,7 +347,7 @@ def _value_rows(run_id: int, frame: pd.DataFrame, by_type: pd.DataFrame):
         "clv_high", "is_thin", "value_to_customer", "service_count", "service_hours", "segment",
     ]
     for customer_id, *values in frame[columns].itertuples(name=None):
-        row = dict(zip(columns, values))
+        row = dict(zip(columns, values, strict=False))
         share = row["share_of_supply"]
         yield CustomerValue(
             run_id=run_id,

@@ -26,7 +26,7 @@ def endpoint_url():
 
 @pytest.fixture
 def queue_accepts(monkeypatch):
-    from valuation import services, tasks
+    from valuation import tasks
 
     monkeypatch.setattr(tasks, "request_recompute", lambda *, user, as_of=None: CompletedRunFactory())
 

@@ -141,7 +141,7 @@ def test_recompute_while_a_run_is_running_says_so(as_manager, monkeypatch):
 
 
 def test_recompute_now_starts_a_run_and_follows_it(as_manager, monkeypatch, manager):
-    from valuation import services, tasks
+    from valuation import tasks
 
     calls = []
 

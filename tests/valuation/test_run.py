@@ -11,7 +11,7 @@ from customers.models import Customer, Transaction
 from services.models import ServiceType
 from tests.factories import ServiceEventFactory
 from valuation import services, tasks
-from valuation.engine import BgNbdParams, GammaGammaParams, SEGMENTS
+from valuation.engine import SEGMENTS, BgNbdParams, GammaGammaParams
 from valuation.engine.simulate import simulate_transactions
 from valuation.models import CustomerValue, ValuationChunk, ValuationRun
 
