@@ -14,6 +14,7 @@ from customers.access import sees_money, visible_customers
 from customers.models import Customer, Transaction
 from services.models import ServiceEvent, ServiceType
 from services.selectors import VALUE_FIELD, service_event_value, standard_cost_expression
+from valuation.engine.settings import EngineSettings
 from valuation.models import CustomerValue, ValuationRun, segment_label, segment_strategy
 from valuation.selectors import latest_completed_run
 
@@ -288,14 +289,10 @@ class Cockpit:
     window_by_type: list[dict] = field(default_factory=list)
 
     @property
-    def run_settings(self) -> dict:
-        return self.value.run.settings if self.value else {}
-
-    @property
     def interval_share(self) -> float:
         """How many outcomes the CLV range covers (0.8 for the 10th to 90th percentile)."""
-        settings = self.run_settings
-        return float(settings.get("interval_high", 0.9)) - float(settings.get("interval_low", 0.1))
+        settings = self.value.run.engine_settings if self.value else EngineSettings()
+        return settings.interval_high - settings.interval_low
 
     @property
     def strategy(self) -> str:

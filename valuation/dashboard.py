@@ -8,22 +8,18 @@ The scatter plot gets a deterministic stratified sample of at most SCATTER_BUDGE
 from __future__ import annotations
 
 import datetime as dt
-from bisect import bisect_right
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
-from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models import (
     Case,
     Count,
     DecimalField,
-    Exists,
     ExpressionWrapper,
     F,
     IntegerField,
-    OuterRef,
     Prefetch,
     Q,
     QuerySet,
@@ -36,8 +32,9 @@ from django.db.models.functions import Greatest, RowNumber
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone, translation
 
-from customers.models import Customer
+from customers.selectors import filter_choices as customer_filter_choices
 from services.models import ServiceEvent, ServiceType, StandardCost
+from services.selectors import CostHistory
 
 from .models import CustomerValue, Segment, ValuationRun
 
@@ -53,8 +50,6 @@ A_TODAY_CLV_SHARE = Decimal("0.5")
 # How far back the default comparison run of the migration matrix lies.
 DEFAULT_COMPARISON_DAYS = 90
 RUN_FIGURES_TTL = 7 * 24 * 3600  # a completed run's figures never change
-FILTER_CHOICES_KEY = "dashboard:filter-choices"
-FILTER_CHOICES_TTL = 10 * 60
 SERVICE_COST_TTL = 5 * 60  # new services show on the dashboard within five minutes
 MONEY_SUM = DecimalField(max_digits=20, decimal_places=2)
 
@@ -110,29 +105,8 @@ class Dashboard:
 
 
 def filter_choices() -> dict[str, list]:
-    """Owners, regions and industries that occur among the customers: three queries, cached.
-
-    The distinct regions and industries are a scan over all customers each (~0.1-0.2 s at
-    1M), which every dashboard view paid; a few minutes' delay for a new region is fine.
-    """
-    choices = cache.get(FILTER_CHOICES_KEY)
-    if choices is not None:
-        return choices
-    User = get_user_model()
-    owners = [
-        (user.pk, user.get_full_name() or user.get_username())
-        # EXISTS probes the owner index once per user instead of joining every customer.
-        for user in User.objects.filter(Exists(Customer.objects.filter(owner=OuterRef("pk"))))
-        .order_by("last_name", "first_name", "username")
-        .only("pk", "first_name", "last_name", "username")
-    ]
-    regions = list(Customer.objects.exclude(region="").order_by("region").values_list("region", flat=True).distinct())
-    industries = list(
-        Customer.objects.exclude(industry="").order_by("industry").values_list("industry", flat=True).distinct()
-    )
-    choices = {"owners": owners, "regions": regions, "industries": industries}
-    cache.set(FILTER_CHOICES_KEY, choices, timeout=FILTER_CHOICES_TTL)
-    return choices
+    """Owners, regions and industries that occur among the customers (cached, see there)."""
+    return customer_filter_choices()
 
 
 def completed_runs(*, limit: int = 60) -> list[ValuationRun]:
@@ -333,20 +307,11 @@ def service_cost_by_month(*, filters: DashboardFilters, months: list[dt.date]) -
         .annotate(quantity=Sum("quantity"), events=Count("pk"))
         .values_list("service_type_id", "date", "quantity", "events")
     )
-    history: dict[int, tuple[list[dt.date], list[Decimal]]] = {}
-    for type_id, valid_from, cost in StandardCost.objects.order_by("service_type_id", "valid_from").values_list(
-        "service_type_id", "valid_from", "cost_per_unit"
-    ):
-        starts, costs = history.setdefault(type_id, ([], []))
-        starts.append(valid_from)
-        costs.append(cost)
+    history = CostHistory.load()
     totals: dict[tuple[int, dt.date], list] = {}
     for type_id, day, quantity, events in days:
-        starts, costs = history.get(type_id, ((), ()))
-        valid = bisect_right(starts, day) - 1  # the last cost that started on or before the day
-        unit_cost = costs[valid] if valid >= 0 else Decimal("0.00")
         total = totals.setdefault((type_id, day.replace(day=1)), [Decimal("0.0000"), 0])
-        total[0] += quantity * unit_cost
+        total[0] += quantity * history.unit_cost(type_id, day)
         total[1] += events
     types = {
         pk: (code, name, order)
@@ -420,8 +385,8 @@ def segment_dashboard(*, filters: DashboardFilters, compare_run_id: int | None =
     if board.run is None:
         return board
     run = board.run
-    board.classic_value = run.settings.get("classic_value", "clv")
-    board.horizon_months = int(run.settings.get("horizon_months", 36))
+    board.classic_value = run.engine_settings.classic_value
+    board.horizon_months = run.engine_settings.horizon_months
     board.comparison_runs = runs[1:]
     board.earlier = next((r for r in runs[1:] if r.pk == compare_run_id), None) or default_comparison(runs)
 

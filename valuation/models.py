@@ -104,6 +104,13 @@ class ValuationRun(models.Model):
     def __str__(self) -> str:
         return f"{self.as_of} ({self.get_status_display()})"
 
+    @property
+    def engine_settings(self):
+        """The settings the run used, typed; the defaults live in EngineSettings only."""
+        from .engine.settings import EngineSettings  # the engine is pure: loaded only when asked
+
+        return EngineSettings.from_dict(self.settings)
+
 
 class ValuationChunk(models.Model):
     """One customer-id range of a run, scored and written by one idempotent task."""

@@ -194,7 +194,7 @@ def keep_alive(*, run_id: int, chunk_id: int | None = None) -> Iterator[None]:
 def prepare_run(*, run_id: int) -> list[int]:
     """Fit once on all customers, fix the global thresholds, back-test, and cut the chunks."""
     run = ValuationRun.objects.get(pk=run_id)
-    settings = engine.EngineSettings.from_dict(run.settings)
+    settings = run.engine_settings
     _touch(run_id, stage="fitting")
     inputs = load_inputs(as_of=run.as_of, settings=settings)
     fit = engine.fit_models(inputs.summary, settings)
@@ -262,7 +262,7 @@ def score_chunk(*, chunk_id: int) -> int:
     chunk = ValuationChunk.objects.select_related("run").get(pk=chunk_id)
     run = chunk.run
     with keep_alive(run_id=run.pk, chunk_id=chunk_id):
-        settings = engine.EngineSettings.from_dict(run.settings)
+        settings = run.engine_settings
         id_range = (chunk.first_customer_id, chunk.last_customer_id)
         inputs = load_inputs(as_of=run.as_of, settings=settings, id_range=id_range)
         fit = engine.ModelFit.from_dict(run.parameters)
