@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django import forms
 from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
@@ -47,14 +45,17 @@ class StandardCostForm(forms.Form):
         help_text=_("Per occurrence, hour or day, as the service type counts."),
     )
 
-    def clean_cost_per_unit(self):
-        cost = self.cleaned_data["cost_per_unit"]
-        if cost < 0:
-            raise forms.ValidationError(_("A standard cost cannot be negative."), code="negative")
-        return cost
+
+class PolicyFieldsForm(forms.ModelForm):
+    """Fields only: the rules and their messages are valuation.policy's (one place), which
+    names the field at fault; the model's constraints stay the database's last guard."""
+
+    def _get_validation_exclusions(self):
+        # Leave model validation to the service: excluded fields skip the model's constraints.
+        return {field.name for field in self.instance._meta.fields}
 
 
-class SegmentPolicyForm(forms.ModelForm):
+class SegmentPolicyForm(PolicyFieldsForm):
     class Meta:
         model = ValuationPolicy
         fields = ["classic_value", "segment_policy", "segment_quantile", "fixed_classic_threshold",
@@ -67,19 +68,8 @@ class SegmentPolicyForm(forms.ModelForm):
             "fixed_value_to_threshold": _("Used by the fixed-amounts rule."),
         }
 
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("segment_policy") == ValuationPolicy.SegmentPolicy.FIXED:
-            for name in ("fixed_classic_threshold", "fixed_value_to_threshold"):
-                if cleaned.get(name) is None and name not in self.errors:
-                    self.add_error(name, _("The fixed-amounts rule needs this amount."))
-        quantile = cleaned.get("segment_quantile")
-        if quantile is not None and not Decimal(0) < quantile < Decimal(1):
-            self.add_error("segment_quantile", _("The quantile must lie between 0 and 1, e.g. 0.5 for the median."))
-        return cleaned
 
-
-class ValuationSettingsForm(forms.ModelForm):
+class ValuationSettingsForm(PolicyFieldsForm):
     class Meta:
         model = ValuationPolicy
         fields = ["window_months", "horizon_months", "annual_discount_rate", "abc_a_share", "abc_b_share",
@@ -93,20 +83,3 @@ class ValuationSettingsForm(forms.ModelForm):
             "abc_b_share": _("A and B together make up this share; the rest is C (0.95 = 95 %)."),
             "holdout_weeks": _("The last weeks held back to check the model's forecasts."),
         }
-
-    def clean(self):
-        cleaned = super().clean()
-        for name in ("window_months", "horizon_months", "holdout_weeks"):
-            if cleaned.get(name) is not None and cleaned[name] < 1:
-                self.add_error(name, _("Must be at least 1."))
-        rate = cleaned.get("annual_discount_rate")
-        if rate is not None and not Decimal(0) <= rate < Decimal(1):
-            self.add_error("annual_discount_rate", _("Give the rate as a fraction between 0 and 1, e.g. 0.10 for 10 %."))
-        a, b = cleaned.get("abc_a_share"), cleaned.get("abc_b_share")
-        if a is not None and not Decimal(0) < a <= Decimal(1):
-            self.add_error("abc_a_share", _("The A share must lie above 0 and at most 1, e.g. 0.80."))
-        elif b is not None and not Decimal(0) < b <= Decimal(1):
-            self.add_error("abc_b_share", _("The A+B share must lie above 0 and at most 1, e.g. 0.95."))
-        elif a is not None and b is not None and b < a:
-            self.add_error("abc_b_share", _("The A+B share cannot be smaller than the A share."))
-        return cleaned

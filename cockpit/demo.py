@@ -37,6 +37,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from core.copy_text import block as copy_block
+from core.copy_text import copy_into
 from customers.models import Customer, Transaction
 from customers.roles import Role
 from services.models import ServiceEvent, ServiceType, StandardCost
@@ -962,10 +963,8 @@ class _Writer:
         self.channel_objects = np.array(SALES_CHANNELS, dtype=object)
 
     def _copy(self, table: str, columns: list[str], block: bytes) -> None:
-        with connection.cursor() as cursor:
-            sql = f"COPY {connection.ops.quote_name(table)} ({', '.join(columns)}) FROM STDIN"
-            with cursor.cursor.copy(sql) as copy:
-                copy.write(block)
+        with connection.cursor() as cursor, copy_into(cursor, table, columns) as copy:
+            copy.write(block)
 
     def _insert(self, table: str, columns: list[str], rows) -> None:
         sql = (f"INSERT INTO {connection.ops.quote_name(table)} ({', '.join(columns)}) "
@@ -998,11 +997,9 @@ class _Writer:
         ]
         table = Customer._meta.db_table
         if self.postgres:
-            with connection.cursor() as cursor:
-                sql = f"COPY {connection.ops.quote_name(table)} ({', '.join(columns)}) FROM STDIN"
-                with cursor.cursor.copy(sql) as copy:
-                    for row in rows:
-                        copy.write_row(row)
+            with connection.cursor() as cursor, copy_into(cursor, table, columns) as copy:
+                for row in rows:
+                    copy.write_row(row)
         else:
             self._insert(table, columns, rows)
 

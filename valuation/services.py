@@ -332,9 +332,7 @@ def _write_values(run_id: int, frame: pd.DataFrame, by_type: pd.DataFrame) -> in
         "value_to_by_type": copy_text.strings(by_type_json),
         "segment": copy_text.strings(frame["segment"].to_numpy()),
     }
-    quote = connection.ops.quote_name
-    sql = (f"COPY {quote(CustomerValue._meta.db_table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN")
-    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+    with connection.cursor() as cursor, copy_text.copy_into(cursor, CustomerValue._meta.db_table, list(columns)) as copy:
         copy.write(copy_text.block(list(columns.values())))
     return n
 

@@ -75,7 +75,7 @@ def test_segment_policy_fixed_needs_both_amounts(as_manager):
         "segment-fixed_classic_threshold": "", "segment-fixed_value_to_threshold": "300"})
     html = response.content.decode()
     assert response.status_code == 200
-    assert "needs this amount" in field_errors(html, "id_segment-fixed_classic_threshold")
+    assert "Fixed amounts need a classic value threshold" in field_errors(html, "id_segment-fixed_classic_threshold")
     assert field_errors(html, "id_segment-fixed_value_to_threshold") == ""
     assert valuation_policy().segment_policy == ValuationPolicy.SegmentPolicy.MEDIAN
 
