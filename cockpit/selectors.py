@@ -5,7 +5,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-import pandas as pd
+from dateutil.relativedelta import relativedelta
+from dateutil.rrule import MONTHLY, rrule
 from django.db.models import Count, DecimalField, F, FilteredRelation, Q, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
@@ -159,17 +160,13 @@ def customer_list_page(*, user, filters: dict, sort: str = "name", page: int = 1
 def default_period(*, today: dt.date | None = None, months: int = 12) -> tuple[dt.date, dt.date]:
     """The last `months` months up to today, both days included (the valuation's window)."""
     today = today or timezone.localdate()
-    start = (pd.Timestamp(today) - pd.DateOffset(months=months)).date() + dt.timedelta(days=1)
+    start = today - relativedelta(months=months) + dt.timedelta(days=1)
     return start, today
 
 
 def _months(start: dt.date, end: dt.date) -> list[dt.date]:
-    month, last = start.replace(day=1), end.replace(day=1)
-    months = []
-    while month <= last:
-        months.append(month)
-        month = (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-    return months
+    """The first day of every month from start's to end's."""
+    return [day.date() for day in rrule(MONTHLY, dtstart=start.replace(day=1), until=end.replace(day=1))]
 
 
 def _month_key(value) -> dt.date:

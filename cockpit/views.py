@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse, QueryDict
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import formats
 from django.utils.translation import get_language
@@ -34,13 +34,6 @@ def chart_locale() -> ChartLocale:
     )
 
 
-def _query_without(params: QueryDict, *names: str) -> str:
-    params = params.copy()
-    for name in names:
-        params.pop(name, None)
-    return params.urlencode()
-
-
 @any_role
 def customer_list(request):
     choices = customer_filter_choices(user=request.user)
@@ -61,8 +54,6 @@ def customer_list(request):
             "choices": choices,
             "show_money": show_money,
             "filtered": any(filters.values()),
-            "query_without_sort": _query_without(request.GET, "sort", "page"),
-            "query_without_page": _query_without(request.GET, "page"),
             "is_rep": role_of(request.user) == Role.SALES_REP,
         },
     )

@@ -173,19 +173,24 @@ def service_event_changes(*, event: ServiceEvent, customers) -> list[dict]:
 
     entries, previous = [], None
     for record in records:
-        changes = []
-        for name in TRACKED_FIELDS:
-            after = shown(record, name)
-            before = shown(previous, name) if previous is not None else None
-            if previous is None or before != after:
-                changes.append({
-                    "field": ServiceEvent._meta.get_field(name).verbose_name,
-                    "name": name,
-                    "before": before,
-                    "after": after,
-                })
         if record.history_type == "-":
             changes = []
+        else:
+            # simple-history compares the two versions; the first version lists every field.
+            changed = (
+                TRACKED_FIELDS if previous is None
+                else [change.field for change in record.diff_against(previous, included_fields=TRACKED_FIELDS).changes]
+            )
+            changes = [
+                {
+                    "field": ServiceEvent._meta.get_field(name).verbose_name,
+                    "name": name,
+                    "before": shown(previous, name) if previous is not None else None,
+                    "after": shown(record, name),
+                }
+                for name in TRACKED_FIELDS
+                if name in changed
+            ]
         entries.append({"record": record, "kind": record.history_type, "changes": changes})
         previous = record
     return list(reversed(entries))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
+from dateutil.relativedelta import relativedelta
 from django.core.cache import cache
 from django.db.models import (
     Case,
@@ -299,7 +300,7 @@ def service_cost_by_month(*, filters: DashboardFilters, months: list[dt.date]) -
     if not months:
         return []
     last = months[-1]
-    end = dt.date(last.year + (last.month == 12), last.month % 12 + 1, 1)
+    end = last + relativedelta(months=1)
     days = (
         ServiceEvent.objects.filter(filters.customer_q(), date__gte=months[0], date__lt=end)
         .order_by()
