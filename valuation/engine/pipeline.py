@@ -16,7 +16,7 @@ from .clv import ModelFit, fit_models, score_customers
 from .referral import referral_value
 from .segments import Thresholds, classify, compute_thresholds
 from .settings import EngineSettings
-from .summary import SUMMARY_COLUMNS, DateLike, as_timestamp, summarise_services, summarise_transactions
+from .summary import INPUT_RULE_COLUMNS, SUMMARY_COLUMNS, DateLike, as_timestamp, summarise_services, summarise_transactions
 
 
 @dataclass
@@ -32,9 +32,10 @@ class ValuationResult:
 def _complete_summary(summary: pd.DataFrame, ids: pd.Index) -> pd.DataFrame:
     """Customers without transactions get zero counts and sums and no purchase dates."""
     full = summary.reindex(ids)
-    numeric = [c for c in SUMMARY_COLUMNS if c not in ("first_purchase", "last_purchase")]
-    full[numeric] = full[numeric].fillna(0.0)
-    for column in ("purchase_days", "frequency"):
+    numeric = [c for c in SUMMARY_COLUMNS + INPUT_RULE_COLUMNS if c not in ("first_purchase", "last_purchase")]
+    for column in numeric:
+        full[column] = full[column].fillna(0.0) if column in full else 0.0
+    for column in ("purchase_days", "frequency", "capped_purchase_days"):
         full[column] = full[column].astype(np.int64)
     return full
 
@@ -83,7 +84,7 @@ def valuate(
     if ids.has_duplicates:
         raise ValueError("customer_id must be unique in customers")
     listed_tx = transactions[transactions["customer_id"].isin(ids)]
-    summary = _complete_summary(summarise_transactions(listed_tx, as_of, settings), ids)
+    summary = _complete_summary(summarise_transactions(listed_tx, as_of, settings, input_rule_columns=True), ids)
     listed_services = services[services["customer_id"].isin(ids)] if len(services) else services
     totals, by_type = summarise_services(listed_services, as_of, settings)
 
