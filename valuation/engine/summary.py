@@ -31,7 +31,7 @@ SUMMARY_COLUMNS = [
 ]
 # Added by the input rules (see summarise_transactions); the SQL summary may leave them out,
 # the engine then reads them as 0.
-INPUT_RULE_COLUMNS = ["mean_purchase_margin", "returned_revenue", "capped_purchase_days"]
+INPUT_RULE_COLUMNS = ["mean_purchase_margin", "purchase_margin_cv2", "returned_revenue", "capped_purchase_days"]
 SERVICE_TOTAL_COLUMNS = ["value_to_customer", "service_count", "service_hours"]
 SERVICE_BY_TYPE_COLUMNS = ["customer_id", "service_type", "cost", "count", "quantity"]
 
@@ -161,6 +161,10 @@ def summarise_transactions(
 
     - mean_purchase_margin: f x (sum of capped margins of all purchase days) / purchase_days;
       0 without purchase days (the spend estimate when no spend model can be trusted).
+    - purchase_margin_cv2: squared coefficient of variation of the customer's capped
+      purchase-day margins, s^2 / mean^2 with the sample variance s^2 (n - 1), for customers
+      with at least 3 purchase days and a positive mean; else 0. The spread of one customer's
+      purchases around its own mean, which the ranges use (value._fit_spend).
     - returned_revenue: minus the sum of negative revenue up to as_of (>= 0).
     - capped_purchase_days: purchase days whose margin was capped.
 
@@ -218,6 +222,11 @@ def summarise_transactions(
     last_day = np.where(has_purchase, day_date[safe_last] if len(day_date) else 0, 0)
     frequency = np.maximum(purchase_days - 1, 0)
     capped_total = np.bincount(day_customer, weights=capped_margin, minlength=n)
+    capped_sq = np.bincount(day_customer, weights=capped_margin**2, minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_capped = capped_total / np.maximum(purchase_days, 1)
+        variance = (capped_sq - purchase_days * mean_capped**2) / np.maximum(purchase_days - 1, 1)
+        cv2 = np.where((purchase_days >= 3) & (mean_capped > 0), np.maximum(variance, 0.0) / mean_capped**2, 0.0)
     first_capped = np.where(has_purchase, capped_margin[safe_first] if len(day_date) else 0.0, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_repeat_margin = np.where(
@@ -241,6 +250,7 @@ def summarise_transactions(
             "revenue_window": revenue_window,
             "margin_window": margin_window,
             "mean_purchase_margin": mean_purchase_margin,
+            "purchase_margin_cv2": cv2,
             "returned_revenue": returned_revenue,
             "capped_purchase_days": capped_days.astype(np.int64),
         },
