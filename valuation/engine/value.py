@@ -346,8 +346,9 @@ def value_customers(
 
     scored = pd.DataFrame(out, index=summary.index)
     numeric = scored.to_numpy()
-    claimed = ~np.isnan(numeric) | (basis == BASIS_TRAILING)[:, None]
-    if not (np.isfinite(numeric) | ~claimed).all() or np.isinf(numeric).any():
+    # NaN means "not claimed" and belongs to the fallback rows only; inf never.
+    unclaimed_ok = (basis == BASIS_TRAILING)[:, None]
+    if np.isinf(numeric).any() or (np.isnan(numeric) & ~unclaimed_ok).any():
         raise FloatingPointError("non-finite value in customer values")
     scored["is_thin"] = (d["days"] < settings.min_purchase_days_for_model) | (d["T"] < settings.min_age_weeks)
     scored["basis"] = basis
