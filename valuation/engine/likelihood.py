@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
+from .reductions import dot
+
 # Bounds of the log-parameters, as in bgnbd.py: far enough to never bind on sane data.
 LOG_BOUND = 12.0
 # A parameter this close to its bound (in log units) is reported as at the bound.
@@ -29,6 +31,16 @@ class Rows:
     t_x: np.ndarray
     T: np.ndarray
     w: np.ndarray
+
+    def unique(self, *columns: str) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct values (or value pairs) of the named columns and each row's index into
+        them: terms depending on them alone are evaluated once per distinct value."""
+        if len(columns) == 1:
+            return np.unique(getattr(self, columns[0]), return_inverse=True)
+        codes = pd.DataFrame({c: getattr(self, c) for c in columns}).groupby(list(columns), sort=False).ngroup()
+        inverse = codes.to_numpy()
+        first = np.unique(inverse, return_index=True)[1]
+        return np.stack([getattr(self, c)[first] for c in columns], axis=1), inverse
 
     @classmethod
     def build(
@@ -106,7 +118,7 @@ def maximise(
 
     def objective(theta: np.ndarray) -> float:
         ll = row_log_likelihood(theta, rows)
-        value = -float(np.dot(rows.w, ll)) / total
+        value = -dot(rows.w, ll) / total  # einsum, not BLAS: see reductions.py
         return value if np.isfinite(value) else 1e100
 
     result = minimize(objective, theta0, method="L-BFGS-B", bounds=bounds,

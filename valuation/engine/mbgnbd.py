@@ -17,6 +17,7 @@ import numpy as np
 from scipy.special import betaln, expit, gammaln, hyp2f1
 
 from .likelihood import LOG_BOUND, Rows, maximise
+from .reductions import dot
 from .stored import StoredParams
 
 NAMES = ("r", "alpha", "a", "b")
@@ -85,10 +86,22 @@ def mbgnbd_expected_purchases_if_alive(params: MbgNbdParams, t, x, T) -> np.ndar
     return expected
 
 
-def _row_ll(theta: np.ndarray, rows: Rows) -> np.ndarray:
-    r, alpha, a, b = np.exp(theta)
-    base, alive, dropped = _log_terms(r, alpha, a, b, rows.x, rows.t_x, rows.T)
-    return base + np.logaddexp(alive, dropped)
+class _Split:
+    """Per-row likelihood from terms evaluated once per distinct x, t_x and T."""
+
+    def __init__(self, rows: Rows) -> None:
+        self.ux, self.ix = rows.unique("x")
+        self.ut, self.it = rows.unique("t_x")
+        self.uT, self.iT = rows.unique("T")
+        self.x = rows.x
+
+    def __call__(self, theta: np.ndarray, rows: Rows) -> np.ndarray:
+        r, alpha, a, b = np.exp(theta)
+        ux = self.ux
+        base = (gammaln(r + ux) - gammaln(r) + r * np.log(alpha))[self.ix]
+        alive = (betaln(a, b + ux + 1) - betaln(a, b))[self.ix] - (r + self.x) * np.log(alpha + self.uT)[self.iT]
+        dropped = (betaln(a + 1, b + ux) - betaln(a, b))[self.ix] - (r + self.x) * np.log(alpha + self.ut)[self.it]
+        return base + np.logaddexp(alive, dropped)
 
 
 def fit_mbgnbd(frequency, recency, T, weights=None, *, random_seed: int = 0) -> MbgNbdParams:
@@ -96,8 +109,8 @@ def fit_mbgnbd(frequency, recency, T, weights=None, *, random_seed: int = 0) -> 
     rows, sampled = Rows.build(frequency, recency, T, weights, seed=random_seed)
     if rows.w.sum() == 0:
         raise ValueError("fit_mbgnbd needs at least one customer")
-    rate = (np.dot(rows.x, rows.w) + 1.0) / (np.dot(rows.T, rows.w) + 1.0)
-    result = maximise(_row_ll, rows, np.log([1.0, 1.0 / rate, 1.0, 1.0]),
+    rate = (dot(rows.x, rows.w) + 1.0) / (dot(rows.T, rows.w) + 1.0)
+    result = maximise(_Split(rows), rows, np.log([1.0, 1.0 / rate, 1.0, 1.0]),
                       [(-LOG_BOUND, LOG_BOUND)] * 4)
     r, alpha, a, b = np.exp(result.theta)
     return MbgNbdParams(

@@ -18,6 +18,7 @@ import numpy as np
 from scipy.special import gammaln, hyp2f1
 
 from .likelihood import LOG_BOUND, Rows, maximise
+from .reductions import dot
 from .stored import StoredParams
 
 NAMES = ("r", "alpha", "s", "beta")
@@ -101,10 +102,34 @@ def pareto_nbd_survival_if_alive(params: ParetoNbdParams, t, T) -> np.ndarray:
     return np.exp(-params.s * np.log1p(t / (params.beta + T)))
 
 
-def _row_ll(theta: np.ndarray, rows: Rows) -> np.ndarray:
-    r, alpha, s, beta = np.exp(theta)
-    base, alive, dead = _ll_parts(r, alpha, s, beta, rows.x, rows.t_x, rows.T)
-    return base + np.logaddexp(alive, dead)
+class _Split:
+    """Per-row likelihood with the 2F1 terms evaluated once per distinct (x, t_x) and
+    (x, T) pair and the rest once per distinct x or T."""
+
+    def __init__(self, rows: Rows) -> None:
+        self.ux, self.ix = rows.unique("x")
+        self.uxt, self.ixt = rows.unique("x", "t_x")
+        self.uxT, self.ixT = rows.unique("x", "T")
+        self.x, self.T = rows.x, rows.T
+
+    def _log_term(self, r, alpha, s, beta, pairs):
+        x, t = pairs[:, 0], pairs[:, 1]
+        rsx = r + s + x
+        big, b_param = (alpha, s + 1.0) if alpha >= beta else (beta, r + x)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return np.log(hyp2f1(rsx, b_param, rsx + 1.0, abs(alpha - beta) / (big + t))) - rsx * np.log(big + t)
+
+    def __call__(self, theta: np.ndarray, rows: Rows) -> np.ndarray:
+        r, alpha, s, beta = np.exp(theta)
+        ux = self.ux
+        base = (gammaln(r + ux) - gammaln(r) + r * np.log(alpha) + s * np.log(beta))[self.ix]
+        alive = -(r + self.x) * np.log(alpha + self.T) - s * np.log(beta + self.T)
+        l1 = self._log_term(r, alpha, s, beta, self.uxt)[self.ixt]
+        l2 = self._log_term(r, alpha, s, beta, self.uxT)[self.ixT]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_a0 = l1 + np.log(-np.expm1(np.minimum(l2 - l1, 0.0)))
+        dead = np.log(s / (r + s + self.x)) + log_a0
+        return base + np.logaddexp(alive, dead)
 
 
 def fit_pareto_nbd(frequency, recency, T, weights=None, *, random_seed: int = 0) -> ParetoNbdParams:
@@ -112,9 +137,9 @@ def fit_pareto_nbd(frequency, recency, T, weights=None, *, random_seed: int = 0)
     rows, sampled = Rows.build(frequency, recency, T, weights, seed=random_seed)
     if rows.w.sum() == 0:
         raise ValueError("fit_pareto_nbd needs at least one customer")
-    rate = (np.dot(rows.x, rows.w) + 1.0) / (np.dot(rows.T, rows.w) + 1.0)
+    rate = (dot(rows.x, rows.w) + 1.0) / (dot(rows.T, rows.w) + 1.0)
     mean_T = float(np.average(rows.T, weights=rows.w)) + 1.0
-    result = maximise(_row_ll, rows, np.log([1.0, 1.0 / rate, 1.0, mean_T]),
+    result = maximise(_Split(rows), rows, np.log([1.0, 1.0 / rate, 1.0, mean_T]),
                       [(-LOG_BOUND, LOG_BOUND)] * 4)
     r, alpha, s, beta = np.exp(result.theta)
     return ParetoNbdParams(

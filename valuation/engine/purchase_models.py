@@ -21,6 +21,7 @@ from .bgnbd import (
     bgnbd_p_alive,
     fit_bgnbd,
 )
+from .reductions import dot
 from .likelihood import Rows, covariance_from_hessian, numerical_hessian
 from .mbgnbd import MbgNbdParams, fit_mbgnbd, mbgnbd_expected_purchases_if_alive, mbgnbd_p_alive
 from .pareto_nbd import (
@@ -95,7 +96,7 @@ def bgnbd_covariance(params: BgNbdParams, x, t_x, T, *, random_seed: int = 0):
 
     def negative_ll(theta: np.ndarray) -> float:
         trial = with_log_parameters(params, theta)
-        return -float(np.dot(rows.w, bgnbd_individual_log_likelihood(trial, rows.x, rows.t_x, rows.T)))
+        return -dot(rows.w, bgnbd_individual_log_likelihood(trial, rows.x, rows.t_x, rows.T))
 
     cov = covariance_from_hessian(numerical_hessian(negative_ll, theta0))
     if cov is None:

@@ -224,6 +224,8 @@ def fit_valuation_models(
     *,
     model: str = "bgnbd",
     models_compared: dict[str, Any] | None = None,
+    _fits: dict[str, PurchaseParams | None] | None = None,
+    _spend: tuple | None = None,
 ) -> ValuationModels:
     """Fit the purchase model ``model`` (usually compare_models(...)["model"]) and the
     Gamma-Gamma spend model on ``summary`` (summarise_transactions' columns, optionally
@@ -237,15 +239,15 @@ def fit_valuation_models(
     buyer = (d["days"] >= 1) & ~d["lost"]
     buyers = int(buyer.sum())
     repeat_buyers = int((buyer & (d["x"] >= 1)).sum())
-    fits: dict[str, PurchaseParams | None] = {}
-    for name in {model, "bgnbd"}:
+    fits: dict[str, PurchaseParams | None] = dict(_fits or {})  # fits already made by compare_models
+    for name in {model, "bgnbd"} - set(fits):
         try:
             fits[name] = (fit_purchase_model(name, d["x"][buyer], d["t_x"][buyer], d["T"][buyer],
                                              random_seed=settings.random_seed) if buyers else None)
         except (ValueError, FloatingPointError):
             fits[name] = None
     p_problems = purchase_problems(fits[model], buyers=buyers, repeat_buyers=repeat_buyers)
-    gg, s_problems, population = _fit_spend(d)
+    gg, s_problems, population = _spend if _spend is not None else _fit_spend(d)
     quality = gate(p_problems, s_problems)
     diagnostics = {
         "customers": int(len(summary)),
@@ -445,16 +447,24 @@ def compare_models(
     holdout). If none is within the tolerance, the smallest total error. If none passes the
     gate, "bgnbd" with its problems (the valuation then falls back).
     """
-    settings = settings or EngineSettings()
+    return _compare(calibration, holdout, holdout_weeks, settings or EngineSettings(), models)[0]
+
+
+def _compare(calibration, holdout, holdout_weeks, settings, models):
+    """compare_models, also returning the chosen fit and its holdout ranges (or None)."""
     actual = holdout.reindex(calibration.index)
     actual_purchases = actual["holdout_purchases"].fillna(0).to_numpy(dtype=float)
     actual_margin = actual["holdout_margin"].fillna(0.0).to_numpy(dtype=float)
     d = _inputs(calibration)
     results: dict[str, dict[str, Any]] = {}
     fitted: dict[str, ValuationModels] = {}
+    spend = _fit_spend(d)  # shared by all purchase models
+    shared: dict[str, PurchaseParams | None] = {}
     for name in models:
         started = time.perf_counter()
-        fit = fit_valuation_models(calibration, settings, model=name)
+        fit = fit_valuation_models(calibration, settings, model=name, _fits=shared, _spend=spend)
+        if fit.bgnbd is not None:
+            shared["bgnbd"] = fit.bgnbd
         fitted[name] = fit
         entry: dict[str, Any] = {
             "fit_quality": fit.fit_quality,
@@ -502,7 +512,7 @@ def compare_models(
         "customers": int(len(calibration)),
         "models_compared": results,
         "range_calibration": calibration_check,
-    }
+    }, fitted.get(chosen), (ranges if calibration_check is not None else None)
 
 
 def holdout_outcome(transactions: pd.DataFrame, calibration_end: DateLike, holdout_end: DateLike) -> pd.DataFrame:
@@ -550,9 +560,10 @@ def backtest_models(
     if holdout_weeks <= 0:
         raise ValueError("holdout_end must be after calibration_end")
     outcome = holdout_outcome(transactions, calibration_end, holdout_end)
-    comparison = compare_models(calibration, outcome, holdout_weeks, settings)
-    chosen = fit_valuation_models(calibration, settings, model=comparison["model"])
-    per_customer = predict_holdout(calibration, chosen, holdout_weeks, settings)
+    comparison, chosen, ranges = _compare(calibration, outcome, holdout_weeks, settings, PURCHASE_MODELS)
+    if chosen is None:
+        chosen = fit_valuation_models(calibration, settings, model=comparison["model"])
+    per_customer = ranges if ranges is not None else predict_holdout(calibration, chosen, holdout_weeks, settings)
     actual = outcome.reindex(calibration.index)
     per_customer["holdout_purchases"] = actual["holdout_purchases"].fillna(0).astype(np.int64)
     per_customer["holdout_margin"] = actual["holdout_margin"].fillna(0.0)
