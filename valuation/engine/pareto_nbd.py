@@ -129,7 +129,9 @@ class _Split:
         with np.errstate(divide="ignore", invalid="ignore"):
             log_a0 = l1 + np.log(-np.expm1(np.minimum(l2 - l1, 0.0)))
         dead = np.log(s / (r + s + self.x)) + log_a0
-        return base + np.logaddexp(alive, dead)
+        with np.errstate(invalid="ignore"):
+            # A 2F1 that fails to evaluate gives NaN: maximise() treats it as a bad point.
+            return base + np.logaddexp(alive, dead)
 
 
 def fit_pareto_nbd(frequency, recency, T, weights=None, *, random_seed: int = 0) -> ParetoNbdParams:

@@ -194,6 +194,17 @@ def _fit_spend(d: dict[str, np.ndarray]) -> tuple[GammaGammaParams | None, list[
     return (gg if not problems else None), problems, population
 
 
+def _per_distinct(fn, *columns: np.ndarray) -> np.ndarray:
+    """fn evaluated once per distinct row of ``columns`` (customers share (x, t_x, T) rows
+    by the thousand; P(alive) of Pareto/NBD and every 2F1 are costly per row)."""
+    if len(columns[0]) == 0:
+        return np.zeros(0)
+    codes = pd.DataFrame({i: c for i, c in enumerate(columns)}).groupby(list(range(len(columns))), sort=False).ngroup()
+    inverse = codes.to_numpy()
+    first = np.unique(inverse, return_index=True)[1]
+    return np.asarray(fn(*(c[first] for c in columns)))[inverse]
+
+
 def _margin_per_purchase(models: ValuationModels, d: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Expected margin per future purchase and the scale of its Monte Carlo draws.
 
@@ -256,6 +267,8 @@ def fit_valuation_models(
         "lost": int(d["lost"].sum()),
         "capped_purchase_days": int(summary["capped_purchase_days"].sum()) if "capped_purchase_days" in summary else 0,
         "fit_seconds": round(time.perf_counter() - started, 3),
+        "notes": (["BG/NBD lets customers drop out only after a repeat purchase, so every customer "
+                   "without one has P(alive) = 1 in this model."] if model == "bgnbd" and not p_problems else []),
     }
     return ValuationModels(
         model=model,
@@ -324,7 +337,7 @@ def value_customers(
         basis[b] = BASIS_MODEL
         params = models.purchase
         x, t_x, T = d["x"][b], d["t_x"][b], d["T"][b]
-        pa = model_p_alive(params, x, t_x, T)
+        pa = _per_distinct(lambda *a: model_p_alive(params, *a), x, t_x, T)
         plain, discounted, infinite = purchases_if_alive(params, x, T, settings)
         margin, scale = _margin_per_purchase(models, {k: v[b] for k, v in d.items()})
         low, high = margin_quantiles(
@@ -379,9 +392,9 @@ def predict_holdout(
     elif len(b) and models.purchase is not None:
         params = models.purchase
         x, t_x, T = d["x"][b], d["t_x"][b], d["T"][b]
-        pa = model_p_alive(params, x, t_x, T)
+        pa = _per_distinct(lambda *a: model_p_alive(params, *a), x, t_x, T)
         margin, scale = _margin_per_purchase(models, {k: v[b] for k, v in d.items()})
-        expected[b] = pa * expected_purchases_if_alive(params, holdout_weeks, x, T) * margin
+        expected[b] = pa * _per_distinct(lambda xx, TT: expected_purchases_if_alive(params, holdout_weeks, xx, TT), x, T) * margin
         low[b], high[b] = margin_quantiles(
             params, models.gamma_gamma if models.fallback is None else None, x, T, pa, scale,
             (settings.interval_low, settings.interval_high),
@@ -474,8 +487,11 @@ def _compare(calibration, holdout, holdout_weeks, settings, models):
             buyer = (d["days"] >= 1) & ~d["lost"]
             pa = np.zeros(len(calibration))
             expected = np.zeros(len(calibration))
-            pa[buyer] = model_p_alive(fit.purchase, d["x"][buyer], d["t_x"][buyer], d["T"][buyer])
-            expected[buyer] = pa[buyer] * expected_purchases_if_alive(fit.purchase, holdout_weeks, d["x"][buyer], d["T"][buyer])
+            params = fit.purchase
+            xb, tb, Tb = d["x"][buyer], d["t_x"][buyer], d["T"][buyer]
+            pa[buyer] = _per_distinct(lambda *a: model_p_alive(params, *a), xb, tb, Tb)
+            expected[buyer] = pa[buyer] * _per_distinct(
+                lambda xx, TT: expected_purchases_if_alive(params, holdout_weeks, xx, TT), xb, Tb)
             margin, _ = _margin_per_purchase(fit, d)
             predicted_margin = expected * margin
             entry["purchases"] = _errors(expected, actual_purchases)

@@ -139,6 +139,29 @@ def test_lost_customers_have_no_future(simulated):
     assert set(result.fit.models_compared["models_compared"]) == {"bgnbd", "mbgnbd", "pareto_nbd"}
 
 
+def test_stored_models_round_trip_through_json(simulated):
+    import json
+
+    from valuation.engine import ValuationModels
+
+    summary = summarise_transactions(simulated, AS_OF, input_rule_columns=True)
+    for model in ("bgnbd", "mbgnbd", "pareto_nbd"):
+        fit = fit_valuation_models(summary, model=model)
+        again = ValuationModels.from_dict(json.loads(json.dumps(fit.to_dict())))
+        assert again == fit
+        pd.testing.assert_frame_equal(value_customers(summary.iloc[:200], again),
+                                      value_customers(summary.iloc[:200], fit))
+
+
+def test_chunks_value_like_the_whole(simulated):
+    # The nightly run scores in chunks: a customer's figures must not depend on its chunk.
+    summary = summarise_transactions(simulated, AS_OF, input_rule_columns=True)
+    fit = fit_valuation_models(summary, model="pareto_nbd")
+    whole = value_customers(summary, fit)
+    parts = pd.concat([value_customers(summary.iloc[i : i + 700], fit) for i in range(0, len(summary), 700)])
+    pd.testing.assert_frame_equal(whole, parts)
+
+
 def test_ranges_are_calibrated_on_data_the_model_describes(simulated):
     comparison, per_customer = backtest_models(simulated, "2025-06-30", "2026-06-30")
     check = comparison["range_calibration"]
