@@ -283,8 +283,7 @@ def fit_valuation_models(
     )
 
 
-def trailing_margin_estimate(margin_window: np.ndarray, months: float, weights: np.ndarray,
-                             settings: EngineSettings) -> np.ndarray:
+def trailing_margin_estimate(margin_window: np.ndarray, weights: np.ndarray, settings: EngineSettings) -> np.ndarray:
     """The fallback estimate: the customer's own trailing margin rate, max(margin_window, 0)
     / window_months per month, carried forward over the months with the given weights
     (discount factors for a CLV, ones for an undiscounted holdout). Claims nothing about
@@ -332,7 +331,7 @@ def value_customers(
                   "clv_low", "clv_high", "clv_to_infinity", "median_lifetime_weeks",
                   "median_lifetime_if_alive_weeks"):
             out[c][b] = np.nan
-        out["clv"][b] = trailing_margin_estimate(d["margin_window"][b], H, d_h, settings)
+        out["clv"][b] = trailing_margin_estimate(d["margin_window"][b], d_h, settings)
     elif len(b) and models.purchase is not None:
         basis[b] = BASIS_MODEL
         params = models.purchase
@@ -387,7 +386,8 @@ def predict_holdout(
     b = np.flatnonzero(buyer)
     months = int(math.ceil(holdout_weeks / WEEKS_PER_MONTH))
     if models.fallback == FALLBACK_TRAILING:
-        expected[b] = np.maximum(d["margin_window"][b], 0.0) / settings.window_months * (holdout_weeks / WEEKS_PER_MONTH)
+        # Undiscounted: the rate times the holdout's length in months.
+        expected[b] = trailing_margin_estimate(d["margin_window"][b], np.array([holdout_weeks / WEEKS_PER_MONTH]), settings)
         low[b] = high[b] = np.nan
     elif len(b) and models.purchase is not None:
         params = models.purchase

@@ -54,7 +54,7 @@ def test_valuate_never_returns_nan_or_inf(history):
     assert result.customers.loc["never", "clv"] == 0
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories(), st.booleans())
 def test_valuate_with_backtest_claims_only_finite_numbers(history, with_returns):
     tx, customers = history
