@@ -44,7 +44,11 @@ class BgNbdParams(StoredParams):
     n_customers: int = 0
     converged: bool = True
     iterations: int = 0
-
+    # Filled in by purchase_models.fit_purchase_model: parameters at a bound and the
+    # covariance of (log r, log alpha, log a, log b).
+    at_bound: tuple[str, ...] = ()
+    covariance: tuple[tuple[float, ...], ...] | None = None
+    sampled: bool = False
 
 
 def _arrays(*values: ArrayLike) -> list[np.ndarray]:
