@@ -29,7 +29,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from valuation.engine import backtest_models  # noqa: E402
+from valuation.engine import backtest_models
 
 
 def load() -> pd.DataFrame:

@@ -28,7 +28,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from valuation.engine import (  # noqa: E402
+from valuation.engine import (
     BgNbdParams,
     EngineSettings,
     GammaGammaParams,
@@ -39,7 +39,7 @@ from valuation.engine import (  # noqa: E402
     score_customers,
     value_customers,
 )
-from valuation.engine.simulate import simulate_customers  # noqa: E402
+from valuation.engine.simulate import simulate_customers
 
 TRUE_BG = BgNbdParams(r=0.25, alpha=4.4, a=0.8, b=2.4)
 TRUE_GG = GammaGammaParams(p=6.25, q=3.74, v=15.44)

@@ -14,6 +14,7 @@ from .bgnbd import (
     fit_bgnbd,
 )
 from .clv import SCORE_COLUMNS, ModelFit, fit_models, score_customers
+from .fit_quality import FALLBACK_OWN_SPEND, FALLBACK_TRAILING
 from .gamma_gamma import (
     GammaGammaParams,
     fit_gamma_gamma,
@@ -21,7 +22,6 @@ from .gamma_gamma import (
     gamma_gamma_individual_log_likelihood,
 )
 from .growth import GROWTH_COLUMNS, earned_growth
-from .fit_quality import FALLBACK_OWN_SPEND, FALLBACK_TRAILING
 from .mbgnbd import MbgNbdParams, fit_mbgnbd
 from .pareto_nbd import ParetoNbdParams, fit_pareto_nbd
 from .pipeline import ValuationResult, combine, lost_flags, valuate, valuate_with_backtest

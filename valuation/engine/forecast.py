@@ -216,7 +216,7 @@ def margin_quantiles(
         row_lo = np.searchsorted(grid, k_lo[members])
         pa = p_alive[members]
         w = frac[members]
-        for level, result in zip(levels, out):
+        for level, result in zip(levels, out, strict=False):
             u = (level - (1.0 - pa)) / pa
             q = (1.0 - w) * _read_quantile(table, row_lo, u) + w * _read_quantile(table, row_lo + 1, u)
             result[members] = np.where(u > 0, scale[members] * q, 0.0)

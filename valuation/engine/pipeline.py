@@ -16,7 +16,14 @@ from .clv import ModelFit, fit_models, score_customers
 from .referral import referral_value
 from .segments import Thresholds, classify, compute_thresholds
 from .settings import EngineSettings
-from .summary import INPUT_RULE_COLUMNS, SUMMARY_COLUMNS, DateLike, as_timestamp, summarise_services, summarise_transactions
+from .summary import (
+    INPUT_RULE_COLUMNS,
+    SUMMARY_COLUMNS,
+    DateLike,
+    as_timestamp,
+    summarise_services,
+    summarise_transactions,
+)
 
 
 @dataclass

@@ -21,7 +21,6 @@ from .bgnbd import (
     bgnbd_p_alive,
     fit_bgnbd,
 )
-from .reductions import dot
 from .likelihood import Rows, covariance_from_hessian, numerical_hessian
 from .mbgnbd import MbgNbdParams, fit_mbgnbd, mbgnbd_expected_purchases_if_alive, mbgnbd_p_alive
 from .pareto_nbd import (
@@ -31,6 +30,7 @@ from .pareto_nbd import (
     pareto_nbd_p_alive,
     pareto_nbd_survival_if_alive,
 )
+from .reductions import dot
 
 PurchaseParams = BgNbdParams | MbgNbdParams | ParetoNbdParams
 PURCHASE_MODELS = ("bgnbd", "mbgnbd", "pareto_nbd")
@@ -55,7 +55,7 @@ def log_parameters(params: PurchaseParams) -> np.ndarray:
 
 
 def with_log_parameters(params: PurchaseParams, theta: np.ndarray) -> PurchaseParams:
-    return replace(params, **{n: float(math.exp(t)) for n, t in zip(parameter_names(params), theta)})
+    return replace(params, **{n: float(math.exp(t)) for n, t in zip(parameter_names(params), theta, strict=False)})
 
 
 def params_from_dict(name: str, data: dict[str, Any]) -> PurchaseParams:

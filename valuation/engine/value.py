@@ -37,9 +37,10 @@ from .purchase_models import (
     PurchaseParams,
     expected_purchases_if_alive,
     fit_purchase_model,
-    model_name,
-    p_alive as model_p_alive,
     params_from_dict,
+)
+from .purchase_models import (
+    p_alive as model_p_alive,
 )
 from .settings import WEEKS_PER_MONTH, EngineSettings
 from .summary import DateLike, _epoch_days, as_timestamp, summarise_transactions
@@ -199,7 +200,7 @@ def _per_distinct(fn, *columns: np.ndarray) -> np.ndarray:
     by the thousand; P(alive) of Pareto/NBD and every 2F1 are costly per row)."""
     if len(columns[0]) == 0:
         return np.zeros(0)
-    codes = pd.DataFrame({i: c for i, c in enumerate(columns)}).groupby(list(range(len(columns))), sort=False).ngroup()
+    codes = pd.DataFrame(dict(enumerate(columns))).groupby(list(range(len(columns))), sort=False).ngroup()
     inverse = codes.to_numpy()
     first = np.unique(inverse, return_index=True)[1]
     return np.asarray(fn(*(c[first] for c in columns)))[inverse]
@@ -489,9 +490,9 @@ def _compare(calibration, holdout, holdout_weeks, settings, models):
             expected = np.zeros(len(calibration))
             params = fit.purchase
             xb, tb, Tb = d["x"][buyer], d["t_x"][buyer], d["T"][buyer]
-            pa[buyer] = _per_distinct(lambda *a: model_p_alive(params, *a), xb, tb, Tb)
+            pa[buyer] = _per_distinct(lambda *a, params=params: model_p_alive(params, *a), xb, tb, Tb)
             expected[buyer] = pa[buyer] * _per_distinct(
-                lambda xx, TT: expected_purchases_if_alive(params, holdout_weeks, xx, TT), xb, Tb)
+                lambda xx, TT, params=params: expected_purchases_if_alive(params, holdout_weeks, xx, TT), xb, Tb)
             margin, _ = _margin_per_purchase(fit, d)
             predicted_margin = expected * margin
             entry["purchases"] = _errors(expected, actual_purchases)

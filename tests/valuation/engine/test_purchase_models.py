@@ -63,7 +63,7 @@ def test_pareto_expected_purchases_by_quadrature():
     assert float(expected_purchases_if_alive(params, t, x, T)) == pytest.approx(expected, rel=1e-6)
 
 
-@pytest.mark.parametrize("model,extra", [("bgnbd", 0), ("mbgnbd", 1)])
+@pytest.mark.parametrize(("model", "extra"), [("bgnbd", 0), ("mbgnbd", 1)])
 def test_bg_family_survival_by_quadrature(model, extra):
     # P(alive at T+t | alive at T) = E_p[(1 + p t / (alpha+T))^-(r+x)], p ~ Beta(a, b+x+extra).
     cls = BgNbdParams if model == "bgnbd" else MbgNbdParams

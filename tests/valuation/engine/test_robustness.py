@@ -34,7 +34,7 @@ def histories(draw):
             days = rng.integers(0, 900, k)
         revenue = rng.gamma(2.0, 500.0, k) * (1e6 if style == "huge" else 1)
         cost = revenue * (rng.uniform(1.0, 1.5, k) if style == "losses" else rng.uniform(0.4, 0.9, k))
-        for d, r, co in zip(days, revenue, cost):
+        for d, r, co in zip(days, revenue, cost, strict=False):
             rows.append((f"C{c}", pd.Timestamp("2024-01-01") + pd.Timedelta(days=int(d)), r, co))
     tx = pd.DataFrame(rows, columns=["customer_id", "date", "revenue", "cost"])
     ids = [f"C{c}" for c in range(n_customers)] + ["never"]

@@ -19,7 +19,6 @@ from valuation.engine import (
     valuate_with_backtest,
     value_customers,
 )
-from valuation.engine.gamma_gamma import fit_gamma_gamma_finite
 from valuation.engine.segments import LOST_STRATEGY
 from valuation.engine.simulate import simulate_transactions
 
@@ -58,7 +57,7 @@ def assert_no_fitted_numbers(values: pd.DataFrame) -> None:
     assert (values.loc[buyers, "clv"] >= 0).all()
 
 
-@pytest.mark.parametrize("make,expected", [
+@pytest.mark.parametrize(("make", "expected"), [
     (everyone_once, {"too_few_repeat_buyers"}),
     (five_customers, {"too_few_customers", "too_few_repeat_buyers"}),
 ])
