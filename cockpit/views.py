@@ -8,8 +8,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from core.templatetags.money import CURRENCY_SYMBOLS, SYMBOL_AFTER
-from customers.access import any_role, customer_or_404, sees_money, visible_customers
-from customers.roles import Role, role_of
+from customers.access import any_role, customer_or_404, sees_all_customers, sees_money, visible_customers
 from customers.selectors import customer_filter_choices
 from services.forms import ServiceEventForm
 
@@ -54,7 +53,7 @@ def customer_list(request):
             "choices": choices,
             "show_money": show_money,
             "filtered": any(filters.values()),
-            "is_rep": role_of(request.user) == Role.SALES_REP,
+            "is_rep": not sees_all_customers(request.user),
         },
     )
 

@@ -7,9 +7,8 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models import Exists, OuterRef, Q
 
-from .access import visible_customers
+from .access import sees_all_customers, visible_customers
 from .models import Customer
-from .roles import Role, role_of
 
 # Distinct regions and industries are a scan over all customers (or a rep's book) each:
 # ~0.1-0.2 s at 1M, so they are cached for a few minutes; a new region may show late.
@@ -46,9 +45,9 @@ def filter_choices(*, owner_id: int | None = None) -> dict[str, list]:
 
 def customer_filter_choices(*, user) -> dict[str, list]:
     """The list filters' choices for this user: a sales rep gets the own book and no owners."""
-    if role_of(user) == Role.SALES_REP:
-        return filter_choices(owner_id=user.pk)
-    return filter_choices()
+    if sees_all_customers(user):
+        return filter_choices()
+    return filter_choices(owner_id=user.pk)
 
 
 def search_customers(*, user, query: str, limit: int = 10) -> list[dict]:
