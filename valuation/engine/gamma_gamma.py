@@ -18,7 +18,7 @@ from scipy.optimize import minimize
 from scipy.special import digamma, gammaln
 
 from .reductions import dot
-from .stored import StoredParams
+from .stored import FittedParams
 
 ArrayLike = np.ndarray | pd.Series | list[float] | float
 
@@ -27,17 +27,10 @@ _WARM_START_ROWS = 50_000
 
 
 @dataclass(frozen=True)
-class GammaGammaParams(StoredParams):
+class GammaGammaParams(FittedParams):
     p: float
     q: float
-    v: float
-    log_likelihood: float = math.nan
-    n_customers: int = 0
-    converged: bool = True
-    # Set by fit_gamma_gamma_finite: parameters at a bound, and the covariance of
-    # (log p, log(q - 1), log v) from the observed information.
-    at_bound: tuple[str, ...] = ()
-    covariance: tuple[tuple[float, ...], ...] | None = None
+    v: float  # the covariance is of (log p, log(q - 1), log v)
 
     @property
     def population_mean(self) -> float:

@@ -18,25 +18,17 @@ from scipy.special import betaln, expit, gammaln, hyp2f1
 
 from .likelihood import LOG_BOUND, Rows, maximise
 from .reductions import dot
-from .stored import StoredParams
+from .stored import FittedParams
 
 NAMES = ("r", "alpha", "a", "b")
 
 
 @dataclass(frozen=True)
-class MbgNbdParams(StoredParams):
+class MbgNbdParams(FittedParams):
     r: float
     alpha: float
     a: float
     b: float
-    log_likelihood: float = math.nan
-    n_customers: int = 0
-    converged: bool = True
-    iterations: int = 0
-    at_bound: tuple[str, ...] = ()
-    # Covariance of (log r, log alpha, log a, log b) from the observed information.
-    covariance: tuple[tuple[float, ...], ...] | None = None
-    sampled: bool = False
 
 
 def _log_terms(r, alpha, a, b, x, t_x, T):

@@ -11,7 +11,6 @@ beta 11.67, log-likelihood -9595.0.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,25 +18,17 @@ from scipy.special import gammaln, hyp2f1
 
 from .likelihood import LOG_BOUND, Rows, maximise
 from .reductions import dot
-from .stored import StoredParams
+from .stored import FittedParams
 
 NAMES = ("r", "alpha", "s", "beta")
 
 
 @dataclass(frozen=True)
-class ParetoNbdParams(StoredParams):
+class ParetoNbdParams(FittedParams):
     r: float
     alpha: float
     s: float
     beta: float
-    log_likelihood: float = math.nan
-    n_customers: int = 0
-    converged: bool = True
-    iterations: int = 0
-    at_bound: tuple[str, ...] = ()
-    # Covariance of (log r, log alpha, log s, log beta) from the observed information.
-    covariance: tuple[tuple[float, ...], ...] | None = None
-    sampled: bool = False
 
 
 def _log_a0(r, alpha, s, beta, x, t_x, T):
