@@ -4,7 +4,7 @@ instances, call one service and decide nothing themselves."""
 import datetime as dt
 import logging
 
-from celery import group, shared_task
+from celery import current_app, group, shared_task
 from django.db import transaction
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
@@ -78,7 +78,11 @@ def request_recompute(*, user=None, as_of: dt.date | None = None) -> ValuationRu
 
     Raises services.RunAlreadyRunning or services.QueueUnavailable.
     """
-    run = services.start_run(as_of=as_of or services.today(), trigger=ValuationRun.Trigger.MANUAL, requested_by=user)
+    # In the embedded setup the tasks run in this process, which then holds the whole run.
+    owner = services.owner_label() if current_app.conf.task_always_eager else ""
+    run = services.start_run(
+        as_of=as_of or services.today(), trigger=ValuationRun.Trigger.MANUAL, requested_by=user, owner=owner
+    )
     try:
         # Queued once the claim is committed; outside a transaction on_commit runs at once,
         # so a dead queue is still reported to the person waiting.

@@ -81,3 +81,13 @@ def test_keep_alive_beats_while_the_process_works(settings, transactional_db):
         while timezone.now() < deadline and ValuationRun.objects.get(pk=run.pk).heartbeat_at == old:
             pass
     assert ValuationRun.objects.get(pk=run.pk).heartbeat_at > old
+
+
+def test_recompute_now_in_the_embedded_setup_records_this_process(settings, django_capture_on_commit_callbacks, monkeypatch):
+    """The web process runs the whole run in the embedded setup: if it is killed, the run's
+    owner tells the next request at once."""
+    from valuation import tasks
+
+    monkeypatch.setattr(tasks.prepare_valuation, "delay", lambda run_id: None)  # keep it running
+    run = tasks.request_recompute(as_of=AS_OF)
+    assert run.owner == services.owner_label()
