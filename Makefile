@@ -11,7 +11,7 @@ MANAGE := $(BIN)/python manage.py
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test migrate demo values check messages bench clean
+.PHONY: install run test lint migrate demo values check messages bench clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (python3.11, python3.12 or python3.13 on PATH)."; exit 1; }
@@ -39,6 +39,10 @@ run: values
 
 test: install
 	FAST_PASSWORD_HASHER=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Lint: the rule set is in pyproject.toml ([tool.ruff]); the import arrows are tests/test_house.py.
+lint: install
+	$(BIN)/ruff check .
 
 check: install
 	$(MANAGE) check

@@ -30,22 +30,22 @@ from urllib.parse import urlencode
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cvm.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
-from django.contrib.auth import get_user_model  # noqa: E402
-from django.core.cache import cache  # noqa: E402
-from django.db import connection, transaction  # noqa: E402
-from django.db.models import Count, Q  # noqa: E402
-from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
-from django.utils import timezone  # noqa: E402
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import Count, Q
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from customers.models import Customer  # noqa: E402
-from customers.roles import Role  # noqa: E402
-from services.models import ServiceEvent, ServiceType  # noqa: E402
-from valuation.models import CustomerValue, ValuationRun  # noqa: E402
+from customers.models import Customer
+from customers.roles import Role
+from services.models import ServiceEvent, ServiceType
+from valuation.models import CustomerValue, ValuationRun
 
 BATCH = 5000
 SEGMENTS = ["uncritical", "problem", "potential", "investment"]

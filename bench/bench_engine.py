@@ -32,7 +32,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from valuation.engine import (  # noqa: E402
+from valuation.engine import (
     BgNbdParams,
     EngineSettings,
     GammaGammaParams,
@@ -45,7 +45,7 @@ from valuation.engine import (  # noqa: E402
     score_customers,
     summarise_transactions,
 )
-from valuation.engine.simulate import simulate_customers, simulate_transactions  # noqa: E402
+from valuation.engine.simulate import simulate_customers, simulate_transactions
 
 TRUE_BG = BgNbdParams(r=0.25, alpha=4.4, a=0.8, b=2.4)
 TRUE_GG = GammaGammaParams(p=6.25, q=3.74, v=15.44)

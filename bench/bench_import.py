@@ -22,15 +22,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cvm.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
-from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
+from django.core.management import call_command
+from django.db import connection
 
-from cockpit import importing  # noqa: E402
-from customers.models import Customer, Transaction  # noqa: E402
+from cockpit import importing
+from customers.models import Customer, Transaction
 
 
 def peak_mb() -> float:

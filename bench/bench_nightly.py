@@ -31,21 +31,21 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cvm.settings")
 os.environ.setdefault("DEBUG", "false")  # no query log growing during the run
 os.environ.setdefault("SECRET_KEY", "bench-only-not-secret")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
-from django.conf import settings  # noqa: E402
-from django.db import connection  # noqa: E402
+from django.conf import settings
+from django.db import connection
 
-from cockpit.demo import (  # noqa: E402
+from cockpit.demo import (
     DEFAULT_SERVICE_EVENTS_PER_CUSTOMER,
     DEFAULT_TRANSACTIONS_PER_CUSTOMER,
     seed_demo,
 )
-from customers.models import Customer, Transaction  # noqa: E402
-from services.models import ServiceEvent  # noqa: E402
-from valuation import engine, selectors, services  # noqa: E402
+from customers.models import Customer, Transaction
+from services.models import ServiceEvent
+from valuation import engine, selectors, services
 
 # (module, attribute, label): the steps timed, wherever the run calls them.
 STEPS = [

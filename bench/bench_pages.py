@@ -27,22 +27,22 @@ from urllib.parse import urlencode
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cvm.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
-from django.conf import settings  # noqa: E402
-from django.contrib.auth import get_user_model  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.db.models import Q  # noqa: E402
-from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
-from django.urls import reverse  # noqa: E402
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.db.models import Q
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
-from customers.models import Customer, Transaction  # noqa: E402
-from customers.roles import Role, role_of  # noqa: E402
-from customers.access import visible_customers  # noqa: E402
-from services.models import ServiceEvent  # noqa: E402
+from customers.access import visible_customers
+from customers.models import Customer, Transaction
+from customers.roles import Role, role_of
+from services.models import ServiceEvent
 
 
 def manager_user(username: str | None):

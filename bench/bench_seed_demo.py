@@ -24,13 +24,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cvm.settings")
 os.environ.setdefault("DEBUG", "false")  # no query log growing during the run
 os.environ.setdefault("SECRET_KEY", "bench-only-not-secret")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
-from django.db import connection  # noqa: E402
+from django.db import connection
 
-from cockpit.demo import (  # noqa: E402
+from cockpit.demo import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_SERVICE_EVENTS_PER_CUSTOMER,
     DEFAULT_TRANSACTIONS_PER_CUSTOMER,

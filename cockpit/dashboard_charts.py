@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 from django.utils.translation import gettext as _
+from plotly.subplots import make_subplots
 
 from services.models import localized_name
 
@@ -88,7 +88,7 @@ def segment_scatter(points: Sequence[tuple], *, segment_labels: dict[str, str], 
                 name=f"{segment_labels.get(segment, segment)} ({len(rows)})",
                 marker={"color": SEGMENT_COLOURS.get(segment, "#475467"), "size": 7, "opacity": 0.75,
                         "line": {"width": 0}},
-                customdata=[[row[0], row[1], row[2], c, v] for row, c, v in zip(rows, classic, value_to)],
+                customdata=[[row[0], row[1], row[2], c, v] for row, c, v in zip(rows, classic, value_to, strict=False)],
                 hovertemplate=(
                     "<b>%{customdata[1]}</b> · %{customdata[2]}<br>"
                     + _("%(classic)s: %(amount)s") % {"classic": classic_label, "amount": money}

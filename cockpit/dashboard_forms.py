@@ -10,7 +10,6 @@ from django.utils.translation import gettext_lazy as _
 
 from core.numbers import FlexibleDecimalField
 from services.models import ServiceType
-
 from valuation.models import ValuationPolicy
 
 
@@ -49,20 +48,23 @@ class StandardCostForm(forms.Form):
         help_text=_("Per occurrence, hour or day, as the service type counts."),
     )
 
-    def clean_cost_per_unit(self):
-        cost = self.cleaned_data["cost_per_unit"]
-        if cost < 0:
-            raise forms.ValidationError(_("A standard cost cannot be negative."), code="negative")
-        return cost
+
+class PolicyFieldsForm(forms.ModelForm):
+    """Fields only: the rules and their messages are valuation.policy's (one place), which
+    names the field at fault; the model's constraints stay the database's last guard."""
+
+    def _get_validation_exclusions(self):
+        # Leave model validation to the service: excluded fields skip the model's constraints.
+        return {field.name for field in self.instance._meta.fields}
 
 
-class SegmentPolicyForm(forms.ModelForm):
+class SegmentPolicyForm(PolicyFieldsForm):
     class Meta:
         model = ValuationPolicy
         fields = ["classic_value", "segment_policy", "segment_quantile", "fixed_classic_threshold",
                   "fixed_value_to_threshold"]
         localized_fields = ["segment_quantile", "fixed_classic_threshold", "fixed_value_to_threshold"]
-        field_classes = {name: FlexibleDecimalField for name in localized_fields}
+        field_classes = dict.fromkeys(localized_fields, FlexibleDecimalField)
         help_texts = {
             "classic_value": _("The figure on the classic-value axis of the four segments."),
             "segment_quantile": _("Used by the quantile rule: 0.5 is the median, 0.75 puts a quarter above."),
@@ -70,25 +72,14 @@ class SegmentPolicyForm(forms.ModelForm):
             "fixed_value_to_threshold": _("Used by the fixed-amounts rule."),
         }
 
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("segment_policy") == ValuationPolicy.SegmentPolicy.FIXED:
-            for name in ("fixed_classic_threshold", "fixed_value_to_threshold"):
-                if cleaned.get(name) is None and name not in self.errors:
-                    self.add_error(name, _("The fixed-amounts rule needs this amount."))
-        quantile = cleaned.get("segment_quantile")
-        if quantile is not None and not Decimal(0) < quantile < Decimal(1):
-            self.add_error("segment_quantile", _("The quantile must lie between 0 and 1, e.g. 0.5 for the median."))
-        return cleaned
 
-
-class ValuationSettingsForm(forms.ModelForm):
+class ValuationSettingsForm(PolicyFieldsForm):
     class Meta:
         model = ValuationPolicy
         fields = ["window_months", "horizon_months", "annual_discount_rate", "abc_a_share", "abc_b_share",
                   "holdout_weeks", "hours_per_day"]
         localized_fields = ["annual_discount_rate", "abc_a_share", "abc_b_share", "hours_per_day"]
-        field_classes = {name: FlexibleDecimalField for name in ("annual_discount_rate", "abc_a_share", "abc_b_share", "hours_per_day")}
+        field_classes = dict.fromkeys(("annual_discount_rate", "abc_a_share", "abc_b_share", "hours_per_day"), FlexibleDecimalField)
         help_texts = {
             "window_months": _("Revenue, margin and free services are counted over this many months."),
             "horizon_months": _("How far ahead the CLV looks."),
@@ -102,26 +93,6 @@ class ValuationSettingsForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["hours_per_day"].required = False  # left empty: the saved value stays
-
-    def clean(self):
-        cleaned = super().clean()
-        for name in ("window_months", "horizon_months", "holdout_weeks"):
-            if cleaned.get(name) is not None and cleaned[name] < 1:
-                self.add_error(name, _("Must be at least 1."))
-        rate = cleaned.get("annual_discount_rate")
-        hours = cleaned.get("hours_per_day")
-        if hours is not None and not Decimal(0) < hours <= Decimal(24):
-            self.add_error("hours_per_day", _("A day has between 0 and 24 hours, e.g. 8."))
-        if rate is not None and not Decimal(0) <= rate < Decimal(1):
-            self.add_error("annual_discount_rate", _("Give the rate as a fraction between 0 and 1, e.g. 0.10 for 10 %."))
-        a, b = cleaned.get("abc_a_share"), cleaned.get("abc_b_share")
-        if a is not None and not Decimal(0) < a <= Decimal(1):
-            self.add_error("abc_a_share", _("The A share must lie above 0 and at most 1, e.g. 0.80."))
-        elif b is not None and not Decimal(0) < b <= Decimal(1):
-            self.add_error("abc_b_share", _("The A+B share must lie above 0 and at most 1, e.g. 0.95."))
-        elif a is not None and b is not None and b < a:
-            self.add_error("abc_b_share", _("The A+B share cannot be smaller than the A share."))
-        return cleaned
 
 
 class ServiceTypeForm(forms.ModelForm):

@@ -19,14 +19,18 @@ from django.views.decorators.http import require_GET, require_POST
 from customers.access import manager_only
 from services import services as service_writes
 from services.models import ServiceType
-
 from valuation import dashboard, policy
 from valuation.models import ValuationPolicy, ValuationRun
 from valuation.selectors import valuation_policy
 
 from . import dashboard_charts
 from .dashboard_forms import (
-    DashboardFilterForm, NewServiceTypeForm, SegmentPolicyForm, ServiceTypeForm, StandardCostForm, ValuationSettingsForm,
+    DashboardFilterForm,
+    NewServiceTypeForm,
+    SegmentPolicyForm,
+    ServiceTypeForm,
+    StandardCostForm,
+    ValuationSettingsForm,
 )
 
 STAGE_LABELS = {
@@ -175,7 +179,7 @@ def add_standard_cost(request):
     form = StandardCostForm(request.POST)
     if form.is_valid():
         try:
-            cost = policy.add_standard_cost(**form.cleaned_data, user=request.user)
+            cost = service_writes.add_standard_cost(**form.cleaned_data, user=request.user)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
@@ -215,7 +219,7 @@ def service_type_new(request):
         try:
             with transaction.atomic():
                 created = service_writes.save_service_type(**{name: form.cleaned_data[name] for name in TYPE_FIELDS})
-                policy.add_standard_cost(service_type=created, valid_from=form.cleaned_data["valid_from"],
+                service_writes.add_standard_cost(service_type=created, valid_from=form.cleaned_data["valid_from"],
                                          cost_per_unit=form.cleaned_data["cost_per_unit"], user=request.user)
         except ValidationError as exc:
             _add_errors(form, exc)
@@ -270,10 +274,10 @@ def _save_policy_form(request, form, update, context_name: str, anchor: str, suc
 @manager_only
 @require_POST
 def recompute_now(request):
-    from valuation import services  # the run's entry point
+    from valuation import services, tasks  # the run's entry point (imports the engine)
 
     try:
-        run = services.request_recompute(user=request.user, in_background=True)
+        run = tasks.request_recompute(user=request.user, in_background=True)
     except services.RunAlreadyRunning:
         return _render_settings(request, recompute_problem=str(ALREADY_RUNNING))
     except services.QueueUnavailable:

@@ -36,12 +36,12 @@ from django.db import connection, models, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from services.models import ServiceEvent, ServiceType, StandardCost
-from services.selectors import standard_cost_on
 from core.copy_text import block as copy_block
+from core.copy_text import copy_into
 from customers.models import Customer, Transaction
 from customers.roles import Role
-
+from services.models import ServiceEvent, ServiceType, StandardCost
+from services.selectors import standard_cost_on
 
 DEMO_PASSWORD = "cvm-demo"
 DEFAULT_CHUNK_SIZE = 50_000
@@ -720,7 +720,7 @@ def _draw_names(rng, size) -> list[str]:
     forms = [form for form, _ in LEGAL_FORMS]
     names = []
     for p, (f1, f2), h, t, tr, lg in zip(pattern.tolist(), family.tolist(), head.tolist(), tail.tolist(),
-                                        trade.tolist(), legal.tolist()):
+                                        trade.tolist(), legal.tolist(), strict=False):
         if p == 0:
             name = f"{FAMILY_NAMES[f1]} {TRADES[tr]}"
         elif p == 1:
@@ -963,10 +963,8 @@ class _Writer:
         self.channel_objects = np.array(SALES_CHANNELS, dtype=object)
 
     def _copy(self, table: str, columns: list[str], block: bytes) -> None:
-        with connection.cursor() as cursor:
-            sql = f"COPY {connection.ops.quote_name(table)} ({', '.join(columns)}) FROM STDIN"
-            with cursor.cursor.copy(sql) as copy:
-                copy.write(block)
+        with connection.cursor() as cursor, copy_into(cursor, table, columns) as copy:
+            copy.write(block)
 
     def _insert(self, table: str, columns: list[str], rows) -> None:
         sql = (f"INSERT INTO {connection.ops.quote_name(table)} ({', '.join(columns)}) "
@@ -995,15 +993,13 @@ class _Writer:
             for k, (i, name, ind, reg, owner, acq, chan, ref, st, lost, w) in enumerate(zip(
                 ids.tolist(), people["name"], people["industry"].tolist(), people["region"].tolist(),
                 owners.tolist(), acquired.tolist(), channel.tolist(), referred_by.tolist(), status.tolist(),
-                lost_on.tolist(), wallet.tolist()))
+                lost_on.tolist(), wallet.tolist(), strict=False))
         ]
         table = Customer._meta.db_table
         if self.postgres:
-            with connection.cursor() as cursor:
-                sql = f"COPY {connection.ops.quote_name(table)} ({', '.join(columns)}) FROM STDIN"
-                with cursor.cursor.copy(sql) as copy:
-                    for row in rows:
-                        copy.write_row(row)
+            with connection.cursor() as cursor, copy_into(cursor, table, columns) as copy:
+                for row in rows:
+                    copy.write_row(row)
         else:
             self._insert(table, columns, rows)
 
@@ -1032,7 +1028,7 @@ class _Writer:
                     ids.tolist(), _ascii_strings(external), calendar.text[day].tolist(),
                     (lines["revenue"][part] / 100).tolist(), (lines["cost"][part] / 100).tolist(),
                     self.product_objects[lines["product"][part]].tolist(),
-                    self.channel_objects[lines["channel"][part]].tolist(),
+                    self.channel_objects[lines["channel"][part]].tolist(), strict=False,
                 ))
 
     def events(self, events, *, customer_ids, type_ids, logged_by, calendar) -> None:
@@ -1053,11 +1049,11 @@ class _Writer:
                     _digits(logged_by[part], 19), stamp, stamp,
                 ]))
             else:
-                text = [f"{notes.prefix[t]}{k}{notes.suffix[t]}" for t, k in zip(note.tolist(), number.tolist())]
+                text = [f"{notes.prefix[t]}{k}{notes.suffix[t]}" for t, k in zip(note.tolist(), number.tolist(), strict=False)]
                 self._insert(table, columns, zip(
                     customer_ids[part].tolist(), type_ids[part].tolist(), calendar.text[day].tolist(),
                     (events["quantity"][part] / 100).tolist(), text, logged_by[part].tolist(),
-                    [created] * len(text), [created] * len(text),
+                    [created] * len(text), [created] * len(text), strict=False,
                 ))
 
 

@@ -28,7 +28,7 @@ class CustomerFilterForm(forms.Form):
     def __init__(self, *args, owners=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["owner"].choices = [("", _("all"))] + [
-            (user.pk, user.get_full_name() or user.username) for user in owners
+            (pk, name) for pk, name in owners
         ]
         if not owners:
             del self.fields["owner"]

@@ -16,10 +16,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
+from customers.access import manager_only
 from valuation import exporting
 
 from . import importing
-from customers.access import manager_only
 
 SESSION_KEY = "cvm_import"
 # Uploaded files wait here between preview and commit; older ones are removed.
@@ -156,7 +156,7 @@ def _with_bom(bom: str, lines):
 
 @manager_only
 def export_values_xlsx(request):
-    target = tempfile.TemporaryFile()
+    target = tempfile.TemporaryFile()  # noqa: SIM115 - FileResponse closes it after sending
     exporting.write_xlsx(target, user=request.user, for_people=True)
     target.seek(0)
     return FileResponse(

@@ -76,6 +76,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from core.copy_text import copy_into
 from core.plausibility import EARLIEST_ACQUISITION, EARLIEST_DATE, MAX_AMOUNT, MAX_QUANTITY, latest_plausible_date
 from customers.models import Customer, Transaction
 from services.models import ServiceEvent, ServiceType
@@ -152,7 +153,7 @@ class ImportResult:
         if room > 0:
             shown = lines.iloc[:room]
             messages = message.loc[shown.index] if isinstance(message, pd.Series) else [message] * len(shown)
-            self.errors.extend(RowError(int(line), column, str(text)) for line, text in zip(shown, messages))
+            self.errors.extend(RowError(int(line), column, str(text)) for line, text in zip(shown, messages, strict=False))
         self.error_count += count
 
     def add_found(self, shown: list[RowError], count: int) -> None:
@@ -489,7 +490,7 @@ class Staging:
             # csv.writer is several times faster than DataFrame.to_csv; None becomes an empty field (NULL).
             values = frame.astype(object).where(frame.notna(), None)
             csv.writer(buffer, lineterminator="\n").writerows(values.itertuples(index=False, name=None))
-            with cursor.copy(f"COPY {self.name} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv)") as copy:
+            with copy_into(cursor, self.name, names, options="WITH (FORMAT csv)") as copy:
                 copy.write(buffer.getvalue())
         else:
             marks = ", ".join(["%s"] * len(names))
@@ -707,10 +708,9 @@ def _check_and_merge_transactions_in_sql(cursor, batches: Iterator[list[list]], 
     cursor.execute(f"DROP TABLE IF EXISTS {RAW_TRANSACTIONS}")
     cursor.execute(f"CREATE TEMPORARY TABLE {RAW_TRANSACTIONS} (line integer, {', '.join(f'{c} text' for c in columns)}) ON COMMIT DROP")
     # FORCE_NOT_NULL: an empty field is the empty string, as in the file, not NULL.
-    copy_sql = (f"COPY {RAW_TRANSACTIONS} (line, {', '.join(columns)}) FROM STDIN "
-                f"WITH (FORMAT csv, FORCE_NOT_NULL ({', '.join(columns)}))")
     revenue_at = 1 + columns.index("revenue")
-    with cursor.copy(copy_sql) as copy:
+    options = f"WITH (FORMAT csv, FORCE_NOT_NULL ({', '.join(columns)}))"
+    with copy_into(cursor, RAW_TRANSACTIONS, ["line", *columns], options=options) as copy:
         for batch in batches:
             if not result.rows:
                 amounts = pd.Series(list({row[revenue_at] for row in batch} - {""}), dtype=object)
@@ -757,7 +757,7 @@ def _check_and_merge_transactions_in_sql(cursor, batches: Iterator[list[list]], 
     texts["revenue"] = texts["cost_of_goods"] = amount_problems(**amount_limits)
     shown = []
     for line, number, *codes, _total in rows:
-        for name, code in zip(problems, codes):
+        for name, code in zip(problems, codes, strict=False):
             if code == "unknown":
                 shown.append(RowError(line, name, _("Unknown customer number “%(number)s”.") % {"number": number}))
             elif code:

@@ -5,18 +5,19 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-import pandas as pd
+from dateutil.relativedelta import relativedelta
+from dateutil.rrule import MONTHLY, rrule
 from django.db.models import Count, DecimalField, F, FilteredRelation, Q, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
-from services.models import ServiceEvent, ServiceType, localized_name
-from services.selectors import VALUE_FIELD, service_event_value, standard_cost_expression
-from valuation.models import CustomerValue, ValuationRun, segment_label, segment_strategy
-from valuation.selectors import latest_completed_run
-
 from customers.access import sees_money, visible_customers
 from customers.models import Customer, Transaction
+from services.models import ServiceEvent, ServiceType, localized_name
+from services.selectors import VALUE_FIELD, service_event_value, standard_cost_expression
+from valuation.engine.settings import EngineSettings
+from valuation.models import CustomerValue, ValuationRun, segment_label, segment_strategy
+from valuation.selectors import latest_completed_run
 
 MONEY_FIELD = DecimalField(max_digits=16, decimal_places=2)
 
@@ -163,17 +164,13 @@ def customer_list_page(*, user, filters: dict, sort: str = "name", page: int = 1
 def default_period(*, today: dt.date | None = None, months: int = 12) -> tuple[dt.date, dt.date]:
     """The last `months` months up to today, both days included (the valuation's window)."""
     today = today or timezone.localdate()
-    start = (pd.Timestamp(today) - pd.DateOffset(months=months)).date() + dt.timedelta(days=1)
+    start = today - relativedelta(months=months) + dt.timedelta(days=1)
     return start, today
 
 
 def _months(start: dt.date, end: dt.date) -> list[dt.date]:
-    month, last = start.replace(day=1), end.replace(day=1)
-    months = []
-    while month <= last:
-        months.append(month)
-        month = (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-    return months
+    """The first day of every month from start's to end's."""
+    return [day.date() for day in rrule(MONTHLY, dtstart=start.replace(day=1), until=end.replace(day=1))]
 
 
 def _month_key(value) -> dt.date:
@@ -341,10 +338,6 @@ class Cockpit:
     window_by_type: list[dict] = field(default_factory=list)
 
     @property
-    def run_settings(self) -> dict:
-        return self.value.run.settings if self.value else {}
-
-    @property
     def bought_in_period(self) -> bool:
         return any(row.get("bought") for row in self.months)
 
@@ -361,8 +354,8 @@ class Cockpit:
     @property
     def interval_share(self) -> float:
         """How many outcomes the CLV range covers (0.8 for the 10th to 90th percentile)."""
-        settings = self.run_settings
-        return float(settings.get("interval_high", 0.9)) - float(settings.get("interval_low", 0.1))
+        settings = self.value.run.engine_settings if self.value else EngineSettings()
+        return settings.interval_high - settings.interval_low
 
     @property
     def strategy(self) -> str:

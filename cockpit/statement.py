@@ -18,10 +18,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
+from customers.models import Customer
 from services.models import ServiceEvent
 from services.selectors import service_event_value
 
-from customers.models import Customer
 from .selectors import service_totals_by_type
 
 # WeasyPrint resolves the PDF's relative URLs against this made-up origin; the fetcher below

@@ -1,20 +1,19 @@
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse, QueryDict
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import formats
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
+from core.templatetags.money import CURRENCY_SYMBOLS, SYMBOL_AFTER
+from customers.access import any_role, customer_or_404, sees_all_customers, sees_money, visible_customers
+from customers.selectors import customer_filter_choices
 from services.forms import ServiceEventForm
-from .charts import ChartLocale, cockpit_margin_vs_service_cost_figure, cockpit_value_history_figure
 
 from . import list_columns, saved_filters, selectors
-from customers.access import any_role, customer_or_404, sees_money, visible_customers
-from customers.roles import Role, role_of
-from customers.selectors import customer_filter_choices
-from core.templatetags.money import CURRENCY_SYMBOLS, SYMBOL_AFTER
+from .charts import ChartLocale, cockpit_margin_vs_service_cost_figure, cockpit_value_history_figure
 from .forms import CustomerFilterForm, PeriodForm
 from .statement import render_statement_pdf, statement_filename, value_statement
 
@@ -34,13 +33,6 @@ def chart_locale() -> ChartLocale:
     )
 
 
-def _query_without(params: QueryDict, *names: str) -> str:
-    params = params.copy()
-    for name in names:
-        params.pop(name, None)
-    return params.urlencode()
-
-
 @any_role
 def customer_list(request):
     choices = customer_filter_choices(user=request.user)
@@ -50,7 +42,7 @@ def customer_list(request):
     sort = data.get("sort") or "name"
     page = selectors.customer_list_page(user=request.user, filters=filters, sort=sort, page=data.get("page") or 1)
     show_money = sees_money(request.user)
-    is_rep = role_of(request.user) == Role.SALES_REP
+    is_rep = not sees_all_customers(request.user)
     offered = list_columns.offered_columns(show_money=show_money, is_rep=is_rep)
     columns = list_columns.chosen_columns(request, offered=offered)
     return render(
@@ -64,8 +56,6 @@ def customer_list(request):
             "choices": choices,
             "show_money": show_money,
             "filtered": any(filters.values()),
-            "query_without_sort": _query_without(request.GET, "sort", "page", "col", "columns"),
-            "query_without_page": _query_without(request.GET, "page", "col", "columns"),
             "is_rep": is_rep,
             "offered_columns": offered,
             "columns": columns,
@@ -121,8 +111,6 @@ def customer_detail(request, pk: int):
             "period_query": request.GET.urlencode(),
             "transactions": transactions,
             "period_params": [(name, request.GET[name]) for name in ("from", "to") if request.GET.get(name)],
-            "period_query_only": _query_without(request.GET, "tq", "tpage"),
-            "transaction_query": _query_without(request.GET, "tpage"),
         },
     )
 

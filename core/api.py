@@ -4,6 +4,7 @@ filter hygiene, bulk request handling and the serializers of errors and bulk res
 Who may do what is not here: the role rules live in customers.access.
 """
 
+from django.db import IntegrityError
 from django_filters import rest_framework as filters
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
@@ -13,7 +14,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
-from .bulk import BULK_MAX_ROWS
+from .bulk import BULK_MAX_ROWS, BulkRejected
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -167,3 +168,17 @@ BULK_RESPONSES = {
     400: OpenApiResponse(BulkErrorSerializer, description="Nothing was saved: every bad row with its field."),
     409: error_response("409", "A row was written concurrently by someone else; nothing was saved."),
 }
+
+
+def bulk_response(request, row_serializer_class, upsert) -> Response:
+    """A bulk endpoint's whole answer: check the rows, hand them to the resource's write
+    service (`upsert(rows)`), and turn every refusal into the documented JSON."""
+    try:
+        outcome = upsert(bulk_rows(request, row_serializer_class))
+    except BulkInvalid as exc:
+        return exc.response()
+    except BulkRejected as exc:
+        return BulkInvalid(exc.errors).response()
+    except IntegrityError:
+        return Response({"detail": CONCURRENT_WRITE}, status=status.HTTP_409_CONFLICT)
+    return Response(BulkResultSerializer(outcome).data, status=status.HTTP_200_OK)

@@ -79,3 +79,19 @@ def money(values, *, exact) -> np.ndarray:
             text[k] = str(exact(values[k])).encode()
         text = text.astype("S")
     return _matrix(text)
+
+
+def copy_into(cursor, table: str, columns: list[str], *, options: str = ""):
+    """The one way rows go into PostgreSQL by COPY ... FROM STDIN: a psycopg Copy to write to.
+
+    `cursor` is Django's cursor or psycopg's own; `options` is e.g. "WITH (FORMAT csv)".
+    Table and column names are quoted here.
+    """
+    raw = getattr(cursor, "cursor", cursor)
+    quote = _quote_name
+    sql = f"COPY {quote(table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN {options}".rstrip()
+    return raw.copy(sql)
+
+
+def _quote_name(name: str) -> str:
+    return name if name.startswith('"') else '"' + name.replace('"', '""') + '"'

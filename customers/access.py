@@ -44,6 +44,11 @@ def sees_money(user) -> bool:
     return role_of(user) in MONEY_ROLES
 
 
+def sees_all_customers(user) -> bool:
+    """Inside sales and managers see every customer; a sales rep only the own book."""
+    return role_of(user) in (Role.INSIDE_SALES, Role.MANAGER)
+
+
 def manages(user) -> bool:
     """Managers run the company's data: dashboard, settings, imports, exports, the admin."""
     return role_of(user) in MANAGERS
@@ -59,7 +64,9 @@ def can_change_entry(user, *, logged_by_id: int | None) -> bool:
     return manages(user) or (logged_by_id is not None and logged_by_id == user.pk)
 
 
-ABILITIES = {"use_cockpit": use_cockpit, "sees_money": sees_money, "manages": manages}
+ABILITIES = {
+    "use_cockpit": use_cockpit, "sees_money": sees_money, "sees_all_customers": sees_all_customers, "manages": manages,
+}
 
 
 # --- who sees whom ------------------------------------------------------------------------------
@@ -71,10 +78,9 @@ def customer_visibility(*, user, prefix: str = "") -> Q | None:
 
     `prefix` is the path from another model to its customer, e.g. "customer__".
     """
-    role = role_of(user)
-    if role in (Role.MANAGER, Role.INSIDE_SALES):
+    if sees_all_customers(user):
         return Q()
-    if role == Role.SALES_REP:
+    if role_of(user) == Role.SALES_REP:
         return Q(**{f"{prefix}owner": user})
     return None
 

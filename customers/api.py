@@ -4,25 +4,14 @@ Who sees what is decided by `customers.access.visible_customers`, the selector t
 use too: a rep's token lists only the rep's customers and gets 404 for others'.
 """
 
-from django.db import IntegrityError
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, permissions, status, viewsets
+from rest_framework import mixins, permissions, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
 from rest_framework.parsers import JSONParser
-from rest_framework.response import Response
 
-from core.api import (
-    BULK_RESPONSES,
-    CONCURRENT_WRITE,
-    ApiBase,
-    BulkInvalid,
-    BulkResultSerializer,
-    CvmFilterBackend,
-    bulk_rows,
-)
-from core.bulk import BulkRejected
+from core.api import BULK_RESPONSES, ApiBase, CvmFilterBackend, bulk_response
 
 from . import services
 from .access import ALL_ROLES, MANAGERS, MONEY_ROLES, MoneyOrderingFilter, RolePermission, visible_customers
@@ -96,16 +85,11 @@ class TransactionViewSet(CvmApiMixin, viewsets.ModelViewSet):
     @action(detail=False, methods=["post"], parser_classes=[JSONParser])
     def bulk(self, request):
         """Create or update up to 50,000 transactions by external_id in one all-or-nothing request."""
-        try:
-            rows = bulk_rows(request, TransactionBulkRowSerializer)
-            outcome = services.bulk_upsert_transactions(rows=rows, visible_customers=visible_customers(user=request.user))
-        except BulkInvalid as exc:
-            return exc.response()
-        except BulkRejected as exc:
-            return BulkInvalid(exc.errors).response()
-        except IntegrityError:
-            return Response({"detail": CONCURRENT_WRITE}, status=status.HTTP_409_CONFLICT)
-        return Response(BulkResultSerializer(outcome).data, status=status.HTTP_200_OK)
+        visible = visible_customers(user=request.user)
+        return bulk_response(
+            request, TransactionBulkRowSerializer,
+            lambda rows: services.bulk_upsert_transactions(rows=rows, visible_customers=visible),
+        )
 
 
 class CustomerChildViewSet(CvmApiMixin, mixins.ListModelMixin, viewsets.GenericViewSet):

@@ -1,6 +1,6 @@
 from django.contrib.auth.backends import BaseBackend
 
-from .roles import Role, role_of
+from .access import manages
 
 # What a manager administers; everything else stays with superusers.
 MANAGED_APPS = {"customers", "services", "valuation", "auth", "authtoken", "axes"}
@@ -13,4 +13,4 @@ class RolePermissionBackend(BaseBackend):
         return self.has_module_perms(user_obj, perm.split(".", 1)[0])
 
     def has_module_perms(self, user_obj, app_label):
-        return bool(user_obj.is_active) and app_label in MANAGED_APPS and role_of(user_obj) == Role.MANAGER
+        return bool(user_obj.is_active) and app_label in MANAGED_APPS and manages(user_obj)

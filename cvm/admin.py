@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from customers.roles import Role, role_of
+from customers.access import manages
 
 
 class CockpitAdminSite(admin.AdminSite):
@@ -10,4 +10,4 @@ class CockpitAdminSite(admin.AdminSite):
     site_title = "CVM Cockpit"
 
     def has_permission(self, request):
-        return super().has_permission(request) and role_of(request.user) == Role.MANAGER
+        return super().has_permission(request) and manages(request.user)

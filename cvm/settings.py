@@ -245,9 +245,10 @@ CELERY_BEAT_SCHEDULE = {
 
 # Valuation defaults; a manager can override them in the settings page.
 CVM_VALUATION_CHUNK_SIZE = int(os.environ.get("CVM_VALUATION_CHUNK_SIZE", "50000"))
-# A running valuation without progress for this long gets its unfinished chunks queued again
-# by the next beat tick (a worker died; Redis would redeliver only after its visibility timeout).
-CVM_STALLED_AFTER_SECONDS = int(os.environ.get("CVM_STALLED_AFTER_SECONDS", "600"))
+# The one staleness limit: a run or chunk whose heartbeat is older than this lost its process.
+# The next "recompute" takes such a run over, and the next beat tick queues its chunks again
+# (Redis would redeliver only after its visibility timeout). Holders beat 6 times within it.
+CVM_RUN_STALE_SECONDS = int(os.environ.get("CVM_RUN_STALE_SECONDS") or "120")
 CVM_VALUATION_RETENTION_DAYS = int(os.environ.get("CVM_VALUATION_RETENTION_DAYS", "730"))
 
 LOGGING = {

@@ -3,7 +3,7 @@
 from contextlib import contextmanager
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Prefetch
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
@@ -13,8 +13,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
-from core.api import BULK_RESPONSES, CONCURRENT_WRITE, BulkInvalid, BulkResultSerializer, bulk_rows
-from core.bulk import BulkRejected
+from core.api import BULK_RESPONSES, bulk_response
 from customers.access import ALL_ROLES, OwnEntriesPermission, manages, visible_customers
 from customers.api import CvmApiMixin
 
@@ -36,7 +35,9 @@ def django_validation_as_400():
     try:
         yield
     except DjangoValidationError as exc:
-        raise ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages})
+        raise ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        ) from exc
 
 
 class ServiceTypeViewSet(CvmApiMixin, viewsets.ReadOnlyModelViewSet):
@@ -73,7 +74,9 @@ class StandardCostViewSet(CvmApiMixin, mixins.CreateModelMixin, viewsets.ReadOnl
         return StandardCost.objects.select_related("service_type", "created_by")
 
     def perform_create(self, serializer):
-        serializer.save(created_by=self.request.user)
+        # The settings page's write service: the history only grows, never back-dated.
+        with django_validation_as_400():
+            serializer.instance = services.add_standard_cost(**serializer.validated_data, user=self.request.user)
 
 
 class ServiceEventFilter(filters.FilterSet):
@@ -118,12 +121,8 @@ class ServiceEventViewSet(CvmApiMixin, viewsets.ModelViewSet):
         with transaction.atomic(), django_validation_as_400():
             event = services.log_service_event(
                 user=request.user, customer=data["customer"], service_type=data["service_type"], date=data["date"],
-                quantity=data["quantity"], note=data["note"],
+                quantity=data["quantity"], note=data["note"], external_id=data.get("external_id") or None,
             )
-            if data.get("external_id"):
-                event.external_id = data["external_id"]
-                event._history_user = request.user
-                event.save(update_fields=["external_id", "updated_at"])
         return Response(self._annotated(event), status=status.HTTP_201_CREATED)
 
     def update(self, request, *args, **kwargs):
@@ -154,16 +153,10 @@ class ServiceEventViewSet(CvmApiMixin, viewsets.ModelViewSet):
     def bulk(self, request):
         """Log up to 50,000 service events in one all-or-nothing request; rows with a known
         external_id update that event (only your own, unless you are a manager)."""
-        try:
-            rows = bulk_rows(request, ServiceEventBulkRowSerializer)
-            outcome = services.bulk_upsert_service_events(
-                rows=rows, user=request.user, visible_customers=visible_customers(user=request.user),
-                may_edit_all=manages(request.user),
-            )
-        except BulkInvalid as exc:
-            return exc.response()
-        except BulkRejected as exc:
-            return BulkInvalid(exc.errors).response()
-        except IntegrityError:
-            return Response({"detail": CONCURRENT_WRITE}, status=status.HTTP_409_CONFLICT)
-        return Response(BulkResultSerializer(outcome).data, status=status.HTTP_200_OK)
+        visible = visible_customers(user=request.user)
+        return bulk_response(
+            request, ServiceEventBulkRowSerializer,
+            lambda rows: services.bulk_upsert_service_events(
+                rows=rows, user=request.user, visible_customers=visible, may_edit_all=manages(request.user),
+            ),
+        )

@@ -1,5 +1,7 @@
 """Reads about free services: above all, what a service event is worth."""
 
+from bisect import bisect_right
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from functools import singledispatch
@@ -13,27 +15,68 @@ from .models import ServiceEvent, ServiceType, StandardCost
 # quantity has 2 decimals and cost 2: 4 keep the product exact, so no rounding rule is needed.
 VALUE_FIELD = DecimalField(max_digits=22, decimal_places=4)
 UNIT_COST_FIELD = DecimalField(max_digits=12, decimal_places=2)
+ZERO_COST = Decimal("0.00")
+
+
+# --- The cost valid on a day ------------------------------------------------------------------
+# The rule: a service is valued at the cost of its type with the latest `valid_from` on or
+# before the day it was given; before any cost it is worth 0. `costs_valid_on` states it once
+# for the database (plain values or OuterRefs), `CostHistory` once for values in memory.
+
+
+def costs_valid_on(*, service_type, day) -> QuerySet:
+    """The cost row valid on the day (at most one), as `cost_per_unit` values.
+
+    `service_type` and `day` are plain values or OuterRefs of an outer query.
+    """
+    return (
+        StandardCost.objects.filter(service_type_id=service_type, valid_from__lte=day)
+        .order_by("-valid_from")
+        .values("cost_per_unit")[:1]
+    )
 
 
 def standard_cost_on(*, service_type_id: int, day: date) -> Decimal:
     """The cost per unit valid for this service type on this day (0 before any cost was set)."""
-    cost = (
-        StandardCost.objects.filter(service_type_id=service_type_id, valid_from__lte=day)
-        .order_by("-valid_from")
-        .values_list("cost_per_unit", flat=True)
-        .first()
-    )
-    return cost if cost is not None else Decimal("0.00")
+    row = costs_valid_on(service_type=service_type_id, day=day).first()
+    return row["cost_per_unit"] if row else ZERO_COST
 
 
 def standard_cost_expression(*, service_type_ref: str = "service_type_id", date_ref: str = "date"):
-    """Correlated subquery: the standard cost valid on the row's date, for any queryset."""
-    valid = (
-        StandardCost.objects.filter(service_type_id=OuterRef(service_type_ref), valid_from__lte=OuterRef(date_ref))
-        .order_by("-valid_from")
-        .values("cost_per_unit")[:1]
-    )
-    return Coalesce(Subquery(valid, output_field=UNIT_COST_FIELD), Value(Decimal("0.00")), output_field=UNIT_COST_FIELD)
+    """The same rule as a correlated subquery: the cost valid on the row's date, for any queryset."""
+    valid = costs_valid_on(service_type=OuterRef(service_type_ref), day=OuterRef(date_ref))
+    return Coalesce(Subquery(valid, output_field=UNIT_COST_FIELD), Value(ZERO_COST), output_field=UNIT_COST_FIELD)
+
+
+@dataclass
+class CostHistory:
+    """Every standard cost in memory, for valuing many (type, day) pairs without a query each."""
+
+    starts: dict[int, list[date]]
+    costs: dict[int, list[Decimal]]
+
+    @classmethod
+    def load(cls) -> "CostHistory":
+        """One query for the whole history."""
+        history = cls({}, {})
+        rows = StandardCost.objects.order_by("service_type_id", "valid_from")
+        for type_id, valid_from, cost in rows.values_list("service_type_id", "valid_from", "cost_per_unit"):
+            history.starts.setdefault(type_id, []).append(valid_from)
+            history.costs.setdefault(type_id, []).append(cost)
+        return history
+
+    def unit_cost(self, service_type_id: int, day: date) -> Decimal:
+        starts = self.starts.get(service_type_id, ())
+        valid = bisect_right(starts, day) - 1  # the last cost that started on or before the day
+        return self.costs[service_type_id][valid] if valid >= 0 else ZERO_COST
+
+    def frame(self) -> pd.DataFrame:
+        rows = [
+            (type_id, start, float(cost))
+            for type_id, starts in self.starts.items()
+            for start, cost in zip(starts, self.costs[type_id], strict=True)
+        ]
+        return pd.DataFrame.from_records(rows, columns=["service_type_id", "valid_from", "unit_cost"])
 
 
 @singledispatch
@@ -65,15 +108,11 @@ def _(events: QuerySet) -> QuerySet:
 
 @service_event_value.register
 def _(events: pd.DataFrame) -> pd.DataFrame:
-    costs = pd.DataFrame.from_records(
-        StandardCost.objects.values_list("service_type_id", "valid_from", "cost_per_unit"),
-        columns=["service_type_id", "valid_from", "unit_cost"],
-    )
-    return value_events_frame(events, costs)
+    return value_events_frame(events, CostHistory.load().frame())
 
 
 def value_events_frame(events: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
-    """Pure pandas: attach the cost valid on each event's date (an as-of join per service type)."""
+    """Pure pandas form of the rule: an as-of join per service type (CostHistory.frame() columns)."""
     frame = events.copy()
     frame["_order"] = range(len(frame))
     frame["_date"] = pd.to_datetime(frame["date"])
@@ -139,19 +178,24 @@ def service_event_changes(*, event: ServiceEvent, customers) -> list[dict]:
 
     entries, previous = [], None
     for record in records:
-        changes = []
-        for name in TRACKED_FIELDS:
-            after = shown(record, name)
-            before = shown(previous, name) if previous is not None else None
-            if previous is None or before != after:
-                changes.append({
-                    "field": ServiceEvent._meta.get_field(name).verbose_name,
-                    "name": name,
-                    "before": before,
-                    "after": after,
-                })
         if record.history_type == "-":
             changes = []
+        else:
+            # simple-history compares the two versions; the first version lists every field.
+            changed = (
+                TRACKED_FIELDS if previous is None
+                else [change.field for change in record.diff_against(previous, included_fields=TRACKED_FIELDS).changes]
+            )
+            changes = [
+                {
+                    "field": ServiceEvent._meta.get_field(name).verbose_name,
+                    "name": name,
+                    "before": shown(previous, name) if previous is not None else None,
+                    "after": shown(record, name),
+                }
+                for name in TRACKED_FIELDS
+                if name in changed
+            ]
         entries.append({"record": record, "kind": record.history_type, "changes": changes})
         previous = record
     return list(reversed(entries))

@@ -8,17 +8,17 @@ import datetime as dt
 from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from core.bulk import BULK_BATCH, BulkOutcome, BulkRejected, existing_by, report_duplicates, visible_ids
-
 from customers.access import can_change_entry, can_log_for
 from customers.models import Customer
 
-from .models import ServiceEvent, ServiceType
+from .models import ServiceEvent, ServiceType, StandardCost
 
 
 def _check_may_log(*, user, customer: Customer) -> None:
@@ -41,13 +41,15 @@ def log_service_event(
     date: dt.date,
     quantity: Decimal = Decimal("1"),
     note: str = "",
+    external_id: str | None = None,
 ) -> ServiceEvent:
-    """Record one free service given to a customer; `user` is who logged it."""
+    """Record one free service given to a customer; `user` is who logged it. One history row."""
     _check_may_log(user=user, customer=customer)
     if not service_type.active:
         raise ValidationError({"service_type": _("This service type is no longer in use.")})
     event = ServiceEvent(
-        customer=customer, service_type=service_type, date=date, quantity=quantity, note=note.strip(), logged_by=user
+        customer=customer, service_type=service_type, date=date, quantity=quantity, note=note.strip(), logged_by=user,
+        external_id=external_id,
     )
     _validate(event)
     event._history_user = user
@@ -139,6 +141,45 @@ def bulk_upsert_service_events(*, rows: list[dict], user, visible_customers, may
             bulk_update_with_history(changed, ServiceEvent, [*fields, "updated_at"], batch_size=BULK_BATCH, default_user=user)
     outcome.created, outcome.updated = len(new), len(changed)
     return outcome
+
+
+def add_standard_cost(*, service_type: ServiceType, valid_from: dt.date, cost_per_unit: Decimal, user) -> StandardCost:
+    """A new cost for a service type, valid from a date: the history only ever grows.
+
+    Old rows are never edited and a new cost cannot be dated before the latest one, so
+    services given before the new date keep the value they had.
+    """
+    if cost_per_unit is None or cost_per_unit < 0:
+        raise ValidationError({"cost_per_unit": _("A standard cost cannot be negative.")}, code="negative")
+    with transaction.atomic():
+        # Lock the type's row: two managers adding a cost at once are checked one after the other.
+        ServiceType.objects.select_for_update().filter(pk=service_type.pk).first()
+        existing = set(StandardCost.objects.filter(service_type=service_type).values_list("valid_from", flat=True))
+        if valid_from in existing:
+            raise ValidationError(
+                {"valid_from": _("%(type)s already has a cost valid from %(date)s. Costs are never edited: "
+                                 "choose a later date for the new cost.")
+                 % {"type": service_type.display_name, "date": date_format(valid_from, "SHORT_DATE_FORMAT")}},
+                code="duplicate",
+            )
+        latest = max(existing, default=None)
+        if latest is not None and valid_from < latest:
+            raise ValidationError(
+                {"valid_from": _("The latest cost of %(type)s is valid from %(date)s. A new cost must start "
+                                 "after it, so the value of services already given never changes.")
+                 % {"type": service_type.display_name, "date": date_format(latest, "SHORT_DATE_FORMAT")}},
+                code="before_latest",
+            )
+        try:
+            with transaction.atomic():
+                return StandardCost.objects.create(
+                    service_type=service_type, valid_from=valid_from, cost_per_unit=cost_per_unit, created_by=user
+                )
+        except IntegrityError as exc:  # a concurrent insert on the same day
+            raise ValidationError(
+                {"valid_from": _("This service type already has a standard cost valid from that date.")},
+                code="duplicate",
+            ) from exc
 
 
 # --- the catalogue of service types ------------------------------------------------------------

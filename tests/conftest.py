@@ -51,9 +51,9 @@ def _reference_data(request):
         if not (marker and marker.kwargs.get("transaction")):
             return
     request.getfixturevalue("transactional_db")
+    from customers.roles import install_role_groups
     from services.catalogue import install_catalogue
     from services.models import ServiceType, StandardCost
-    from customers.roles import install_role_groups
 
     install_role_groups(Group)
     install_catalogue(ServiceType, StandardCost)

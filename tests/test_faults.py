@@ -1,7 +1,11 @@
 """Faults the production stack must survive (real PostgreSQL, Redis and Celery workers in CI)."""
 
 import datetime as dt
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -13,17 +17,18 @@ from services.models import ServiceType
 from tests.factories import CustomerFactory
 from tests.workers import kill_hard, make_company, reset_broker_connections, start_worker, stop, wait_for
 from valuation import services, tasks
-from valuation.models import CustomerValue, ValuationRun
+from valuation.models import CustomerValue, ValuationChunk, ValuationRun
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 AS_OF = dt.date(2026, 1, 31)
 
 
-def test_a_worker_killed_mid_run_the_run_still_completes(broker, capsys):
+def test_a_worker_killed_mid_run_the_run_still_completes(broker, capsys, settings):
+    settings.CVM_RUN_STALE_SECONDS = 3
     customers = make_company(1500)
     first = start_worker("victim", chunk_size=100, concurrency=1)
     try:
-        run = services.request_recompute(as_of=AS_OF)
+        run = tasks.request_recompute(as_of=AS_OF)
         deadline = time.monotonic() + 120
         while not run.chunks.filter(status="done").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -39,7 +44,7 @@ def test_a_worker_killed_mid_run_the_run_still_completes(broker, capsys):
         # Beat ticks (here every second, with a 3 s stall limit) queue the lost chunk again.
         deadline = time.monotonic() + 180
         while ValuationRun.objects.get(pk=run.pk).status == "running" and time.monotonic() < deadline:
-            tasks.queue_chunks(services.resume_stalled_runs(stalled_after=dt.timedelta(seconds=3)))
+            tasks.queue_chunks(services.resume_stalled_runs())
             time.sleep(1)
         run = wait_for(run.pk, timeout=10)
         recovered_in = time.monotonic() - killed_at
@@ -153,7 +158,7 @@ def test_the_nightly_run_catches_up_once_redis_is_back(broker, monkeypatch):
     celery_app.conf.update(broker_url="redis://127.0.0.1:1/0")
     reset_broker_connections()
     with pytest.raises(services.QueueUnavailable):
-        services.request_recompute(as_of=AS_OF)
+        tasks.request_recompute(as_of=AS_OF)
     celery_app.conf.update(broker_url=broker)
     reset_broker_connections()
     worker = start_worker("catchup", chunk_size=20)
@@ -167,3 +172,35 @@ def test_the_nightly_run_catches_up_once_redis_is_back(broker, monkeypatch):
     # the worker's own clock decides the as-of date of a nightly run
     assert ValuationRun.objects.filter(trigger="nightly", status="completed").count() == 1, output[-2000:]
     assert CustomerValue.objects.count() == 40
+
+
+def test_a_killed_recompute_command_does_not_block_the_next_run(capsys):
+    """kill -9 of `recompute_values` mid-run: the next start takes the run over at once
+    instead of refusing for the staleness limit (it was 30 minutes)."""
+    from tests.conftest import require_service
+    from tests.workers import ROOT, database_url
+
+    require_service(connection.vendor == "postgresql", "PostgreSQL (the command runs in its own process)")
+    make_company(3000)
+    env = {**os.environ, "DATABASE_URL": database_url(), "CVM_VALUATION_CHUNK_SIZE": "100", "REDIS_URL": ""}
+    command = subprocess.Popen(
+        [sys.executable, "manage.py", "recompute_values", "--as-of", AS_OF.isoformat()],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not ValuationChunk.objects.filter(status="done").exists() and time.monotonic() < deadline:
+            assert command.poll() is None, "the command ended before it could be killed"
+            time.sleep(0.05)
+    finally:
+        command.send_signal(signal.SIGKILL)
+        command.wait(timeout=10)
+    killed = ValuationRun.objects.get(status=ValuationRun.Status.RUNNING)
+    started = time.monotonic()
+    run = services.start_run(as_of=AS_OF, trigger=ValuationRun.Trigger.MANUAL)
+    waited = time.monotonic() - started
+    killed.refresh_from_db()
+    assert killed.status == ValuationRun.Status.FAILED and "process" in killed.error
+    assert run.status == ValuationRun.Status.RUNNING and waited < 5
+    with capsys.disabled():
+        print(f"\n[fault] recompute_values killed -9 mid-run; the next start took it over in {waited * 1000:.0f} ms")

@@ -68,6 +68,7 @@ def start_worker(name: str, *, chunk_size: int, concurrency: int = 2) -> subproc
         "DATABASE_URL": database_url(),
         "REDIS_URL": REDIS_URL,
         "CVM_VALUATION_CHUNK_SIZE": str(chunk_size),
+        "CVM_RUN_STALE_SECONDS": "3",
         "CELERY_VISIBILITY_TIMEOUT": "20",
     }
     return subprocess.Popen(

@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q
 from django.http import Http404
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -15,7 +15,8 @@ from customers.access import MANAGERS, visible_rows
 from customers.api import CustomerChildViewSet, CvmApiMixin
 
 from . import selectors
-from .models import CustomerValue, Segment, ValuationRun
+from .dashboard import segment_summary
+from .models import CustomerValue, ValuationRun
 from .serializers import (
     CustomerValueSerializer,
     SegmentSummarySerializer,
@@ -82,6 +83,10 @@ class CustomerValueHistoryViewSet(CustomerChildViewSet):
         )
 
 
+def _cents(amount) -> Decimal:
+    return Decimal(amount or 0).quantize(Decimal("0.01"))
+
+
 class SegmentSummaryView(CvmApiMixin, APIView):
     """Per segment of the latest completed run: customers and both value dimensions, summed in SQL.
     Reps see their own customers only; inside sales gets counts and service cost only."""
@@ -89,28 +94,14 @@ class SegmentSummaryView(CvmApiMixin, APIView):
     @extend_schema(responses=SegmentSummarySerializer)
     def get(self, request):
         run = selectors.latest_completed_run()
-        totals = {}
-        if run is not None:
-            rows = (
-                visible_rows(CustomerValue.objects.filter(run=run), user=request.user)
-                .values("segment")
-                .annotate(
-                    customers=Count("id"), service_cost=Sum("value_to_customer"), revenue=Sum("revenue_window"),
-                    margin=Sum("margin_window"), clv=Sum("clv"), profit_after_services=Sum("profit_after_services"),
-                )
-                .order_by()
-            )
-            totals = {row["segment"]: row for row in rows}
-        zero = Decimal("0.00")
-        segments = []
-        for segment in Segment:
-            row = totals.get(segment.value, {})
-            segments.append({
-                "segment": segment.value, "label": str(segment.label), "strategy": str(segment.strategy),
-                "customers": row.get("customers", 0),
-                **{name: Decimal(row.get(name) or zero).quantize(Decimal("0.01"))
-                   for name in ("service_cost", "revenue", "margin", "clv", "profit_after_services")},
-            })
+        values = CustomerValue.objects.filter(run=run) if run else CustomerValue.objects.none()
+        table, _totals = segment_summary(visible_rows(values, user=request.user))
+        segments = [
+            {"segment": row["segment"], "label": str(row["label"]), "strategy": str(row["strategy"]),
+             "customers": row["customers"], "profit_after_services": _cents(row["profit"]),
+             **{name: _cents(row[name]) for name in ("service_cost", "revenue", "margin", "clv")}}
+            for row in table
+        ]
         data = {"run": run.pk if run else None, "as_of": run.as_of if run else None, "segments": segments}
         return Response(SegmentSummarySerializer(data, context={"request": request}).data)
 
@@ -146,10 +137,10 @@ class ValuationRunViewSet(CvmApiMixin, mixins.CreateModelMixin, viewsets.ReadOnl
     def create(self, request, *args, **kwargs):
         """Start a recompute of all customer values now (managers)."""
         # Imported here: the valuation services pull in the engine (numpy, scipy).
-        from valuation import services
+        from valuation import services, tasks
 
         try:
-            run = services.request_recompute(user=request.user, as_of=None)
+            run = tasks.request_recompute(user=request.user, as_of=None)
         except services.RunAlreadyRunning as exc:
             return Response({"detail": str(exc) or "A valuation run is already in progress."}, status=status.HTTP_409_CONFLICT)
         except services.QueueUnavailable as exc:

@@ -8,23 +8,34 @@ The scatter plot gets a deterministic stratified sample of at most SCATTER_BUDGE
 from __future__ import annotations
 
 import datetime as dt
-from bisect import bisect_right
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
-from django.contrib.auth import get_user_model
-from django.db.models import (
-    Case, Count, DecimalField, Exists, ExpressionWrapper, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Sum, Value, When,
-)
-from django.db.models.functions import Greatest, RowNumber
-from django.db.models.expressions import RowRange, Window
+from dateutil.relativedelta import relativedelta
 from django.core.cache import cache
+from django.db.models import (
+    Case,
+    Count,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    Prefetch,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.expressions import RowRange, Window
+from django.db.models.functions import Greatest, RowNumber
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone, translation
 
-from customers.models import Customer
+from customers.selectors import filter_choices as customer_filter_choices
 from services.models import ServiceEvent, ServiceType, StandardCost
+from services.selectors import CostHistory
 
 from .models import CustomerValue, Segment, ValuationRun
 
@@ -40,8 +51,6 @@ A_TODAY_CLV_SHARE = Decimal("0.5")
 # How far back the default comparison run of the migration matrix lies.
 DEFAULT_COMPARISON_DAYS = 90
 RUN_FIGURES_TTL = 7 * 24 * 3600  # a completed run's figures never change
-FILTER_CHOICES_KEY = "dashboard:filter-choices"
-FILTER_CHOICES_TTL = 10 * 60
 SERVICE_COST_TTL = 5 * 60  # new services show on the dashboard within five minutes
 MONEY_SUM = DecimalField(max_digits=20, decimal_places=2)
 
@@ -97,29 +106,8 @@ class Dashboard:
 
 
 def filter_choices() -> dict[str, list]:
-    """Owners, regions and industries that occur among the customers: three queries, cached.
-
-    The distinct regions and industries are a scan over all customers each (~0.1-0.2 s at
-    1M), which every dashboard view paid; a few minutes' delay for a new region is fine.
-    """
-    choices = cache.get(FILTER_CHOICES_KEY)
-    if choices is not None:
-        return choices
-    User = get_user_model()
-    owners = [
-        (user.pk, user.get_full_name() or user.get_username())
-        # EXISTS probes the owner index once per user instead of joining every customer.
-        for user in User.objects.filter(Exists(Customer.objects.filter(owner=OuterRef("pk"))))
-        .order_by("last_name", "first_name", "username")
-        .only("pk", "first_name", "last_name", "username")
-    ]
-    regions = list(Customer.objects.exclude(region="").order_by("region").values_list("region", flat=True).distinct())
-    industries = list(
-        Customer.objects.exclude(industry="").order_by("industry").values_list("industry", flat=True).distinct()
-    )
-    choices = {"owners": owners, "regions": regions, "industries": industries}
-    cache.set(FILTER_CHOICES_KEY, choices, timeout=FILTER_CHOICES_TTL)
-    return choices
+    """Owners, regions and industries that occur among the customers (cached, see there)."""
+    return customer_filter_choices()
 
 
 def completed_runs(*, limit: int = 60) -> list[ValuationRun]:
@@ -258,7 +246,7 @@ def migration_matrix(counts: dict[tuple[str, str], int], now_by_segment: dict[st
         rows.append({"segment": before.value, "label": before.label, "cells": cells,
                      "stayed": counts.get((before.value, before.value), 0), "total": sum(cells)})
     matched_now = [sum(counts.get((b.value, now.value), 0) for b in SEGMENTS) for now in SEGMENTS]
-    new = [max(0, now_by_segment.get(now.value, 0) - matched) for now, matched in zip(SEGMENTS, matched_now)]
+    new = [max(0, now_by_segment.get(now.value, 0) - matched) for now, matched in zip(SEGMENTS, matched_now, strict=False)]
     moved = sum(n for (b, a), n in counts.items() if a != b)
     return {"rows": rows, "columns": [s.label for s in SEGMENTS], "column_keys": [s.value for s in SEGMENTS],
             "new": new, "new_total": sum(new), "moved": moved, "compared": sum(counts.values())}
@@ -312,7 +300,7 @@ def service_cost_by_month(*, filters: DashboardFilters, months: list[dt.date]) -
     if not months:
         return []
     last = months[-1]
-    end = dt.date(last.year + (last.month == 12), last.month % 12 + 1, 1)
+    end = last + relativedelta(months=1)
     days = (
         ServiceEvent.objects.filter(filters.customer_q(), date__gte=months[0], date__lt=end)
         .order_by()
@@ -320,20 +308,11 @@ def service_cost_by_month(*, filters: DashboardFilters, months: list[dt.date]) -
         .annotate(quantity=Sum("quantity"), events=Count("pk"))
         .values_list("service_type_id", "date", "quantity", "events")
     )
-    history: dict[int, tuple[list[dt.date], list[Decimal]]] = {}
-    for type_id, valid_from, cost in StandardCost.objects.order_by("service_type_id", "valid_from").values_list(
-        "service_type_id", "valid_from", "cost_per_unit"
-    ):
-        starts, costs = history.setdefault(type_id, ([], []))
-        starts.append(valid_from)
-        costs.append(cost)
+    history = CostHistory.load()
     totals: dict[tuple[int, dt.date], list] = {}
     for type_id, day, quantity, events in days:
-        starts, costs = history.get(type_id, ((), ()))
-        valid = bisect_right(starts, day) - 1  # the last cost that started on or before the day
-        unit_cost = costs[valid] if valid >= 0 else Decimal("0.00")
         total = totals.setdefault((type_id, day.replace(day=1)), [Decimal("0.0000"), 0])
-        total[0] += quantity * unit_cost
+        total[0] += quantity * history.unit_cost(type_id, day)
         total[1] += events
     types = {
         pk: (code, name, order, name_de)
@@ -409,17 +388,14 @@ def segment_dashboard(*, filters: DashboardFilters, compare_run_id: int | None =
     if board.run is None:
         return board
     run = board.run
-    board.classic_value = run.settings.get("classic_value", "clv")
-    board.horizon_months = int(run.settings.get("horizon_months", 36))
+    board.classic_value = run.engine_settings.classic_value
+    board.horizon_months = run.engine_settings.horizon_months
     board.comparison_runs = runs[1:]
     board.earlier = next((r for r in runs[1:] if r.pk == compare_run_id), None) or default_comparison(runs)
 
     # A completed run never changes: its figures are computed once per run, comparison and
     # filters, and served from the cache after that (at 1M customers they take seconds).
-    key = "dashboard:{}:{}:{}:{}:{}:{}".format(
-        run.pk, board.earlier.pk if board.earlier else 0, filters.owner_id, filters.region, filters.industry,
-        translation.get_language(),
-    )
+    key = f"dashboard:{run.pk}:{board.earlier.pk if board.earlier else 0}:{filters.owner_id}:{filters.region}:{filters.industry}:{translation.get_language()}"
     figures = cache.get(key)
     if figures is None:
         figures = run_figures(run=run, earlier=board.earlier, filters=filters, horizon_months=board.horizon_months,

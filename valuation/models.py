@@ -73,6 +73,9 @@ class ValuationRun(models.Model):
     started_at = models.DateTimeField(_("started"), auto_now_add=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # host:pid of the process carrying the whole run (in-process runs); empty under Celery,
+    # whose chunks record their own holder.
+    owner = models.CharField(max_length=200, blank=True)
     settings = models.JSONField(_("settings used"), default=dict)
     parameters = models.JSONField(_("model parameters and fit diagnostics"), default=dict)
     thresholds = models.JSONField(_("thresholds"), default=dict)
@@ -101,12 +104,20 @@ class ValuationRun(models.Model):
     def __str__(self) -> str:
         return f"{self.as_of} ({self.get_status_display()})"
 
+    @property
+    def engine_settings(self):
+        """The settings the run used, typed; the defaults live in EngineSettings only."""
+        from .engine.settings import EngineSettings  # the engine is pure: loaded only when asked
+
+        return EngineSettings.from_dict(self.settings)
+
 
 class ValuationChunk(models.Model):
     """One customer-id range of a run, scored and written by one idempotent task."""
 
     class Status(models.TextChoices):
         PENDING = "pending", _("pending")
+        RUNNING = "running", _("running")
         DONE = "done", _("done")
 
     run = models.ForeignKey(ValuationRun, on_delete=models.CASCADE, related_name="chunks")
@@ -114,7 +125,9 @@ class ValuationChunk(models.Model):
     last_customer_id = models.BigIntegerField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
+    owner = models.CharField(max_length=200, blank=True)  # host:pid of the claim's holder
     started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     rows_written = models.PositiveIntegerField(default=0)
     seconds = models.FloatField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

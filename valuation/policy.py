@@ -1,4 +1,4 @@
-"""Writes of the manager's settings: standard costs, segment policy, valuation settings.
+"""Writes of the manager's valuation settings: segment policy and valuation settings.
 
 Each function validates what the database cannot and raises ValidationError keyed by field,
 so a form can show the message next to the field it concerns. The settings take effect at
@@ -7,57 +7,14 @@ the next valuation run; a run keeps the settings it started with.
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.utils.formats import date_format
+from django.db import transaction
 from django.utils.translation import gettext as _
-
-from services.models import ServiceType, StandardCost
 
 from .models import ValuationPolicy
 from .selectors import valuation_policy
-
-
-def add_standard_cost(*, service_type: ServiceType, valid_from: dt.date, cost_per_unit: Decimal, user) -> StandardCost:
-    """A new cost for a service type, valid from a date: the history only ever grows.
-
-    Old rows are never edited and a new cost cannot be dated before the latest one, so
-    services given before the new date keep the value they had.
-    """
-    if cost_per_unit is None or cost_per_unit < 0:
-        raise ValidationError({"cost_per_unit": _("A standard cost cannot be negative.")}, code="negative")
-    with transaction.atomic():
-        # Lock the type's row: two managers adding a cost at once are checked one after the other.
-        ServiceType.objects.select_for_update().filter(pk=service_type.pk).first()
-        existing = set(StandardCost.objects.filter(service_type=service_type).values_list("valid_from", flat=True))
-        if valid_from in existing:
-            raise ValidationError(
-                {"valid_from": _("%(type)s already has a cost valid from %(date)s. Costs are never edited: "
-                                 "choose a later date for the new cost.")
-                 % {"type": service_type.display_name, "date": date_format(valid_from, "SHORT_DATE_FORMAT")}},
-                code="duplicate",
-            )
-        latest = max(existing, default=None)
-        if latest is not None and valid_from < latest:
-            raise ValidationError(
-                {"valid_from": _("The latest cost of %(type)s is valid from %(date)s. A new cost must start "
-                                 "after it, so the value of services already given never changes.")
-                 % {"type": service_type.display_name, "date": date_format(latest, "SHORT_DATE_FORMAT")}},
-                code="before_latest",
-            )
-        try:
-            with transaction.atomic():
-                return StandardCost.objects.create(
-                    service_type=service_type, valid_from=valid_from, cost_per_unit=cost_per_unit, created_by=user
-                )
-        except IntegrityError as exc:  # a concurrent insert on the same day
-            raise ValidationError(
-                {"valid_from": _("This service type already has a standard cost valid from that date.")},
-                code="duplicate",
-            ) from exc
 
 
 def _save_policy(changes: dict) -> ValuationPolicy:

@@ -10,10 +10,11 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 from django.db import connection, transaction
-from django.db.models import Sum
+from django.db.models import Count, F, Sum
 
 from customers.models import Customer, Transaction
-from services.models import ServiceEvent, ServiceType, StandardCost
+from services.models import ServiceEvent
+from services.selectors import VALUE_FIELD, standard_cost_expression
 
 from .engine.settings import EngineSettings
 from .engine.summary import hour_factors
@@ -22,7 +23,7 @@ from .models import CustomerValue, ValuationPolicy, ValuationRun
 
 IdRange = tuple[int, int] | None
 
-SUMMARY_COLUMNS = [
+TRANSACTION_AGGREGATE_COLUMNS = [
     "customer_id", "first_purchase", "last_purchase", "purchase_days", "revenue_lifetime",
     "margin_lifetime", "revenue_window", "margin_window", "repeat_margin",
 ]
@@ -116,7 +117,7 @@ def transaction_summary(*, as_of: dt.date, window_months: int, id_range: IdRange
     with _sorted_aggregation(), connection.cursor() as cursor:
         cursor.execute(sql, [start, start, as_of, *range_params])
         rows = cursor.fetchall()
-    frame = pd.DataFrame.from_records(rows, columns=SUMMARY_COLUMNS)
+    frame = pd.DataFrame.from_records(rows, columns=TRANSACTION_AGGREGATE_COLUMNS)
     for column in ("first_purchase", "last_purchase"):
         frame[column] = pd.to_datetime(frame[column])
     money = ["revenue_lifetime", "margin_lifetime", "revenue_window", "margin_window", "repeat_margin"]
@@ -147,22 +148,22 @@ def service_cost_by_type(*, as_of: dt.date, window_months: int, id_range: IdRang
     Each event is valued at the standard cost valid on its own day (the same rule as
     services.selectors.service_event_value, here as one grouped query).
     """
-    events, types, costs = (ServiceEvent._meta.db_table, ServiceType._meta.db_table, StandardCost._meta.db_table)
-    range_sql, range_params = _range_sql("e.customer_id", id_range)
-    sql = f"""
-        SELECT e.customer_id, t.code, t.unit, COUNT(*), SUM(e.quantity),
-               SUM(e.quantity * COALESCE((
-                   SELECT sc.cost_per_unit FROM {costs} sc
-                   WHERE sc.service_type_id = e.service_type_id AND sc.valid_from <= e.date
-                   ORDER BY sc.valid_from DESC LIMIT 1), 0))
-        FROM {events} e JOIN {types} t ON t.id = e.service_type_id
-        WHERE e.date > %s AND e.date <= %s{range_sql}
-        GROUP BY e.customer_id, t.code, t.unit
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [window_start(as_of, window_months), as_of, *range_params])
-        rows = cursor.fetchall()
-    frame = pd.DataFrame.from_records(rows, columns=["customer_id", "service_type", "unit", "count", "quantity", "cost"])
+    events = ServiceEvent.objects.filter(date__gt=window_start(as_of, window_months), date__lte=as_of)
+    if id_range:
+        events = events.filter(customer__id__range=id_range)
+    rows = (
+        events.order_by()
+        .values("customer_id", code=F("service_type__code"), unit=F("service_type__unit"))
+        .annotate(
+            count=Count("pk"),
+            total_quantity=Sum("quantity"),
+            cost=Sum(F("quantity") * standard_cost_expression(), output_field=VALUE_FIELD),
+        )
+        .values_list("customer_id", "code", "unit", "count", "total_quantity", "cost")
+    )
+    frame = pd.DataFrame.from_records(
+        rows.iterator(chunk_size=20000), columns=["customer_id", "service_type", "unit", "count", "quantity", "cost"]
+    )
     frame[["quantity", "cost"]] = frame[["quantity", "cost"]].astype("float64")
     frame["count"] = frame["count"].astype("int64")
     return frame
@@ -203,7 +204,7 @@ def customer_id_ranges(*, chunk_size: int) -> list[tuple[int, int]]:
         return []
     starts = ids[::chunk_size]
     ends = np.append(ids[chunk_size - 1 :: chunk_size], ids[-1])[: len(starts)]
-    return [(int(lo), int(hi)) for lo, hi in zip(starts, ends)]
+    return [(int(lo), int(hi)) for lo, hi in zip(starts, ends, strict=False)]
 
 
 def latest_completed_run() -> ValuationRun | None:

@@ -11,9 +11,12 @@ run in-process (`run_valuation`) or as Celery tasks (valuation/tasks.py).
 import datetime as dt
 import json
 import logging
+import os
+import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -21,7 +24,7 @@ import numpy as np
 import pandas as pd
 from django.conf import settings as django_settings
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from core import copy_text
@@ -31,8 +34,6 @@ from .models import CustomerValue, ValuationChunk, ValuationRun
 
 logger = logging.getLogger(__name__)
 
-# A running run whose heartbeat is older than this is taken as abandoned (its worker died).
-STALE_AFTER = dt.timedelta(minutes=30)
 WRITE_BATCH = 5000
 CENTS = Decimal("0.01")
 
@@ -47,6 +48,7 @@ class QueueUnavailable(Exception):
 
 # Lock timeouts are worth a retry; anything else fails the run.
 DatabaseBusy = OperationalError
+MAX_NIGHTLY_ATTEMPTS = 3
 
 
 @dataclass
@@ -83,13 +85,59 @@ def score(inputs: RunInputs, fit, settings: engine.EngineSettings, as_of: dt.dat
 # --- the run --------------------------------------------------------------------------------
 
 
-def start_run(
-    *, as_of: dt.date, trigger: str, settings: engine.EngineSettings | None = None, requested_by=None
-) -> ValuationRun:
-    """Claim the one running slot, or raise RunAlreadyRunning."""
+def stale_after() -> dt.timedelta:
+    """The one staleness limit: a run or chunk whose heartbeat is older than this has lost
+    its process. Holders beat several times within it (see keep_alive)."""
+    return dt.timedelta(seconds=django_settings.CVM_RUN_STALE_SECONDS)
+
+
+def owner_label() -> str:
+    """host:pid of this process, recorded on what it holds."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def holder_gone(owner: str) -> bool:
+    """True when the owner was a process on this host that no longer exists.
+
+    Only this host's processes can be checked; elsewhere the heartbeat decides.
+    """
+    host, _, pid = owner.rpartition(":")
+    if not owner or host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # exists, owned by another user
+    return False
+
+
+def take_over_abandoned_runs() -> int:
+    """Fail the running run when its process is gone or its heartbeat stopped, so the next
+    start does not wait (a killed `recompute_values`, web process or worker)."""
     now = timezone.now()
-    abandoned = ValuationRun.objects.filter(status=ValuationRun.Status.RUNNING, heartbeat_at__lt=now - STALE_AFTER)
-    abandoned.update(status=ValuationRun.Status.FAILED, finished_at=now, error="Abandoned: no progress for 30 minutes.")
+    abandoned = 0
+    for run in ValuationRun.objects.filter(status=ValuationRun.Status.RUNNING):
+        if holder_gone(run.owner):
+            reason = f"Abandoned: its process ({run.owner}) ended."
+        elif run.heartbeat_at is None or run.heartbeat_at < now - stale_after():
+            reason = f"Abandoned: no heartbeat for {int(stale_after().total_seconds())} s."
+        else:
+            continue
+        abandoned += ValuationRun.objects.filter(pk=run.pk, status=ValuationRun.Status.RUNNING).update(
+            status=ValuationRun.Status.FAILED, finished_at=now, error=reason
+        )
+    return abandoned
+
+
+def start_run(
+    *, as_of: dt.date, trigger: str, settings: engine.EngineSettings | None = None, requested_by=None,
+    owner: str = "",
+) -> ValuationRun:
+    """Claim the one running slot, or raise RunAlreadyRunning. `owner` is the process that
+    will carry the whole run (in-process runs); Celery steps set it as they go."""
+    take_over_abandoned_runs()
     settings = settings or selectors.engine_settings()
     try:
         with transaction.atomic():
@@ -97,7 +145,8 @@ def start_run(
                 as_of=as_of,
                 trigger=trigger,
                 stage="queued",
-                heartbeat_at=now,
+                heartbeat_at=timezone.now(),
+                owner=owner,
                 settings=settings.to_dict(),
                 requested_by=requested_by if getattr(requested_by, "pk", None) else None,
             )
@@ -109,10 +158,43 @@ def _touch(run_id: int, **fields) -> None:
     ValuationRun.objects.filter(pk=run_id).update(heartbeat_at=timezone.now(), **fields)
 
 
+@contextmanager
+def keep_alive(*, run_id: int, chunk_id: int | None = None) -> Iterator[None]:
+    """Beat the run's (and chunk's) heartbeat from a side thread while this process works on it.
+
+    Long steps (fitting 1M customers takes about a minute) would otherwise look dead.
+    """
+    stop = threading.Event()
+    interval = max(0.5, django_settings.CVM_RUN_STALE_SECONDS / 6)
+
+    def beat() -> None:
+        from django.db import connections
+
+        try:
+            while not stop.wait(interval):
+                try:
+                    now = timezone.now()
+                    ValuationRun.objects.filter(pk=run_id, status=ValuationRun.Status.RUNNING).update(heartbeat_at=now)
+                    if chunk_id is not None:
+                        ValuationChunk.objects.filter(pk=chunk_id, owner=owner_label()).update(heartbeat_at=now)
+                except Exception:  # a locked SQLite file or a busy server: the next beat tries again
+                    logger.debug("heartbeat skipped", exc_info=True)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=beat, name=f"valuation-heartbeat-{run_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
 def prepare_run(*, run_id: int) -> list[int]:
     """Fit once on all customers, fix the global thresholds, back-test, and cut the chunks."""
     run = ValuationRun.objects.get(pk=run_id)
-    settings = engine.EngineSettings.from_dict(run.settings)
+    settings = run.engine_settings
     _touch(run_id, stage="fitting")
     inputs = load_inputs(as_of=run.as_of, settings=settings)
     fit = engine.fit_models(inputs.summary, settings)
@@ -148,32 +230,56 @@ def run_of_chunk(*, chunk_id: int) -> int:
     return ValuationChunk.objects.values_list("run_id", flat=True).get(pk=chunk_id)
 
 
+def claim_chunk(*, chunk_id: int) -> bool:
+    """Claim a chunk for this process with one conditional update (healthchecks' sendalerts):
+    a pending chunk, or one whose holder stopped beating. Two deliveries of the same chunk
+    never both write: exactly one update changes the row."""
+    now = timezone.now()
+    claimable = Q(status=ValuationChunk.Status.PENDING) | Q(
+        status=ValuationChunk.Status.RUNNING, heartbeat_at__lt=now - stale_after()
+    )
+    return bool(
+        ValuationChunk.objects.filter(claimable, pk=chunk_id, run__status=ValuationRun.Status.RUNNING).update(
+            status=ValuationChunk.Status.RUNNING, owner=owner_label(), started_at=now, heartbeat_at=now,
+            attempts=F("attempts") + 1,
+        )
+    )
+
+
+def release_chunk(*, chunk_id: int) -> None:
+    """Give a held chunk back (a lock timeout: the task retries and claims it again)."""
+    ValuationChunk.objects.filter(pk=chunk_id, owner=owner_label(), status=ValuationChunk.Status.RUNNING).update(
+        status=ValuationChunk.Status.PENDING, owner=""
+    )
+
+
 def score_chunk(*, chunk_id: int) -> int:
-    """Score and write one customer-id range; running it twice replaces, never duplicates."""
+    """Score and write one customer-id range; a second delivery finds it claimed or done and
+    does nothing. Returns the rows written by this call."""
     started = time.monotonic()
+    if not claim_chunk(chunk_id=chunk_id):
+        return 0
     chunk = ValuationChunk.objects.select_related("run").get(pk=chunk_id)
     run = chunk.run
-    if run.status != ValuationRun.Status.RUNNING:
-        return 0
-    if chunk.status == ValuationChunk.Status.DONE:
-        return chunk.rows_written  # delivered twice (a requeue after a lost worker): nothing to do
-    ValuationChunk.objects.filter(pk=chunk_id).update(attempts=chunk.attempts + 1, started_at=timezone.now())
-    settings = engine.EngineSettings.from_dict(run.settings)
-    id_range = (chunk.first_customer_id, chunk.last_customer_id)
-    inputs = load_inputs(as_of=run.as_of, settings=settings, id_range=id_range)
-    fit = engine.ModelFit.from_dict(run.parameters)
-    scored = score(inputs, fit, settings, run.as_of)
-    classified = engine.classify(scored, engine.Thresholds.from_dict(run.thresholds), settings)
-    with transaction.atomic():
-        CustomerValue.objects.filter(run_id=run.pk, customer__id__range=id_range).delete()
-        rows = _write_values(run.pk, classified, inputs.by_type)
-        ValuationChunk.objects.filter(pk=chunk_id).update(
-            status=ValuationChunk.Status.DONE,
-            rows_written=rows,
-            seconds=time.monotonic() - started,
-            finished_at=timezone.now(),
-        )
-        _touch(run.pk)
+    with keep_alive(run_id=run.pk, chunk_id=chunk_id):
+        settings = run.engine_settings
+        id_range = (chunk.first_customer_id, chunk.last_customer_id)
+        inputs = load_inputs(as_of=run.as_of, settings=settings, id_range=id_range)
+        fit = engine.ModelFit.from_dict(run.parameters)
+        scored = score(inputs, fit, settings, run.as_of)
+        classified = engine.classify(scored, engine.Thresholds.from_dict(run.thresholds), settings)
+        with transaction.atomic():
+            # Only the claim's holder may complete it: a chunk taken over meanwhile rolls back.
+            finished = ValuationChunk.objects.filter(pk=chunk_id, owner=owner_label(), status=ValuationChunk.Status.RUNNING)
+            CustomerValue.objects.filter(run_id=run.pk, customer__id__range=id_range).delete()
+            rows = _write_values(run.pk, classified, inputs.by_type)
+            if not finished.update(
+                status=ValuationChunk.Status.DONE, rows_written=rows, seconds=time.monotonic() - started,
+                finished_at=timezone.now(),
+            ):
+                transaction.set_rollback(True)
+                return 0
+            _touch(run.pk)
     return rows
 
 
@@ -226,9 +332,7 @@ def _write_values(run_id: int, frame: pd.DataFrame, by_type: pd.DataFrame) -> in
         "value_to_by_type": copy_text.strings(by_type_json),
         "segment": copy_text.strings(frame["segment"].to_numpy()),
     }
-    quote = connection.ops.quote_name
-    sql = (f"COPY {quote(CustomerValue._meta.db_table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN")
-    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+    with connection.cursor() as cursor, copy_text.copy_into(cursor, CustomerValue._meta.db_table, list(columns)) as copy:
         copy.write(copy_text.block(list(columns.values())))
     return n
 
@@ -241,7 +345,7 @@ def _value_rows(run_id: int, frame: pd.DataFrame, by_type: pd.DataFrame):
         "clv_high", "is_thin", "value_to_customer", "service_count", "service_hours", "segment",
     ]
     for customer_id, *values in frame[columns].itertuples(name=None):
-        row = dict(zip(columns, values))
+        row = dict(zip(columns, values, strict=False))
         share = row["share_of_supply"]
         yield CustomerValue(
             run_id=run_id,
@@ -382,88 +486,60 @@ def run_valuation(
 ) -> ValuationRun:
     """The whole run in this process, with progress messages (the command and eager mode)."""
     say = progress or (lambda message: None)
-    run = start_run(as_of=as_of or today(), trigger=trigger)
+    run = start_run(as_of=as_of or today(), trigger=trigger, owner=owner_label())
     try:
-        started = time.monotonic()
-        say(f"Run {run.pk} as of {run.as_of}: fitting the models on all customers…")
-        chunk_ids = prepare_run(run_id=run.pk)
-        run.refresh_from_db()
-        say(f"Fitted in {time.monotonic() - started:.1f} s; scoring {run.customer_count} customers in {len(chunk_ids)} chunks.")
-        for done, chunk_id in enumerate(chunk_ids, start=1):
-            rows = score_chunk(chunk_id=chunk_id)
-            say(f"  chunk {done}/{len(chunk_ids)}: {rows} customers written ({time.monotonic() - started:.1f} s)")
-        finish_run_if_complete(run_id=run.pk)
+        with keep_alive(run_id=run.pk):
+            _run_steps(run, say)
     except Exception as exc:
         fail_run(run_id=run.pk, error=f"{type(exc).__name__}: {exc}")
         raise
     run.refresh_from_db()
+    return run
+
+
+def _run_steps(run: ValuationRun, say: Callable[[str], None]) -> None:
+    started = time.monotonic()
+    say(f"Run {run.pk} as of {run.as_of}: fitting the models on all customers…")
+    chunk_ids = prepare_run(run_id=run.pk)
+    run.refresh_from_db()
+    say(f"Fitted in {time.monotonic() - started:.1f} s; scoring {run.customer_count} customers in {len(chunk_ids)} chunks.")
+    for done, chunk_id in enumerate(chunk_ids, start=1):
+        rows = score_chunk(chunk_id=chunk_id)
+        say(f"  chunk {done}/{len(chunk_ids)}: {rows} customers written ({time.monotonic() - started:.1f} s)")
+    finish_run_if_complete(run_id=run.pk)
+    run.refresh_from_db()
     say(f"Run {run.pk} {run.status} in {time.monotonic() - started:.1f} s: {run.rows_written} value rows.")
-    return run
 
 
-def request_recompute(*, user=None, as_of: dt.date | None = None, in_background: bool = False) -> ValuationRun:
-    """"Recompute now": claim a run and queue it. Raises RunAlreadyRunning or QueueUnavailable.
-
-    `in_background` (the pages and the API): in the embedded setup, where tasks run in-process,
-    the run goes to a thread of the web process, so the request answers at once and the page
-    polls the run's real stage and chunks. With a Celery worker the task is queued as always.
-    """
-    from . import tasks
-
-    run = start_run(as_of=as_of or today(), trigger=ValuationRun.Trigger.MANUAL, requested_by=user)
-    if in_background and django_settings.CELERY_TASK_ALWAYS_EAGER:
-        transaction.on_commit(lambda: start_in_thread(run.pk))
-        return run
+def start_nightly_run(*, as_of: dt.date) -> ValuationRun | None:
+    """Claim today's nightly run unless it is done, running, or failed too often."""
+    if has_completed_run(as_of=as_of):
+        return None
+    failures = ValuationRun.objects.filter(as_of=as_of, trigger=ValuationRun.Trigger.NIGHTLY, status=ValuationRun.Status.FAILED)
+    if failures.count() >= MAX_NIGHTLY_ATTEMPTS:
+        return None  # a run that keeps failing waits for a person (the failures are on the settings page)
     try:
-        tasks.prepare_valuation.delay(run.pk)
-    except tasks.QUEUE_ERRORS as exc:
-        fail_run(run_id=run.pk, error=f"The task queue is not reachable: {exc}")
-        raise QueueUnavailable("The task queue is not reachable.") from exc
-    return run
+        return start_run(as_of=as_of, trigger=ValuationRun.Trigger.NIGHTLY)
+    except RunAlreadyRunning:
+        logger.info("Nightly valuation skipped: a run is already in progress.")
+        return None
 
 
-# The threads of runs started by start_in_thread, by run id (tests wait for them).
-BACKGROUND_RUNS: dict[int, threading.Thread] = {}
+def resume_stalled_runs() -> list[int]:
+    """Chunks of the running run whose holder stopped beating, to queue again (a second
+    delivery is harmless: it cannot claim a chunk that is held or done).
 
-
-def start_in_thread(run_id: int) -> threading.Thread:
-    """Run the claimed run in a daemon thread of this process (embedded setup only)."""
-    thread = threading.Thread(target=_run_in_thread, args=(run_id,), name=f"valuation-run-{run_id}", daemon=True)
-    BACKGROUND_RUNS[run_id] = thread
-    thread.start()
-    return thread
-
-
-def _run_in_thread(run_id: int) -> None:
-    from django.db import connections
-
-    from . import tasks
-
-    try:
-        # Eager mode: prepare, then every chunk, one after the other in this thread.
-        tasks.prepare_valuation.apply(args=(run_id,))
-    except Exception:  # the task has marked the run failed; the page shows the error
-        logger.exception("Valuation run %s failed in its background thread", run_id)
-    finally:
-        connections.close_all()
-
-
-def resume_stalled_runs(*, stalled_after: dt.timedelta = dt.timedelta(minutes=10)) -> list[int]:
-    """Chunks of the running run that look lost, to queue again (duplicates are harmless).
-
-    A chunk started longer ago than stalled_after and still not done lost its worker; chunks
-    never started are only taken when the whole run made no progress for that long (they may
-    simply be waiting in the queue).
+    Chunks never started are only taken when the whole run made no progress for that long
+    (they may simply be waiting in the queue).
     """
-    cutoff = timezone.now() - stalled_after
+    cutoff = timezone.now() - stale_after()
     run = ValuationRun.objects.filter(status=ValuationRun.Status.RUNNING, stage="scoring").first()
     if run is None:
         return []
-    unfinished = run.chunks.exclude(status=ValuationChunk.Status.DONE)
-    lost = Q(started_at__lt=cutoff)
+    lost = Q(status=ValuationChunk.Status.RUNNING, heartbeat_at__lt=cutoff)
     if run.heartbeat_at and run.heartbeat_at < cutoff:
-        lost |= Q(started_at__isnull=True)
-    chunk_ids = list(unfinished.filter(lost).values_list("pk", flat=True))
+        lost |= Q(status=ValuationChunk.Status.PENDING)
+    chunk_ids = list(run.chunks.filter(lost).values_list("pk", flat=True))
     if chunk_ids:
         _touch(run.pk)
     return chunk_ids

@@ -1,10 +1,12 @@
-"""Celery tasks: thin wrappers around valuation.services. They take ids, never instances."""
+"""Celery tasks: thin interfaces onto valuation.services. They take ids and dates, never
+instances, call one service and decide nothing themselves."""
 
 import datetime as dt
 import logging
+import threading
 
-from celery import group, shared_task
-from django.conf import settings
+from celery import current_app, group, shared_task
+from django.db import transaction
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
@@ -14,27 +16,18 @@ from .models import ValuationRun
 logger = logging.getLogger(__name__)
 
 # What a publish raises when Redis is down or hanging.
-MAX_NIGHTLY_ATTEMPTS = 3
 QUEUE_ERRORS = (KombuOperationalError, RedisError, ConnectionError, OSError, TimeoutError)
 
 
 @shared_task(name="valuation.tasks.nightly_valuation", ignore_result=True)
 def nightly_valuation() -> int | None:
-    """Beat's entry: start today's run unless it is done or running; resume stalled chunks."""
-    stalled = services.resume_stalled_runs(stalled_after=dt.timedelta(seconds=settings.CVM_STALLED_AFTER_SECONDS))
+    """Beat's entry: resume a stalled run's chunks, else start today's run if it is due."""
+    stalled = services.resume_stalled_runs()
     if stalled:
         queue_chunks(stalled)
         return None
-    as_of = services.today()
-    if ValuationRun.objects.filter(as_of=as_of, status=ValuationRun.Status.COMPLETED).exists():
-        return None
-    failures = ValuationRun.objects.filter(as_of=as_of, trigger="nightly", status=ValuationRun.Status.FAILED)
-    if failures.count() >= MAX_NIGHTLY_ATTEMPTS:
-        return None  # a run that keeps failing waits for a person (the failures are on the settings page)
-    try:
-        run = services.start_run(as_of=as_of, trigger=ValuationRun.Trigger.NIGHTLY)
-    except services.RunAlreadyRunning:
-        logger.info("Nightly valuation skipped: a run is already in progress.")
+    run = services.start_nightly_run(as_of=services.today())
+    if run is None:
         return None
     prepare_valuation(run.pk)
     return run.pk
@@ -43,7 +36,8 @@ def nightly_valuation() -> int | None:
 @shared_task(name="valuation.tasks.prepare_valuation", ignore_result=True, time_limit=3600)
 def prepare_valuation(run_id: int) -> None:
     try:
-        chunk_ids = services.prepare_run(run_id=run_id)
+        with services.keep_alive(run_id=run_id):
+            chunk_ids = services.prepare_run(run_id=run_id)
     except Exception as exc:
         services.fail_run(run_id=run_id, error=f"{type(exc).__name__}: {exc}")
         raise
@@ -72,8 +66,60 @@ def score_chunk(chunk_id: int) -> None:
     try:
         services.score_chunk(chunk_id=chunk_id)
     except services.DatabaseBusy:
+        services.release_chunk(chunk_id=chunk_id)  # the retry must be able to claim it again
         raise
     except Exception as exc:
         services.fail_run(run_id=run_id, error=f"Chunk {chunk_id}: {type(exc).__name__}: {exc}")
         raise
     services.finish_run_if_complete(run_id=run_id)
+
+
+def request_recompute(*, user=None, as_of: dt.date | None = None, in_background: bool = False) -> ValuationRun:
+    """"Recompute now": claim a run and queue it once the claim is committed.
+
+    Raises services.RunAlreadyRunning or services.QueueUnavailable.
+
+    `in_background` (the settings page): in the embedded setup, where tasks run in-process, the
+    run goes to a thread of the web process, so the request answers at once and the page polls
+    the run's real stage and chunks. With a Celery worker the task is queued as always.
+    """
+    # In the embedded setup the tasks run in this process, which then holds the whole run.
+    owner = services.owner_label() if current_app.conf.task_always_eager else ""
+    run = services.start_run(
+        as_of=as_of or services.today(), trigger=ValuationRun.Trigger.MANUAL, requested_by=user, owner=owner
+    )
+    if in_background and current_app.conf.task_always_eager:
+        transaction.on_commit(lambda: start_in_thread(run.pk))
+        return run
+    try:
+        # Queued once the claim is committed; outside a transaction on_commit runs at once,
+        # so a dead queue is still reported to the person waiting.
+        transaction.on_commit(lambda: prepare_valuation.delay(run.pk))
+    except QUEUE_ERRORS as exc:
+        services.fail_run(run_id=run.pk, error=f"The task queue is not reachable: {exc}")
+        raise services.QueueUnavailable("The task queue is not reachable.") from exc
+    return run
+
+
+# The threads of runs started by start_in_thread, by run id (tests wait for them).
+BACKGROUND_RUNS: dict[int, threading.Thread] = {}
+
+
+def start_in_thread(run_id: int) -> threading.Thread:
+    """Run the claimed run in a daemon thread of this process (embedded setup only)."""
+    thread = threading.Thread(target=_run_in_thread, args=(run_id,), name=f"valuation-run-{run_id}", daemon=True)
+    BACKGROUND_RUNS[run_id] = thread
+    thread.start()
+    return thread
+
+
+def _run_in_thread(run_id: int) -> None:
+    from django.db import connections
+
+    try:
+        # Eager mode: prepare, then every chunk, one after the other in this thread.
+        prepare_valuation.apply(args=(run_id,))
+    except Exception:  # the task has marked the run failed; the page shows the error
+        logger.exception("Valuation run %s failed in its background thread", run_id)
+    finally:
+        connections.close_all()

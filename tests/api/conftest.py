@@ -31,13 +31,13 @@ def clients(manager, inside_sales, rep, other_rep):
 
 
 def value_row(run, customer, **overrides) -> CustomerValue:
-    figures = dict(
-        revenue_lifetime=Decimal("5000.00"), margin_lifetime=Decimal("1500.00"), revenue_window=Decimal("2000.00"),
-        margin_window=Decimal("600.00"), profit_after_services=Decimal("400.00"), abc_class="A", purchase_days=4,
-        p_alive=0.9, expected_purchases=2.5, clv=Decimal("3000.00"), clv_low=Decimal("2000.00"),
-        clv_high=Decimal("4000.00"), value_to_customer=Decimal("200.00"), service_count=3,
-        service_hours=Decimal("2.00"), value_to_by_type={"hotline": 130.0}, segment=Segment.INVESTMENT,
-    )
+    figures = {
+        "revenue_lifetime": Decimal("5000.00"), "margin_lifetime": Decimal("1500.00"), "revenue_window": Decimal("2000.00"),
+        "margin_window": Decimal("600.00"), "profit_after_services": Decimal("400.00"), "abc_class": "A", "purchase_days": 4,
+        "p_alive": 0.9, "expected_purchases": 2.5, "clv": Decimal("3000.00"), "clv_low": Decimal("2000.00"),
+        "clv_high": Decimal("4000.00"), "value_to_customer": Decimal("200.00"), "service_count": 3,
+        "service_hours": Decimal("2.00"), "value_to_by_type": {"hotline": 130.0}, "segment": Segment.INVESTMENT,
+    }
     figures.update(overrides)
     return CustomerValue.objects.create(run=run, customer=customer, **figures)
 

@@ -57,13 +57,13 @@ schema = _our_schema()
 def token(manager, rep, monkeypatch):
     from services.models import ServiceType
     from tests.factories import CustomerFactory, ServiceEventFactory, TransactionFactory
-    from valuation import services
+    from valuation import services, tasks
 
     # Start no real valuation while fuzzing: the trigger answers as if one were running.
     def already_running(**kwargs):
         raise services.RunAlreadyRunning("A valuation run is already in progress.")
 
-    monkeypatch.setattr(services, "request_recompute", already_running)
+    monkeypatch.setattr(tasks, "request_recompute", already_running)
     run = completed_run(dt.date(2025, 2, 28))
     for number in range(1, 4):
         customer = CustomerFactory(owner=rep, pk=number)

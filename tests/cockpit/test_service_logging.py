@@ -65,7 +65,7 @@ def test_logging_from_the_cockpit_goes_back_to_the_cockpit(client, rep, rep_cust
     assert response["Location"] == reverse("services:log")
 
 
-@pytest.mark.parametrize("quantity, message", [("0", "greater than or equal to 0.01"), ("abc", "Enter a number"), ("-1", "greater than")])
+@pytest.mark.parametrize(("quantity", "message"), [("0", "greater than or equal to 0.01"), ("abc", "Enter a number"), ("-1", "greater than")])
 def test_invalid_quantity_shows_the_error_at_the_field_and_keeps_the_input(client, inside_sales, rep_customer, hotline, quantity, message):
     client.force_login(inside_sales)
     response = client.post(reverse("services:log"), entry(rep_customer, hotline, quantity=quantity, note="Keep me"))

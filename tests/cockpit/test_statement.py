@@ -85,7 +85,7 @@ def test_default_period_is_the_last_twelve_months(client, rep, rep_customer):
 
 
 @pytest.mark.parametrize(
-    "params, message",
+    ("params", "message"),
     [
         ({"from": "2025-13-45", "to": "2025-12-31"}, "Enter the start as a date"),
         ({"from": "2025-01-01", "to": "yesterday"}, "Enter the end as a date"),

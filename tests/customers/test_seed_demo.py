@@ -34,12 +34,11 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(scope="module", autouse=True)
 def seeded(django_db_setup, django_db_blocker):
     """Seed once for the module inside a transaction that is rolled back at the end."""
-    with django_db_blocker.unblock():
-        with transaction.atomic():
-            out = StringIO()
-            call_command("seed_demo", *ARGS, stdout=out)
-            yield out.getvalue()
-            transaction.set_rollback(True)
+    with django_db_blocker.unblock(), transaction.atomic():
+        out = StringIO()
+        call_command("seed_demo", *ARGS, stdout=out)
+        yield out.getvalue()
+        transaction.set_rollback(True)
 
 
 def seed(*extra, stdout=None):

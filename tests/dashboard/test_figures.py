@@ -5,10 +5,10 @@ from decimal import Decimal
 
 import pytest
 
+from cockpit import dashboard_charts
 from customers.models import Customer
 from services.models import ServiceType, StandardCost
 from tests.factories import CustomerFactory, ServiceEventFactory
-from cockpit import dashboard_charts
 from valuation import dashboard
 from valuation.dashboard import DashboardFilters
 from valuation.models import CustomerValue, Segment

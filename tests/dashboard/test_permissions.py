@@ -26,9 +26,9 @@ def endpoint_url():
 
 @pytest.fixture
 def queue_accepts(monkeypatch):
-    from valuation import services
+    from valuation import tasks
 
-    monkeypatch.setattr(services, "request_recompute", lambda *, user, as_of=None, in_background=False: CompletedRunFactory())
+    monkeypatch.setattr(tasks, "request_recompute", lambda *, user, as_of=None, in_background=False: CompletedRunFactory())
 
 
 @pytest.mark.parametrize(("method", "url", "_status"), ENDPOINTS)

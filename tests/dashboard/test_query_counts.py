@@ -10,9 +10,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from customers.models import Customer
+from customers.roles import Role
 from services.models import ServiceEvent, ServiceType, StandardCost
 from tests.conftest import make_user
-from customers.roles import Role
 from valuation.models import CustomerValue, Segment
 
 from .factories import ChunkFactory, CompletedRunFactory, RunningRunFactory

@@ -75,7 +75,7 @@ def test_segment_policy_fixed_needs_both_amounts(as_manager):
         "segment-fixed_classic_threshold": "", "segment-fixed_value_to_threshold": "300"})
     html = response.content.decode()
     assert response.status_code == 200
-    assert "needs this amount" in field_errors(html, "id_segment-fixed_classic_threshold")
+    assert "Fixed amounts need a classic value threshold" in field_errors(html, "id_segment-fixed_classic_threshold")
     assert field_errors(html, "id_segment-fixed_value_to_threshold") == ""
     assert valuation_policy().segment_policy == ValuationPolicy.SegmentPolicy.MEDIAN
 
@@ -106,12 +106,12 @@ def test_valuation_settings_validate_abc_shares_next_to_the_field(as_manager):
 
 
 def test_recompute_with_the_queue_down_answers_clearly(as_manager, monkeypatch):
-    from valuation import services
+    from valuation import services, tasks
 
     def queue_down(*, user, as_of=None, in_background=False):
         raise services.QueueUnavailable("redis down")
 
-    monkeypatch.setattr(services, "request_recompute", queue_down)
+    monkeypatch.setattr(tasks, "request_recompute", queue_down)
     CompletedRunFactory()
 
     response = as_manager.post("/settings/recompute/")
@@ -124,12 +124,12 @@ def test_recompute_with_the_queue_down_answers_clearly(as_manager, monkeypatch):
 
 
 def test_recompute_while_a_run_is_running_says_so(as_manager, monkeypatch):
-    from valuation import services
+    from valuation import services, tasks
 
     def busy(*, user, as_of=None, in_background=False):
         raise services.RunAlreadyRunning
 
-    monkeypatch.setattr(services, "request_recompute", busy)
+    monkeypatch.setattr(tasks, "request_recompute", busy)
     running = RunningRunFactory()
 
     response = as_manager.post("/settings/recompute/")
@@ -141,7 +141,7 @@ def test_recompute_while_a_run_is_running_says_so(as_manager, monkeypatch):
 
 
 def test_recompute_now_starts_a_run_and_follows_it(as_manager, monkeypatch, manager):
-    from valuation import services
+    from valuation import tasks
 
     calls = []
 
@@ -150,7 +150,7 @@ def test_recompute_now_starts_a_run_and_follows_it(as_manager, monkeypatch, mana
         calls.append(user)
         return RunningRunFactory(stage="queued")
 
-    monkeypatch.setattr(services, "request_recompute", queued)
+    monkeypatch.setattr(tasks, "request_recompute", queued)
     response = as_manager.post("/settings/recompute/")
     run = ValuationRun.objects.get()
     assert calls == [manager]

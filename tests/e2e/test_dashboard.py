@@ -5,8 +5,8 @@ import random
 from decimal import Decimal
 
 import pytest
-from playwright.sync_api import expect
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from customers.models import Customer
 from services.models import ServiceEvent, ServiceType

@@ -1,8 +1,7 @@
 import pytest
 
-from tests.factories import CustomerFactory
-
 from tests.cockpit.factories import CustomerValueFactory, ValuationRunFactory
+from tests.factories import CustomerFactory
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from cockpit.charts import ChartLocale, cockpit_margin_vs_service_cost_figure
-from tests.cockpit.factories import CustomerValueFactory, ValuationRunFactory
+from tests.cockpit.factories import CustomerValueFactory
 from tests.factories import CustomerFactory, ServiceEventFactory, TransactionFactory
 
 pytestmark = pytest.mark.django_db

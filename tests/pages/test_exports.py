@@ -25,7 +25,7 @@ def test_english_csv_has_human_headers_and_points(client, manager, values):
     body = b"".join(client.get("/imports/export/values.csv", HTTP_ACCEPT_LANGUAGE="en").streaming_content).decode("utf-8")
     assert not body.startswith("\ufeff")
     rows = list(csv.reader(io.StringIO(body)))
-    head = dict(zip(rows[0], rows[1]))
+    head = dict(zip(rows[0], rows[1], strict=True))
     assert rows[0][:3] == ["Customer no.", "Customer", "Owner"] and "customer_number" not in body
     assert "." in head["CLV"] and "," not in head["CLV"]
     assert head["Valued as of"] == "2025-02-28"
@@ -36,7 +36,7 @@ def test_german_csv_is_for_german_excel(client, manager, values):
     raw = b"".join(client.get("/imports/export/values.csv", HTTP_ACCEPT_LANGUAGE="de").streaming_content)
     assert raw.startswith("\ufeff".encode("utf-8"))  # Excel reads UTF-8 (umlauts) only with the BOM
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig")), delimiter=";"))
-    head = dict(zip(rows[0], rows[1]))
+    head = dict(zip(rows[0], rows[1], strict=True))
     assert rows[0][:3] == ["Kundennr.", "Kunde", "Betreuer"]
     assert head["Kunde"] == "Müller GmbH"
     assert "," in head["CLV"] and "." not in head["CLV"]  # decimal comma, no thousands mark

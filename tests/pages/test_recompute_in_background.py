@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from tests.factories import CustomerFactory, TransactionFactory
-from valuation import services
+from valuation import services, tasks
 from valuation.models import ValuationRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,7 +42,7 @@ def test_the_page_answers_at_once_and_the_run_finishes_in_the_background(client,
     assert status["finished"] is False and status["status"] == "running"
     first_progress = status["progress"]
     release.set()
-    services.BACKGROUND_RUNS[run.pk].join(timeout=120)
+    tasks.BACKGROUND_RUNS[run.pk].join(timeout=120)
     status = client.get(status_url).json()
     assert status["status"] == "completed" and status["finished"] is True
     assert first_progress < status["progress"] == 1.0
@@ -50,6 +50,6 @@ def test_the_page_answers_at_once_and_the_run_finishes_in_the_background(client,
 
 def test_without_background_the_service_runs_in_process(company, settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True
-    run = services.request_recompute()
+    run = tasks.request_recompute()
     run.refresh_from_db()
     assert run.status == "completed"

@@ -60,7 +60,7 @@ def test_bulk_paths_match_the_single_path_with_constant_queries(hotline, django_
     )
     with django_assert_num_queries(1):
         valued_frame = service_event_value(frame)
-    for pk, value in zip(valued_frame["pk"], valued_frame["value"]):
+    for pk, value in zip(valued_frame["pk"], valued_frame["value"], strict=False):
         assert value == pytest.approx(float(expected[pk]), abs=1e-9)
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from cvm.celery import app as celery_app
 from tests.workers import make_company, reset_broker_connections, start_worker, stop, wait_for
-from valuation import services
+from valuation import services, tasks
 from valuation.models import CustomerValue, ValuationRun
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -18,7 +18,7 @@ def test_a_real_worker_runs_the_chunked_valuation(broker):
     customers = make_company(240)
     worker = start_worker("w1", chunk_size=50)
     try:
-        run = services.request_recompute(as_of=dt.date(2026, 1, 31))
+        run = tasks.request_recompute(as_of=dt.date(2026, 1, 31))
         run = wait_for(run.pk, timeout=180)
     finally:
         output = stop(worker)
@@ -34,7 +34,7 @@ def test_recompute_now_fails_fast_and_clearly_when_redis_is_down(broker):
     reset_broker_connections()
     started = time.monotonic()
     with pytest.raises(services.QueueUnavailable):
-        services.request_recompute(as_of=dt.date(2026, 1, 31))
+        tasks.request_recompute(as_of=dt.date(2026, 1, 31))
     assert time.monotonic() - started < 5
     failed = ValuationRun.objects.get()
     assert failed.status == ValuationRun.Status.FAILED

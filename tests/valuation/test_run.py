@@ -10,8 +10,8 @@ from django.core.management import call_command
 from customers.models import Customer, Transaction
 from services.models import ServiceType
 from tests.factories import ServiceEventFactory
-from valuation import services
-from valuation.engine import BgNbdParams, GammaGammaParams, SEGMENTS
+from valuation import services, tasks
+from valuation.engine import SEGMENTS, BgNbdParams, GammaGammaParams
 from valuation.engine.simulate import simulate_transactions
 from valuation.models import CustomerValue, ValuationChunk, ValuationRun
 
@@ -147,8 +147,9 @@ def test_recompute_values_command_prints_progress(company, capsys):
     assert "fitting the models" in out and "chunk 1/1" in out and "completed: 122 customers" in out
 
 
-def test_recompute_now_runs_in_process_without_redis(company):
-    run = services.request_recompute(as_of=AS_OF)
+def test_recompute_now_runs_in_process_without_redis(company, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):  # the task is queued once the claim commits
+        run = tasks.request_recompute(as_of=AS_OF)
     run.refresh_from_db()
     assert run.status == ValuationRun.Status.COMPLETED
     assert run.trigger == ValuationRun.Trigger.MANUAL

@@ -14,6 +14,7 @@ from .bgnbd import (
     fit_bgnbd,
 )
 from .clv import SCORE_COLUMNS, ModelFit, fit_models, score_customers
+from .fit_quality import FALLBACK_OWN_SPEND, FALLBACK_TRAILING
 from .gamma_gamma import (
     GammaGammaParams,
     fit_gamma_gamma,
@@ -21,11 +22,15 @@ from .gamma_gamma import (
     gamma_gamma_individual_log_likelihood,
 )
 from .growth import GROWTH_COLUMNS, earned_growth
-from .pipeline import ValuationResult, combine, valuate
-from .referral import referral_value
+from .mbgnbd import MbgNbdParams, fit_mbgnbd
+from .pareto_nbd import ParetoNbdParams, fit_pareto_nbd
+from .pipeline import ValuationResult, combine, lost_flags, valuate, valuate_with_backtest
+from .purchase_models import PURCHASE_MODELS, fit_purchase_model
+from .referral import incremental_referral_value, referral_value
 from .segments import ABC_CLASSES, SEGMENTS, Thresholds, classify, compute_thresholds
 from .settings import WEEKS_PER_MONTH, EngineSettings
 from .summary import (
+    INPUT_RULE_COLUMNS,
     SERVICE_BY_TYPE_COLUMNS,
     SERVICE_TOTAL_COLUMNS,
     SUMMARY_COLUMNS,
@@ -33,9 +38,41 @@ from .summary import (
     summarise_transactions,
     window_start,
 )
+from .value import (
+    HOLDOUT_COLUMNS,
+    VALUE_COLUMNS,
+    ValuationModels,
+    backtest_models,
+    compare_models,
+    fit_valuation_models,
+    holdout_outcome,
+    predict_holdout,
+    value_customers,
+)
 
 __all__ = [
     "ABC_CLASSES",
+    "FALLBACK_OWN_SPEND",
+    "FALLBACK_TRAILING",
+    "HOLDOUT_COLUMNS",
+    "INPUT_RULE_COLUMNS",
+    "PURCHASE_MODELS",
+    "VALUE_COLUMNS",
+    "MbgNbdParams",
+    "ParetoNbdParams",
+    "ValuationModels",
+    "backtest_models",
+    "compare_models",
+    "fit_mbgnbd",
+    "fit_pareto_nbd",
+    "fit_purchase_model",
+    "fit_valuation_models",
+    "holdout_outcome",
+    "incremental_referral_value",
+    "lost_flags",
+    "predict_holdout",
+    "valuate_with_backtest",
+    "value_customers",
     "GROWTH_COLUMNS",
     "SCORE_COLUMNS",
     "SEGMENTS",

@@ -20,7 +20,7 @@ from scipy.optimize import minimize
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
 from .reductions import dot
-from .stored import StoredParams
+from .stored import FittedParams
 
 ArrayLike = np.ndarray | pd.Series | list[float] | float
 
@@ -35,16 +35,11 @@ _CONCENTRATED_BETA = 1e4
 
 
 @dataclass(frozen=True)
-class BgNbdParams(StoredParams):
+class BgNbdParams(FittedParams):
     r: float
     alpha: float
     a: float
     b: float
-    log_likelihood: float = math.nan
-    n_customers: int = 0
-    converged: bool = True
-    iterations: int = 0
-
 
 
 def _arrays(*values: ArrayLike) -> list[np.ndarray]:

@@ -87,7 +87,7 @@ def _model_inputs(summary: pd.DataFrame, as_of: DateLike | None) -> pd.DataFrame
     for column in ("recency_weeks", "age_weeks"):
         frame[column] = frame[column].fillna(0.0).clip(lower=0.0)
     frame["recency_weeks"] = np.minimum(frame["recency_weeks"], frame["age_weeks"])
-    margin = summary["mean_repeat_margin"] if "mean_repeat_margin" in summary else 0.0
+    margin = summary.get("mean_repeat_margin", 0.0)
     frame["mean_repeat_margin"] = pd.to_numeric(pd.Series(margin, index=summary.index)).fillna(0.0)
     return frame
 
@@ -207,6 +207,6 @@ def score_customers(
     if not np.isfinite(numeric).all():
         raise FloatingPointError("non-finite value in customer scores")
     scored["is_thin"] = (data["purchase_days"].to_numpy() < settings.min_purchase_days_for_model) | (
-        T < settings.min_age_weeks
+        settings.min_age_weeks > T
     )
     return scored

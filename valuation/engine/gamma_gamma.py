@@ -18,7 +18,7 @@ from scipy.optimize import minimize
 from scipy.special import digamma, gammaln
 
 from .reductions import dot
-from .stored import StoredParams
+from .stored import FittedParams
 
 ArrayLike = np.ndarray | pd.Series | list[float] | float
 
@@ -27,13 +27,10 @@ _WARM_START_ROWS = 50_000
 
 
 @dataclass(frozen=True)
-class GammaGammaParams(StoredParams):
+class GammaGammaParams(FittedParams):
     p: float
     q: float
-    v: float
-    log_likelihood: float = math.nan
-    n_customers: int = 0
-    converged: bool = True
+    v: float  # the covariance is of (log p, log(q - 1), log v)
 
     @property
     def population_mean(self) -> float:
@@ -154,3 +151,59 @@ def gamma_gamma_expected_value(
     # p x + q <= 1 leaves the posterior mean infinite; such customers fall back too.
     own_ok = use & (p * x + q > 1.0) & np.isfinite(own)
     return np.where(own_ok, own, population)
+
+
+# q - 1 below this counts as "q at 1": the population mean spend p v / (q - 1) is then so large
+# that it is driven by the bound, not by the data.
+_MIN_Q_EXCESS = math.exp(-8.0)
+
+
+def fit_gamma_gamma_finite(frequency: ArrayLike, mean_value: ArrayLike) -> GammaGammaParams:
+    """Gamma-Gamma fit constrained to q > 1, where the population mean spend p v / (q - 1)
+    is finite (Fader & Hardie 2013, eq. 4): the likelihood is maximised over
+    (log p, log(q - 1), log v). When the data push q towards 1 the estimate ends at the bound
+    q - 1 = e^-8 and at_bound names "q": the spend model is then not usable, the fit-quality
+    gate reports it and the valuation falls back. Also returns the covariance of the three
+    log-parameters (numerical Hessian) for the parameter uncertainty of the ranges.
+    """
+    from .likelihood import covariance_from_hessian, numerical_hessian
+
+    x = np.asarray(frequency, dtype=float)
+    z = np.asarray(mean_value, dtype=float)
+    keep = _usable(x, z)
+    if keep.sum() < 2:
+        raise ValueError("the Gamma-Gamma fit needs at least two customers with repeat purchases")
+    data = _FitData(x[keep], z[keep])
+    bounds = [(-_LOG_BOUND, _LOG_BOUND), (math.log(_MIN_Q_EXCESS), _LOG_BOUND), (-30.0, 30.0)]
+
+    def objective(phi: np.ndarray) -> tuple[float, np.ndarray]:
+        # phi = (log p, log(q - 1), log v); chain rule from the log q gradient.
+        q = 1.0 + math.exp(phi[1])
+        value, grad = data.negative_log_likelihood(np.array([phi[0], math.log(q), phi[2]]))
+        grad = grad.copy()
+        grad[1] *= (q - 1.0) / q
+        return value, grad
+
+    start = np.array([math.log(2.0), math.log(2.0), math.log(max(float(np.mean(z[keep])), 1e-6))])
+    result = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=bounds,
+                      options={"maxiter": 1000, "ftol": 1e-15, "gtol": 1e-7})
+    phi = result.x
+    names = ("p", "q", "v")
+    at_bound = tuple(
+        names[i] for i, (lo, hi) in enumerate(bounds) if phi[i] - lo < 1e-3 or hi - phi[i] < 1e-3
+    )
+    H = numerical_hessian(lambda t: objective(t)[0] * data.n, phi)
+    cov = covariance_from_hessian(H) if not at_bound else None
+    converged = not at_bound and cov is not None and (
+        bool(result.success) or float(np.max(np.abs(result.jac))) < 1e-6
+    )
+    return GammaGammaParams(
+        p=float(math.exp(phi[0])),
+        q=float(1.0 + math.exp(phi[1])),
+        v=float(math.exp(phi[2])),
+        log_likelihood=float(-result.fun * data.n),
+        n_customers=int(data.n),
+        converged=converged,
+        at_bound=at_bound,
+        covariance=None if cov is None else tuple(map(tuple, cov.tolist())),
+    )

@@ -16,7 +16,14 @@ from .clv import ModelFit, fit_models, score_customers
 from .referral import referral_value
 from .segments import Thresholds, classify, compute_thresholds
 from .settings import EngineSettings
-from .summary import SUMMARY_COLUMNS, DateLike, as_timestamp, summarise_services, summarise_transactions
+from .summary import (
+    INPUT_RULE_COLUMNS,
+    SUMMARY_COLUMNS,
+    DateLike,
+    as_timestamp,
+    summarise_services,
+    summarise_transactions,
+)
 
 
 @dataclass
@@ -32,9 +39,10 @@ class ValuationResult:
 def _complete_summary(summary: pd.DataFrame, ids: pd.Index) -> pd.DataFrame:
     """Customers without transactions get zero counts and sums and no purchase dates."""
     full = summary.reindex(ids)
-    numeric = [c for c in SUMMARY_COLUMNS if c not in ("first_purchase", "last_purchase")]
-    full[numeric] = full[numeric].fillna(0.0)
-    for column in ("purchase_days", "frequency"):
+    numeric = [c for c in SUMMARY_COLUMNS + INPUT_RULE_COLUMNS if c not in ("first_purchase", "last_purchase")]
+    for column in numeric:
+        full[column] = full[column].fillna(0.0) if column in full else 0.0
+    for column in ("purchase_days", "frequency", "capped_purchase_days"):
         full[column] = full[column].astype(np.int64)
     return full
 
@@ -83,7 +91,7 @@ def valuate(
     if ids.has_duplicates:
         raise ValueError("customer_id must be unique in customers")
     listed_tx = transactions[transactions["customer_id"].isin(ids)]
-    summary = _complete_summary(summarise_transactions(listed_tx, as_of, settings), ids)
+    summary = _complete_summary(summarise_transactions(listed_tx, as_of, settings, input_rule_columns=True), ids)
     listed_services = services[services["customer_id"].isin(ids)] if len(services) else services
     totals, by_type = summarise_services(listed_services, as_of, settings)
 
@@ -103,5 +111,72 @@ def valuate(
         thresholds=thresholds,
         by_type=by_type,
         settings=settings,
+        as_of=as_timestamp(as_of).date(),
+    )
+
+
+def lost_flags(customers: pd.DataFrame, as_of: DateLike) -> pd.Series:
+    """Customers known to be lost on ``as_of``, by customer_id: lost_on <= as_of where a
+    lost_on column is given, else ``lost``, else not ``active``."""
+    frame = customers.set_index("customer_id")
+    if "lost_on" in frame:
+        lost_on = pd.to_datetime(frame["lost_on"], errors="coerce")
+        return (lost_on.notna() & (lost_on <= as_timestamp(as_of))).rename("lost")
+    if "lost" in frame:
+        return frame["lost"].fillna(False).astype(bool).rename("lost")
+    if "active" in frame:
+        return (~frame["active"].fillna(True).astype(bool)).rename("lost")
+    return pd.Series(False, index=frame.index, name="lost")
+
+
+def valuate_with_backtest(
+    transactions: pd.DataFrame,
+    services: pd.DataFrame,
+    customers: pd.DataFrame,
+    as_of: DateLike,
+    settings: EngineSettings | None = None,
+) -> ValuationResult:
+    """The valuation with model choice, fit-quality gate and honest ranges, in one call.
+
+    1. Back-test (value.backtest_models) with calibration end as_of - holdout_weeks and
+       holdout end as_of: picks the purchase model. If the history is too short for it the
+       model stays BG/NBD and models_compared records why.
+    2. Summary on as_of with the input rules and the lost flags (lost_flags).
+    3. value.fit_valuation_models (gate) and value.value_customers.
+    4. combine, thresholds, classify as in :func:`valuate`; referral_value is
+       referral.incremental_referral_value over the referred customers' clv (NaN counts 0).
+    ``result.fit`` is a value.ValuationModels (model, models_compared, fit_quality, ...).
+    """
+    from .referral import incremental_referral_value
+    from .value import backtest_models, fit_valuation_models, value_customers
+
+    settings = settings or EngineSettings()
+    ids = pd.Index(customers["customer_id"], name="customer_id")
+    if ids.has_duplicates:
+        raise ValueError("customer_id must be unique in customers")
+    listed_tx = transactions[transactions["customer_id"].isin(ids)]
+    calibration_end = as_timestamp(as_of) - pd.Timedelta(weeks=settings.holdout_weeks)
+    try:
+        comparison, _ = backtest_models(listed_tx, calibration_end, as_of, settings,
+                                        lost=lost_flags(customers, calibration_end))
+        model = comparison["model"]
+    except ValueError as error:
+        comparison, model = {"model": "bgnbd", "reason": f"no back-test: {error}"}, "bgnbd"
+
+    summary = _complete_summary(summarise_transactions(listed_tx, as_of, settings, input_rule_columns=True), ids)
+    summary["lost"] = lost_flags(customers, as_of).reindex(ids).fillna(False).astype(bool).to_numpy()
+    listed_services = services[services["customer_id"].isin(ids)] if len(services) else services
+    totals, by_type = summarise_services(listed_services, as_of, settings)
+    fit = fit_valuation_models(summary, settings, model=model, models_compared=comparison)
+    values = value_customers(summary, fit, settings)
+    scored = combine(summary, values, totals, customers.set_index("customer_id"))
+    thresholds = compute_thresholds(scored.fillna({"clv": 0.0}), settings)
+    result = classify(scored, thresholds, settings)
+    if "referred_by" in customers:
+        result["referral_value"] = incremental_referral_value(customers, result["clv"].fillna(0.0))
+    else:
+        result["referral_value"] = 0.0
+    return ValuationResult(
+        customers=result, fit=fit, thresholds=thresholds, by_type=by_type, settings=settings,
         as_of=as_timestamp(as_of).date(),
     )

@@ -209,7 +209,7 @@ def margin_interval(
         row_hi = row_lo + 1
         pa = p_alive[members]
         w = frac[members]
-        for level, out in zip(levels, (low, high)):
+        for level, out in zip(levels, (low, high), strict=False):
             u = (level - (1.0 - pa)) / pa
             q = (1.0 - w) * _read_quantile(table, row_lo, u) + w * _read_quantile(table, row_hi, u)
             out[members] = np.where(u > 0, scale[members] * q, 0.0)

@@ -32,6 +32,9 @@ SEGMENTS: dict[str, tuple[str, str]] = {
     ),
 }
 ABC_CLASSES = ("A", "B", "C")
+# A customer known to be lost has no future value to negotiate about: win back the ones whose
+# history and service record make it worth it, let the others go.
+LOST_STRATEGY = "Lost: win back if the history makes it worth it, otherwise let go."
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ def classify(
     classic_threshold, high value to the customer means value_to_customer >
     value_to_threshold (strict, so a threshold of 0 leaves customers without services low):
     low/low uncritical, low/high problem, high/low potential, high/high investment.
+    Customers with ``lost`` true (optional column) keep their segment but get LOST_STRATEGY.
     """
     settings = settings or EngineSettings()
     result = scored.copy()
@@ -136,4 +140,7 @@ def classify(
     result["strategy"] = pd.Series(segment, index=result.index).map(
         {code: strategy for code, (_, strategy) in SEGMENTS.items()}
     )
+    if "lost" in result:
+        lost = result["lost"].fillna(False).astype(bool)
+        result.loc[lost, "strategy"] = LOST_STRATEGY
     return result

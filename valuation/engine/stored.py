@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 
@@ -19,3 +19,19 @@ class StoredParams:
         if values.get("log_likelihood") is None:
             values["log_likelihood"] = math.nan
         return cls(**values)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FittedParams(StoredParams):
+    """What every maximum-likelihood fit reports next to its parameters; the fit-quality
+    gate reads it. Keyword-only, so each model's own parameters stay positional."""
+
+    log_likelihood: float = math.nan
+    n_customers: int = 0
+    converged: bool = True
+    iterations: int = 0
+    # Parameters at a bound of the search, and the covariance of the log-parameters from the
+    # observed information (None where it could not be computed).
+    at_bound: tuple[str, ...] = ()
+    covariance: tuple[tuple[float, ...], ...] | None = None
+    sampled: bool = False  # fitted on a random sample of the customers

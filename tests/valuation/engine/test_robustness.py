@@ -4,9 +4,10 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from valuation.engine import EngineSettings, valuate
+from valuation.engine import EngineSettings, valuate, valuate_with_backtest
 
 AS_OF = dt.date(2026, 6, 30)
 
@@ -33,7 +34,7 @@ def histories(draw):
             days = rng.integers(0, 900, k)
         revenue = rng.gamma(2.0, 500.0, k) * (1e6 if style == "huge" else 1)
         cost = revenue * (rng.uniform(1.0, 1.5, k) if style == "losses" else rng.uniform(0.4, 0.9, k))
-        for d, r, co in zip(days, revenue, cost):
+        for d, r, co in zip(days, revenue, cost, strict=False):
             rows.append((f"C{c}", pd.Timestamp("2024-01-01") + pd.Timedelta(days=int(d)), r, co))
     tx = pd.DataFrame(rows, columns=["customer_id", "date", "revenue", "cost"])
     ids = [f"C{c}" for c in range(n_customers)] + ["never"]
@@ -52,3 +53,28 @@ def test_valuate_never_returns_nan_or_inf(history):
     assert (result.customers["clv_low"] <= result.customers["clv_high"] + 1e-9).all()
     assert ((result.customers["p_alive"] >= 0) & (result.customers["p_alive"] <= 1)).all()
     assert result.customers.loc["never", "clv"] == 0
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(), st.booleans())
+def test_valuate_with_backtest_claims_only_finite_numbers(history, with_returns):
+    tx, customers = history
+    if with_returns:
+        returns = tx.iloc[::3].assign(revenue=lambda f: -0.3 * f["revenue"], cost=lambda f: -0.3 * f["cost"])
+        tx = pd.concat([tx, returns])
+    services = pd.DataFrame(columns=["customer_id", "date", "service_type", "quantity", "unit", "cost"])
+    result = valuate_with_backtest(tx, services, customers, AS_OF, EngineSettings(simulation_draws=50))
+    frame = result.customers
+    numbers = frame.select_dtypes("number").drop(columns=["share_of_supply"], errors="ignore")
+    assert not np.isinf(numbers.to_numpy(dtype=float)).any()
+    # NaN means "not claimed": only where the gate sent the customer to the fallback.
+    unclaimed = numbers.isna().any(axis=1)
+    assert (frame.loc[unclaimed, "basis"] == "trailing_margin_rate").all()
+    quality = result.fit.fit_quality
+    assert quality["ok"] == (not quality["problems"])
+    if not quality["ok"]:
+        assert all(p["code"] and p["message"] for p in quality["problems"])
+    claimed = frame[frame["basis"] == "model"]
+    assert (claimed["clv_low"] <= claimed["clv_high"] + 1e-9).all()
+    assert ((claimed["p_alive"] >= 0) & (claimed["p_alive"] <= 1)).all()
+    assert frame.loc["never", "clv"] == 0

@@ -21,7 +21,7 @@ class Command(BaseCommand):
                 raise CommandError("--output is required for xlsx.")
             count = exporting.write_xlsx(output)
         else:
-            handle = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout
+            handle = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout  # noqa: SIM115 - closed below unless stdout
             try:
                 writer = csv.writer(handle)
                 writer.writerow(exporting.HEADER)

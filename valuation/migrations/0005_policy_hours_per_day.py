@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('valuation', '0003_cache_table'),
+        ('valuation', '0004_run_and_chunk_holders'),
     ]
 
     operations = [

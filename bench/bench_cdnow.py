@@ -1,0 +1,111 @@
+"""The issue's CDNOW acceptance figures, next to lifetimes' BG/NBD + Gamma-Gamma on the same split.
+
+    python bench/bench_cdnow.py [--calibration-end 1997-09-30] [--holdout-end 1998-06-30]
+
+Data: tests/data/cdnow_master.csv.gz, the CDNOW master file (23,570 customers who first
+bought in Q1 1997; the copy lifetimes ships in lifetimes/datasets/CDNOW_master.txt), revenue
+= dollar value, no cost column, so margin = revenue.
+
+Prints, per purchase model of the engine's back-test: fit quality, purchases and margin
+errors (MAE, RMSE, total vs actual), the conditional expectations by calibration frequency,
+the chosen model, the calibration of its 80 % range; then lifetimes 0.11's BetaGeoFitter +
+GammaGammaFitter (frequency counted in distinct days, time in weeks) scored against the same
+per-customer actual holdout margin. lifetimes is a benchmark-only dependency (the `bench`
+extra; it needs setuptools < 70 for pkg_resources).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from valuation.engine import backtest_models
+
+
+def load() -> pd.DataFrame:
+    tx = pd.read_csv(ROOT / "tests" / "data" / "cdnow_master.csv.gz", dtype={"date": str})
+    tx["date"] = pd.to_datetime(tx["date"], format="%Y%m%d")
+    return tx
+
+
+def lifetimes_backtest(tx: pd.DataFrame, calibration_end: str, holdout_end: str, actual: pd.Series) -> dict:
+    from lifetimes import BetaGeoFitter, GammaGammaFitter
+    from lifetimes.utils import calibration_and_holdout_data
+
+    data = calibration_and_holdout_data(
+        tx, "customer_id", "date", calibration_period_end=calibration_end, observation_period_end=holdout_end,
+        freq="D", freq_multiplier=7, monetary_value_col="revenue",
+    )
+    started = time.perf_counter()
+    bgf = BetaGeoFitter().fit(data["frequency_cal"], data["recency_cal"], data["T_cal"])
+    repeat = data[(data["frequency_cal"] > 0) & (data["monetary_value_cal"] > 0)]
+    ggf = GammaGammaFitter().fit(repeat["frequency_cal"], repeat["monetary_value_cal"])
+    seconds = time.perf_counter() - started
+    purchases = bgf.conditional_expected_number_of_purchases_up_to_time(
+        data["duration_holdout"].iloc[0], data["frequency_cal"], data["recency_cal"], data["T_cal"])
+    spend = ggf.conditional_expected_average_profit(data["frequency_cal"], data["monetary_value_cal"])
+    predicted = (purchases * spend).reindex(actual.index).fillna(0.0).to_numpy()
+    truth = actual.to_numpy()
+    return {
+        "customers": int(len(data)),
+        "bgnbd": {k: round(float(v), 4) for k, v in bgf.params_.items()},
+        "gamma_gamma": {k: round(float(v), 4) for k, v in ggf.params_.items()},
+        "margin_mae": float(np.mean(np.abs(predicted - truth))),
+        "margin_rmse": float(np.sqrt(np.mean((predicted - truth) ** 2))),
+        "predicted_total": float(predicted.sum()),
+        "actual_total": float(truth.sum()),
+        "total_error": float(predicted.sum() / truth.sum() - 1),
+        "fit_seconds": round(seconds, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calibration-end", default="1997-09-30")
+    parser.add_argument("--holdout-end", default="1998-06-30")
+    args = parser.parse_args()
+    tx = load()
+    print(f"CDNOW master: {len(tx):,} rows, {tx['customer_id'].nunique():,} customers; "
+          f"calibration to {args.calibration_end}, holdout to {args.holdout_end}; load average {os.getloadavg()}")
+    started = time.perf_counter()
+    comparison, per_customer = backtest_models(tx, args.calibration_end, args.holdout_end)
+    seconds = time.perf_counter() - started
+    print(f"\nengine back-test: {seconds:.1f} s, {comparison['customers']:,} customers with a purchase day "
+          "(customers whose only rows are $0 have none)")
+    for name, entry in comparison["models_compared"].items():
+        m, p = entry["margin"], entry["purchases"]
+        print(f"  {name:11s} ok={entry['fit_quality']['ok']!s:5s} margin MAE {m['mae']:7.2f} RMSE {m['rmse']:7.2f} "
+              f"total {m['predicted_total']:>11,.0f} vs {m['actual_total']:>11,.0f} ({m['total_error']:+.1%}); "
+              f"purchases MAE {p['mae']:.3f} RMSE {p['rmse']:.3f} total {p['total_error']:+.1%}  [{entry['seconds']} s]")
+    print(f"  chosen: {comparison['model']} ({comparison['reason']})")
+    print(f"  range calibration: {json.dumps(comparison['range_calibration'])}")
+    print("  conditional expectations of the chosen model (mean per customer):")
+    print("    freq  customers  purchases pred/actual   margin pred/actual")
+    for row in comparison["models_compared"][comparison["model"]]["conditional_expectations"]:
+        print(f"    {row['frequency']:>4s} {row['customers']:>10,d}  {row['predicted_purchases']:8.3f} / "
+              f"{row['actual_purchases']:6.3f}   {row['predicted_margin']:8.2f} / {row['actual_margin']:7.2f}")
+
+    try:
+        reference = lifetimes_backtest(tx, args.calibration_end, args.holdout_end, per_customer["holdout_margin"])
+    except ImportError:
+        print("\nlifetimes is not installed (pip install 'setuptools<70' lifetimes): no reference figures")
+        return
+    chosen = comparison["models_compared"][comparison["model"]]["margin"]
+    print(f"\nlifetimes BG/NBD + Gamma-Gamma on the same customers: {json.dumps(reference)}")
+    print(f"\nper-customer RMSE of holdout margin: chosen {chosen['rmse']:.3f} vs lifetimes {reference['margin_rmse']:.3f} "
+          f"({'no worse' if chosen['rmse'] <= reference['margin_rmse'] + 1e-9 else 'WORSE'}); "
+          f"total {chosen['total_error']:+.1%} vs lifetimes {reference['total_error']:+.1%}")
+
+
+if __name__ == "__main__":
+    main()
