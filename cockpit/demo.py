@@ -1123,3 +1123,39 @@ def _bulk_load(models_, *, say):
         # Fresh statistics, so the first queries on the new data get sensible plans.
         cursor.execute("ANALYZE " + ", ".join(quote(t) for t in tables))
     say(f"indexes and constraints rebuilt in {time.perf_counter() - clock:.1f} s")
+
+
+# --- value history -----------------------------------------------------------------------------
+
+def history_dates(*, as_of: date, months: int) -> list[date]:
+    """Monthly as-of dates over the last ``months`` months, oldest first, ending at as_of.
+
+    Month ends are kept where as_of is one (31 Mar -> 28/29 Feb), like pandas' month offsets.
+    """
+    import pandas as pd
+
+    return [(pd.Timestamp(as_of) - pd.DateOffset(months=k)).date() for k in range(months - 1, -1, -1)]
+
+
+def seed_value_history(*, as_of: date | None = None, months: int = 12,
+                       progress: Callable[[str], None] | None = None) -> list[int]:
+    """Value the company at each monthly as-of date (history_dates), oldest first, so value
+    history, segment movement, worklists and value-change explanations show on first start.
+
+    Dates that already have a completed run are skipped (running it twice adds nothing). The
+    dashboard cache is warmed once, after the last run. Returns the ids of the runs made.
+    """
+    from valuation import services as valuation
+
+    as_of = as_of or timezone.localdate()
+    say = progress or (lambda message: None)
+    dates = [day for day in history_dates(as_of=as_of, months=months) if not valuation.has_completed_run(as_of=day)]
+    made = []
+    for number, day in enumerate(dates, start=1):
+        started = time.perf_counter()
+        run = valuation.run_valuation(as_of=day, trigger="command", warm=number == len(dates))
+        if run.status != run.Status.COMPLETED:
+            raise RuntimeError(f"Valuation as of {day} ended {run.status}: {run.error}")
+        made.append(run.pk)
+        say(f"  valued as of {day} ({number}/{len(dates)}) in {time.perf_counter() - started:.1f} s")
+    return made
