@@ -1,5 +1,4 @@
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import render
@@ -10,18 +9,13 @@ from django.utils.translation import gettext as _
 from services.forms import ServiceEventForm
 from .charts import ChartLocale, cockpit_margin_vs_service_cost_figure, cockpit_value_history_figure
 
-from . import selectors
+from . import panels, selectors
 from customers.access import any_role, customer_or_404, sees_money, visible_customers
 from customers.roles import Role, role_of
 from customers.selectors import customer_filter_choices
 from core.templatetags.money import CURRENCY_SYMBOLS, SYMBOL_AFTER
 from .forms import CustomerFilterForm, PeriodForm
 from .statement import render_statement_pdf, statement_filename, value_statement
-
-
-@login_required
-def home(request):
-    return render(request, "home.html", {"overview": selectors.company_overview(user=request.user)})
 
 
 def chart_locale() -> ChartLocale:
@@ -107,7 +101,9 @@ def customer_detail(request, pk: int):
             "history_chart": history_chart,
             "log_form": log_form,
             "period_query": request.GET.urlencode(),
-        },
+        }
+        | panels.cockpit_panels(customer=customer, value=cockpit.value, start=start, end=end, params=request.GET,
+                                show_money=show_money, locale=locale),
     )
 
 
@@ -125,6 +121,7 @@ def customer_statement(request, pk: int):
     start, end = period_form.period()
     statement = value_statement(customer=customer, start=start, end=end)
     context |= {"statement": statement, "period_query": f"from={start.isoformat()}&to={end.isoformat()}"}
+    context |= panels.what_if_context(value=selectors.latest_customer_value(customer_id=customer.pk), params=request.GET)
     if request.GET.get("format") == "pdf":
         pdf = render_statement_pdf(statement=statement, context=context)
         response = HttpResponse(pdf, content_type="application/pdf")

@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
+from cockpit.api import ValueChangeView, WorklistView
 from customers.api import CustomerViewSet, TransactionViewSet
 from services.api import ServiceEventViewSet, ServiceTypeViewSet, StandardCostViewSet
 from valuation.api import CustomerValueHistoryViewSet, LatestValueViewSet, SegmentSummaryView, ValuationRunViewSet
@@ -37,6 +38,8 @@ app_name = "api"
 
 urlpatterns = [
     path("v1/segments/", SegmentSummaryView.as_view(), name="segments"),
+    path("v1/worklist/", WorklistView.as_view(), name="worklist"),
+    path("v1/customers/<int:customer_id>/value-change/", ValueChangeView.as_view(), name="value-change"),
     path("v1/", include(router.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SwaggerView.as_view(url_name="api:schema"), name="docs"),
