@@ -2,11 +2,12 @@
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
+from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import error_response
-from customers.access import MONEY_ROLES, customer_or_404, visible_customers
+from customers.access import MONEY_ROLES, visible_customers
 from customers.api import CvmApiMixin
 from valuation.value_change import customer_value_change
 
@@ -70,6 +71,7 @@ class ValueChangeView(CvmApiMixin, APIView):
         parameters=[OpenApiParameter("customer_id", int, OpenApiParameter.PATH, description="Customer id.")],
         responses={200: ValueChangeSerializer, 403: error_response("403"), 404: error_response("404")},
     )
-    def get(self, request, customer_id: int):
-        customer = customer_or_404(user=request.user, pk=customer_id, queryset=visible_customers(user=request.user))
+    def get(self, request, customer_id):
+        # DRF's get_object_or_404 answers 404 (not 500) for a malformed id too.
+        customer = get_object_or_404(visible_customers(user=request.user), pk=customer_id)
         return Response(ValueChangeSerializer(customer_value_change(customer=customer)).data)

@@ -1,7 +1,7 @@
 """The REST API under /api/: resources under v1/, the OpenAPI schema and its interactive docs."""
 
 from django.templatetags.static import static
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
@@ -39,7 +39,7 @@ app_name = "api"
 urlpatterns = [
     path("v1/segments/", SegmentSummaryView.as_view(), name="segments"),
     path("v1/worklist/", WorklistView.as_view(), name="worklist"),
-    path("v1/customers/<int:customer_id>/value-change/", ValueChangeView.as_view(), name="value-change"),
+    re_path(r"^v1/customers/(?P<customer_id>[^/]+)/value-change/$", ValueChangeView.as_view(), name="value-change"),
     path("v1/", include(router.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SwaggerView.as_view(url_name="api:schema"), name="docs"),
