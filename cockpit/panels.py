@@ -141,7 +141,11 @@ def _between(start: dt.date, end: dt.date) -> Q:
 def cockpit_panels(*, customer: Customer, value: CustomerValue | None, start: dt.date, end: dt.date, params,
                    show_money: bool, locale: ChartLocale) -> dict:
     """Every panel of this module for the cockpit page; value-from panels only for money roles."""
+    from .nps import customer_nps
+    from .nps_views import SurveyAnswerForm
+
     context = period_figures(customer_id=customer.pk, start=start, end=end)
+    context |= {"nps": customer_nps(customer=customer), "nps_form": SurveyAnswerForm()}
     if show_money:
         context |= value_change_context(customer=customer, locale=locale)
         context |= what_if_context(value=value, params=params)

@@ -3,13 +3,14 @@ and stay, so links and bookmarks keep working."""
 
 from django.urls import path
 
-from . import dashboard_views, import_views, views
+from . import dashboard_views, import_views, nps_views, views
 
 customer_patterns = (
     [
         path("", views.customer_list, name="list"),
         path("<int:pk>/", views.customer_detail, name="detail"),
         path("<int:pk>/statement/", views.customer_statement, name="statement"),
+        path("<int:pk>/nps/", nps_views.log_answer, name="nps"),
     ],
     "customers",
 )

@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import DefaultRouter
 
 from cockpit.api import ValueChangeView, WorklistView
-from customers.api import CustomerViewSet, TransactionViewSet
+from customers.api import CustomerViewSet, SurveyAnswerViewSet, TransactionViewSet
 from services.api import ServiceEventViewSet, ServiceTypeViewSet, StandardCostViewSet
 from valuation.api import CustomerValueHistoryViewSet, LatestValueViewSet, SegmentSummaryView, ValuationRunViewSet
 
@@ -28,6 +28,7 @@ router = DefaultRouter()
 router.register("customers", CustomerViewSet, basename="customer")
 router.register(r"customers/(?P<customer_pk>[^/]+)/values", CustomerValueHistoryViewSet, basename="customer-values")
 router.register("transactions", TransactionViewSet, basename="transaction")
+router.register("survey-answers", SurveyAnswerViewSet, basename="survey-answer")
 router.register("service-types", ServiceTypeViewSet, basename="service-type")
 router.register("standard-costs", StandardCostViewSet, basename="standard-cost")
 router.register("service-events", ServiceEventViewSet, basename="service-event")
