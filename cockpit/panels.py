@@ -16,6 +16,7 @@ from services.selectors import VALUE_FIELD, standard_cost_expression
 from valuation.engine import Thresholds
 from valuation.engine.what_if import MODES, what_if
 from valuation.models import CustomerValue, segment_label
+from valuation.cross_sell import cross_sell_hints
 from valuation.value_change import customer_value_change
 
 from .charts import ChartLocale, value_change_waterfall_figure
@@ -149,4 +150,5 @@ def cockpit_panels(*, customer: Customer, value: CustomerValue | None, start: dt
     if show_money:
         context |= value_change_context(customer=customer, locale=locale)
         context |= what_if_context(value=value, params=params)
+        context |= {"cross_sell": cross_sell_hints(customer=customer, value=value)}
     return context

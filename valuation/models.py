@@ -331,3 +331,25 @@ class WorkItemDismissal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.state} {self.customer_id}:{self.reason}"
+
+
+class PeerCategory(models.Model):
+    """What similar customers buy: per run, industry and size class (ABC class), each product
+    or category bought in the run's window, by how many of the peers and for what margin.
+    Found when a run completes (valuation/cross_sell.py); the cockpit's cross-sell hints read it."""
+
+    run = models.ForeignKey(ValuationRun, on_delete=models.CASCADE, related_name="peer_categories", db_index=False)
+    industry = models.CharField(max_length=100)
+    abc_class = models.CharField(max_length=1)
+    category = models.CharField(max_length=100)
+    buyers = models.PositiveIntegerField()
+    peers = models.PositiveIntegerField()
+    margin_per_buyer = models.DecimalField(**MONEY)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "industry", "abc_class", "category"], name="peer_category_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.industry}/{self.abc_class}: {self.category}"

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from core import copy_text
 
-from . import engine, selectors, worklist
+from . import cross_sell, engine, selectors, worklist
 from .models import CustomerValue, ValuationChunk, ValuationRun
 
 logger = logging.getLogger(__name__)
@@ -310,6 +310,7 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True) -> bool:
         apply_retention()
     # The worklists compare the two latest runs: refreshed when this run is one of them.
     worklist.rebuild_work_items(run_id=run_id)
+    cross_sell.rebuild_peer_categories(run_id=run_id)
     if warm:
         _warm_dashboard()
     return True
