@@ -35,7 +35,7 @@ def value_change_context(*, customer: Customer, locale: ChartLocale) -> dict:
             start_label=_("CLV %(day)s") % {"day": change.previous_run.as_of.isoformat()},
             end_label=_("CLV %(day)s") % {"day": change.current_run.as_of.isoformat()},
             start=change.previous_clv, end=change.current_clv,
-            drivers=[(str(d["label"]), d["amount"]) for d in change.drivers],
+            drivers=[(str(d["short_label"]), d["amount"]) for d in change.drivers],
             locale=locale,
         )
     return {"value_change": change, "value_change_chart": chart}

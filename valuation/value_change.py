@@ -29,6 +29,13 @@ DRIVER_LABELS = {
     "expired_services": _("Services that left the window"),
     "standard_cost_changes": _("Standard-cost changes"),
 }
+# The waterfall's bars: short names under the chart.
+SHORT_LABELS = {
+    "time_without_purchase": _("Time without purchase"),
+    "new_purchases": _("New purchases"),
+    "model_refit": _("Model refit"),
+    "status_change": _("Status"),
+}
 CENT = Decimal("0.01")
 INPUT_FIELDS = ["purchase_days", "recency_weeks", "age_weeks", "mean_repeat_margin", "clv", "value_to_customer",
                 "segment", "run_id"]
@@ -135,7 +142,8 @@ def customer_value_change(*, customer: Customer) -> ValueChange:
     change.previous_segment = previous["segment"] if previous else ""
     change.current_segment = current["segment"]
     change.drivers = [
-        {"name": name, "label": DRIVER_LABELS[name], "amount": Decimal(int(drivers[name])) * CENT}
+        {"name": name, "label": DRIVER_LABELS[name], "short_label": SHORT_LABELS[name],
+         "amount": Decimal(int(drivers[name])) * CENT}
         for name in ("time_without_purchase", "new_purchases", "model_refit", "status_change")
     ]
     previous_to = float(previous["value_to_customer"]) if previous else 0.0
