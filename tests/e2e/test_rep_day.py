@@ -80,7 +80,7 @@ def test_each_role_home_value_change_and_what_if(browser, live_server, demo, lan
 
         # A manager: what changed since the previous run, above the worklist.
         sign_in(page, live_server, "manager")
-        expect(page.locator(".pagehead h1")).to_have_text(words["changes"])
+        expect(page.locator("#changes-title")).to_have_text(words["changes"])
         assert page.locator("#segment-moves tbody tr").count() > 0
         assert page.locator(".work-item").count() > 0
         screenshot(page, f"home-manager-{language}")
