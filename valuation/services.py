@@ -308,12 +308,20 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True) -> bool:
             status=ValuationRun.Status.RUNNING
         ).delete()
         apply_retention()
-    # The worklists compare the two latest runs: refreshed when this run is one of them.
-    worklist.rebuild_work_items(run_id=run_id)
-    cross_sell.rebuild_peer_categories(run_id=run_id)
+    _refresh_derived(run_id)
     if warm:
         _warm_dashboard()
     return True
+
+
+def _refresh_derived(run_id: int) -> None:
+    """Worklists (the two latest runs compared) and cross-sell peers, when this run is the
+    latest or the one before it. Derived figures: a failure is logged, never fails the run."""
+    for refresh in (worklist.rebuild_work_items, cross_sell.rebuild_peer_categories):
+        try:
+            refresh(run_id=run_id)
+        except Exception:
+            logger.exception("Refreshing %s after run %s failed", refresh.__name__, run_id)
 
 
 def _warm_dashboard() -> None:
