@@ -74,7 +74,7 @@ def segment_dashboard(request):
         "a_today_share": dashboard.A_TODAY_CLV_SHARE,
         "scatter_budget": dashboard.SCATTER_BUDGET,
         "earned_growth": _periods(board.run),
-        "nps": {"company": nps.company_nps(), "segments": nps.segment_nps(run=board.run), "trend": nps.nps_trend()},
+        "nps": nps.dashboard_nps(run=board.run),
     }
     return render(request, "cockpit/dashboard.html", context)
 
