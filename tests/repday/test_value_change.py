@@ -83,3 +83,19 @@ def test_a_new_customer_starts_from_nothing():
     row = drivers.loc[7]
     assert row["previous_clv"] == 0 and row["time_without_purchase"] == 0
     assert row[["time_without_purchase", "new_purchases", "model_refit", "status_change"]].sum() == 12345
+
+
+def test_rows_without_kept_inputs_still_add_up():
+    """A previous row written before the model inputs were kept: no time driver, exact sum."""
+    from valuation.engine import BgNbdParams, EngineSettings, ModelFit
+    from valuation.engine.attribution import RunModel
+
+    model = RunModel(ModelFit(BgNbdParams(r=0.8, alpha=6.0, a=0.6, b=3.0), None, population_margin=100.0),
+                     EngineSettings())
+    previous = pd.DataFrame({"purchase_days": [5], "recency_weeks": [None], "age_weeks": [None],
+                             "mean_repeat_margin": [None], "clv": [500.0], "active": [True]}, index=[3])
+    current = pd.DataFrame({"purchase_days": [6], "recency_weeks": [50.0], "age_weeks": [60.0],
+                            "mean_repeat_margin": [90.0], "clv": [612.34], "active": [True]}, index=[3])
+    row = clv_change_drivers(previous, current, previous_model=model, current_model=model, weeks_between=4.3).loc[3]
+    assert row["time_without_purchase"] == 0
+    assert row[["time_without_purchase", "new_purchases", "model_refit", "status_change"]].sum() == 61234 - 50000

@@ -99,6 +99,10 @@ def clv_change_drivers(
     """
     previous = previous.reindex(current.index)
     missing = previous["clv"].isna().to_numpy()
+    # Rows written before the inputs were kept: nothing to substitute, so the change starts
+    # at the stored previous CLV (no time driver).
+    bought = pd.to_numeric(previous["purchase_days"], errors="coerce").fillna(0).to_numpy() >= 1
+    unknown = ~missing & bought & previous[["recency_weeks", "age_weeks"]].isna().any(axis=1).to_numpy()
     previous = previous.fillna({"purchase_days": 0, "recency_weeks": 0.0, "age_weeks": 0.0,
                                 "mean_repeat_margin": 0.0, "clv": 0.0})
     previous["active"] = previous["active"].where(~missing, current["active"]).astype(bool)
@@ -110,6 +114,8 @@ def clv_change_drivers(
     has_bought = aged["purchase_days"].to_numpy(dtype=float) >= 1
     aged.loc[has_bought, "age_weeks"] = aged.loc[has_bought, "age_weeks"] + max(weeks_between, 0.0)
     after_time = _cents(point_clv(previous_model, aged))
+    model_before = np.where(unknown, stored_before, model_before)
+    after_time = np.where(unknown, stored_before, after_time)
     after_purchases = _cents(point_clv(previous_model, current))
     after_refit = _cents(point_clv(current_model, current))
 
