@@ -121,6 +121,8 @@ def manager_changes() -> tuple:
     run = latest_completed_run()
     changes = (run.company or {}).get("changes") if run else None
     if changes:
+        if isinstance(changes.get("previous_as_of"), str):
+            changes["previous_as_of"] = dt.date.fromisoformat(changes["previous_as_of"])
         for move in changes.get("segment_moves", []):
             move["from_label"], move["to_label"] = segment_label(move["from"]), segment_label(move["to"])
         for row in changes.get("service_spend", []):
