@@ -10,6 +10,8 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import screenshot
+from valuation.models import CustomerValue
+from valuation.selectors import latest_completed_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -69,14 +71,18 @@ def test_each_role_home_value_change_and_what_if(browser, live_server, demo, lan
         assert page.evaluate("document.getElementById('value-change-chart').data[0].type") == "waterfall"
         screenshot(page, f"value-change-{language}")
 
-        # What if a service were cut: the resulting profit and segment.
-        selects = page.locator("#what-if-form select")
-        if selects.count():
-            selects.first.select_option("cut")
+        # What if a problem-group customer's services were cut: the resulting profit and segment,
+        # on the cockpit and on the value statement.
+        spoiled = (CustomerValue.objects.filter(run=latest_completed_run(), customer__owner__username="rep1",
+                                                segment="problem").exclude(value_to_by_type={})
+                   .order_by("-value_to_customer").values_list("customer_id", flat=True).first())
+        for path in (f"/customers/{spoiled}/", f"/customers/{spoiled}/statement/"):
+            page.goto(f"{live_server.url}{path}")
+            page.locator("#what-if-form select").first.select_option("cut")
             page.locator("#what-if-form button[type=submit]").click()
             expect(page.locator("#what-if-result")).to_be_visible()
             assert page.locator("#what-if-segment").inner_text().strip()
-            screenshot(page, f"what-if-{language}")
+        screenshot(page, f"what-if-{language}")
 
         # A manager: what changed since the previous run, above the worklist.
         sign_in(page, live_server, "manager")
