@@ -1,7 +1,6 @@
 """The rep's day in a browser, on the demo company with history, in English and German: each
 role's home page, the value-change panel (its waterfall draws) and the what-if."""
 
-import datetime as dt
 from io import StringIO
 
 import pytest

@@ -2,9 +2,7 @@
 detractors among valuable customers on the worklist."""
 
 import datetime as dt
-from decimal import Decimal
 
-import pandas as pd
 import pytest
 from django.test import Client
 

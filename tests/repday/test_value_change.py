@@ -1,6 +1,5 @@
 """Why did this value change: named drivers that add up exactly to the change."""
 
-from decimal import Decimal
 
 import pandas as pd
 import pytest
@@ -9,7 +8,7 @@ from customers.models import Customer
 from valuation.engine.attribution import clv_change_drivers, point_clv
 from valuation.engine import score_customers
 from valuation.models import CustomerValue
-from valuation.value_change import customer_value_change, run_model
+from valuation.value_change import customer_value_change
 
 pytestmark = pytest.mark.django_db
 
