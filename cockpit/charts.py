@@ -132,3 +132,24 @@ def cockpit_value_history_figure(
         hovertemplate=locale.money_hover(labels["value_to_customer"]),
     )
     return _plain(figure)
+
+
+def value_change_waterfall_figure(
+    *, start_label: str, end_label: str, start, end, drivers: list[tuple[str, object]], locale: ChartLocale
+) -> dict:
+    """The CLV of the previous run, each driver's change, and the CLV of the latest run as a
+    waterfall: the bars between the two totals add up to the difference."""
+    names = [start_label, *[name for name, _amount in drivers], end_label]
+    values = [float(start), *[float(amount) for _name, amount in drivers], float(end)]
+    measures = ["absolute", *["relative"] * len(drivers), "total"]
+    figure = go.Figure(layout=_layout(locale, hovermode="closest", showlegend=False, height=320,
+                                      margin={"l": 60, "r": 16, "t": 16, "b": 110}))
+    figure.add_trace(go.Waterfall(
+        x=names, y=values, measure=measures,
+        increasing={"marker": {"color": CLV_COLOUR}},
+        decreasing={"marker": {"color": "#b42318"}},
+        totals={"marker": {"color": MARGIN_COLOUR}},
+        connector={"line": {"color": MUTED, "width": 1}},
+        hovertemplate=locale.money_hover("%{x}"),
+    ))
+    return _plain(figure)

@@ -23,7 +23,7 @@ from valuation import dashboard, policy
 from valuation.models import ValuationPolicy, ValuationRun
 from valuation.selectors import valuation_policy
 
-from . import dashboard_charts
+from . import dashboard_charts, nps
 from .dashboard_forms import (
     DashboardFilterForm,
     NewServiceTypeForm,
@@ -86,6 +86,7 @@ def segment_dashboard(request):
         "a_today_share": dashboard.A_TODAY_CLV_SHARE,
         "scatter_budget": dashboard.SCATTER_BUDGET,
         "earned_growth": _periods(board.run),
+        "nps": nps.dashboard_nps(run=board.run),
     }
     return render(request, "cockpit/dashboard.html", context)
 

@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from core.copy_text import block as copy_block
 from core.copy_text import copy_into
-from customers.models import Customer, Transaction
+from customers.models import Customer, SurveyAnswer, Transaction
 from customers.roles import Role
 from services.models import ServiceEvent, ServiceType, StandardCost
 from services.selectors import standard_cost_on
@@ -267,6 +267,7 @@ class SeedReport:
     customers: int = 0
     transactions: int = 0
     service_events: int = 0
+    survey_answers: int = 0
     replaced_customers: int = 0
     skipped: bool = False
     as_of: date | None = None
@@ -336,6 +337,7 @@ def seed_demo(
     with transaction.atomic() if bulk_load else nullcontext():
         _seed(report, customers=customers, seed=seed, first_day=first_day, as_of=as_of, chunk_size=chunk_size,
               only_demo=only_demo, bulk_load=bulk_load, volume=volume, say=say)
+    report.survey_answers = _seed_survey_answers(seed=seed, as_of=as_of)
     report.seconds["total"] = time.perf_counter() - started
     return report
 
@@ -1119,3 +1121,80 @@ def _bulk_load(models_, *, say):
         # Fresh statistics, so the first queries on the new data get sensible plans.
         cursor.execute("ANALYZE " + ", ".join(quote(t) for t in tables))
     say(f"indexes and constraints rebuilt in {time.perf_counter() - clock:.1f} s")
+
+
+# --- value history -----------------------------------------------------------------------------
+
+def history_dates(*, as_of: date, months: int) -> list[date]:
+    """Monthly as-of dates over the last ``months`` months, oldest first, ending at as_of.
+
+    Month ends are kept where as_of is one (31 Mar -> 28/29 Feb), like pandas' month offsets.
+    """
+    import pandas as pd
+
+    return [(pd.Timestamp(as_of) - pd.DateOffset(months=k)).date() for k in range(months - 1, -1, -1)]
+
+
+def seed_value_history(*, as_of: date | None = None, months: int = 12,
+                       progress: Callable[[str], None] | None = None) -> list[int]:
+    """Value the company at each monthly as-of date (history_dates), oldest first, so value
+    history, segment movement, worklists and value-change explanations show on first start.
+
+    Dates that already have a completed run are skipped (running it twice adds nothing). The
+    dashboard cache is warmed once, after the last run. Returns the ids of the runs made.
+    """
+    from valuation import services as valuation
+
+    as_of = as_of or timezone.localdate()
+    say = progress or (lambda message: None)
+    dates = [day for day in history_dates(as_of=as_of, months=months) if not valuation.has_completed_run(as_of=day)]
+    made = []
+    for number, day in enumerate(dates, start=1):
+        started = time.perf_counter()
+        run = valuation.run_valuation(as_of=day, trigger="command", warm=number == len(dates))
+        if run.status != run.Status.COMPLETED:
+            raise RuntimeError(f"Valuation as of {day} ended {run.status}: {run.error}")
+        made.append(run.pk)
+        say(f"  valued as of {day} ({number}/{len(dates)}) in {time.perf_counter() - started:.1f} s")
+    return made
+
+
+# --- survey answers (NPS) ------------------------------------------------------------------------
+
+SURVEY_SHARE = 0.45  # of customers who answered at least once in the last two years
+SURVEY_CONTACTS = ["Einkauf", "Technik", "Geschäftsführung", "Instandhaltung", "Qualität"]
+SURVEY_COMMENTS = {
+    "low": ["Lieferzeiten zu lang", "Preise gestiegen", "Ansprechpartner schwer erreichbar", "Reklamation zäh"],
+    "mid": ["Im Großen und Ganzen zufrieden", "Solide, aber nichts Besonderes", ""],
+    "high": ["Schnelle Hilfe an der Hotline", "Sehr gute Schulung", "Verlässlicher Partner", ""],
+}
+
+
+def _seed_survey_answers(*, seed: int, as_of: date) -> int:
+    """NPS answers for about SURVEY_SHARE of the demo customers, one to three each over the last
+    two years; lost customers answer lower. Deterministic for a seed."""
+    rng = np.random.default_rng([seed, 7001])
+    rows = np.array(list(Customer.objects.filter(is_demo=True).order_by("pk").values_list("pk", "status")),
+                    dtype=object)
+    if not len(rows):
+        return 0
+    ids, lost = rows[:, 0].astype(np.int64), rows[:, 1] == Customer.Status.LOST
+    answering = rng.random(len(ids)) < SURVEY_SHARE
+    base = rng.normal(7.4, 1.9, len(ids)) - 2.8 * lost
+    counts = rng.integers(1, 4, len(ids)) * answering
+    who = np.repeat(np.arange(len(ids)), counts)
+    scores = np.clip(np.rint(base[who] + rng.normal(0.0, 1.0, len(who))), 0, 10).astype(int)
+    days = rng.integers(0, 730, len(who))
+    contacts = rng.integers(0, len(SURVEY_CONTACTS), len(who))
+    picks = rng.integers(0, 1000, len(who))
+    answers = []
+    for k in range(len(who)):
+        mood = "low" if scores[k] <= 6 else ("high" if scores[k] >= 9 else "mid")
+        comments = SURVEY_COMMENTS[mood]
+        answers.append(SurveyAnswer(
+            customer_id=int(ids[who[k]]), answered_on=as_of - timedelta(days=int(days[k])), score=int(scores[k]),
+            contact=SURVEY_CONTACTS[contacts[k]], comment=comments[picks[k] % len(comments)],
+            external_id=f"demo-nps-{k}",
+        ))
+    SurveyAnswer.objects.bulk_create(answers, batch_size=5000)
+    return len(answers)

@@ -78,11 +78,12 @@ from django.utils.translation import gettext_lazy
 
 from core.copy_text import copy_into
 from core.plausibility import EARLIEST_ACQUISITION, EARLIEST_DATE, MAX_AMOUNT, MAX_QUANTITY, latest_plausible_date
-from customers.models import Customer, Transaction
+from customers.models import Customer, SurveyAnswer, Transaction
 from services.models import ServiceEvent, ServiceType
 
-KINDS = ("customers", "transactions", "services")
-KIND_LABELS = {"customers": gettext_lazy("customers"), "transactions": gettext_lazy("transactions"), "services": gettext_lazy("free services")}
+KINDS = ("customers", "transactions", "services", "survey_answers")
+KIND_LABELS = {"customers": gettext_lazy("customers"), "transactions": gettext_lazy("transactions"), "services": gettext_lazy("free services"),
+               "survey_answers": gettext_lazy("survey answers")}
 DELIMITER_NAMES = {"\t": gettext_lazy("tab"), ",": gettext_lazy("comma"), ";": gettext_lazy("semicolon")}
 # 20k rows keep a chunk's DataFrame and COPY buffer at a few MB; larger chunks gained <5 %.
 CHUNK_ROWS = 20_000
@@ -557,6 +558,10 @@ SPECS = {
         columns=["external_id", "customer_number", "service_type", "date", "quantity", "note", "logged_by"],
         required=["customer_number", "service_type", "date"],
     ),
+    "survey_answers": Spec(
+        columns=["external_id", "customer_number", "date", "score", "comment", "contact"],
+        required=["customer_number", "date", "score"],
+    ),
 }
 
 
@@ -943,7 +948,65 @@ def _merge_customers(cursor, result: ImportResult) -> None:
     """, [now])
 
 
+# --- survey answers (NPS) ---------------------------------------------------------------------------
+
+SURVEY_STAGING = Staging(
+    "cvm_import_survey_answers",
+    {"line": "integer", "external_id": "varchar(64)", "content_key": "varchar(40)", "customer_id": "bigint",
+     "answered_on": "date", "score": "smallint", "comment": "text", "contact": "varchar(200)"},
+)
+
+
+def _check_survey_answers(frame: pd.DataFrame, result: ImportResult, context: dict) -> pd.DataFrame:
+    check = Checker(frame, result, context)
+    out = pd.DataFrame({"line": frame["line"]})
+    out["external_id"] = pd.Series(check.text("external_id", max_length=64), index=out.index).replace("", None)
+    numbers = frame["customer_number"]
+    out["customer_id"] = check.lookup("customer_number", _customer_ids(numbers), what="customer number", required=True)
+    out["answered_on"] = check.date("date", required=True)
+    codes, values = check.distinct("score")
+    check.fail(codes, values == "", "score", "A value is required.")
+    check.fail(codes, (values != "") & ~values.str.fullmatch(r"(10|[0-9])"), "score", "A whole number from 0 to 10.")
+    out["score"] = values.to_numpy()[codes]
+    out["comment"] = frame["comment"]
+    out["contact"] = check.text("contact", max_length=200)
+    # Rows without an id are keyed by their content, so the same file imported twice adds nothing.
+    content = numbers + "|" + out["answered_on"].fillna("") + "|" + frame["score"] + "|" + frame["contact"]
+    good = check.good()
+    out, content = out[good], content[good]
+    out["content_key"] = pd.util.hash_pandas_object(content, index=False).map("{:016x}".format) if len(out) else None
+    out["customer_id"] = out["customer_id"].astype("int64")
+    out["score"] = out["score"].astype("int64")
+    return out
+
+
+def _merge_survey_answers(cursor, result: ImportResult) -> None:
+    table, s = SurveyAnswer._meta.db_table, SURVEY_STAGING.name
+    cursor.execute(f"""
+        UPDATE {s} SET external_id = 'csv-' || {s}.content_key || '-' || CAST(r.rn AS varchar(12))
+        FROM (SELECT line, ROW_NUMBER() OVER (PARTITION BY content_key ORDER BY line) AS rn
+              FROM {s} WHERE external_id IS NULL) r
+        WHERE {s}.line = r.line
+    """)
+    fields = ["customer_id", "answered_on", "score", "comment", "contact"]
+    source = {"comment": "COALESCE(s.comment, '')", "contact": "COALESCE(s.contact, '')"}
+    differs = " OR ".join(_distinct(f"t.{name}", source.get(name, f"s.{name}")) for name in fields)
+    _counts(cursor, f"""SELECT COUNT(*), SUM(CASE WHEN {differs} THEN 1 ELSE 0 END)
+                        FROM {s} s JOIN {table} t ON t.external_id = s.external_id""", result)
+    if result.dry_run or not result.ok:
+        return
+    changed = " OR ".join(_distinct(f"{table}.{name}", f"excluded.{name}") for name in fields)
+    cursor.execute(f"""
+        INSERT INTO {table} (external_id, {', '.join(fields)}, created_at)
+        SELECT s.external_id, {', '.join(source.get(name, f's.{name}') for name in fields)}, %s FROM {s} s WHERE true
+        ON CONFLICT (external_id) WHERE external_id IS NOT NULL
+        DO UPDATE SET {', '.join(f'{name} = excluded.{name}' for name in fields)}
+        WHERE {changed}
+    """, [timezone.now()])
+
+
 KIND_STEPS = {
+    "survey_answers": (SURVEY_STAGING, _check_survey_answers, _merge_survey_answers, "external_id", "external_id"),
     "customers": (CUSTOMER_STAGING, _check_customers, _merge_customers, "number", "number"),
     "transactions": (TRANSACTION_STAGING, _check_transactions, _merge_transactions, "external_id", "external_id"),
     "services": (SERVICE_STAGING, _check_services, _merge_services, "external_id", "external_id"),

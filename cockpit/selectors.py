@@ -317,7 +317,7 @@ def latest_customer_value(*, customer_id: int) -> CustomerValue | None:
     return (
         CustomerValue.objects.filter(customer_id=customer_id, run__status=ValuationRun.Status.COMPLETED)
         .select_related("run")
-        .order_by("-run__finished_at", "-run_id")
+        .order_by("-run__as_of", "-run__finished_at", "-run_id")
         .first()
     )
 

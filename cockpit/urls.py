@@ -3,7 +3,7 @@ and stay, so links and bookmarks keep working."""
 
 from django.urls import path
 
-from . import dashboard_views, import_views, list_views, views
+from . import dashboard_views, import_views, list_views, nps_views, views
 
 customer_patterns = (
     [
@@ -12,6 +12,7 @@ customer_patterns = (
         path("saved-filters/<int:pk>/delete/", list_views.delete_filter, name="delete_filter"),
         path("<int:pk>/", views.customer_detail, name="detail"),
         path("<int:pk>/statement/", views.customer_statement, name="statement"),
+        path("<int:pk>/nps/", nps_views.log_answer, name="nps"),
     ],
     "customers",
 )

@@ -1,5 +1,4 @@
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import render
@@ -12,15 +11,10 @@ from customers.access import any_role, customer_or_404, sees_all_customers, sees
 from customers.selectors import customer_filter_choices
 from services.forms import ServiceEventForm
 
-from . import list_columns, saved_filters, selectors
+from . import list_columns, panels, saved_filters, selectors
 from .charts import ChartLocale, cockpit_margin_vs_service_cost_figure, cockpit_value_history_figure
 from .forms import CustomerFilterForm, PeriodForm
 from .statement import render_statement_pdf, statement_filename, value_statement
-
-
-@login_required
-def home(request):
-    return render(request, "home.html", {"overview": selectors.company_overview(user=request.user)})
 
 
 def chart_locale() -> ChartLocale:
@@ -111,7 +105,9 @@ def customer_detail(request, pk: int):
             "period_query": request.GET.urlencode(),
             "transactions": transactions,
             "period_params": [(name, request.GET[name]) for name in ("from", "to") if request.GET.get(name)],
-        },
+        }
+        | panels.cockpit_panels(customer=customer, value=cockpit.value, start=start, end=end, params=request.GET,
+                                show_money=show_money, locale=locale),
     )
 
 
@@ -129,6 +125,7 @@ def customer_statement(request, pk: int):
     start, end = period_form.period()
     statement = value_statement(customer=customer, start=start, end=end)
     context |= {"statement": statement, "period_query": f"from={start.isoformat()}&to={end.isoformat()}"}
+    context |= panels.what_if_context(value=selectors.latest_customer_value(customer_id=customer.pk), params=request.GET)
     if request.GET.get("format") == "pdf":
         pdf = render_statement_pdf(statement=statement, context=context)
         response = HttpResponse(pdf, content_type="application/pdf")

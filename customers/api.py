@@ -15,8 +15,8 @@ from core.api import BULK_RESPONSES, ApiBase, CvmFilterBackend, bulk_response
 
 from . import services
 from .access import ALL_ROLES, MANAGERS, MONEY_ROLES, MoneyOrderingFilter, RolePermission, visible_customers
-from .models import Customer, Transaction
-from .serializers import CustomerSerializer, TransactionBulkRowSerializer, TransactionSerializer
+from .models import Customer, SurveyAnswer, Transaction
+from .serializers import CustomerSerializer, SurveyAnswerSerializer, TransactionBulkRowSerializer, TransactionSerializer
 
 
 class CvmApiMixin(ApiBase):
@@ -100,3 +100,40 @@ class CustomerChildViewSet(CvmApiMixin, mixins.ListModelMixin, viewsets.GenericV
             # DRF's get_object_or_404 also answers 404 (not 500) for a malformed id.
             self._customer = get_object_or_404(visible_customers(user=self.request.user), pk=self.kwargs["customer_pk"])
         return self._customer
+
+
+class SurveyAnswerFilter(filters.FilterSet):
+    customer_number = filters.CharFilter(field_name="customer__number")
+    answered_on = filters.DateFromToRangeFilter()
+
+    class Meta:
+        model = SurveyAnswer
+        fields = ["customer", "customer_number", "answered_on", "score"]
+
+
+class SurveyAnswerViewSet(CvmApiMixin, mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                          viewsets.GenericViewSet):
+    """NPS survey answers of the customers one may see; logged by whoever may log services for
+    the customer (a rep for their own customers, inside sales and managers for all)."""
+
+    serializer_class = SurveyAnswerSerializer
+    filterset_class = SurveyAnswerFilter
+    ordering_fields = ["answered_on", "score"]
+    ordering = ["-answered_on", "-id"]
+    write_roles = ALL_ROLES
+
+    def get_queryset(self):
+        return SurveyAnswer.objects.filter(customer__in=visible_customers(user=self.request.user)).select_related("customer")
+
+    def get_serializer(self, *args, **kwargs):
+        serializer = super().get_serializer(*args, **kwargs)
+        if "customer" in getattr(serializer, "fields", {}):
+            serializer.fields["customer"].queryset = visible_customers(user=self.request.user)
+        return serializer
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        serializer.instance = services.log_survey_answer(
+            user=self.request.user, customer=data["customer"], answered_on=data["answered_on"], score=data["score"],
+            comment=data.get("comment", ""), contact=data.get("contact", ""),
+        )

@@ -122,3 +122,47 @@ class Transaction(models.Model):
     @property
     def margin(self):
         return self.revenue - self.cost_of_goods
+
+
+class SurveyAnswer(models.Model):
+    """One answer to the Net Promoter question "How likely are you to recommend us?" (0-10).
+
+    Promoters answer 9-10, detractors 0-6; NPS = % promoters - % detractors (Reichheld 2003).
+    """
+
+    customer = models.ForeignKey(
+        Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="survey_answers", db_index=False
+    )
+    answered_on = models.DateField(_("answered on"))
+    score = models.PositiveSmallIntegerField(_("score (0-10)"))
+    comment = models.TextField(_("comment"), blank=True)
+    contact = models.CharField(_("contact"), max_length=200, blank=True)
+    external_id = models.CharField(_("external id"), max_length=64, null=True, blank=True)
+    logged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("logged by"), null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("survey answer")
+        verbose_name_plural = _("survey answers")
+        ordering = ["-answered_on", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(score__gte=0) & Q(score__lte=10),
+                name="survey_answer_score_range",
+                violation_error_message=_("The score lies between 0 and 10."),
+            ),
+            models.UniqueConstraint(
+                fields=["external_id"], name="survey_answer_external_id_unique",
+                condition=Q(external_id__isnull=False),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "answered_on"], name="survey_customer_date_idx"),
+            models.Index(fields=["answered_on"], name="survey_date_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.answered_on}: {self.score}"

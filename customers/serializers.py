@@ -8,7 +8,7 @@ from rest_framework import serializers
 from core.plausibility import EARLIEST_ACQUISITION, EARLIEST_DATE, MAX_AMOUNT, latest_plausible_date
 
 from .access import sees_money
-from .models import MONEY, Customer, Transaction
+from .models import MONEY, Customer, SurveyAnswer, Transaction
 
 
 class MoneyFieldsMixin:
@@ -120,3 +120,15 @@ class TransactionBulkRowSerializer(serializers.Serializer):
     cost_of_goods = money_field(required=False, default=Decimal("0"))
     product = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     channel = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
+
+
+class SurveyAnswerSerializer(serializers.ModelSerializer):
+    customer_number = serializers.CharField(source="customer.number", read_only=True)
+    answered_on = PlausibleDateField()
+    score = serializers.IntegerField(min_value=0, max_value=10, help_text="0-10: 9-10 promoter, 0-6 detractor.")
+
+    class Meta:
+        model = SurveyAnswer
+        fields = ["id", "external_id", "customer", "customer_number", "answered_on", "score", "comment", "contact",
+                  "logged_by", "created_at"]
+        read_only_fields = ["logged_by", "created_at"]

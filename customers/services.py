@@ -42,3 +42,19 @@ def bulk_upsert_transactions(*, rows: list[dict], visible_customers) -> BulkOutc
     return outcome
 
 
+
+
+def log_survey_answer(*, user, customer, answered_on, score: int, comment: str = "", contact: str = ""):
+    """Record one NPS answer for a customer the user may log for."""
+    from django.core.exceptions import PermissionDenied
+
+    from .access import can_log_for
+    from .models import SurveyAnswer
+
+    if not can_log_for(user, customer):
+        raise PermissionDenied("You may not log answers for this customer.")
+    answer = SurveyAnswer(customer=customer, answered_on=answered_on, score=score, comment=comment, contact=contact,
+                          logged_by=user)
+    answer.full_clean()
+    answer.save()
+    return answer

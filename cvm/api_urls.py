@@ -1,11 +1,12 @@
 """The REST API under /api/: resources under v1/, the OpenAPI schema and its interactive docs."""
 
 from django.templatetags.static import static
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from customers.api import CustomerViewSet, TransactionViewSet
+from cockpit.api import ValueChangeView, WorklistView
+from customers.api import CustomerViewSet, SurveyAnswerViewSet, TransactionViewSet
 from services.api import ServiceEventViewSet, ServiceTypeViewSet, StandardCostViewSet
 from valuation.api import CustomerValueHistoryViewSet, LatestValueViewSet, SegmentSummaryView, ValuationRunViewSet
 
@@ -27,6 +28,7 @@ router = DefaultRouter()
 router.register("customers", CustomerViewSet, basename="customer")
 router.register(r"customers/(?P<customer_pk>[^/]+)/values", CustomerValueHistoryViewSet, basename="customer-values")
 router.register("transactions", TransactionViewSet, basename="transaction")
+router.register("survey-answers", SurveyAnswerViewSet, basename="survey-answer")
 router.register("service-types", ServiceTypeViewSet, basename="service-type")
 router.register("standard-costs", StandardCostViewSet, basename="standard-cost")
 router.register("service-events", ServiceEventViewSet, basename="service-event")
@@ -37,6 +39,8 @@ app_name = "api"
 
 urlpatterns = [
     path("v1/segments/", SegmentSummaryView.as_view(), name="segments"),
+    path("v1/worklist/", WorklistView.as_view(), name="worklist"),
+    re_path(r"^v1/customers/(?P<customer_id>[^/]+)/value-change/$", ValueChangeView.as_view(), name="value-change"),
     path("v1/", include(router.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SwaggerView.as_view(url_name="api:schema"), name="docs"),

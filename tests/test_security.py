@@ -35,7 +35,7 @@ def test_database_outage_answers_503_without_a_stack_trace(client, manager, monk
     def broken(*args, **kwargs):
         raise OperationalError("could not connect to server: Connection refused")
 
-    monkeypatch.setattr("cockpit.selectors.company_overview", broken)
+    monkeypatch.setattr("cockpit.worklist.worklist", broken)
     response = client.get("/")
     assert response.status_code == 503
     assert b"database cannot be reached" in response.content

@@ -111,10 +111,10 @@ def filter_choices() -> dict[str, list]:
 
 
 def completed_runs(*, limit: int = 60) -> list[ValuationRun]:
-    """Completed runs, newest first (the first one is the latest); one query."""
+    """Completed runs, newest as-of date first (the first one is the latest); one query."""
     return list(
         ValuationRun.objects.filter(status=ValuationRun.Status.COMPLETED)
-        .order_by("-finished_at", "-pk")
+        .order_by("-as_of", "-finished_at", "-pk")
         .only("pk", "as_of", "finished_at", "settings", "thresholds", "backtest", "parameters", "company",
               "customer_count", "rows_written")[:limit]
     )

@@ -92,14 +92,18 @@ class ValuationRun(models.Model):
         verbose_name = _("valuation run")
         verbose_name_plural = _("valuation runs")
         ordering = ["-started_at"]
-        get_latest_by = "finished_at"
+        # The latest run is the one with the newest as-of date (a back-fill finishes last).
+        get_latest_by = ["as_of", "finished_at"]
         constraints = [
             # The lock: the database admits one running valuation at a time.
             models.UniqueConstraint(
                 fields=["status"], condition=Q(status="running"), name="valuation_one_running_run"
             ),
         ]
-        indexes = [models.Index(fields=["status", "-finished_at"], name="valuation_run_status_idx")]
+        indexes = [
+            models.Index(fields=["status", "-finished_at"], name="valuation_run_status_idx"),
+            models.Index(fields=["status", "-as_of"], name="valuation_run_as_of_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.as_of} ({self.get_status_display()})"
@@ -237,6 +241,12 @@ class CustomerValue(models.Model):
     service_hours = models.DecimalField(_("service hours"), max_digits=12, decimal_places=2, default=0)
     value_to_by_type = models.JSONField(_("value to the customer by type"), default=dict, blank=True)
     segment = models.CharField(_("segment"), max_length=12, choices=Segment.choices)
+    # The purchase-model inputs the CLV was computed from (BG/NBD t_x and T in weeks, the
+    # mean margin of the repeat purchases): what explains a change between two runs
+    # (engine/attribution.py). Empty in rows written before they were kept.
+    recency_weeks = models.FloatField(null=True, blank=True)
+    age_weeks = models.FloatField(null=True, blank=True)
+    mean_repeat_margin = models.FloatField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("customer value")
@@ -268,3 +278,92 @@ class CustomerValue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id} in run {self.run_id}"
+
+
+class WorkItem(models.Model):
+    """One reason to act on one customer, found when a run completed (valuation/worklist.py).
+
+    Stored per run so a rep's worklist is one indexed read, whatever the number of customers.
+    `fingerprint` names the situation (e.g. "problem", "investment>uncritical"): a done or
+    snoozed item stays hidden while its fingerprint is unchanged.
+    """
+
+    class Reason(models.TextChoices):
+        WIN_BACK = "win_back", _("win back")
+        RENEGOTIATE = "renegotiate", _("renegotiate free services")
+        SEGMENT_DOWN = "segment_down", _("moved down a segment")
+        SEGMENT_UP = "segment_up", _("moved up a segment")
+        SERVICE_SPEND = "service_spend", _("free-service spend rising")
+        LOST_VALUABLE = "lost_valuable", _("lost valuable customer")
+        DETRACTOR = "detractor", _("valuable detractor")
+
+    run = models.ForeignKey(ValuationRun, on_delete=models.CASCADE, related_name="work_items", db_index=False)
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, related_name="work_items", db_index=False
+    )
+    reason = models.CharField(_("reason"), max_length=16, choices=Reason.choices)
+    # Money at stake, the worklist's order: see valuation/worklist.py for each reason's figure.
+    amount = models.DecimalField(_("at stake"), **MONEY)
+    before = models.FloatField(null=True, blank=True)
+    after = models.FloatField(null=True, blank=True)
+    fingerprint = models.CharField(max_length=64)
+
+    class Meta:
+        verbose_name = _("work item")
+        verbose_name_plural = _("work items")
+        constraints = [
+            models.UniqueConstraint(fields=["run", "customer", "reason"], name="work_item_one_per_reason"),
+        ]
+        indexes = [
+            models.Index(fields=["run", "-amount", "customer"], name="work_item_amount_idx"),
+            models.Index(fields=["customer", "run"], name="work_item_customer_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.reason} in run {self.run_id}"
+
+
+class WorkItemDismissal(models.Model):
+    """A user marked a worklist item done, or snoozed it until a day."""
+
+    class State(models.TextChoices):
+        DONE = "done", _("done")
+        SNOOZED = "snoozed", _("snoozed")
+
+    user = models.ForeignKey(django_settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=16, choices=WorkItem.Reason.choices)
+    fingerprint = models.CharField(max_length=64)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.DONE)
+    until = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "customer", "reason"], name="work_item_dismissal_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.state} {self.customer_id}:{self.reason}"
+
+
+class PeerCategory(models.Model):
+    """What similar customers buy: per run, industry and size class (ABC class), each product
+    or category bought in the run's window, by how many of the peers and for what margin.
+    Found when a run completes (valuation/cross_sell.py); the cockpit's cross-sell hints read it."""
+
+    run = models.ForeignKey(ValuationRun, on_delete=models.CASCADE, related_name="peer_categories", db_index=False)
+    industry = models.CharField(max_length=100)
+    abc_class = models.CharField(max_length=1)
+    category = models.CharField(max_length=100)
+    buyers = models.PositiveIntegerField()
+    peers = models.PositiveIntegerField()
+    margin_per_buyer = models.DecimalField(**MONEY)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "industry", "abc_class", "category"], name="peer_category_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.industry}/{self.abc_class}: {self.category}"

@@ -207,8 +207,29 @@ def customer_id_ranges(*, chunk_size: int) -> list[tuple[int, int]]:
     return [(int(lo), int(hi)) for lo, hi in zip(starts, ends, strict=False)]
 
 
+# "Latest" is the completed run with the newest as-of date, never the one that finished last:
+# a back-fill of an earlier date must not hide newer figures. Every page, the API and the
+# exports order runs by this one rule.
+RUN_RECENCY = ("-as_of", "-finished_at", "-pk")
+
+
+def completed_runs_newest_first():
+    return ValuationRun.objects.filter(status=ValuationRun.Status.COMPLETED).order_by(*RUN_RECENCY)
+
+
 def latest_completed_run() -> ValuationRun | None:
-    return ValuationRun.objects.filter(status=ValuationRun.Status.COMPLETED).order_by("-finished_at", "-pk").first()
+    return completed_runs_newest_first().first()
+
+
+def previous_completed_run(run: ValuationRun) -> ValuationRun | None:
+    """The completed run with the newest as-of date before the given run's."""
+    return completed_runs_newest_first().filter(as_of__lt=run.as_of).first()
+
+
+def two_latest_runs() -> tuple[ValuationRun | None, ValuationRun | None]:
+    """The latest completed run and the one before it (by as-of date), in one query."""
+    runs = list(completed_runs_newest_first()[:2])
+    return (runs + [None, None])[0], (runs + [None, None])[1]
 
 
 def latest_values():

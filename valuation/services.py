@@ -29,12 +29,14 @@ from django.utils import timezone
 
 from core import copy_text
 
-from . import engine, selectors
+from . import cross_sell, engine, selectors, worklist
 from .models import CustomerValue, ValuationChunk, ValuationRun
 
 logger = logging.getLogger(__name__)
 
 WRITE_BATCH = 5000
+# Kept with each value row: what a later run's change is explained from.
+MODEL_INPUTS = ("recency_weeks", "age_weeks", "mean_repeat_margin")
 CENTS = Decimal("0.01")
 
 
@@ -191,14 +193,20 @@ def keep_alive(*, run_id: int, chunk_id: int | None = None) -> Iterator[None]:
         thread.join(timeout=5)
 
 
-def prepare_run(*, run_id: int) -> list[int]:
-    """Fit once on all customers, fix the global thresholds, back-test, and cut the chunks."""
+def prepare_run(*, run_id: int, keep: dict | None = None) -> list[int]:
+    """Fit once on all customers, fix the global thresholds, back-test, and cut the chunks.
+
+    `keep`: an in-process caller's dict that receives the inputs and scores of all customers,
+    so a run of a single chunk scores once instead of twice (see score_chunk's `prepared`).
+    """
     run = ValuationRun.objects.get(pk=run_id)
     settings = run.engine_settings
     _touch(run_id, stage="fitting")
     inputs = load_inputs(as_of=run.as_of, settings=settings)
     fit = engine.fit_models(inputs.summary, settings)
     scored = score(inputs, fit, settings, run.as_of)
+    if keep is not None:
+        keep.update(inputs=inputs, scored=scored)
     thresholds = engine.compute_thresholds(scored, settings)
 
     _touch(run_id, stage="back-testing")
@@ -253,9 +261,12 @@ def release_chunk(*, chunk_id: int) -> None:
     )
 
 
-def score_chunk(*, chunk_id: int) -> int:
+def score_chunk(*, chunk_id: int, prepared: dict | None = None) -> int:
     """Score and write one customer-id range; a second delivery finds it claimed or done and
-    does nothing. Returns the rows written by this call."""
+    does nothing. Returns the rows written by this call.
+
+    `prepared`: what prepare_run kept for all customers, when this chunk covers them all.
+    """
     started = time.monotonic()
     if not claim_chunk(chunk_id=chunk_id):
         return 0
@@ -264,9 +275,12 @@ def score_chunk(*, chunk_id: int) -> int:
     with keep_alive(run_id=run.pk, chunk_id=chunk_id):
         settings = run.engine_settings
         id_range = (chunk.first_customer_id, chunk.last_customer_id)
-        inputs = load_inputs(as_of=run.as_of, settings=settings, id_range=id_range)
-        fit = engine.ModelFit.from_dict(run.parameters)
-        scored = score(inputs, fit, settings, run.as_of)
+        if prepared is not None:
+            inputs, scored = prepared["inputs"], prepared["scored"]
+        else:
+            inputs = load_inputs(as_of=run.as_of, settings=settings, id_range=id_range)
+            fit = engine.ModelFit.from_dict(run.parameters)
+            scored = score(inputs, fit, settings, run.as_of)
         classified = engine.classify(scored, engine.Thresholds.from_dict(run.thresholds), settings)
         with transaction.atomic():
             # Only the claim's holder may complete it: a chunk taken over meanwhile rolls back.
@@ -331,6 +345,7 @@ def _write_values(run_id: int, frame: pd.DataFrame, by_type: pd.DataFrame) -> in
         "service_count": copy_text.integers(frame["service_count"].to_numpy()),
         "value_to_by_type": copy_text.strings(by_type_json),
         "segment": copy_text.strings(frame["segment"].to_numpy()),
+        **{name: copy_text.floats(frame[name].to_numpy(dtype=float)) for name in MODEL_INPUTS},
     }
     with connection.cursor() as cursor, copy_text.copy_into(cursor, CustomerValue._meta.db_table, list(columns)) as copy:
         copy.write(copy_text.block(list(columns.values())))
@@ -342,7 +357,7 @@ def _value_rows(run_id: int, frame: pd.DataFrame, by_type: pd.DataFrame):
     columns = [
         "revenue_lifetime", "margin_lifetime", "revenue_window", "margin_window", "profit_after_services",
         "share_of_supply", "abc_class", "purchase_days", "p_alive", "expected_purchases", "clv", "clv_low",
-        "clv_high", "is_thin", "value_to_customer", "service_count", "service_hours", "segment",
+        "clv_high", "is_thin", "value_to_customer", "service_count", "service_hours", "segment", *MODEL_INPUTS,
     ]
     for customer_id, *values in frame[columns].itertuples(name=None):
         row = dict(zip(columns, values, strict=False))
@@ -369,11 +384,15 @@ def _value_rows(run_id: int, frame: pd.DataFrame, by_type: pd.DataFrame):
             service_hours=_money(row["service_hours"]),
             value_to_by_type=type_costs.get(int(customer_id), {}),
             segment=row["segment"],
+            **{name: float(row[name]) for name in MODEL_INPUTS},
         )
 
 
-def finish_run_if_complete(*, run_id: int) -> bool:
-    """Complete the run once every chunk is written. Exactly one caller wins the claim."""
+def finish_run_if_complete(*, run_id: int, warm: bool = True) -> bool:
+    """Complete the run once every chunk is written. Exactly one caller wins the claim.
+
+    `warm=False` skips warming the dashboard cache (a series of back-dated runs warms once,
+    after the last)."""
     if ValuationChunk.objects.filter(run_id=run_id).exclude(status=ValuationChunk.Status.DONE).exists():
         return False
     claimed = (
@@ -394,8 +413,20 @@ def finish_run_if_complete(*, run_id: int) -> bool:
             status=ValuationRun.Status.RUNNING
         ).delete()
         apply_retention()
-    _warm_dashboard()
+    _refresh_derived(run_id)
+    if warm:
+        _warm_dashboard()
     return True
+
+
+def _refresh_derived(run_id: int) -> None:
+    """Worklists (the two latest runs compared) and cross-sell peers, when this run is the
+    latest or the one before it. Derived figures: a failure is logged, never fails the run."""
+    for refresh in (worklist.rebuild_work_items, cross_sell.rebuild_peer_categories):
+        try:
+            refresh(run_id=run_id)
+        except Exception:
+            logger.exception("Refreshing %s after run %s failed", refresh.__name__, run_id)
 
 
 def _warm_dashboard() -> None:
@@ -482,14 +513,14 @@ def earned_growth(*, as_of: dt.date, years: int = 3) -> list[dict]:
 
 def run_valuation(
     *, as_of: dt.date | None = None, trigger: str = ValuationRun.Trigger.COMMAND,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | None = None, warm: bool = True,
 ) -> ValuationRun:
     """The whole run in this process, with progress messages (the command and eager mode)."""
     say = progress or (lambda message: None)
     run = start_run(as_of=as_of or today(), trigger=trigger, owner=owner_label())
     try:
         with keep_alive(run_id=run.pk):
-            _run_steps(run, say)
+            _run_steps(run, say, warm=warm)
     except Exception as exc:
         fail_run(run_id=run.pk, error=f"{type(exc).__name__}: {exc}")
         raise
@@ -497,16 +528,19 @@ def run_valuation(
     return run
 
 
-def _run_steps(run: ValuationRun, say: Callable[[str], None]) -> None:
+def _run_steps(run: ValuationRun, say: Callable[[str], None], *, warm: bool) -> None:
     started = time.monotonic()
     say(f"Run {run.pk} as of {run.as_of}: fitting the models on all customers…")
-    chunk_ids = prepare_run(run_id=run.pk)
+    kept: dict = {}
+    chunk_ids = prepare_run(run_id=run.pk, keep=kept)
     run.refresh_from_db()
     say(f"Fitted in {time.monotonic() - started:.1f} s; scoring {run.customer_count} customers in {len(chunk_ids)} chunks.")
+    # One chunk holds every customer: its scores are those prepare_run just computed.
+    prepared = kept if len(chunk_ids) == 1 else None
     for done, chunk_id in enumerate(chunk_ids, start=1):
-        rows = score_chunk(chunk_id=chunk_id)
+        rows = score_chunk(chunk_id=chunk_id, prepared=prepared)
         say(f"  chunk {done}/{len(chunk_ids)}: {rows} customers written ({time.monotonic() - started:.1f} s)")
-    finish_run_if_complete(run_id=run.pk)
+    finish_run_if_complete(run_id=run.pk, warm=warm)
     run.refresh_from_db()
     say(f"Run {run.pk} {run.status} in {time.monotonic() - started:.1f} s: {run.rows_written} value rows.")
 

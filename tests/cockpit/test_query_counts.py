@@ -16,10 +16,11 @@ from .factories import CustomerValueFactory, ValuationRunFactory, days_ago
 
 pytestmark = pytest.mark.django_db
 
-# Ceilings per page (the counts measured when written, plus a little room).
+# Ceilings per page (the counts measured when written, plus a little room). The cockpit
+# grew by its rep's-day panels: value change 3, period figures 2, cross-sell 2, NPS 2, what-if 1.
 # the list pages include the shared cache's queries for the cached filter choices (a get, or a get and a set)
 # The list reads the user's saved filters (one query).
-CEILINGS = {"list": 15, "list-filtered": 15, "list-by-clv": 16, "detail": 14, "statement": 9, "statement-pdf": 9, "log": 9,
+CEILINGS = {"list": 15, "list-filtered": 15, "list-by-clv": 16, "detail": 24, "statement": 10, "statement-pdf": 9, "log": 9,
             "search": 6, "history": 10}
 
 

@@ -25,7 +25,7 @@ from tests.factories import CustomerFactory, TransactionFactory
 AS_OF = date(2025, 6, 30)
 SIZE = 300
 SEED = 7
-ARGS = ["--customers", str(SIZE), "--seed", str(SEED), "--as-of", AS_OF.isoformat()]
+ARGS = ["--customers", str(SIZE), "--seed", str(SEED), "--as-of", AS_OF.isoformat(), "--history-months", "0"]
 YEAR_AGO = AS_OF - timedelta(days=365)
 
 pytestmark = pytest.mark.django_db
@@ -266,7 +266,7 @@ def test_rerun_is_reproducible_and_replaces_demo_data():
 
 def test_another_seed_gives_other_data():
     first = signature()
-    call_command("seed_demo", "--customers", str(SIZE), "--seed", str(SEED + 1), "--as-of", AS_OF.isoformat(),
+    call_command("seed_demo", "--customers", str(SIZE), "--seed", str(SEED + 1), "--as-of", AS_OF.isoformat(), "--history-months", "0",
                  stdout=StringIO())
     assert signature()["revenue"] != first["revenue"]
 

@@ -20,7 +20,8 @@ from .factories import ChunkFactory, CompletedRunFactory, RunningRunFactory
 pytestmark = pytest.mark.django_db
 
 # 18 reads of figures plus the shared cache's own queries (a get, and on a miss a set, per cached part)
-DASHBOARD_CEILING = 40
+# +5 for the NPS panel on a cold cache: cache get, company, segments, trend, cache set.
+DASHBOARD_CEILING = 45
 SETTINGS_CEILING = 14
 SEGMENTS = [s.value for s in Segment]
 

@@ -1,5 +1,6 @@
 """Fill the database with a reproducible demo company (see cockpit/demo.py)."""
 
+import time
 from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
@@ -11,6 +12,7 @@ from cockpit.demo import (
     DEMO_PASSWORD,
     DemoDataConflict,
     seed_demo,
+    seed_value_history,
 )
 
 
@@ -30,6 +32,9 @@ class Command(BaseCommand):
                             help="Add demo data even though non-demo data exists (never deletes it).")
         parser.add_argument("--if-empty", action="store_true",
                             help="Do nothing when the database already holds customers.")
+        parser.add_argument("--history-months", type=int, default=12,
+                            help="Value the company at monthly as-of dates over this many months, ending at "
+                                 "the as-of date (default 12; 0 for none).")
         parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="Customers per chunk.")
         parser.add_argument("--transactions-per-customer", type=float, default=DEFAULT_TRANSACTIONS_PER_CUSTOMER,
                             help="Approximate mean transaction lines per customer over three years "
@@ -42,6 +47,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if options["customers"] < 1 or options["years"] < 1 or options["chunk_size"] < 1:
             raise CommandError("--customers, --years and --chunk-size must be at least 1.")
+        if options["history_months"] < 0:
+            raise CommandError("--history-months cannot be negative.")
         if options["transactions_per_customer"] <= 0 or options["service_events_per_customer"] < 0:
             raise CommandError("--transactions-per-customer must be positive, --service-events-per-customer "
                                "not negative.")
@@ -74,6 +81,11 @@ class Command(BaseCommand):
                 f"  {label:<15} {getattr(report, table):>12,} rows {report.seconds[table]:8.1f} s "
                 f"{report.rate(table):>12,.0f} rows/s"
             )
+        if options["history_months"]:
+            self.stdout.write(f"Valuing at {options['history_months']} monthly as-of dates…")
+            started = time.perf_counter()
+            runs = seed_value_history(as_of=report.as_of, months=options["history_months"], progress=self.stdout.write)
+            self.stdout.write(self.style.SUCCESS(f"{len(runs)} valuation runs in {time.perf_counter() - started:.1f} s."))
         self.stdout.write(f"Logins (password {DEMO_PASSWORD}):")
         for login in report.logins:
             self.stdout.write(f"  {login.username:<8} {login.full_name:<18} {login.role.value}")

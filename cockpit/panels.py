@@ -1,0 +1,154 @@
+"""The cockpit's rep's-day panels: why the value changed (with a waterfall), what-if on free
+services, and the chosen period's figures against the period before. Each is a fixed number
+of queries; the views add them to their context."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.db.models import Case, Count, DecimalField, F, Q, Sum, Value, When
+from django.utils.translation import gettext as _
+
+from customers.models import Customer, Transaction
+from services.models import ServiceEvent, ServiceType
+from services.selectors import VALUE_FIELD, standard_cost_expression
+from valuation.cross_sell import cross_sell_hints
+from valuation.engine import Thresholds
+from valuation.engine.what_if import MODES, what_if
+from valuation.models import CustomerValue, segment_label
+from valuation.value_change import customer_value_change
+
+from .charts import ChartLocale, value_change_waterfall_figure
+
+MONEY = DecimalField(max_digits=18, decimal_places=2)
+WHAT_IF_PREFIX = "wi_"
+
+
+# --- why did the value change -----------------------------------------------------------------
+
+def value_change_context(*, customer: Customer, locale: ChartLocale) -> dict:
+    change = customer_value_change(customer=customer)
+    chart = None
+    if change.available:
+        chart = value_change_waterfall_figure(
+            start_label=_("CLV %(day)s") % {"day": change.previous_run.as_of.isoformat()},
+            end_label=_("CLV %(day)s") % {"day": change.current_run.as_of.isoformat()},
+            start=change.previous_clv, end=change.current_clv,
+            drivers=[(str(d["short_label"]), d["amount"]) for d in change.drivers],
+            locale=locale,
+        )
+    return {"value_change": change, "value_change_chart": chart}
+
+
+# --- what if ------------------------------------------------------------------------------------
+
+def what_if_choices(params, codes: list[str]) -> dict[str, tuple[str, float]]:
+    """The what-if form's choices from the query string: wi_<code>=charge|reduce|cut and
+    wi_pct_<code>=percent (for reduce). Unknown modes and unreadable percentages are ignored."""
+    chosen = {}
+    for code in codes:
+        mode = params.get(f"{WHAT_IF_PREFIX}{code}", "")
+        if mode not in MODES:
+            continue
+        try:
+            percent = float(params.get(f"{WHAT_IF_PREFIX}pct_{code}", "") or 50)
+        except ValueError:
+            percent = 50.0
+        chosen[code] = (mode, max(0.0, min(percent, 100.0)))
+    return chosen
+
+
+def what_if_context(*, value: CustomerValue | None, params) -> dict:
+    if value is None or not value.value_to_by_type:
+        return {"what_if": None}
+    by_type = {code: float(cost) for code, cost in value.value_to_by_type.items()}
+    names = {t.code: t.display_name for t in ServiceType.objects.filter(code__in=list(by_type))}
+    chosen = what_if_choices(params, list(by_type))
+    rows = [
+        {"code": code, "name": names.get(code, code), "cost": Decimal(repr(cost)).quantize(Decimal("0.01")),
+         "mode": chosen.get(code, ("", 50.0))[0], "percent": int(chosen.get(code, ("", 50.0))[1])}
+        for code, cost in sorted(by_type.items(), key=lambda item: -item[1])
+    ]
+    result = None
+    if chosen and value.run.thresholds:
+        outcome = what_if(
+            revenue_window=float(value.revenue_window), margin_window=float(value.margin_window),
+            clv=float(value.clv), value_to_customer=float(value.value_to_customer), value_to_by_type=by_type,
+            changes=chosen, thresholds=Thresholds.from_dict(value.run.thresholds),
+            classic_value=(value.run.settings or {}).get("classic_value", "clv"),
+        )
+        result = {
+            "revenue_window": outcome.revenue_window, "profit_after_services": outcome.profit_after_services,
+            "value_to_customer": outcome.value_to_customer, "saved": outcome.saved,
+            "segment": outcome.segment, "segment_label": segment_label(outcome.segment),
+            "profit_change": outcome.profit_after_services - float(value.profit_after_services),
+        }
+    return {"what_if": {"rows": rows, "result": result, "modes": MODES}}
+
+
+# --- the period's figures -------------------------------------------------------------------
+
+def previous_period(start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
+    """The period of the same length just before."""
+    length = (end - start).days + 1
+    return start - dt.timedelta(days=length), start - dt.timedelta(days=1)
+
+
+def period_figures(*, customer_id: int, start: dt.date, end: dt.date) -> dict:
+    """Revenue, margin, free-service cost and count, profit after services and number of
+    purchases in the period and the period before: two grouped queries on the customer's
+    (customer, date) indexes."""
+    before_start, before_end = previous_period(start, end)
+
+    def split(expression, output):
+        return {
+            "now": Sum(Case(When(date__gte=start, then=expression), default=Value(0), output_field=output)),
+            "before": Sum(Case(When(date__lte=before_end, then=expression), default=Value(0), output_field=output)),
+        }
+
+    txn = Transaction.objects.filter(customer_id=customer_id, date__range=(before_start, end))
+    revenue = txn.aggregate(**{f"revenue_{k}": v for k, v in split(F("revenue"), MONEY).items()},
+                            **{f"margin_{k}": v for k, v in split(F("revenue") - F("cost_of_goods"), MONEY).items()},
+                            purchases_now=Count("date", distinct=True, filter=_between(start, end)),
+                            purchases_before=Count("date", distinct=True, filter=_between(before_start, before_end)))
+    events = ServiceEvent.objects.filter(customer_id=customer_id, date__range=(before_start, end))
+    services = events.aggregate(**{f"cost_{k}": v for k, v in split(F("quantity") * standard_cost_expression(),
+                                                                     VALUE_FIELD).items()},
+                                count_now=Count("id", filter=_between(start, end)),
+                                count_before=Count("id", filter=_between(before_start, before_end)))
+    figures = {**revenue, **services}
+    zero = Decimal(0)
+    rows = []
+    for key, label, money in (
+        ("revenue", _("Revenue"), True), ("margin", _("Margin"), True), ("cost", _("Free services (standard cost)"), False),
+        ("profit", _("Profit after service costs"), True), ("count", _("Services given"), False),
+        ("purchases", _("Purchase days"), True),
+    ):
+        if key == "profit":
+            now = (figures["margin_now"] or zero) - (figures["cost_now"] or zero)
+            before = (figures["margin_before"] or zero) - (figures["cost_before"] or zero)
+        else:
+            now, before = figures[f"{key}_now"] or zero, figures[f"{key}_before"] or zero
+        rows.append({"key": key, "label": label, "now": now, "before": before, "change": now - before,
+                     "is_money": key not in ("count", "purchases"), "is_value_from": money})
+    return {"period_rows": rows, "previous_start": before_start, "previous_end": before_end}
+
+
+def _between(start: dt.date, end: dt.date) -> Q:
+    return Q(date__range=(start, end))
+
+
+def cockpit_panels(*, customer: Customer, value: CustomerValue | None, start: dt.date, end: dt.date, params,
+                   show_money: bool, locale: ChartLocale) -> dict:
+    """Every panel of this module for the cockpit page; value-from panels only for money roles."""
+    from .nps import customer_nps
+    from .nps_views import SurveyAnswerForm
+
+    context = period_figures(customer_id=customer.pk, start=start, end=end)
+    context |= {"nps": customer_nps(customer=customer), "nps_form": SurveyAnswerForm()}
+    if show_money:
+        context |= value_change_context(customer=customer, locale=locale)
+        context |= what_if_context(value=value, params=params)
+        context |= {"cross_sell": cross_sell_hints(customer=customer, value=value)}
+    return context

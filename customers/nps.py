@@ -1,0 +1,42 @@
+"""Net Promoter Score (Reichheld 2003, "The One Number You Need to Grow"): of the answers to
+"How likely are you to recommend us?" (0-10), the share of promoters (9-10) minus the share
+of detractors (0-6), in points from -100 to +100. Passives (7-8) count in the total only."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Q
+
+PROMOTER_MIN = 9
+DETRACTOR_MAX = 6
+
+
+def nps(*, promoters: int, passives: int, detractors: int) -> float | None:
+    """NPS in points, None without answers."""
+    answers = promoters + passives + detractors
+    if not answers:
+        return None
+    return 100.0 * (promoters - detractors) / answers
+
+
+def nps_of_scores(scores) -> float | None:
+    scores = list(scores)
+    return nps(promoters=sum(s >= PROMOTER_MIN for s in scores), detractors=sum(s <= DETRACTOR_MAX for s in scores),
+               passives=sum(DETRACTOR_MAX < s < PROMOTER_MIN for s in scores))
+
+
+def nps_counts(prefix: str = "", **filters) -> dict:
+    """Aggregates counting promoters, passives and detractors of answers reached by ``prefix``."""
+    score = f"{prefix}score"
+    extra = Q(**{f"{prefix}{key}": value for key, value in filters.items()})
+    return {
+        "promoters": Count(f"{prefix}id" if prefix else "id", filter=extra & Q(**{f"{score}__gte": PROMOTER_MIN})),
+        "passives": Count(f"{prefix}id" if prefix else "id",
+                          filter=extra & Q(**{f"{score}__gt": DETRACTOR_MAX, f"{score}__lt": PROMOTER_MIN})),
+        "detractors": Count(f"{prefix}id" if prefix else "id", filter=extra & Q(**{f"{score}__lte": DETRACTOR_MAX})),
+    }
+
+
+def with_nps(row: dict) -> dict:
+    row["answers"] = row["promoters"] + row["passives"] + row["detractors"]
+    row["nps"] = nps(promoters=row["promoters"], passives=row["passives"], detractors=row["detractors"])
+    return row

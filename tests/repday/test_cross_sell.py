@@ -1,0 +1,60 @@
+"""Cross-sell hints on a hand-made company where the answer is known."""
+
+import datetime as dt
+import itertools
+from decimal import Decimal
+
+import pytest
+
+from customers.models import Customer, Transaction
+from tests.cockpit.factories import CustomerValueFactory, ValuationRunFactory
+from valuation.cross_sell import cross_sell_hints, rebuild_peer_categories
+
+pytestmark = pytest.mark.django_db
+AS_OF = dt.date(2026, 6, 30)
+
+
+EXTERNAL_IDS = itertools.count(1)
+
+
+def buy(customer, product, margin, days_ago=30):
+    Transaction.objects.create(customer=customer, external_id=f"T{next(EXTERNAL_IDS)}", date=AS_OF - dt.timedelta(days=days_ago),
+                               revenue=Decimal(margin) * 2, cost_of_goods=Decimal(margin), product=product)
+
+
+def test_hints_name_what_peers_buy_and_this_customer_does_not():
+    run = ValuationRunFactory(as_of=AS_OF, settings={"window_months": 12})
+    peers = [Customer.objects.create(number=f"P{i}", name=f"Peer {i}", industry="Packaging") for i in range(8)]
+    target = Customer.objects.create(number="T", name="Target", industry="Packaging")
+    elsewhere = [Customer.objects.create(number=f"X{i}", name=f"Other {i}", industry="Food") for i in range(6)]
+    for customer in [*peers, target, *elsewhere]:
+        CustomerValueFactory(run=run, customer=customer, abc_class="B")
+    big = Customer.objects.create(number="A1", name="Big", industry="Packaging")
+    CustomerValueFactory(run=run, customer=big, abc_class="A")
+    for i, peer in enumerate(peers):
+        buy(peer, "Seal kit", 100)                 # all 8 peers: the target buys it too
+        if i < 6:
+            buy(peer, "Maintenance contract", 400)   # 6 of 8 peers
+        if i < 3:
+            buy(peer, "Gearbox", 900)               # 3 of 8 (37.5 %)
+        if i < 1:
+            buy(peer, "Laser cutting system", 5000)  # 1 of 8: below the 25 % line
+    buy(peers[0], "Maintenance contract", 400, days_ago=60)  # a second purchase: 800 for that peer
+    buy(peers[7], "Grinding wheels", 50, days_ago=500)       # outside the window: not counted
+    buy(target, "Seal kit", 80)
+    buy(target, "Gearbox", 10, days_ago=900)                 # bought long ago: never a hint
+    for other in elsewhere:
+        buy(other, "Hydraulic oil 20 l", 70)                 # another industry
+    buy(big, "Industrial robot cell", 9000)                  # another size class
+
+    assert rebuild_peer_categories() > 0
+    value = target.values.get(run=run)
+    hints = cross_sell_hints(customer=target, value=value)
+    assert [hint.category for hint in hints] == ["Maintenance contract"]
+    hint = hints[0]
+    assert (hint.buyers, hint.peers) == (6, 9)  # 9 valued customers of that industry and class
+    assert hint.margin_per_buyer == Decimal("466.67")  # (7 x 400) / 6 buyers
+    # A peer who bought nothing of it gets the gearbox too, never what it already buys.
+    peer_hints = [h.category for h in cross_sell_hints(customer=peers[7], value=peers[7].values.get(run=run))]
+    assert peer_hints == ["Maintenance contract", "Gearbox"]
+    assert "Seal kit" not in peer_hints

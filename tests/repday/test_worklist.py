@@ -1,0 +1,140 @@
+"""Worklists: reasons found per run, role rules, done and snoozed items, constant queries."""
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+from django.test import Client
+
+from cockpit import worklist
+from customers.models import Customer
+from customers.roles import Role
+from tests.conftest import make_user
+from valuation.models import WorkItem, WorkItemDismissal
+from valuation.worklist import find_work_items, rebuild_work_items
+
+AS_OF = dt.date(2026, 6, 30)
+THRESHOLDS = {"abc_a_min_margin": 5000.0, "abc_b_min_margin": 1000.0, "classic_threshold": 2000.0,
+              "value_to_threshold": 300.0}
+COLUMNS = ["segment", "clv", "p_alive", "value_to_customer", "margin_window", "margin_lifetime",
+           "profit_after_services"]
+
+
+def frame(rows: dict) -> pd.DataFrame:
+    return pd.DataFrame.from_dict(rows, orient="index", columns=COLUMNS).rename_axis("customer_id")
+
+
+def test_each_reason_on_a_hand_made_company():
+    previous = frame({
+        1: ["investment", 9000.0, 0.8, 500.0, 4000.0, 20000.0, 3500.0],   # P(alive) falls below 0.5
+        2: ["uncritical", 500.0, 0.9, 400.0, 300.0, 900.0, -100.0],       # now problem group
+        3: ["potential", 6000.0, 0.9, 100.0, 3000.0, 9000.0, 2900.0],     # moves down to uncritical
+        4: ["uncritical", 800.0, 0.9, 50.0, 500.0, 1000.0, 450.0],        # moves up to potential
+        5: ["investment", 7000.0, 0.9, 400.0, 3000.0, 9000.0, 2600.0],    # services rise 400 -> 900
+        6: ["potential", 5000.0, 0.7, 0.0, 2500.0, 30000.0, 2500.0],      # lost in May
+        7: ["investment", 8000.0, 0.9, 600.0, 3000.0, 9000.0, 2400.0],    # detractor
+        8: ["uncritical", 100.0, 0.3, 0.0, 50.0, 100.0, 50.0],            # nothing to do
+    })
+    latest = frame({
+        1: ["investment", 5000.0, 0.4, 500.0, 3000.0, 20500.0, 2500.0],
+        2: ["problem", 400.0, 0.9, 800.0, 300.0, 1200.0, -500.0],
+        3: ["uncritical", 1500.0, 0.8, 100.0, 1000.0, 9500.0, 900.0],
+        4: ["potential", 2500.0, 0.9, 50.0, 1200.0, 1700.0, 1150.0],
+        5: ["investment", 7100.0, 0.9, 900.0, 3000.0, 9500.0, 2100.0],
+        6: ["potential", 4000.0, 0.6, 0.0, 2500.0, 30000.0, 2500.0],
+        7: ["investment", 8000.0, 0.9, 600.0, 3000.0, 9500.0, 2400.0],
+        8: ["uncritical", 100.0, 0.25, 0.0, 50.0, 100.0, 50.0],
+    })
+    customers = pd.DataFrame({"status": ["active"] * 8, "lost_on": [None] * 8}, index=range(1, 9))
+    customers.loc[6, ["status", "lost_on"]] = ["lost", dt.date(2026, 5, 15)]
+    items = find_work_items(latest, previous, customers=customers, thresholds=THRESHOLDS, as_of=AS_OF,
+                            detractors=pd.Series({7: 3.0, 8: 2.0}))
+    found = {(row.customer_id, row.reason): row.amount for row in items.itertuples()}
+    assert found == {
+        (1, "win_back"): 9000.0,
+        (2, "renegotiate"): 800.0,
+        (2, "service_spend"): 400.0,  # 400 -> 800, also a problem-group customer
+        (3, "segment_down"): 4500.0,
+        (4, "segment_up"): 1700.0,
+        (5, "service_spend"): 500.0,
+        (6, "lost_valuable"): 30000.0,
+        (7, "detractor"): 8000.0,
+    }
+
+
+@pytest.mark.django_db
+def test_rep_sees_own_items_done_and_snoozed_stay_hidden_until_something_changes(two_runs):
+    rep, other, inside, manager = (make_user(Role.SALES_REP), make_user(Role.SALES_REP),
+                                   make_user(Role.INSIDE_SALES), make_user(Role.MANAGER))
+    ids = list(Customer.objects.order_by("pk").values_list("pk", flat=True))
+    Customer.objects.filter(pk__in=ids[::2]).update(owner=rep)
+    Customer.objects.filter(pk__in=ids[1::2]).update(owner=other)
+    assert rebuild_work_items() > 0
+    mine = worklist.worklist(user=rep, limit=500)
+    assert mine and all(entry.item.customer.owner_id == rep.pk for entry in mine)
+    amounts = [entry.item.amount for entry in mine]
+    assert amounts == sorted(amounts, reverse=True)
+    assert all(entry.line for entry in mine)
+    assert {e.reason for e in worklist.worklist(user=inside, limit=500)} <= {"renegotiate", "service_spend"}
+    assert len(worklist.worklist(user=manager, limit=1000)) == WorkItem.objects.count()
+
+    first, second = mine[0].item, mine[1].item
+    worklist.dismiss(user=rep, item=first)
+    worklist.dismiss(user=rep, item=second, snooze_days=14)
+    shown = {(e.item.customer_id, e.reason) for e in worklist.worklist(user=rep, limit=500)}
+    assert (first.customer_id, first.reason) not in shown and (second.customer_id, second.reason) not in shown
+    # Still hidden after the next rebuild with the same situation...
+    rebuild_work_items()
+    shown = {(e.item.customer_id, e.reason) for e in worklist.worklist(user=rep, limit=500)}
+    assert (first.customer_id, first.reason) not in shown
+    # ...back when the situation changes, and after the snooze.
+    WorkItem.objects.filter(customer_id=first.customer_id, reason=first.reason).update(fingerprint="changed")
+    later = dt.date.today() + dt.timedelta(days=15)
+    shown = {(e.item.customer_id, e.reason) for e in worklist.worklist(user=rep, limit=500, today=later)}
+    assert (first.customer_id, first.reason) in shown and (second.customer_id, second.reason) in shown
+    assert WorkItemDismissal.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_home_pages_and_api_keep_constant_queries(two_runs, django_assert_max_num_queries):
+    rep, manager, inside = make_user(Role.SALES_REP), make_user(Role.MANAGER), make_user(Role.INSIDE_SALES)
+    Customer.objects.update(owner=rep)
+    rebuild_work_items()
+    for user, limit in ((rep, 12), (manager, 12), (inside, 14)):
+        client = Client()
+        client.force_login(user)
+        with django_assert_max_num_queries(limit):
+            response = client.get("/")
+        assert response.status_code == 200
+        with django_assert_max_num_queries(8):
+            assert client.get("/api/v1/worklist/").status_code == 200
+    client = Client()
+    client.force_login(rep)
+    customer = Customer.objects.first()
+    with django_assert_max_num_queries(8):
+        data = client.get(f"/api/v1/customers/{customer.pk}/value-change/").json()
+    assert sum(float(d["amount"]) for d in data["drivers"]) == pytest.approx(
+        float(data["current_clv"]) - float(data["previous_clv"]), abs=1e-9)
+    inside_client = Client()
+    inside_client.force_login(inside)
+    assert inside_client.get(f"/api/v1/customers/{customer.pk}/value-change/").status_code == 403
+    other = make_user(Role.SALES_REP)
+    other_client = Client()
+    other_client.force_login(other)
+    assert other_client.get(f"/api/v1/customers/{customer.pk}/value-change/").status_code == 404
+    assert other_client.get("/api/v1/worklist/").json()["items"] == []
+
+
+@pytest.mark.django_db
+def test_done_button_hides_the_item(two_runs):
+    rep = make_user(Role.SALES_REP)
+    Customer.objects.update(owner=rep)
+    rebuild_work_items()
+    client = Client()
+    client.force_login(rep)
+    item = worklist.worklist(user=rep)[0].item
+    assert client.post(f"/worklist/{item.pk}/dismiss/", {"action": "done"}).status_code == 302
+    assert f"/worklist/{item.pk}/dismiss/" not in client.get("/").content.decode()
+    stranger = make_user(Role.SALES_REP)
+    client.force_login(stranger)
+    assert client.post(f"/worklist/{item.pk}/dismiss/", {"action": "done"}).status_code == 404

@@ -1,0 +1,92 @@
+"""Cross-sell: what customers like this one buy (seed text 001: "welche anderen Produkte an
+dieselbe Art von Kunden verkauft werden könnten").
+
+Peers are the customers of the same industry and size class (the run's ABC class by window
+margin). When a run completes, one grouped query over the window's transactions counts per
+peer group and product/category how many peers bought it and their margin (PeerCategory).
+A customer's hints are the categories at least MIN_SHARE of its peers bought in the window
+and it never bought, ordered by share x margin per buyer: the cockpit reads a handful of rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.db.models import Count
+
+from customers.models import Customer, Transaction
+
+from .models import CustomerValue, PeerCategory
+from .selectors import completed_runs_newest_first, window_start
+
+MIN_SHARE = 0.25
+MIN_PEERS = 5
+HINTS = 3
+
+
+def rebuild_peer_categories(*, run_id: int | None = None) -> int:
+    """Peer categories of the latest run (a back-fill of an older date changes nothing)."""
+    latest = completed_runs_newest_first().only("pk", "as_of", "settings").first()
+    if latest is None or (run_id is not None and run_id != latest.pk):
+        return 0
+    months = int((latest.settings or {}).get("window_months", 12))
+    t, v, c = Transaction._meta.db_table, CustomerValue._meta.db_table, Customer._meta.db_table
+    sql = f"""
+        SELECT c.industry, v.abc_class, t.product, COUNT(DISTINCT t.customer_id), SUM(t.revenue - t.cost_of_goods)
+        FROM {t} t
+        JOIN {v} v ON v.customer_id = t.customer_id AND v.run_id = %s
+        JOIN {c} c ON c.id = t.customer_id
+        WHERE t.date > %s AND t.date <= %s AND t.product <> '' AND c.industry <> ''
+        GROUP BY c.industry, v.abc_class, t.product
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [latest.pk, window_start(latest.as_of, months), latest.as_of])
+        rows = cursor.fetchall()
+    peers = {
+        (row["customer__industry"], row["abc_class"]): row["n"]
+        for row in CustomerValue.objects.filter(run=latest).exclude(customer__industry="")
+        .values("customer__industry", "abc_class").annotate(n=Count("id"))
+        .order_by()
+    }
+    objects = [
+        PeerCategory(run_id=latest.pk, industry=industry, abc_class=abc, category=category, buyers=buyers,
+                     peers=peers.get((industry, abc), buyers),
+                     margin_per_buyer=(Decimal(margin or 0) / buyers).quantize(Decimal("0.01")))
+        for industry, abc, category, buyers, margin in rows
+    ]
+    with transaction.atomic():
+        PeerCategory.objects.exclude(run=latest).delete()
+        PeerCategory.objects.filter(run=latest).delete()
+        PeerCategory.objects.bulk_create(objects, batch_size=5000)
+    return len(objects)
+
+
+@dataclass
+class Hint:
+    category: str
+    buyers: int
+    peers: int
+    margin_per_buyer: Decimal
+
+    @property
+    def share(self) -> float:
+        return self.buyers / self.peers if self.peers else 0.0
+
+
+def cross_sell_hints(*, customer: Customer, value: CustomerValue | None, limit: int = HINTS) -> list[Hint]:
+    """Up to `limit` categories the customer's peers buy and it never bought: two queries."""
+    if value is None or not customer.industry:
+        return []
+    bought = set(Transaction.objects.filter(customer=customer).values_list("product", flat=True).distinct())
+    candidates = (
+        PeerCategory.objects.filter(run_id=value.run_id, industry=customer.industry, abc_class=value.abc_class,
+                                    peers__gte=MIN_PEERS)
+        .exclude(category__in=bought)
+    )
+    hints = [Hint(row.category, row.buyers, row.peers, row.margin_per_buyer) for row in candidates
+             if row.buyers >= MIN_SHARE * row.peers]
+    hints.sort(key=lambda hint: (-(hint.share * float(hint.margin_per_buyer)), hint.category))
+    return hints[:limit]
+

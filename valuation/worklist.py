@@ -1,0 +1,265 @@
+"""The reasons to act on a customer, found once per run and stored (WorkItem).
+
+When a run completes, the latest run's value rows are compared with the previous run's
+(both by as-of date) and every reason found is written as one WorkItem with the money at
+stake, so a rep's worklist is a single indexed read at any number of customers. The same
+step stores a summary of what changed for the managers' home page in the run's company
+figures ("changes").
+
+| reason         | when                                                            | at stake (order)        |
+|----------------|-----------------------------------------------------------------|-------------------------|
+| win_back       | valuable, P(alive) fell below 0.5 or by 0.15 or more since the   | previous CLV            |
+|                | previous run                                                    |                         |
+| renegotiate    | in the problem group                                            | value to the customer   |
+| segment_down   | classic value went from high to low                             | CLV lost                |
+| segment_up     | classic value went from low to high (a thank-you)               | CLV gained              |
+| service_spend  | value to the customer rose by half or more, above the segment   | the rise                |
+|                | line                                                            |                         |
+| lost_valuable  | lost in the last 12 months, a B-or-better yearly margin before   | lifetime margin         |
+| detractor      | valuable, latest NPS answer of the last 12 months 0-6            | CLV                     |
+
+"Valuable" means high classic value (segments check potential or investment) in either run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+from django.db import connection, transaction
+from django.db.models import Case, F, FloatField, Sum, Value, When
+from django.db.models.functions import Cast
+
+from core import copy_text
+from customers.models import Customer, SurveyAnswer
+from services.models import ServiceEvent
+from services.selectors import VALUE_FIELD, standard_cost_expression
+
+from .models import CustomerValue, Segment, ValuationRun, WorkItem
+from .selectors import completed_runs_newest_first
+
+AT_RISK_P_ALIVE = 0.5
+SHARP_P_ALIVE_DROP = 0.15
+SERVICE_SPEND_RISE = 0.5
+DETRACTOR_MAX_SCORE = 6
+HIGH_CLASSIC = {Segment.POTENTIAL.value, Segment.INVESTMENT.value}
+WRITE_BATCH = 5000
+VALUE_COLUMNS = ["customer_id", "segment", "clv", "p_alive", "value_to_customer", "margin_window",
+                 "margin_lifetime", "profit_after_services"]
+# Reasons about free services only: what inside sales, who sees no money, may be shown.
+SERVICE_REASONS = (WorkItem.Reason.RENEGOTIATE, WorkItem.Reason.SERVICE_SPEND)
+
+
+MONEY_COLUMNS = ["clv", "value_to_customer", "margin_window", "margin_lifetime", "profit_after_services"]
+
+
+def _fetch(queryset) -> list[tuple]:
+    """The queryset's rows as plain tuples straight from the cursor: the ORM's per-row work
+    was most of the time for millions of rows."""
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _values(run: ValuationRun) -> pd.DataFrame:
+    """The run's figures as floats: cast in SQL, since a million Decimal objects cost ~2 GB."""
+    rows = (
+        CustomerValue.objects.filter(run=run)
+        .annotate(**{f"{name}_f": Cast(name, FloatField()) for name in MONEY_COLUMNS})
+        .values_list(*[f"{c}_f" if c in MONEY_COLUMNS else c for c in VALUE_COLUMNS])
+        .order_by()
+    )
+    frame = pd.DataFrame.from_records(_fetch(rows), columns=VALUE_COLUMNS).set_index("customer_id")
+    frame[MONEY_COLUMNS] = frame[MONEY_COLUMNS].astype("float64")
+    return frame
+
+
+def find_work_items(latest: pd.DataFrame, previous: pd.DataFrame | None, *, customers: pd.DataFrame,
+                    thresholds: dict, as_of: dt.date, detractors: pd.Series) -> pd.DataFrame:
+    """The reasons of the module's table, one row per (customer, reason): customer_id, reason,
+    amount, before, after, fingerprint. Pure pandas, for the run and for tests.
+
+    ``customers``: status and lost_on by customer id; ``detractors``: the latest score of the
+    last 12 months by customer id (answers 0-6 only).
+    """
+    cur = latest
+    prev = previous.reindex(cur.index) if previous is not None else pd.DataFrame(index=cur.index, columns=cur.columns)
+    has_prev = prev["segment"].notna()
+    info = customers.reindex(cur.index)
+    lost_on = pd.to_datetime(info["lost_on"])
+    lost = (info["status"] == Customer.Status.LOST) & (lost_on <= pd.Timestamp(as_of))
+    active = ~lost
+    valuable = cur["segment"].isin(HIGH_CLASSIC) | prev["segment"].isin(HIGH_CLASSIC)
+    found = []
+
+    def add(mask, reason, amount, before, after, fingerprint):
+        mask = mask.fillna(False).astype(bool)
+        if not mask.any():
+            return
+        found.append(pd.DataFrame({
+            "customer_id": cur.index[mask], "reason": reason,
+            "amount": pd.Series(amount, index=cur.index)[mask].astype(float).abs().to_numpy(),
+            "before": pd.Series(before, index=cur.index)[mask].astype(float).to_numpy(),
+            "after": pd.Series(after, index=cur.index)[mask].astype(float).to_numpy(),
+            "fingerprint": pd.Series(fingerprint, index=cur.index)[mask].astype(str).to_numpy(),
+        }))
+
+    p_prev = prev["p_alive"].astype(float)
+    falling = has_prev & ((p_prev >= AT_RISK_P_ALIVE) | (p_prev - cur["p_alive"] >= SHARP_P_ALIVE_DROP))
+    at_risk = valuable & active & (cur["p_alive"] < AT_RISK_P_ALIVE) & falling
+    add(at_risk, WorkItem.Reason.WIN_BACK, prev["clv"].astype(float), p_prev, cur["p_alive"],
+        "p" + (cur["p_alive"] * 10).astype(int).astype(str))
+
+    add(active & (cur["segment"] == Segment.PROBLEM), WorkItem.Reason.RENEGOTIATE, cur["value_to_customer"],
+        prev["value_to_customer"].astype(float), cur["value_to_customer"], "problem")
+
+    was_high = prev["segment"].isin(HIGH_CLASSIC)
+    is_high = cur["segment"].isin(HIGH_CLASSIC)
+    moved = prev["segment"].astype(str) + ">" + cur["segment"].astype(str)
+    change = cur["clv"] - prev["clv"].astype(float)
+    add(has_prev & was_high & ~is_high, WorkItem.Reason.SEGMENT_DOWN, change, prev["clv"].astype(float), cur["clv"],
+        moved)
+    add(has_prev & ~was_high & is_high & active, WorkItem.Reason.SEGMENT_UP, change, prev["clv"].astype(float),
+        cur["clv"], moved)
+
+    spend_prev = prev["value_to_customer"].astype(float)
+    rise = cur["value_to_customer"] - spend_prev
+    rising = has_prev & active & (rise > 0) & (rise >= SERVICE_SPEND_RISE * spend_prev) & (
+        cur["value_to_customer"] > float(thresholds.get("value_to_threshold", 0.0)))
+    band = np.floor(np.log2(cur["value_to_customer"].clip(lower=1.0))).astype(int).astype(str)
+    add(rising, WorkItem.Reason.SERVICE_SPEND, rise, spend_prev, cur["value_to_customer"], "x" + band)
+
+    year_ago = pd.Timestamp(as_of) - pd.DateOffset(years=1)
+    yearly = np.maximum(cur["margin_window"], prev["margin_window"].astype(float).fillna(0.0))
+    lost_valuable = lost & (lost_on > year_ago) & (yearly >= float(thresholds.get("abc_b_min_margin", math.inf)))
+    add(lost_valuable & (yearly > 0), WorkItem.Reason.LOST_VALUABLE, cur["margin_lifetime"], yearly,
+        cur["margin_window"], "lost" + lost_on.dt.strftime("%Y%m%d").fillna(""))
+
+    score = detractors.reindex(cur.index)
+    add(valuable & active & score.notna(), WorkItem.Reason.DETRACTOR, cur["clv"], None, score,
+        "s" + score.astype("Int64").astype(str))
+
+    if not found:
+        return pd.DataFrame(columns=["customer_id", "reason", "amount", "before", "after", "fingerprint"])
+    return pd.concat(found, ignore_index=True)
+
+
+def latest_detractor_scores(*, as_of: dt.date) -> pd.Series:
+    """Per customer, the score of the latest answer of the 12 months to as_of, where it is 0-6."""
+    since = (pd.Timestamp(as_of) - pd.DateOffset(years=1)).date()
+    latest: dict[int, tuple] = {}
+    rows = (SurveyAnswer.objects.filter(answered_on__gt=since, answered_on__lte=as_of)
+            .order_by("customer_id", "answered_on", "id").values_list("customer_id", "score"))
+    for customer_id, score in rows.iterator(chunk_size=20000):
+        latest[customer_id] = score  # ascending order: the last one stays
+    series = pd.Series(latest, dtype="float64")
+    return series[series <= DETRACTOR_MAX_SCORE]
+
+
+def service_spend_by_type(*, as_of: dt.date, months: int = 12) -> list[dict]:
+    """Standard cost of free services per type in the window to as_of and the window before."""
+    start = (pd.Timestamp(as_of) - pd.DateOffset(months=months)).date()
+    before = (pd.Timestamp(as_of) - pd.DateOffset(months=2 * months)).date()
+    value = F("quantity") * standard_cost_expression()
+    rows = (
+        ServiceEvent.objects.filter(date__gt=before, date__lte=as_of)
+        .values(code=F("service_type__code"), name=F("service_type__name"), name_de=F("service_type__name_de"),
+                order=F("service_type__sort_order"))
+        .annotate(
+            current=Sum(Case(When(date__gt=start, then=value), default=Value(0), output_field=VALUE_FIELD)),
+            previous=Sum(Case(When(date__lte=start, then=value), default=Value(0), output_field=VALUE_FIELD)),
+        )
+        .order_by("order", "code")
+    )
+    return [{"code": r["code"], "name": r["name"], "name_de": r["name_de"], "current": float(r["current"] or 0),
+             "previous": float(r["previous"] or 0)} for r in rows]
+
+
+def change_summary(latest: pd.DataFrame, previous: pd.DataFrame | None, items: pd.DataFrame) -> dict:
+    """What changed since the previous run, for the managers' home page (JSON-ready)."""
+    if previous is None:
+        return {}
+    columns = ["segment", "profit_after_services", "clv"]
+    both = latest[columns].join(previous[columns].add_suffix("_prev"), how="inner")
+    moves = both[both["segment"] != both["segment_prev"]].groupby(["segment_prev", "segment"]).size()
+    new_losses = both[(both["profit_after_services"] < 0) & (both["profit_after_services_prev"] >= 0)]
+    win_back = items[items["reason"] == WorkItem.Reason.WIN_BACK] if len(items) else items
+    return {
+        "segment_moves": [{"from": a, "to": b, "customers": int(n)} for (a, b), n in moves.items()],
+        "moved_customers": int(moves.sum()) if len(moves) else 0,
+        "value_at_risk": round(float(win_back["amount"].sum()) if len(win_back) else 0.0, 2),
+        "at_risk_customers": int(len(win_back)),
+        "new_loss_makers": int(len(new_losses)),
+        "new_loss_amount": round(float(new_losses["profit_after_services"].sum()), 2),
+        "clv_change": round(float(both["clv"].sum() - both["clv_prev"].sum()), 2),
+    }
+
+
+def _cents(value: float) -> Decimal:
+    return Decimal(repr(round(float(value), 2))).quantize(Decimal("0.01"))
+
+
+def _write_items(run_id: int, items: pd.DataFrame) -> None:
+    """PostgreSQL: one COPY (400k items: bulk_create took ~3 minutes, most of it building
+    objects and SQL); other databases: bulk_create."""
+    if items.empty:
+        return
+    if connection.vendor == "postgresql":
+        n = len(items)
+        columns = {
+            "run_id": copy_text.integers(np.full(n, run_id)),
+            "customer_id": copy_text.integers(items["customer_id"].to_numpy()),
+            "reason": copy_text.strings(items["reason"].astype(str).to_numpy()),
+            "amount": copy_text.money(items["amount"].to_numpy(dtype=float), exact=_cents),
+            "before": copy_text.floats(items["before"].to_numpy(dtype=float), null_nan=True),
+            "after": copy_text.floats(items["after"].to_numpy(dtype=float), null_nan=True),
+            "fingerprint": copy_text.strings(items["fingerprint"].str.slice(0, 64).to_numpy()),
+        }
+        quote = connection.ops.quote_name
+        sql = f"COPY {quote(WorkItem._meta.db_table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+        with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+            copy.write(copy_text.block(list(columns.values())))
+        return
+    WorkItem.objects.bulk_create(
+        (WorkItem(run_id=run_id, customer_id=int(row.customer_id), reason=row.reason, amount=_cents(row.amount),
+                  before=None if pd.isna(row.before) else float(row.before),
+                  after=None if pd.isna(row.after) else float(row.after), fingerprint=row.fingerprint[:64])
+         for row in items.itertuples(index=False)),
+        batch_size=WRITE_BATCH,
+    )
+
+
+def rebuild_work_items(*, run_id: int | None = None) -> int:
+    """Find the reasons for the latest run against the one before it and store them.
+
+    Called after each completed run; a run that is not one of the two latest by as-of date
+    (a back-fill of an older date) changes nothing. Items of older runs are dropped.
+    Returns the number of items written.
+    """
+    runs = list(completed_runs_newest_first().only("pk", "as_of", "thresholds", "company")[:2])
+    if not runs or (run_id is not None and run_id not in {run.pk for run in runs}):
+        return 0
+    latest = runs[0]
+    previous = runs[1] if len(runs) > 1 else None
+    cur = _values(latest)
+    prev = _values(previous) if previous is not None else None
+    customers = pd.DataFrame.from_records(
+        _fetch(Customer.objects.values_list("id", "status", "lost_on").order_by()),
+        columns=["customer_id", "status", "lost_on"],
+    ).set_index("customer_id")
+    items = find_work_items(cur, prev, customers=customers, thresholds=latest.thresholds or {},
+                            as_of=latest.as_of, detractors=latest_detractor_scores(as_of=latest.as_of))
+    changes = change_summary(cur, prev, items)
+    if changes:
+        changes |= {"previous_run": previous.pk, "previous_as_of": previous.as_of.isoformat(),
+                    "service_spend": service_spend_by_type(as_of=latest.as_of)}
+    with transaction.atomic():
+        WorkItem.objects.exclude(run=latest).delete()
+        WorkItem.objects.filter(run=latest).delete()
+        _write_items(latest.pk, items)
+        ValuationRun.objects.filter(pk=latest.pk).update(company={**(latest.company or {}), "changes": changes})
+    return len(items)
