@@ -15,20 +15,34 @@ from django.utils.translation import gettext_lazy as _
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+def env(name: str, default: str = "") -> str:
+    """The variable's value; unset or empty (as a copied `.env` file leaves it) means the default."""
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def env_int(name: str, default: int) -> int:
+    value = env(name)
+    try:
+        return int(value) if value else default
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}.") from None
+
+
 def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None:
+    value = env(name)
+    if not value:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    return value.lower() in {"1", "true", "yes", "on"}
 
 
 def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+    return [item.strip() for item in env(name, default).split(",") if item.strip()]
 
 
 DEBUG = env_bool("DEBUG", default=True)
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
+SECRET_KEY = env("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
@@ -97,9 +111,9 @@ TEMPLATES = [
 
 # Embedded default: a SQLite file next to the code. DATABASE_URL switches to PostgreSQL.
 DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{os.environ.get('SQLITE_PATH', BASE_DIR / 'db.sqlite3')}",
-        conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
+    "default": dj_database_url.parse(
+        env("DATABASE_URL", f"sqlite:///{env('SQLITE_PATH', str(BASE_DIR / 'db.sqlite3'))}"),
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
         conn_health_checks=True,
     )
 }
@@ -125,13 +139,28 @@ AUTHENTICATION_BACKENDS = [
     "customers.backends.RolePermissionBackend",
 ]
 # Login throttling: 5 failed logins for one username from one address lock it for 15 minutes.
-AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = 0.25  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-AXES_IPWARE_PROXY_COUNT = int(os.environ.get("AXES_PROXY_COUNT", "0")) or None
+AXES_IPWARE_PROXY_COUNT = env_int("AXES_PROXY_COUNT", 0) or None
+
+# Password-reset mails: printed to the console unless an SMTP server is configured.
+EMAIL_HOST = env("EMAIL_HOST")
+EMAIL_BACKEND = env(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", not EMAIL_USE_SSL)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "cvm-cockpit@localhost")
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3 * 24 * 3600)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -145,7 +174,7 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 LANGUAGE_COOKIE_SAMESITE = "Lax"
 LANGUAGE_COOKIE_SECURE = not DEBUG
-TIME_ZONE = os.environ.get("TIME_ZONE", "Europe/Berlin")
+TIME_ZONE = env("TIME_ZONE", "Europe/Berlin")
 USE_I18N = True
 USE_TZ = True
 
@@ -160,7 +189,7 @@ CACHES = {
 }
 
 # The company's currency: every money amount in the database is in this currency.
-CVM_CURRENCY = os.environ.get("CVM_CURRENCY", "EUR")
+CVM_CURRENCY = env("CVM_CURRENCY", "EUR")
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -203,7 +232,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Celery: with REDIS_URL unset, tasks run in-process (the embedded default).
-REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_URL = env("REDIS_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_URL = REDIS_URL or "memory://"
@@ -220,13 +249,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 1,
     "socket_timeout": 2,
     # Longer than the longest chunk, so a healthy chunk is never delivered twice.
-    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "900")),
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 900),
 }
 CELERY_REDIS_SOCKET_TIMEOUT = 2
 CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 1
 
-CVM_NIGHTLY_HOUR = int(os.environ.get("CVM_NIGHTLY_HOUR", "2"))
-CVM_NIGHTLY_MINUTE = int(os.environ.get("CVM_NIGHTLY_MINUTE", "0"))
+CVM_NIGHTLY_HOUR = env_int("CVM_NIGHTLY_HOUR", 2)
+CVM_NIGHTLY_MINUTE = env_int("CVM_NIGHTLY_MINUTE", 0)
 CELERY_BEAT_SCHEDULE = {
     # The nightly run starts at the set time; the later ticks of the same day are no-ops once
     # it completed, and catch up when the broker or a worker was down at that time.
@@ -237,17 +266,17 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # Valuation defaults; a manager can override them in the settings page.
-CVM_VALUATION_CHUNK_SIZE = int(os.environ.get("CVM_VALUATION_CHUNK_SIZE", "50000"))
+CVM_VALUATION_CHUNK_SIZE = env_int("CVM_VALUATION_CHUNK_SIZE", 50000)
 # A running valuation without progress for this long gets its unfinished chunks queued again
 # by the next beat tick (a worker died; Redis would redeliver only after its visibility timeout).
-CVM_STALLED_AFTER_SECONDS = int(os.environ.get("CVM_STALLED_AFTER_SECONDS", "600"))
-CVM_VALUATION_RETENTION_DAYS = int(os.environ.get("CVM_VALUATION_RETENTION_DAYS", "730"))
+CVM_STALLED_AFTER_SECONDS = env_int("CVM_STALLED_AFTER_SECONDS", 600)
+CVM_VALUATION_RETENTION_DAYS = env_int("CVM_VALUATION_RETENTION_DAYS", 730)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         # WeasyPrint reports every step of a PDF at INFO
@@ -278,7 +307,7 @@ if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
