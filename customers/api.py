@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
-from rest_framework.parsers import JSONParser
+from core.api import SafeJSONParser
 from rest_framework.response import Response
 
 from core.api import (
@@ -93,7 +93,7 @@ class TransactionViewSet(CvmApiMixin, viewsets.ModelViewSet):
         return serializer
 
     @extend_schema(request=TransactionBulkRowSerializer(many=True), responses=BULK_RESPONSES)
-    @action(detail=False, methods=["post"], parser_classes=[JSONParser])
+    @action(detail=False, methods=["post"], parser_classes=[SafeJSONParser])
     def bulk(self, request):
         """Create or update up to 50,000 transactions by external_id in one all-or-nothing request."""
         try:

@@ -75,6 +75,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outside the rest, so it turns every HTML error page under /api/ into JSON.
+    "core.middleware.ApiJsonErrors",
     "cvm.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -207,11 +209,32 @@ STORAGES = {
     },
 }
 
+# Request bodies: a bulk API request of 50,000 rows with short notes is ~8.5 MB of JSON, so the
+# limit is 20 MB (Django's 2.5 MB default refused the documented maximum). Uploaded files are
+# limited separately (CVM_IMPORT_MAX_MB).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("CVM_MAX_REQUEST_MB", 20) * 1024 * 1024
+
+# API rate limits, counted in the shared cache: requests per token (or session user), and wrong
+# keys per address.
+CVM_API_THROTTLE_RATES = {
+    "token": env("CVM_API_RATE_TOKEN", "1200/min"),
+    "address": env("CVM_API_RATE_ADDRESS", "20/min"),
+}
+
 REST_FRAMEWORK = {
+    # Token first, so an anonymous request (API root, schema, docs included) answers 401.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "customers.tokens.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
+    "DEFAULT_PARSER_CLASSES": [
+        "core.parsers.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttling.TokenRateThrottle"],
+    "EXCEPTION_HANDLER": "core.api.api_exception_handler",
+    "NUM_PROXIES": env_int("CVM_PROXY_COUNT", 0) or None,
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated", "customers.access.HasRole"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",

@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import JSONParser
+from core.api import SafeJSONParser
 from rest_framework.response import Response
 
 from core.api import BULK_RESPONSES, CONCURRENT_WRITE, BulkInvalid, BulkResultSerializer, bulk_rows
@@ -150,7 +150,7 @@ class ServiceEventViewSet(CvmApiMixin, viewsets.ModelViewSet):
         return self.get_paginated_response(ServiceEventHistorySerializer(page, many=True).data)
 
     @extend_schema(request=ServiceEventBulkRowSerializer(many=True), responses=BULK_RESPONSES)
-    @action(detail=False, methods=["post"], parser_classes=[JSONParser])
+    @action(detail=False, methods=["post"], parser_classes=[SafeJSONParser])
     def bulk(self, request):
         """Log up to 50,000 service events in one all-or-nothing request; rows with a known
         external_id update that event (only your own, unless you are a manager)."""
