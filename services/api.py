@@ -15,7 +15,7 @@ from rest_framework.response import Response
 
 from core.api import BULK_RESPONSES, CONCURRENT_WRITE, BulkInvalid, BulkResultSerializer, bulk_rows
 from core.bulk import BulkRejected
-from customers.access import ALL_ROLES, OwnEntriesPermission, manages, visible_customers
+from customers.access import ALL_ROLES, OwnEntriesPermission, manages, visible_customers, visible_rows
 from customers.api import CvmApiMixin
 
 from . import services
@@ -143,9 +143,10 @@ class ServiceEventViewSet(CvmApiMixin, viewsets.ModelViewSet):
     @extend_schema(responses=ServiceEventHistorySerializer(many=True))
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=CvmApiMixin.pagination_class)
     def history(self, request, pk=None):
-        """Who changed this service event when: every version, newest first."""
+        """Who changed this service event when: every version, newest first; versions from while
+        it belonged to a customer you cannot see are left out."""
         event = self.get_object()
-        records = event.history.select_related("history_user", "service_type").order_by("-history_date", "-history_id")
+        records = visible_rows(event.history.all(), user=request.user).select_related("history_user", "service_type").order_by("-history_date", "-history_id")
         page = self.paginate_queryset(records)
         return self.get_paginated_response(ServiceEventHistorySerializer(page, many=True).data)
 
