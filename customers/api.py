@@ -14,6 +14,7 @@ from core.api import SafeJSONParser
 from rest_framework.response import Response
 
 from core.api import (
+    CustomerIdFilter,
     BULK_RESPONSES,
     CONCURRENT_WRITE,
     ApiBase,
@@ -64,6 +65,7 @@ class CustomerViewSet(CvmApiMixin, viewsets.ModelViewSet):
 
 
 class TransactionFilter(filters.FilterSet):
+    customer = CustomerIdFilter()
     customer_number = filters.CharFilter(field_name="customer__number")
     date = filters.DateFromToRangeFilter()
 

@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from core.api import SafeJSONParser
+from core.api import CustomerIdFilter, SafeJSONParser
 from rest_framework.response import Response
 
 from core.api import BULK_RESPONSES, CONCURRENT_WRITE, BulkInvalid, BulkResultSerializer, bulk_rows
@@ -77,6 +77,7 @@ class StandardCostViewSet(CvmApiMixin, mixins.CreateModelMixin, viewsets.ReadOnl
 
 
 class ServiceEventFilter(filters.FilterSet):
+    customer = CustomerIdFilter()
     customer_number = filters.CharFilter(field_name="customer__number")
     service_type = filters.CharFilter(field_name="service_type__code", help_text="Service type code.")
     logged_by = filters.CharFilter(field_name="logged_by__username", help_text="Username.")

@@ -295,3 +295,13 @@ def test_history_shows_no_versions_from_another_reps_customer(clients, world, cl
     html = page.content.decode()
     assert "B&#x27;s secret" not in html and "B's secret" not in html
     assert world["theirs"][0].name not in html
+
+
+@pytest.mark.parametrize("path", ["/api/v1/transactions/", "/api/v1/service-events/", "/api/v1/values/"])
+def test_a_rep_cannot_tell_another_reps_customer_from_an_unknown_id(clients, world, path):
+    theirs = clients["rep"].get(path, {"customer": world["theirs"][0].pk})
+    unknown = clients["rep"].get(path, {"customer": 987654})
+    assert theirs.status_code == unknown.status_code == 200
+    assert theirs.json() == unknown.json() and results(theirs) == []
+    assert len(results(clients["rep"].get(path, {"customer": world["mine"][0].pk}))) >= 1
+    assert clients["rep"].get(path, {"customer": "x"}).status_code == 400
