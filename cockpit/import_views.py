@@ -8,10 +8,12 @@ import time
 from pathlib import Path
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from valuation import exporting
@@ -26,12 +28,29 @@ UPLOAD_MAX_AGE_SECONDS = 24 * 3600
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 
+def upload_limit_bytes() -> int:
+    return settings.CVM_IMPORT_UPLOAD_MAX_MB * 1024 * 1024
+
+
+def too_large_message() -> str:
+    return _(
+        "The file is larger than %(size)s MB, the limit of this page. Import it with the import_csv "
+        "command, or split it."
+    ) % {"size": settings.CVM_IMPORT_UPLOAD_MAX_MB}
+
+
 class UploadForm(forms.Form):
     kind = forms.ChoiceField(choices=[(kind, kind) for kind in importing.KINDS])
     file = forms.FileField()
     delimiter = forms.ChoiceField(
         choices=[("", "detect"), (",", "comma"), (";", "semicolon"), ("tab", "tab")], required=False
     )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > upload_limit_bytes():
+            raise forms.ValidationError(too_large_message())
+        return upload
 
 
 def _stored_path(token: str) -> Path:
@@ -53,6 +72,13 @@ def _store(upload) -> str:
     return token
 
 
+def _announced_size(request) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
 def _forget(request) -> None:
     pending = request.session.pop(SESSION_KEY, None)
     if pending:
@@ -62,6 +88,11 @@ def _forget(request) -> None:
 @manager_only
 def upload(request):
     """GET: the form. POST: store the file, check it completely (nothing written), show the preview."""
+    if request.method == "POST" and _announced_size(request) > upload_limit_bytes() + 64 * 1024:
+        # Refused before the body is read and stored.
+        context = {"form": UploadForm(), "kinds": importing.KINDS, "refused": too_large_message(),
+                   "upload_max_mb": settings.CVM_IMPORT_UPLOAD_MAX_MB}
+        return render(request, "cockpit/imports/upload.html", context, status=413)
     if request.method == "POST":
         form = UploadForm(request.POST, request.FILES)
         if form.is_valid():
@@ -71,7 +102,7 @@ def upload(request):
                        "name": form.cleaned_data["file"].name}
             result = importing.import_file(
                 kind=pending["kind"], path=_stored_path(token), dry_run=True, delimiter=pending["delimiter"],
-                user=request.user,
+                user=request.user, time_limit=settings.CVM_IMPORT_PAGE_SECONDS,
             )
             if result.ok:
                 request.session[SESSION_KEY] = pending
@@ -80,7 +111,8 @@ def upload(request):
             return render(request, "cockpit/imports/preview.html", {"result": result, "pending": pending})
     else:
         form = UploadForm()
-    return render(request, "cockpit/imports/upload.html", {"form": form, "kinds": importing.KINDS})
+    context = {"form": form, "kinds": importing.KINDS, "upload_max_mb": settings.CVM_IMPORT_UPLOAD_MAX_MB}
+    return render(request, "cockpit/imports/upload.html", context)
 
 
 @manager_only
@@ -93,7 +125,8 @@ def commit(request):
         messages.error(request, "There is no checked file waiting for import; upload it again.")
         return redirect("imports:upload")
     result = importing.import_file(
-        kind=pending["kind"], path=path, delimiter=pending["delimiter"], user=request.user
+        kind=pending["kind"], path=path, delimiter=pending["delimiter"], user=request.user,
+        time_limit=settings.CVM_IMPORT_PAGE_SECONDS,
     )
     _forget(request)
     if result.ok:

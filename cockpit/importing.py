@@ -64,6 +64,7 @@ import io
 import operator
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,7 +72,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from core.plausibility import EARLIEST_ACQUISITION, EARLIEST_DATE, MAX_AMOUNT, MAX_QUANTITY, latest_plausible_date
@@ -83,6 +84,11 @@ KINDS = ("customers", "transactions", "services")
 CHUNK_ROWS = 20_000
 MAX_ERRORS_SHOWN = 200
 PREVIEW_ROWS = 10
+# The widest kind has 11 columns; a header far wider is no export of ours but an attack or a
+# wrong file (a 1M-column header took minutes in the duplicate check).
+MAX_COLUMNS = 200
+# No row of ours comes near this; it bounds the memory and time one line can take.
+MAX_LINE_CHARS = 100_000
 
 @dataclass(frozen=True)
 class RowError:
@@ -163,6 +169,36 @@ class ImportAborted(Exception):
     """Raised inside the transaction to roll back a dry run or a file with errors."""
 
 
+class ImportTooSlow(Exception):
+    """The time limit (``time_limit`` of import_file) ran out: nothing was written."""
+
+
+class _Lines:
+    """The file's physical lines for the csv reader, refusing over-long ones and noting NULs.
+
+    A NUL character is stored by SQLite but refused by PostgreSQL (a server error there); the
+    reader reports it with its line and column on both."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.number = 0
+        self.nul_seen = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = self.handle.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            raise StopIteration
+        self.number += 1
+        if len(line) > MAX_LINE_CHARS:
+            raise csv.Error(f"a line longer than {MAX_LINE_CHARS:,} characters")
+        if "\x00" in line:
+            self.nul_seen = True
+        return line
+
+
 # --- reading the file ---------------------------------------------------------------------------
 
 
@@ -219,22 +255,33 @@ def read_rows(handle, *, delimiter: str, columns: list[str], result: ImportResul
     Columns the file lacks come through as empty strings. This loop is the only per-row Python
     work of an import, so it sticks to C-level calls (csv, itemgetter, map).
     """
-    reader = csv.reader(handle, delimiter=delimiter)
+    lines = _Lines(handle)
+    # strict: a quote opened and never closed is an error at the end of the file instead of
+    # swallowing the rest of the file into one cell.
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
+    records = _records(reader)
     header: list[str] | None = None
-    for raw in reader:
+    for raw in records:
+        if len(raw) > MAX_COLUMNS:
+            result.add_error(reader.line_num, "", f"The header line has {len(raw):,} columns; at most {MAX_COLUMNS} are read.")
+            return
         if any(cell.strip() for cell in raw):
             header = [normalise_header(cell) for cell in raw]
             break
     if header is None:
         result.add_error(1, "", "The file is empty.")
         return
+    if lines.nul_seen:
+        result.add_error(reader.line_num, "", "The header line contains a NUL character (\\0): is this a text file?")
+        return
     result.columns = header
     spec = SPECS[result.kind]
     missing = [name for name in spec.required if name not in header]
     for name in missing:
         result.add_error(reader.line_num, name, "This column is missing from the header line.")
-    duplicated = {name for name in header if header.count(name) > 1 and name}
-    for name in sorted(duplicated):
+    counts = Counter(name for name in header if name)
+    duplicated = sorted(name for name, count in counts.items() if count > 1)
+    for name in duplicated:
         result.add_error(reader.line_num, name, "This column appears more than once in the header line.")
     if missing or duplicated:
         return
@@ -242,7 +289,13 @@ def read_rows(handle, *, delimiter: str, columns: list[str], result: ImportResul
     # Position ``width`` is the empty string appended to every row: the value of an absent column.
     pick = operator.itemgetter(*[header.index(name) if name in header else width for name in columns])
     batch: list[list] = []
-    for raw in reader:
+    for raw in records:
+        if lines.nul_seen:
+            lines.nul_seen = False
+            column = next((header[i] for i, cell in enumerate(raw) if "\x00" in cell and i < width), "")
+            result.add_error(reader.line_num, column, "Contains a NUL character (\\0), which cannot be stored.")
+            result.rows += 1
+            continue
         if len(raw) != width:
             if "".join(raw).strip():  # else an empty line
                 if len(result.preview) < PREVIEW_ROWS:
@@ -262,6 +315,20 @@ def read_rows(handle, *, delimiter: str, columns: list[str], result: ImportResul
             batch = []
     if batch:
         yield batch
+
+
+def _records(reader) -> Iterator[list[str]]:
+    """The reader's records; a CSV error names the line where the broken record starts."""
+    start = 1
+    while True:
+        try:
+            raw = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise csv.Error(f"line {start}: {exc}") from None
+        yield raw
+        start = reader.line_num + 1
 
 
 def _frame(batch: list[list], columns: list[str]) -> pd.DataFrame:
@@ -930,6 +997,18 @@ KIND_STEPS = {
 }
 
 
+def _csv_error_line(exc: csv.Error) -> int:
+    found = re.match(r"line (\d+)", str(exc))
+    return int(found.group(1)) if found else 0
+
+
+def _csv_error_text(exc: csv.Error) -> str:
+    text = re.sub(r"^line \d+: ", "", str(exc))
+    if "unexpected end of data" in text:
+        return 'a quote (") opens a field that is never closed, so the file ends inside it'
+    return text
+
+
 # --- the service ----------------------------------------------------------------------------------------
 
 
@@ -941,10 +1020,13 @@ def import_file(
     delimiter: str | None = None,
     user=None,
     progress: Callable[[int, float], None] | None = None,
+    time_limit: float | None = None,
 ) -> ImportResult:
     """Check a CSV file completely and, when it has no errors and this is no dry run, import it.
 
-    ``progress(rows_done, seconds)`` is called after each chunk.
+    ``progress(rows_done, seconds)`` is called after each chunk. With ``time_limit`` (seconds),
+    a check or import still running after a chunk past that time stops with an error and
+    writes nothing (the upload page uses it to answer before the web server's timeout).
     """
     if kind not in KINDS:
         raise ValueError(f"Unknown import kind {kind!r}; one of {', '.join(KINDS)}.")
@@ -957,8 +1039,11 @@ def import_file(
     context: dict = {"user_id": getattr(user, "pk", None)}
 
     def on_batch() -> None:
+        seconds = time.perf_counter() - started
         if progress:
-            progress(result.rows, time.perf_counter() - started)
+            progress(result.rows, seconds)
+        if time_limit is not None and seconds > time_limit:
+            raise ImportTooSlow
 
     try:
         with transaction.atomic(), connection.cursor() as cursor, _open_text(path, result.encoding) as handle:
@@ -980,10 +1065,23 @@ def import_file(
                 raise ImportAborted
     except ImportAborted:
         pass
+    except ImportTooSlow:
+        result.add_error(
+            0, "", f"Checking this file takes longer than {time_limit:.0f} s, the limit here; nothing was "
+            f"written. Import it with the import_csv command, which has no time limit.",
+        )
     except UnicodeDecodeError as exc:
         result.add_error(1, "", f"The file cannot be read as text: {exc.reason}.")
     except csv.Error as exc:
-        result.add_error(0, "", f"The file is not valid CSV: {exc}.")
+        result.add_error(_csv_error_line(exc), "", f"The file is not valid CSV: {_csv_error_text(exc)}.")
+    except OperationalError as exc:
+        if "locked" not in str(exc).lower():
+            raise
+        # SQLite: another import (or the nightly run) is writing; one writer at a time.
+        result.add_error(
+            0, "", "The database is busy with another import or the nightly run; nothing was written. "
+            "Try again in a minute.",
+        )
     result.committed = result.ok and not dry_run
     result.sort_errors()
     result.seconds = time.perf_counter() - started

@@ -214,6 +214,12 @@ STORAGES = {
 # limited separately (CVM_IMPORT_MAX_MB).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("CVM_MAX_REQUEST_MB", 20) * 1024 * 1024
 
+# The upload page checks a file inside the web request: files up to this size, and a check that
+# stops with a clear message after this many seconds (below gunicorn's 60 s timeout). Larger
+# files go through the import_csv command, which has neither limit.
+CVM_IMPORT_UPLOAD_MAX_MB = env_int("CVM_IMPORT_UPLOAD_MAX_MB", 20)
+CVM_IMPORT_PAGE_SECONDS = env_int("CVM_IMPORT_PAGE_SECONDS", 40)
+
 # API rate limits, counted in the shared cache: requests per token (or session user), and wrong
 # keys per address.
 CVM_API_THROTTLE_RATES = {
