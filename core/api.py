@@ -1,5 +1,6 @@
 """What every API view shares and that knows no app: the schema's error answers, pagination,
-filter hygiene, bulk request handling and the serializers of errors and bulk results.
+filter hygiene, the exception handler that makes every error JSON, bulk request handling and
+the serializers of errors and bulk results.
 
 Who may do what is not here: the role rules live in customers.access.
 """
@@ -120,8 +121,6 @@ class CvmFilterBackend(filters.DjangoFilterBackend):
             if any("\x00" in value for value in values):
                 raise ValidationError({name: ["Null characters are not allowed."]})
         return super().filter_queryset(request, queryset, view)
-
-
 
 
 class CustomerIdFilter(filters.NumberFilter):
