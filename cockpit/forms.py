@@ -6,6 +6,7 @@ from django import forms
 from django.utils import formats
 from django.utils.translation import gettext_lazy as _
 
+from core.plausibility import EARLIEST_ACQUISITION, LATEST_PERIOD_DATE
 from valuation.models import Segment
 
 from .statement import MAX_STATEMENT_DAYS
@@ -72,6 +73,11 @@ class PeriodForm(forms.Form):
         end = data.get("to") or self.default[1]
         if "from" in self.errors or "to" in self.errors:
             return data
+        if start < EARLIEST_ACQUISITION or end > LATEST_PERIOD_DATE:
+            raise forms.ValidationError(
+                _("Choose dates between %(first)s and %(last)s.")
+                % {"first": formats.date_format(EARLIEST_ACQUISITION), "last": formats.date_format(LATEST_PERIOD_DATE)}
+            )
         if start > end:
             raise forms.ValidationError(_("The period starts after it ends: check the two dates."))
         if (end - start).days > self.max_days:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -28,6 +29,17 @@ UPLOAD_MAX_AGE_SECONDS = 24 * 3600
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 
+def upload_limit_bytes() -> int:
+    return settings.CVM_IMPORT_UPLOAD_MAX_MB * 1024 * 1024
+
+
+def too_large_message() -> str:
+    return _(
+        "The file is larger than %(size)s MB, the limit of this page. Import it with the import_csv "
+        "command, or split it."
+    ) % {"size": settings.CVM_IMPORT_UPLOAD_MAX_MB}
+
+
 class UploadForm(forms.Form):
     kind = forms.ChoiceField(label=gettext_lazy("What the file holds"),
                              choices=[(kind, importing.KIND_LABELS[kind]) for kind in importing.KINDS])
@@ -36,6 +48,12 @@ class UploadForm(forms.Form):
         label=gettext_lazy("Separator"), required=False,
         choices=[("", gettext_lazy("detect")), (",", gettext_lazy("comma")), (";", gettext_lazy("semicolon")), ("tab", gettext_lazy("tab"))],
     )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > upload_limit_bytes():
+            raise forms.ValidationError(too_large_message())
+        return upload
 
 
 def _stored_path(token: str) -> Path:
@@ -57,6 +75,13 @@ def _store(upload) -> str:
     return token
 
 
+def _announced_size(request) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
 def _forget(request) -> None:
     pending = request.session.pop(SESSION_KEY, None)
     if pending:
@@ -66,6 +91,11 @@ def _forget(request) -> None:
 @manager_only
 def upload(request):
     """GET: the form. POST: store the file, check it completely (nothing written), show the preview."""
+    if request.method == "POST" and _announced_size(request) > upload_limit_bytes() + 64 * 1024:
+        # Refused before the body is read and stored.
+        context = {"form": UploadForm(), "kinds": importing.KINDS, "refused": too_large_message(),
+                   "upload_max_mb": settings.CVM_IMPORT_UPLOAD_MAX_MB}
+        return render(request, "cockpit/imports/upload.html", context, status=413)
     if request.method == "POST":
         form = UploadForm(request.POST, request.FILES)
         if form.is_valid():
@@ -75,7 +105,7 @@ def upload(request):
                        "name": form.cleaned_data["file"].name}
             result = importing.import_file(
                 kind=pending["kind"], path=_stored_path(token), dry_run=True, delimiter=pending["delimiter"],
-                user=request.user,
+                user=request.user, time_limit=settings.CVM_IMPORT_PAGE_SECONDS,
             )
             if result.ok:
                 request.session[SESSION_KEY] = pending
@@ -84,7 +114,8 @@ def upload(request):
             return render(request, "cockpit/imports/preview.html", {"result": result, "pending": pending})
     else:
         form = UploadForm()
-    return render(request, "cockpit/imports/upload.html", {"form": form, "kinds": importing.KINDS})
+    context = {"form": form, "kinds": importing.KINDS, "upload_max_mb": settings.CVM_IMPORT_UPLOAD_MAX_MB}
+    return render(request, "cockpit/imports/upload.html", context)
 
 
 @manager_only
@@ -97,7 +128,8 @@ def commit(request):
         messages.error(request, _("There is no checked file waiting for import; upload it again."))
         return redirect("imports:upload")
     result = importing.import_file(
-        kind=pending["kind"], path=path, delimiter=pending["delimiter"], user=request.user
+        kind=pending["kind"], path=path, delimiter=pending["delimiter"], user=request.user,
+        time_limit=settings.CVM_IMPORT_PAGE_SECONDS,
     )
     _forget(request)
     if result.ok:

@@ -64,6 +64,7 @@ import io
 import operator
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,7 +72,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -89,6 +90,11 @@ DELIMITER_NAMES = {"\t": gettext_lazy("tab"), ",": gettext_lazy("comma"), ";": g
 CHUNK_ROWS = 20_000
 MAX_ERRORS_SHOWN = 200
 PREVIEW_ROWS = 10
+# The widest kind has 11 columns; a header far wider is no export of ours but an attack or a
+# wrong file (a 1M-column header took minutes in the duplicate check).
+MAX_COLUMNS = 200
+# No row of ours comes near this; it bounds the memory and time one line can take.
+MAX_LINE_BYTES = 100_000
 
 @dataclass(frozen=True)
 class RowError:
@@ -174,6 +180,10 @@ class ImportAborted(Exception):
     """Raised inside the transaction to roll back a dry run or a file with errors."""
 
 
+class ImportTooSlow(Exception):
+    """The time limit (``time_limit`` of import_file) ran out: nothing was written."""
+
+
 # --- reading the file ---------------------------------------------------------------------------
 
 
@@ -191,6 +201,52 @@ def detect_encoding(path: Path) -> str:
         except UnicodeDecodeError:
             return "cp1252"
     return "utf-8"
+
+
+@dataclass(frozen=True)
+class RawProblem:
+    line: int
+    kind: str  # "nul" or "long"
+
+
+def scan_raw_lines(path: Path) -> RawProblem | None:
+    """The first NUL byte or over-long line, found over raw 1 MB blocks with C-level bytes
+    methods, before the csv reader takes either into a cell. A NUL is stored by SQLite but
+    refused by PostgreSQL; a line of megabytes costs memory and time in every later step."""
+    line, carry = 1, 0
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            parts = block.split(b"\n")
+            found: list[RawProblem] = []
+            nul = block.find(b"\x00")
+            if nul >= 0:
+                found.append(RawProblem(line + block.count(b"\n", 0, nul), "nul"))
+            if carry + len(parts[0]) > MAX_LINE_BYTES or max(map(len, parts)) > MAX_LINE_BYTES:
+                lengths = [carry + len(parts[0]), *map(len, parts[1:])]
+                first_long = next(i for i, length in enumerate(lengths) if length > MAX_LINE_BYTES)
+                found.append(RawProblem(line + first_long, "long"))
+            if found:
+                return min(found, key=lambda problem: problem.line)
+            carry = len(parts[-1]) + (carry if len(parts) == 1 else 0)
+            line += len(parts) - 1
+    return None
+
+
+def _report_raw_problem(problem: RawProblem, path: Path, result: ImportResult) -> None:
+    if problem.kind == "long":
+        result.add_error(problem.line, "", _("The line is longer than %(kb)s KB; nothing was read.") % {"kb": MAX_LINE_BYTES // 1000})
+        return
+    result.add_error(problem.line, _nul_column(path, problem.line, result), _("Contains a NUL character (\\0), which cannot be stored."))
+
+
+def _nul_column(path: Path, line: int, result: ImportResult) -> str:
+    """The header name of the cell holding the NUL, when the line reads as one record."""
+    with _open_text(path, result.encoding) as handle:
+        lines = [text for _, text in zip(range(line), handle, strict=False)]
+    header = next(csv.reader([lines[0]], delimiter=result.delimiter), [])
+    cells = next(csv.reader([lines[-1].replace("\x00", "\ufffd")], delimiter=result.delimiter), [])
+    index = next((i for i, cell in enumerate(cells) if "\ufffd" in cell), None)
+    return normalise_header(header[index]) if index is not None and index < len(header) and line > 1 else ""
 
 
 def sniff_delimiter(header_line: str) -> str:
@@ -230,49 +286,61 @@ def read_rows(handle, *, delimiter: str, columns: list[str], result: ImportResul
     Columns the file lacks come through as empty strings. This loop is the only per-row Python
     work of an import, so it sticks to C-level calls (csv, itemgetter, map).
     """
-    reader = csv.reader(handle, delimiter=delimiter)
-    header: list[str] | None = None
-    for raw in reader:
-        if any(cell.strip() for cell in raw):
-            header = [normalise_header(cell) for cell in raw]
-            break
-    if header is None:
-        result.add_error(1, "", _("The file is empty."))
-        return
-    result.columns = header
-    spec = SPECS[result.kind]
-    missing = [name for name in spec.required if name not in header]
-    for name in missing:
-        result.add_error(reader.line_num, name, _("This column is missing from the header line."))
-    duplicated = {name for name in header if header.count(name) > 1 and name}
-    for name in sorted(duplicated):
-        result.add_error(reader.line_num, name, _("This column appears more than once in the header line."))
-    if missing or duplicated:
-        return
-    width = len(header)
-    # Position ``width`` is the empty string appended to every row: the value of an absent column.
-    pick = operator.itemgetter(*[header.index(name) if name in header else width for name in columns])
-    batch: list[list] = []
-    for raw in reader:
-        if len(raw) != width:
-            if "".join(raw).strip():  # else an empty line
-                if len(result.preview) < PREVIEW_ROWS:
-                    result.preview.append(raw)
-                result.add_error(reader.line_num, "", _("Expected %(width)s fields as in the header line, found %(found)s.") % {"width": width, "found": len(raw)})
-                result.rows += 1
-            continue
-        raw.append("")
-        row = [reader.line_num, *map(str.strip, pick(raw))]
-        if not any(row[1:]) and not "".join(raw).strip():
-            continue  # Excel's ";;;;" lines
-        if len(result.preview) < PREVIEW_ROWS:
-            result.preview.append(raw[:width])
-        batch.append(row)
-        if len(batch) >= CHUNK_ROWS:
+    # strict: a quote opened and never closed is an error at the end of the file instead of
+    # swallowing the rest of the file into one cell.
+    reader = csv.reader(handle, delimiter=delimiter, strict=True)
+    next_start = 1  # where the record after the last one read starts: a broken record's line
+    try:
+        header: list[str] | None = None
+        for raw in reader:
+            next_start = reader.line_num + 1
+            if len(raw) > MAX_COLUMNS:
+                result.add_error(reader.line_num, "", _("The header line has %(count)s columns; at most %(most)s are read.") % {"count": f"{len(raw):,}", "most": MAX_COLUMNS})
+                return
+            if any(cell.strip() for cell in raw):
+                header = [normalise_header(cell) for cell in raw]
+                break
+        if header is None:
+            result.add_error(1, "", _("The file is empty."))
+            return
+        result.columns = header
+        spec = SPECS[result.kind]
+        missing = [name for name in spec.required if name not in header]
+        for name in missing:
+            result.add_error(reader.line_num, name, _("This column is missing from the header line."))
+        counts = Counter(name for name in header if name)
+        duplicated = sorted(name for name, count in counts.items() if count > 1)
+        for name in duplicated:
+            result.add_error(reader.line_num, name, _("This column appears more than once in the header line."))
+        if missing or duplicated:
+            return
+        width = len(header)
+        # Position ``width`` is the empty string appended to every row: the value of an absent column.
+        pick = operator.itemgetter(*[header.index(name) if name in header else width for name in columns])
+        batch: list[list] = []
+        for raw in reader:
+            next_start = reader.line_num + 1
+            if len(raw) != width:
+                if "".join(raw).strip():  # else an empty line
+                    if len(result.preview) < PREVIEW_ROWS:
+                        result.preview.append(raw)
+                    result.add_error(reader.line_num, "", _("Expected %(width)s fields as in the header line, found %(found)s.") % {"width": width, "found": len(raw)})
+                    result.rows += 1
+                continue
+            raw.append("")
+            row = [reader.line_num, *map(str.strip, pick(raw))]
+            if not any(row[1:]) and not "".join(raw).strip():
+                continue  # Excel's ";;;;" lines
+            if len(result.preview) < PREVIEW_ROWS:
+                result.preview.append(raw[:width])
+            batch.append(row)
+            if len(batch) >= CHUNK_ROWS:
+                yield batch
+                batch = []
+        if batch:
             yield batch
-            batch = []
-    if batch:
-        yield batch
+    except csv.Error as exc:
+        raise csv.Error(f"line {next_start}: {exc}") from None
 
 
 def _frame(batch: list[list], columns: list[str]) -> pd.DataFrame:
@@ -901,7 +969,7 @@ def _check_customers(frame: pd.DataFrame, result: ImportResult, context: dict) -
     lost = out["status"] == Customer.Status.LOST
     lost_on_given = frame["lost_on"] != ""
     check.rows_failed(lost & ~lost_on_given, "lost_on", "A lost customer needs the date it was lost.")
-    check.rows_failed(~lost & lost_on_given, "lost_on", "An active customer has no lost date.")
+    check.rows_failed(~lost & lost_on_given, "lost_on", _("An active customer has no lost date."))
     out["yearly_wallet"] = check.amount("yearly_wallet", required=False, minimum=0)
     out = out[check.good()]
     out["owner_id"] = out["owner_id"].astype("Int64")
@@ -1013,6 +1081,18 @@ KIND_STEPS = {
 }
 
 
+def _csv_error_line(exc: csv.Error) -> int:
+    found = re.match(r"line (\d+)", str(exc))
+    return int(found.group(1)) if found else 0
+
+
+def _csv_error_text(exc: csv.Error) -> str:
+    text = re.sub(r"^line \d+: ", "", str(exc))
+    if "unexpected end of data" in text:
+        return 'a quote (") opens a field that is never closed, so the file ends inside it'
+    return text
+
+
 # --- the service ----------------------------------------------------------------------------------------
 
 
@@ -1024,10 +1104,13 @@ def import_file(
     delimiter: str | None = None,
     user=None,
     progress: Callable[[int, float], None] | None = None,
+    time_limit: float | None = None,
 ) -> ImportResult:
     """Check a CSV file completely and, when it has no errors and this is no dry run, import it.
 
-    ``progress(rows_done, seconds)`` is called after each chunk.
+    ``progress(rows_done, seconds)`` is called after each chunk. With ``time_limit`` (seconds),
+    a check or import still running after a chunk past that time stops with an error and
+    writes nothing (the upload page uses it to answer before the web server's timeout).
     """
     if kind not in KINDS:
         raise ValueError(f"Unknown import kind {kind!r}; one of {', '.join(KINDS)}.")
@@ -1036,12 +1119,20 @@ def import_file(
     started = time.perf_counter()
     result.encoding = detect_encoding(path)
     result.delimiter = normalise_delimiter(delimiter) or sniff_delimiter(_first_line(path, result.encoding))
+    problem = scan_raw_lines(path)
+    if problem is not None:
+        _report_raw_problem(problem, path, result)
+        result.seconds = time.perf_counter() - started
+        return result
     staging, check, merge, key, key_column = KIND_STEPS[kind]
     context: dict = {"user_id": getattr(user, "pk", None)}
 
     def on_batch() -> None:
+        seconds = time.perf_counter() - started
         if progress:
-            progress(result.rows, time.perf_counter() - started)
+            progress(result.rows, seconds)
+        if time_limit is not None and seconds > time_limit:
+            raise ImportTooSlow
 
     try:
         with transaction.atomic(), connection.cursor() as cursor, _open_text(path, result.encoding) as handle:
@@ -1063,10 +1154,23 @@ def import_file(
                 raise ImportAborted
     except ImportAborted:
         pass
+    except ImportTooSlow:
+        result.add_error(
+            0, "", f"Checking this file takes longer than {time_limit:.0f} s, the limit here; nothing was "
+            f"written. Import it with the import_csv command, which has no time limit.",
+        )
     except UnicodeDecodeError as exc:
         result.add_error(1, "", _("The file cannot be read as text: %(reason)s.") % {"reason": exc.reason})
     except csv.Error as exc:
-        result.add_error(0, "", _("The file is not valid CSV: %(problem)s.") % {"problem": exc})
+        result.add_error(_csv_error_line(exc), "", _("The file is not valid CSV: %(problem)s.") % {"problem": _csv_error_text(exc)})
+    except OperationalError as exc:
+        if "locked" not in str(exc).lower():
+            raise
+        # SQLite: another import (or the nightly run) is writing; one writer at a time.
+        result.add_error(
+            0, "", _("The database is busy with another import or the nightly run; nothing was written. "
+                     "Try again in a minute."),
+        )
     result.committed = result.ok and not dry_run
     result.sort_errors()
     result.seconds = time.perf_counter() - started

@@ -3,7 +3,7 @@ and stay, so links and bookmarks keep working."""
 
 from django.urls import path
 
-from . import dashboard_views, import_views, list_views, nps_views, views
+from . import account_views, dashboard_views, import_views, list_views, nps_views, views
 
 customer_patterns = (
     [
@@ -41,4 +41,15 @@ manager_patterns = (
         path("settings/runs/<int:pk>/status/", dashboard_views.run_status, name="run_status"),
     ],
     "valuation",
+)
+
+account_patterns = (
+    [
+        path("tokens/", account_views.api_tokens, name="tokens"),
+        path("tokens/<int:pk>/revoke/", account_views.revoke_api_token, name="revoke_token"),
+        path("users/", account_views.user_list, name="users"),
+        path("users/new/", account_views.user_form, name="user_new"),
+        path("users/<int:pk>/", account_views.user_form, name="user_edit"),
+    ],
+    "account",
 )

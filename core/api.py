@@ -1,20 +1,28 @@
 """What every API view shares and that knows no app: the schema's error answers, pagination,
-filter hygiene, bulk request handling and the serializers of errors and bulk results.
+filter hygiene, the exception handler that makes every error JSON, bulk request handling and
+the serializers of errors and bulk results.
 
 Who may do what is not here: the role rules live in customers.access.
 """
 
-from django.db import IntegrityError
+import logging
+
+from django import forms
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DatabaseError, IntegrityError
 from django_filters import rest_framework as filters
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
-from rest_framework import serializers, status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
-from rest_framework.exceptions import ValidationError
+from rest_framework import exceptions, serializers, status
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
+from rest_framework.serializers import as_serializer_error
 
 from .bulk import BULK_MAX_ROWS, BulkRejected
+from .parsers import SafeJSONParser  # noqa: F401  (the apps' bulk actions name it from here)
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -52,8 +60,11 @@ ERROR_DESCRIPTIONS = {
     "403": "Your role may not do this.",
     "404": "Not found, or not visible to you.",
     "409": "Conflict with the current state.",
+    "413": "The request body is larger than the server accepts.",
     "415": "Unsupported media type: send JSON.",
-    "503": "A service this needs is unavailable; try again later.",
+    "429": "Too many requests: wait the seconds named in `Retry-After`.",
+    "500": "Server error; it was logged.",
+    "503": "A service this needs is unavailable or busy; try again after `Retry-After` seconds.",
 }
 
 
@@ -68,10 +79,10 @@ class CvmAutoSchema(AutoSchema):
         responses = super()._get_response_bodies(direction)
         if direction != "response":
             return responses
-        codes = ["401", "403"]
+        codes = ["401", "403", "429", "500", "503"]
         has_body = self.method in ("POST", "PUT", "PATCH")
         if has_body:
-            codes.append("415")
+            codes += ["413", "415"]
         is_list = self._is_list_view()
         if has_body or is_list or self.get_filter_backends():
             codes.append("400")
@@ -112,17 +123,79 @@ class CvmFilterBackend(filters.DjangoFilterBackend):
         return super().filter_queryset(request, queryset, view)
 
 
+class CustomerIdFilter(filters.NumberFilter):
+    """`?customer=<id>` as a plain number: a customer the user cannot see and one that does not
+    exist give the same empty list (a choice filter over all customers answered 400 for unknown
+    ids only, so a rep could probe which ids exist). The view's queryset does the hiding."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("field_name", "customer_id")
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 2**63 - 1)
+        kwargs.setdefault("help_text", "Customer id.")
+        super().__init__(**kwargs)
 
 
 class ApiBase:
-    """Token first, so an anonymous request answers 401 with a WWW-Authenticate header.
-    The role permission and the ordering filter are added by customers.api.CvmApiMixin."""
+    """Token first (settings.REST_FRAMEWORK), so an anonymous request answers 401 with a
+    WWW-Authenticate header. The role permission and the ordering filter are added by
+    customers.api.CvmApiMixin."""
 
-    authentication_classes = [TokenAuthentication, SessionAuthentication]
     pagination_class = ApiPagination
     schema = CvmAutoSchema()
     # Any path segment reaches the view, so a malformed id answers a JSON 404 like a missing one.
     lookup_value_regex = "[^/]+"
+
+
+logger = logging.getLogger("cvm.api")
+
+BUSY = "The database is busy or unreachable; nothing was saved. Try again in a moment."
+RETRY_AFTER_BUSY = 5
+
+
+def too_big_message() -> str:
+    megabytes = settings.DATA_UPLOAD_MAX_MEMORY_SIZE / 1024 / 1024
+    return f"The request body is larger than the {megabytes:g} MB the server accepts."
+
+
+def api_exception_handler(exc, context):
+    """DRF's handler, plus the errors Django and the database raise inside an API view, so
+    every API error is JSON: Django's ValidationError is a 400, an oversized body a 413, a
+    locked or unreachable database a 503 with Retry-After. Anything else stays a server error
+    (logged, and answered as JSON by core.middleware.ApiJsonErrors)."""
+    if isinstance(exc, DjangoValidationError):
+        exc = ValidationError(as_serializer_error(exc))
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge(too_big_message())
+    elif isinstance(exc, TooManyFieldsSent):
+        exc = ParseError("Too many fields in the request.")
+    elif isinstance(exc, RecursionError):
+        exc = ParseError("The request is nested too deeply.")
+    elif isinstance(exc, DatabaseError):
+        logger.warning("API request failed on the database: %s", exc)
+        exc = ServiceBusy()
+    # Imported here: rest_framework.views reads the API settings, which name classes of ours.
+    from rest_framework.views import exception_handler
+
+    return exception_handler(exc, context)
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "payload_too_large"
+
+
+class ServiceBusy(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = BUSY
+    default_code = "service_unavailable"
+
+    def __init__(self, detail=None, code=None):
+        super().__init__(detail, code)
+        self.wait = RETRY_AFTER_BUSY
 
 
 class BulkInvalid(Exception):

@@ -12,6 +12,8 @@ built from these functions, so a rule is changed in one place (pretix's `permiss
 | can_log_for        | own customers          | all          | all     |
 | can_change_entry   | own entries            | own entries  | all     |
 | manages            | no                     | no           | yes     |
+| may_administer_user| no                     | no           | yes, not superusers |
+| may_grant_superuser| superusers only (the installation's administrators)         |
 """
 
 from functools import wraps
@@ -62,6 +64,18 @@ def can_log_for(user, customer: Customer) -> bool:
 def can_change_entry(user, *, logged_by_id: int | None) -> bool:
     """Own entries may be changed by whoever logged them; managers may change any."""
     return manages(user) or (logged_by_id is not None and logged_by_id == user.pk)
+
+
+def may_administer_user(user, other) -> bool:
+    """Managers run the company's data, not the installation: they manage users and roles but
+    neither grant superuser status nor change a superuser (only a superuser does both)."""
+    if user.is_superuser:
+        return True
+    return manages(user) and not other.is_superuser
+
+
+def may_grant_superuser(user) -> bool:
+    return bool(user.is_superuser)
 
 
 ABILITIES = {

@@ -9,9 +9,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
-from rest_framework.parsers import JSONParser
 
-from core.api import BULK_RESPONSES, ApiBase, CvmFilterBackend, bulk_response
+from core.api import BULK_RESPONSES, ApiBase, CustomerIdFilter, CvmFilterBackend, SafeJSONParser, bulk_response
 
 from . import services
 from .access import ALL_ROLES, MANAGERS, MONEY_ROLES, MoneyOrderingFilter, RolePermission, visible_customers
@@ -53,6 +52,7 @@ class CustomerViewSet(CvmApiMixin, viewsets.ModelViewSet):
 
 
 class TransactionFilter(filters.FilterSet):
+    customer = CustomerIdFilter()
     customer_number = filters.CharFilter(field_name="customer__number")
     date = filters.DateFromToRangeFilter()
 
@@ -82,7 +82,7 @@ class TransactionViewSet(CvmApiMixin, viewsets.ModelViewSet):
         return serializer
 
     @extend_schema(request=TransactionBulkRowSerializer(many=True), responses=BULK_RESPONSES)
-    @action(detail=False, methods=["post"], parser_classes=[JSONParser])
+    @action(detail=False, methods=["post"], parser_classes=[SafeJSONParser])
     def bulk(self, request):
         """Create or update up to 50,000 transactions by external_id in one all-or-nothing request."""
         visible = visible_customers(user=request.user)

@@ -166,3 +166,25 @@ class SurveyAnswer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id} {self.answered_on}: {self.score}"
+
+
+class ApiToken(models.Model):
+    """A named API key a user made for a script or tool. Only a hash of the key is stored: the
+    key is shown once, when it is made. Sent as `Authorization: Token <key>`."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(_("name"), max_length=100)
+    key_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(_("key starts with"), max_length=12)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("expires"))
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"

@@ -30,13 +30,17 @@ def role_of(user) -> Role | None:
         return None
     if hasattr(user, "_cvm_role"):
         return user._cvm_role
-    if user.is_superuser:
-        role = Role.MANAGER
-    else:
-        names = set(user.groups.values_list("name", flat=True))
-        role = next((r for r in (Role.MANAGER, Role.SALES_REP, Role.INSIDE_SALES) if r.value in names), None)
-    user._cvm_role = role
-    return role
+    names = () if user.is_superuser else set(user.groups.values_list("name", flat=True))
+    user._cvm_role = role_from_groups(names, is_superuser=user.is_superuser)
+    return user._cvm_role
+
+
+def role_from_groups(names, *, is_superuser: bool = False) -> Role | None:
+    """The role given by these group names (a user in several: the widest one)."""
+    if is_superuser:
+        return Role.MANAGER
+    names = set(names)
+    return next((r for r in (Role.MANAGER, Role.SALES_REP, Role.INSIDE_SALES) if r.value in names), None)
 
 
 def install_role_groups(group_model) -> None:

@@ -15,20 +15,34 @@ from django.utils.translation import gettext_lazy as _
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+def env(name: str, default: str = "") -> str:
+    """The variable's value; unset or empty (as a copied `.env` file leaves it) means the default."""
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def env_int(name: str, default: int) -> int:
+    value = env(name)
+    try:
+        return int(value) if value else default
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}.") from None
+
+
 def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None:
+    value = env(name)
+    if not value:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    return value.lower() in {"1", "true", "yes", "on"}
 
 
 def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+    return [item.strip() for item in env(name, default).split(",") if item.strip()]
 
 
 DEBUG = env_bool("DEBUG", default=True)
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
+SECRET_KEY = env("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
@@ -61,6 +75,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outside the rest, so it turns every HTML error page under /api/ into JSON.
+    "core.middleware.ApiJsonErrors",
     "cvm.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -97,9 +113,9 @@ TEMPLATES = [
 
 # Embedded default: a SQLite file next to the code. DATABASE_URL switches to PostgreSQL.
 DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{os.environ.get('SQLITE_PATH', BASE_DIR / 'db.sqlite3')}",
-        conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
+    "default": dj_database_url.parse(
+        env("DATABASE_URL", f"sqlite:///{env('SQLITE_PATH', str(BASE_DIR / 'db.sqlite3'))}"),
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
         conn_health_checks=True,
     )
 }
@@ -125,13 +141,28 @@ AUTHENTICATION_BACKENDS = [
     "customers.backends.RolePermissionBackend",
 ]
 # Login throttling: 5 failed logins for one username from one address lock it for 15 minutes.
-AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = 0.25  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-AXES_IPWARE_PROXY_COUNT = int(os.environ.get("AXES_PROXY_COUNT", "0")) or None
+AXES_IPWARE_PROXY_COUNT = env_int("AXES_PROXY_COUNT", 0) or None
+
+# Password-reset mails: printed to the console unless an SMTP server is configured.
+EMAIL_HOST = env("EMAIL_HOST")
+EMAIL_BACKEND = env(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", not EMAIL_USE_SSL)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "cvm-cockpit@localhost")
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3 * 24 * 3600)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -145,7 +176,7 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 LANGUAGE_COOKIE_SAMESITE = "Lax"
 LANGUAGE_COOKIE_SECURE = not DEBUG
-TIME_ZONE = os.environ.get("TIME_ZONE", "Europe/Berlin")
+TIME_ZONE = env("TIME_ZONE", "Europe/Berlin")
 USE_I18N = True
 USE_TZ = True
 
@@ -160,14 +191,14 @@ CACHES = {
 }
 
 # The company's currency: every money amount in the database is in this currency.
-CVM_CURRENCY = os.environ.get("CVM_CURRENCY", "EUR")
+CVM_CURRENCY = env("CVM_CURRENCY", "EUR")
 # The letterhead of the value statement (PDF and print): the company that gives the services.
 # Address lines are separated by "|" (one environment variable, no multi-line values).
-CVM_COMPANY_NAME = os.environ.get("CVM_COMPANY_NAME", "Your Company GmbH")
+CVM_COMPANY_NAME = env("CVM_COMPANY_NAME", "Your Company GmbH")
 CVM_COMPANY_ADDRESS = [
-    line.strip() for line in os.environ.get("CVM_COMPANY_ADDRESS", "Musterstraße 1|12345 Musterstadt").split("|") if line.strip()
+    line.strip() for line in env("CVM_COMPANY_ADDRESS", "Musterstraße 1|12345 Musterstadt").split("|") if line.strip()
 ]
-CVM_COMPANY_CONTACT = os.environ.get("CVM_COMPANY_CONTACT", "")
+CVM_COMPANY_CONTACT = env("CVM_COMPANY_CONTACT", "")
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -185,11 +216,38 @@ STORAGES = {
     },
 }
 
+# Request bodies: a bulk API request of 50,000 rows with short notes is ~8.5 MB of JSON, so the
+# limit is 20 MB (Django's 2.5 MB default refused the documented maximum). Uploaded files are
+# limited separately (CVM_IMPORT_MAX_MB).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("CVM_MAX_REQUEST_MB", 20) * 1024 * 1024
+
+# The upload page checks a file inside the web request: files up to this size, and a check that
+# stops with a clear message after this many seconds (below gunicorn's 60 s timeout). Larger
+# files go through the import_csv command, which has neither limit.
+CVM_IMPORT_UPLOAD_MAX_MB = env_int("CVM_IMPORT_UPLOAD_MAX_MB", 20)
+CVM_IMPORT_PAGE_SECONDS = env_int("CVM_IMPORT_PAGE_SECONDS", 40)
+
+# API rate limits, counted in the shared cache: requests per token (or session user), and wrong
+# keys per address.
+CVM_API_THROTTLE_RATES = {
+    "token": env("CVM_API_RATE_TOKEN", "1200/min"),
+    "address": env("CVM_API_RATE_ADDRESS", "20/min"),
+}
+
 REST_FRAMEWORK = {
+    # Token first, so an anonymous request (API root, schema, docs included) answers 401.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "customers.tokens.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
+    "DEFAULT_PARSER_CLASSES": [
+        "core.parsers.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttling.TokenRateThrottle"],
+    "EXCEPTION_HANDLER": "core.api.api_exception_handler",
+    "NUM_PROXIES": env_int("CVM_PROXY_COUNT", 0) or None,
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated", "customers.access.HasRole"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
@@ -210,7 +268,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Celery: with REDIS_URL unset, tasks run in-process (the embedded default).
-REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_URL = env("REDIS_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_URL = REDIS_URL or "memory://"
@@ -227,13 +285,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 1,
     "socket_timeout": 2,
     # Longer than the longest chunk, so a healthy chunk is never delivered twice.
-    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "900")),
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 900),
 }
 CELERY_REDIS_SOCKET_TIMEOUT = 2
 CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 1
 
-CVM_NIGHTLY_HOUR = int(os.environ.get("CVM_NIGHTLY_HOUR", "2"))
-CVM_NIGHTLY_MINUTE = int(os.environ.get("CVM_NIGHTLY_MINUTE", "0"))
+CVM_NIGHTLY_HOUR = env_int("CVM_NIGHTLY_HOUR", 2)
+CVM_NIGHTLY_MINUTE = env_int("CVM_NIGHTLY_MINUTE", 0)
 CELERY_BEAT_SCHEDULE = {
     # The nightly run starts at the set time; the later ticks of the same day are no-ops once
     # it completed, and catch up when the broker or a worker was down at that time.
@@ -244,18 +302,18 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # Valuation defaults; a manager can override them in the settings page.
-CVM_VALUATION_CHUNK_SIZE = int(os.environ.get("CVM_VALUATION_CHUNK_SIZE", "50000"))
+CVM_VALUATION_CHUNK_SIZE = env_int("CVM_VALUATION_CHUNK_SIZE", 50000)
 # The one staleness limit: a run or chunk whose heartbeat is older than this lost its process.
 # The next "recompute" takes such a run over, and the next beat tick queues its chunks again
 # (Redis would redeliver only after its visibility timeout). Holders beat 6 times within it.
-CVM_RUN_STALE_SECONDS = int(os.environ.get("CVM_RUN_STALE_SECONDS") or "120")
-CVM_VALUATION_RETENTION_DAYS = int(os.environ.get("CVM_VALUATION_RETENTION_DAYS", "730"))
+CVM_RUN_STALE_SECONDS = env_int("CVM_RUN_STALE_SECONDS", 120)
+CVM_VALUATION_RETENTION_DAYS = env_int("CVM_VALUATION_RETENTION_DAYS", 730)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
         # Django's own console handler and the root's would print each django line twice
         # ("Watching for file changes" in `make run`, every request error in production).
@@ -289,7 +347,7 @@ if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True

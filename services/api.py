@@ -10,11 +10,10 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
-from core.api import BULK_RESPONSES, bulk_response
-from customers.access import ALL_ROLES, OwnEntriesPermission, manages, visible_customers
+from core.api import BULK_RESPONSES, CustomerIdFilter, SafeJSONParser, bulk_response
+from customers.access import ALL_ROLES, OwnEntriesPermission, manages, visible_customers, visible_rows
 from customers.api import CvmApiMixin
 
 from . import services
@@ -80,6 +79,7 @@ class StandardCostViewSet(CvmApiMixin, mixins.CreateModelMixin, viewsets.ReadOnl
 
 
 class ServiceEventFilter(filters.FilterSet):
+    customer = CustomerIdFilter()
     customer_number = filters.CharFilter(field_name="customer__number")
     service_type = filters.CharFilter(field_name="service_type__code", help_text="Service type code.")
     logged_by = filters.CharFilter(field_name="logged_by__username", help_text="Username.")
@@ -142,14 +142,15 @@ class ServiceEventViewSet(CvmApiMixin, viewsets.ModelViewSet):
     @extend_schema(responses=ServiceEventHistorySerializer(many=True))
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=CvmApiMixin.pagination_class)
     def history(self, request, pk=None):
-        """Who changed this service event when: every version, newest first."""
+        """Who changed this service event when: every version, newest first; versions from while
+        it belonged to a customer you cannot see are left out."""
         event = self.get_object()
-        records = event.history.select_related("history_user", "service_type").order_by("-history_date", "-history_id")
+        records = visible_rows(event.history.all(), user=request.user).select_related("history_user", "service_type").order_by("-history_date", "-history_id")
         page = self.paginate_queryset(records)
         return self.get_paginated_response(ServiceEventHistorySerializer(page, many=True).data)
 
     @extend_schema(request=ServiceEventBulkRowSerializer(many=True), responses=BULK_RESPONSES)
-    @action(detail=False, methods=["post"], parser_classes=[JSONParser])
+    @action(detail=False, methods=["post"], parser_classes=[SafeJSONParser])
     def bulk(self, request):
         """Log up to 50,000 service events in one all-or-nothing request; rows with a known
         external_id update that event (only your own, unless you are a manager)."""

@@ -3,10 +3,11 @@
 from decimal import Decimal
 
 from django import forms
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext_lazy as _
 
 from core.numbers import FlexibleDecimalField
+from core.plausibility import EARLIEST_DATE
 from customers.access import can_log_for, visible_customers
 
 from .models import ServiceEvent
@@ -85,4 +86,9 @@ class ServiceEventForm(forms.Form):
         date = self.cleaned_data["date"]
         if date > timezone.localdate():
             raise forms.ValidationError(_("The date lies in the future: log a service once it was given."))
+        if date < EARLIEST_DATE:
+            # The same limit as the API and the import.
+            raise forms.ValidationError(
+                _("Implausible date: before %(date)s.") % {"date": formats.date_format(EARLIEST_DATE)}
+            )
         return date

@@ -160,13 +160,15 @@ def active_service_types():
 def service_event_changes(*, event: ServiceEvent, customers) -> list[dict]:
     """The event's history, newest first: who, when, and each changed field before and after.
 
-    `customers` is the queryset of customers the reader may see; a customer outside it shows
-    as its id only. Three queries in all, whatever the length of the history.
+    `customers` is the queryset of customers the reader may see: versions from while the event
+    belonged to a customer outside it are left out (the note and customer of another rep's
+    customer are not the reader's to see). Three queries in all, whatever the length.
     """
     records = list(event.history.select_related("history_user").order_by("history_date", "history_id"))
     customer_ids = {r.customer_id for r in records}
-    type_ids = {r.service_type_id for r in records}
     customer_names = {c.pk: str(c) for c in customers.filter(pk__in=customer_ids)}
+    records = [r for r in records if r.customer_id in customer_names]
+    type_ids = {r.service_type_id for r in records}
     type_names = {t.pk: t.display_name for t in ServiceType.objects.filter(pk__in=type_ids)}
 
     def shown(record, name):

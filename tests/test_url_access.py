@@ -13,9 +13,14 @@ from tests.factories import CustomerFactory, ServiceEventFactory, UserFactory
 pytestmark = pytest.mark.django_db
 
 # Reachable without logging in, on purpose.
-PUBLIC = {"login/", "logout/", "i18n/setlang/", "admin/login/", "admin/logout/"}
+# The password-reset pages serve users who cannot log in.
+PASSWORD_RESET = {"account/password-reset/", "account/password-reset/sent/", "account/password-reset/done/",
+                  "account/password-reset/1/1/"}
+PUBLIC = {"login/", "logout/", "i18n/setlang/", "admin/login/", "admin/logout/", *PASSWORD_RESET}
 # Reachable for a logged-in user without any role: the start page tells them to ask a manager.
-ROLELESS_OK = {"", "logout/", "i18n/setlang/", "login/", "admin/login/", "admin/logout/"}
+# ... and their own password and API tokens (which reach nothing without a role).
+ROLELESS_OK = {"", "logout/", "i18n/setlang/", "login/", "admin/login/", "admin/logout/", *PASSWORD_RESET,
+               "account/password/", "account/password/done/", "account/tokens/"}
 GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
 
 

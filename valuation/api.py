@@ -10,7 +10,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import error_response
+from core.api import CustomerIdFilter, error_response
 from customers.access import MANAGERS, visible_rows
 from customers.api import CustomerChildViewSet, CvmApiMixin
 
@@ -28,6 +28,7 @@ MONEY_ORDERING = ["clv", "margin_window", "revenue_window", "profit_after_servic
 
 
 class CustomerValueFilter(filters.FilterSet):
+    customer = CustomerIdFilter()
     customer_number = filters.CharFilter(field_name="customer__number")
     owner = filters.CharFilter(field_name="customer__owner__username", help_text="Username of the sales rep.")
 

@@ -79,17 +79,32 @@ def human_rows(rows: Iterable[tuple]) -> Iterator[list]:
         row[SEGMENT_COLUMN] = str(segment_label(row[SEGMENT_COLUMN])) if row[SEGMENT_COLUMN] else ""
         yield row
 
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...), +cmd|...,
+# @SUM(...)); tab and carriage return hide the start of such a cell from a quick look.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell):
+    """A text cell a spreadsheet shows as text: a leading apostrophe keeps it from running as a
+    formula (OWASP's advice for CSV injection). Numbers, dates and empty cells stay as they are."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+        return "'" + cell
+    return cell
+
 
 def value_rows(*, user=None) -> Iterator[tuple]:
     """The latest completed run's values, one tuple per customer, streamed from the database.
 
     ``user=None`` (the command) exports every customer; otherwise those the user may see.
+    Every export (page CSV, page xlsx, the command) reads its rows here, so every text cell is
+    made spreadsheet-safe in this one place.
     """
     values = latest_values()
     if user is not None:
         values = values.filter(customer__in=visible_customers(user=user))
     rows = values.order_by("customer__number").values_list(*(lookup for _, lookup in COLUMNS))
-    yield from rows.iterator(chunk_size=5000)
+    for row in rows.iterator(chunk_size=5000):
+        yield tuple(spreadsheet_safe(cell) for cell in row)
 
 
 def write_xlsx(target, *, user=None, for_people: bool = False) -> int:

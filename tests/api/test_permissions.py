@@ -271,3 +271,37 @@ def test_nul_and_surrogate_characters_answer_400_not_500(clients, world):
         assert response.status_code == 400 and "owner" in response.json()
     assert client.get("/api/v1/customers/", {"number": "a\x00b"}).status_code == 400
     assert client.get("/api/v1/service-events/", {"service_type": "a\x00b"}).status_code == 400
+
+
+def test_history_shows_no_versions_from_another_reps_customer(clients, world, client, rep):
+    """Inside sales logs a note on rep B's customer, then moves the entry to rep A's customer:
+    rep A must not read the note or the customer id from the time it belonged to rep B."""
+    created = clients["inside_sales"].post(
+        "/api/v1/service-events/",
+        {"customer": world["theirs"][0].pk, "service_type": "hotline", "date": "2025-02-03", "note": "B's secret"},
+        format="json",
+    ).json()
+    moved = clients["inside_sales"].patch(
+        f"/api/v1/service-events/{created['id']}/", {"customer": world["mine"][0].pk, "note": "moved"}, format="json"
+    )
+    assert moved.status_code == 200
+    history = results(clients["rep"].get(f"/api/v1/service-events/{created['id']}/history/"))
+    assert [h["note"] for h in history] == ["moved"]
+    assert {h["customer"] for h in history} == {world["mine"][0].pk}
+    assert len(results(clients["manager"].get(f"/api/v1/service-events/{created['id']}/history/"))) == 2
+    client.force_login(rep)
+    page = client.get(f"/services/events/{created['id']}/history/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "B&#x27;s secret" not in html and "B's secret" not in html
+    assert world["theirs"][0].name not in html
+
+
+@pytest.mark.parametrize("path", ["/api/v1/transactions/", "/api/v1/service-events/", "/api/v1/values/"])
+def test_a_rep_cannot_tell_another_reps_customer_from_an_unknown_id(clients, world, path):
+    theirs = clients["rep"].get(path, {"customer": world["theirs"][0].pk})
+    unknown = clients["rep"].get(path, {"customer": 987654})
+    assert theirs.status_code == unknown.status_code == 200
+    assert theirs.json() == unknown.json() and results(theirs) == []
+    assert len(results(clients["rep"].get(path, {"customer": world["mine"][0].pk}))) >= 1
+    assert clients["rep"].get(path, {"customer": "x"}).status_code == 400

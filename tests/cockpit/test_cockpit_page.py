@@ -90,3 +90,14 @@ def test_monthly_aggregation_uses_the_cost_of_each_day():
         (dt.date(2025, 5, 1), Decimal("75.00"), Decimal("145.00")),  # 65 + 80
         (dt.date(2025, 6, 1), Decimal(0), Decimal("40.00")),
     ]
+
+
+@pytest.mark.parametrize("query", ["from=9999-12-30&to=9999-12-31", "from=0001-01-01&to=0001-02-01"])
+def test_a_period_at_the_end_of_the_calendar_is_refused_clearly(client, rep, rep_customer, query):
+    """Month arithmetic past 9999 overflowed into a server error; now the page says which dates it takes."""
+    client.force_login(rep)
+    response = client.get(reverse("customers:detail", args=[rep_customer.pk]) + "?" + query)
+    assert response.status_code == 200
+    assert "Choose dates between" in response.content.decode()
+    statement = client.get(reverse("customers:statement", args=[rep_customer.pk]) + "?" + query)
+    assert statement.status_code == 400 and "Choose dates between" in statement.content.decode()

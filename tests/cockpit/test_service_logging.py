@@ -182,3 +182,10 @@ def test_customer_search_finds_visible_customers_by_prefix_at_most_ten(client, r
 def test_log_service_event_service_checks_the_rules(rep, other_customer, hotline):
     with pytest.raises(PermissionDenied):
         services.log_service_event(user=rep, customer=other_customer, service_type=hotline, date=days_ago(1))
+
+
+def test_a_date_before_1990_is_refused_as_by_the_api_and_the_import(client, inside_sales, rep_customer, hotline):
+    client.force_login(inside_sales)
+    html = client.post(reverse("services:log"), entry(rep_customer, hotline, date="1900-01-01")).content.decode()
+    assert "Implausible date: before" in html
+    assert ServiceEvent.objects.count() == 0

@@ -94,3 +94,27 @@ def test_export_command(tmp_path, rep, capsys):
     target = tmp_path / "values.xlsx"
     call_command("export_values", "--format", "xlsx", "--output", str(target))
     assert list(load_workbook(target).active.values)[1][0] == "A-1"
+
+
+@pytest.mark.parametrize("name", ['=HYPERLINK("http://x")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\r=1"])
+def test_exports_neutralise_formulas(client, manager, rep, tmp_path, capsys, name):
+    """A customer name that a spreadsheet would run as a formula reaches no export as one."""
+    from django.core.management import call_command
+
+    client.force_login(manager)
+    run = completed_run(dt.date(2025, 2, 28))
+    value_row(run, CustomerFactory(number="A-1", name=name, owner=rep))
+    page_csv = list(csv.reader(io.StringIO(b"".join(client.get("/imports/export/values.csv").streaming_content).decode())))
+    assert page_csv[1][1] == "'" + name
+    page_xlsx = load_workbook(io.BytesIO(b"".join(client.get("/imports/export/values.xlsx").streaming_content)))
+    cell = list(page_xlsx.active.iter_rows(min_row=2))[0][1]
+    # (XML stores a carriage return as a line feed)
+    assert cell.data_type == "s" and cell.value == "'" + name.replace("\r", "\n")
+    # numbers stay numbers
+    assert isinstance(list(page_xlsx.active.values)[1][8], (int, float))
+    call_command("export_values")
+    command_csv = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert command_csv[1][1] == "'" + name
+    target = tmp_path / "values.xlsx"
+    call_command("export_values", "--format", "xlsx", "--output", str(target))
+    assert list(load_workbook(target).active.values)[1][1] == "'" + name.replace("\r", "\n")
