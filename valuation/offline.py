@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core import csvfile
+
 from . import engine
 
 REQUIRED_COLUMNS = ("customer_id", "date", "revenue")
@@ -23,36 +25,45 @@ class OfflineResult:
     values: pd.DataFrame
 
 
+# import_csv's transaction file names these columns differently; both are read.
+COLUMN_ALIASES = {"customer_number": "customer_id", "cost_of_goods": "cost"}
+
+
 def read_transactions(path: Path) -> pd.DataFrame:
-    """customer_id, date (YYYY-MM-DD), revenue and optional cost; every bad cell is reported."""
+    """customer_id, date, revenue and optional cost, read as import_csv reads its files
+    (core.csvfile: encoding, separator, decimal comma, YYYY-MM-DD or DD.MM.YYYY) and with a
+    time of day allowed after the date (dropped: the valuation counts days). Every bad cell
+    is reported with its line and column."""
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=True, encoding="utf-8-sig")
+        raw, _, delimiter = csvfile.read_table(path)
     except FileNotFoundError as exc:
         raise ExportError(f"{path}: no such file") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError) as exc:
         raise ExportError(f"{path}: not a readable CSV file ({exc})") from exc
-    raw.columns = [c.strip().lower() for c in raw.columns]
+    raw = raw.rename(columns={k: v for k, v in COLUMN_ALIASES.items() if v not in raw.columns})
     missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
     if missing:
+        found = ", ".join(c for c in raw.columns if c != "line")
         raise ExportError(
             f"{path}: missing column(s) {', '.join(missing)}; the header must contain "
-            f"customer_id,date,revenue (cost optional), found: {', '.join(raw.columns)}"
+            f"customer_id,date,revenue (cost optional), found: {found}"
         )
-    line = pd.Series(np.arange(len(raw)) + 2, index=raw.index)  # the header is line 1
+    line = raw["line"]
     errors: list[str] = []
 
-    customer = raw["customer_id"].str.strip()
+    customer = raw["customer_id"]
     for i in raw.index[customer == ""]:
         errors.append(f"line {line[i]}, column customer_id: empty")
-    date = pd.to_datetime(raw["date"].str.strip(), format="%Y-%m-%d", errors="coerce")
+    date = csvfile.parse_dates(raw["date"])
     for i in raw.index[date.isna()]:
-        errors.append(f"line {line[i]}, column date: {raw.at[i, 'date']!r} is not a date YYYY-MM-DD")
+        errors.append(f"line {line[i]}, column date: {raw.at[i, 'date']!r} is not a date (YYYY-MM-DD or DD.MM.YYYY)")
+    amounts = [column for column in ("revenue", "cost") if column in raw.columns]
+    filled = pd.concat([raw[c][raw[c] != ""] for c in amounts])
+    decimal_comma = csvfile.detect_decimal_comma(filled, delimiter=delimiter)
     numbers = {}
-    for column in ("revenue", "cost"):
-        if column not in raw.columns:
-            continue
-        text = raw[column].str.strip()
-        value = pd.to_numeric(text, errors="coerce")
+    for column in amounts:
+        text = raw[column]
+        value = csvfile.parse_amounts(text, decimal_comma=decimal_comma)
         bad = value.isna() & ~((column == "cost") & (text == ""))
         bad |= ~np.isfinite(value.fillna(0.0))
         for i in raw.index[bad]:
@@ -64,9 +75,12 @@ def read_transactions(path: Path) -> pd.DataFrame:
         raise ExportError(f"{path}: {len(errors)} bad value(s):\n  {shown}{more}")
     if raw.empty:
         raise ExportError(f"{path}: no transactions in the file")
-    return pd.DataFrame(
-        {"customer_id": customer, "date": date, "revenue": numbers["revenue"], "cost": numbers.get("cost", 0.0)}
+    frame = pd.DataFrame(
+        {"customer_id": customer, "date": date.astype("datetime64[ns]"), "revenue": numbers["revenue"],
+         "cost": numbers.get("cost", 0.0)}
     )
+    frame.attrs["has_cost"] = "cost" in numbers
+    return frame
 
 
 def analyse(transactions: pd.DataFrame, *, calibration_end: dt.date, settings: engine.EngineSettings | None = None) -> OfflineResult:

@@ -57,11 +57,11 @@ def test_without_later_transactions_there_is_no_backtest(export):
 
 def test_bad_cells_are_named_by_line_and_column(tmp_path):
     path = tmp_path / "bad.csv"
-    path.write_text("customer_id,date,revenue\nA,2025-01-02,10\nB,02.01.2025,10\nC,2025-01-03,ten\n")
+    path.write_text("customer_id,date,revenue\nA,2025-01-02,10\nB,31.02.2025,10\nC,2025-01-03,ten\n")
     with pytest.raises(CommandError) as excinfo:
         run(path, "--calibration-end", "2025-06-30")
     message = str(excinfo.value)
-    assert "line 3, column date: '02.01.2025' is not a date" in message
+    assert "line 3, column date: '31.02.2025' is not a date" in message
     assert "line 4, column revenue: 'ten' is not a number" in message
 
 
@@ -70,3 +70,22 @@ def test_missing_columns_are_named(tmp_path):
     path.write_text("customer,date,amount\nA,2025-01-02,10\n")
     with pytest.raises(CommandError, match="missing column\\(s\\) customer_id, revenue"):
         run(path, "--calibration-end", "2025-06-30")
+
+
+def test_german_excel_file_with_times_reads_like_the_plain_file(tmp_path):
+    """Semicolons, Windows-1252, decimal comma with thousands points, DD.MM.YYYY with a time:
+    the same rows as the plain file (import_csv's reader, core.csvfile)."""
+    from valuation.offline import read_transactions
+
+    plain = tmp_path / "plain.csv"
+    plain.write_text("customer_id,date,revenue,cost\nMüller,2025-01-02,1234.50,1000\nB,2025-03-04,-10.25,\n")
+    german = tmp_path / "german.csv"
+    german.write_bytes(
+        "Customer_ID;Date;Revenue;Cost\nMüller;02.01.2025 14:30;1.234,50;1.000,00\nB;04.03.2025 08:00:59;-10,25;\n"
+        .encode("cp1252")
+    )
+    expected = read_transactions(plain)
+    got = read_transactions(german)
+    pd.testing.assert_frame_equal(got, expected)
+    assert got["revenue"].tolist() == [1234.5, -10.25]
+    assert got["date"].tolist() == [pd.Timestamp("2025-01-02"), pd.Timestamp("2025-03-04")]
