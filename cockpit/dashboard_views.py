@@ -74,6 +74,7 @@ def segment_dashboard(request):
         "a_today_share": dashboard.A_TODAY_CLV_SHARE,
         "scatter_budget": dashboard.SCATTER_BUDGET,
         "earned_growth": _periods(board.run),
+        "health": dashboard.model_health(board.run),
     }
     return render(request, "cockpit/dashboard.html", context)
 

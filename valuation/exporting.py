@@ -15,6 +15,7 @@ COLUMNS = [
     ("margin_lifetime", "margin_lifetime"), ("clv", "clv"), ("clv_low", "clv_low"), ("clv_high", "clv_high"),
     ("p_alive", "p_alive"), ("expected_purchases", "expected_purchases"), ("referral_value", "referral_value"),
     ("share_of_supply", "share_of_supply"), ("service_count", "service_count"), ("service_hours", "service_hours"),
+    ("clv_to_infinity", "clv_to_infinity"), ("median_lifetime_weeks", "median_lifetime_weeks"), ("basis", "basis"),
 ]
 HEADER = [name for name, _ in COLUMNS]
 

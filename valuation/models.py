@@ -282,3 +282,10 @@ class CustomerValue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id} in run {self.run_id}"
+
+    @property
+    def median_lifetime_months(self) -> float | None:
+        """The median remaining lifetime in months (365.2425 / 12 days each)."""
+        if self.median_lifetime_weeks is None:
+            return None
+        return self.median_lifetime_weeks * 7 / (365.2425 / 12)
