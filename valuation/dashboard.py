@@ -454,8 +454,8 @@ FALLBACKS = {
 
 CHOICE_REASONS = (
     ("lowest RMSE", gettext_lazy("Chosen: the lowest error of holdout margin per customer (RMSE) among the "
-                                 "models whose total is within 25 % of the actual.")),
-    ("no model within", gettext_lazy("Chosen: no model came within 25 % of the actual total; this one came closest.")),
+                                 "models whose total is within 25 percent of the actual.")),
+    ("no model within", gettext_lazy("Chosen: no model came within 25 percent of the actual total; this one came closest.")),
     ("no model passed", gettext_lazy("No model passed its checks.")),
 )
 

@@ -90,3 +90,32 @@ def test_monthly_aggregation_uses_the_cost_of_each_day():
         (dt.date(2025, 5, 1), Decimal("75.00"), Decimal("145.00")),  # 65 + 80
         (dt.date(2025, 6, 1), Decimal(0), Decimal("40.00")),
     ]
+
+
+def test_value_card_labels_horizon_infinity_and_lifetime(client, rep, run):
+    customer = CustomerFactory(owner=rep)
+    CustomerValueFactory(run=run, customer=customer, clv_to_infinity=Decimal("61000.00"), median_lifetime_weeks=130.45)
+    client.force_login(rep)
+    html = client.get(reverse("customers:detail", args=[customer.pk])).content.decode()
+    assert "CLV, next 36 months (discounted)" in html and "€37,373.37" in html
+    assert "Value to infinity (discounted, all future years)" in html and "€61,000.00" in html
+    assert "Median remaining lifetime" in html and "about 30 months" in html  # 130.45 weeks = 29.99 months
+    assert 'id="value-basis"' not in html
+
+
+def test_value_card_says_when_the_model_was_not_used(client, rep, run):
+    fallback = CustomerFactory(owner=rep)
+    CustomerValueFactory(run=run, customer=fallback, basis="trailing_margin_rate", p_alive=None,
+                         expected_purchases=None, clv_low=None, clv_high=None, clv_to_infinity=None,
+                         median_lifetime_weeks=None)
+    lost = CustomerFactory(owner=rep)
+    CustomerValueFactory(run=run, customer=lost, basis="lost", p_alive=0.0, expected_purchases=0.0,
+                         clv=Decimal("0"), clv_to_infinity=Decimal("0"), median_lifetime_weeks=0.0)
+    client.force_login(rep)
+    html = client.get(reverse("customers:detail", args=[fallback.pk])).content.decode()
+    assert "Trailing margin rate: the model's fit did not pass its checks" in html
+    assert html.count("not claimed") == 4  # value to infinity, lifetime, P(alive), purchases
+    assert "range €" not in html
+    html = client.get(reverse("customers:detail", args=[lost.pk])).content.decode()
+    assert "Marked lost: no future value is counted. Win back or let go." in html
+    assert "more likely gone than still buying" in html
