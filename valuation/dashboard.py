@@ -442,6 +442,9 @@ FIT_PROBLEMS = {
     "not_fitted": gettext_lazy("The model could not be fitted."),
     "spend_q_at_most_1": gettext_lazy("The spend data imply an infinite mean margin per purchase (q ≤ 1)."),
 }
+BGNBD_ONE_PURCHASE = gettext_lazy(
+    "BG/NBD lets customers drop out only after a repeat purchase, so every customer without one has "
+    "P(alive) = 1 in this model.")
 FALLBACKS = {
     "trailing_margin_rate": gettext_lazy(
         "The purchase model did not pass its checks: each customer's CLV is its trailing margin rate "
@@ -509,6 +512,8 @@ def model_health(run: ValuationRun | None) -> dict | None:
         "conditional": (backtest["models_compared"].get(chosen) or {}).get("conditional_expectations") or [],
         "range_calibration": backtest.get("range_calibration"),
         "holdout_weeks": backtest.get("holdout_weeks"),
+        "notes": [BGNBD_ONE_PURCHASE] if chosen == "bgnbd" and not any(
+            p.get("model") == "bgnbd" for p in quality.get("problems", [])) else [],
     }
 
 

@@ -86,10 +86,14 @@ def load_inputs(*, as_of: dt.date, settings: engine.EngineSettings, id_range=Non
     return RunInputs(summary, customers, by_type, selectors.service_totals(by_type), fence)
 
 
-def score(inputs: RunInputs, models: engine.ValuationModels, settings: engine.EngineSettings) -> pd.DataFrame:
+def score(
+    inputs: RunInputs, models: engine.ValuationModels, settings: engine.EngineSettings, *, ranges: bool = True
+) -> pd.DataFrame:
     """Future value per customer (engine.value_customers: the chosen model, or the fallback
-    the fit-quality gate named) plus the history and value-to figures classification needs."""
-    values = engine.value_customers(inputs.summary, models, settings)
+    the fit-quality gate named) plus the history and value-to figures classification needs.
+    ``ranges=False``: no CLV ranges (the thresholds need none; their simulation is most of
+    the scoring time)."""
+    values = engine.value_customers(inputs.summary, models, settings, ranges=ranges)
     return engine.combine(inputs.summary, values, inputs.service_totals, inputs.customers)
 
 
@@ -228,7 +232,7 @@ def prepare_run(*, run_id: int) -> list[int]:
     inputs = load_inputs(as_of=run.as_of, settings=settings)
     models = engine.fit_valuation_models(inputs.summary, settings, model=backtest.get("model", "bgnbd"))
     backtest["fit_quality"] = models.fit_quality
-    scored = score(inputs, models, settings)
+    scored = score(inputs, models, settings, ranges=False)
     thresholds = engine.compute_thresholds(scored.fillna({"clv": 0.0}), settings)
     company = {"earned_growth": earned_growth(as_of=run.as_of)}
     parameters = {**models.to_dict(), "fence": inputs.fence if np.isfinite(inputs.fence) else None}

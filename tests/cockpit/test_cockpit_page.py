@@ -119,3 +119,11 @@ def test_value_card_says_when_the_model_was_not_used(client, rep, run):
     html = client.get(reverse("customers:detail", args=[lost.pk])).content.decode()
     assert "Marked lost: no future value is counted. Win back or let go." in html
     assert "more likely gone than still buying" in html
+
+
+def test_a_one_time_buyer_with_p_alive_one_is_explained(client, rep, run):
+    once = CustomerFactory(owner=rep)
+    CustomerValueFactory(run=run, customer=once, purchase_days=1, p_alive=1.0)
+    client.force_login(rep)
+    html = client.get(reverse("customers:detail", args=[once.pk])).content.decode()
+    assert "lets a customer drop out only after a repeat purchase" in html
