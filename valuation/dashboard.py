@@ -38,7 +38,7 @@ from customers.selectors import filter_choices as customer_filter_choices
 from services.models import ServiceEvent, ServiceType, StandardCost
 from services.selectors import CostHistory
 
-from .models import CustomerValue, Segment, ValuationRun
+from .models import CustomerValue, Segment, ValuationRun, ValueBasis
 
 SEGMENTS = [Segment.UNCRITICAL, Segment.PROBLEM, Segment.POTENTIAL, Segment.INVESTMENT]
 SCATTER_BUDGET = 5000
@@ -338,7 +338,9 @@ def action_lists(values: QuerySet[CustomerValue], *, horizon_months: int,
     expected = ExpressionWrapper(F("margin_window") * Value(horizon_factor), output_field=MONEY_SUM)
     lists = {
         "unprofitable": values.filter(profit_after_services__lt=0).order_by("profit_after_services", "customer_id"),
-        "renegotiate": values.filter(segment=Segment.PROBLEM).order_by("-value_to_customer", "customer_id"),
+        # A lost customer is won back or let go, never renegotiated (it keeps its segment).
+        "renegotiate": values.filter(segment=Segment.PROBLEM).exclude(basis=ValueBasis.LOST)
+        .order_by("-value_to_customer", "customer_id"),
         "win_back": values.alias(at_stake=Greatest("clv", "margin_lifetime"))
         .filter(p_alive__lt=AT_RISK_P_ALIVE, at_stake__gt=0)
         .order_by("-at_stake", "customer_id"),

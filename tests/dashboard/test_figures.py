@@ -185,6 +185,7 @@ def test_action_lists_follow_their_rules():
     run = CompletedRunFactory(settings={"classic_value": "clv", "horizon_months": 24})
     loser = value(run, Segment.PROBLEM, margin=100, services=900, clv=10)
     spoiled = value(run, Segment.PROBLEM, margin=2000, services=1500, clv=3000)
+    gone = value(run, Segment.PROBLEM, margin=3000, services=2000, clv=0, p_alive=0.0, basis="lost")
     at_risk = value(run, Segment.INVESTMENT, margin=100, services=0, clv=50, p_alive=0.2,
                     margin_lifetime=Decimal(90000))
     value(run, Segment.INVESTMENT, margin=100, services=0, clv=50, p_alive=0.8, margin_lifetime=Decimal(90000))
@@ -196,7 +197,7 @@ def test_action_lists_follow_their_rules():
 
     assert [r["customer_id"] for r in lists["unprofitable"]] == [loser.customer_id]
     assert [r["customer_id"] for r in lists["renegotiate"]] == [spoiled.customer_id, loser.customer_id]
-    assert [r["customer_id"] for r in lists["win_back"]] == [at_risk.customer_id]
+    assert [r["customer_id"] for r in lists["win_back"]] == [at_risk.customer_id, gone.customer_id]
     assert [r["customer_id"] for r in lists["a_today_c_tomorrow"]] == [fading.customer_id]
     assert lists["unprofitable"][0]["url"] == f"/customers/{loser.customer_id}/"
 
