@@ -212,3 +212,34 @@ def test_recompute_values_if_missing_skips_a_valued_date(company, capsys):
     call_command("recompute_values", "--as-of", AS_OF.isoformat(), "--if-missing")
     assert "nothing recomputed" in capsys.readouterr().out
     assert ValuationRun.objects.count() == 1
+
+
+def test_a_fit_that_fails_its_checks_falls_back_and_claims_nothing(db):
+    """30 customers are too few to identify a purchase model: the run values each by its
+    trailing margin rate (hand-worked: window margin / 12 per month, discounted over 36
+    months) and writes P(alive), purchases, range and value to infinity as NULL (the COPY
+    writer on PostgreSQL, bulk_create elsewhere)."""
+    from valuation.engine import EngineSettings
+    from valuation.engine.forecast import discount_factors
+
+    customers = Customer.objects.bulk_create(
+        Customer(number=f"F{i:03d}", name=f"Few {i}", acquired_on=dt.date(2025, 1, 1)) for i in range(30)
+    )
+    Transaction.objects.bulk_create(
+        Transaction(customer=c, external_id=f"F-{c.number}-{k}", date=AS_OF - dt.timedelta(days=40 * k + i),
+                    revenue=Decimal("100.00"), cost_of_goods=Decimal("40.00"))
+        for i, c in enumerate(customers) for k in range(3)
+    )
+    run = services.run_valuation(as_of=AS_OF)
+    assert run.status == ValuationRun.Status.COMPLETED
+    assert run.parameters["fit_quality"]["ok"] is False
+    assert run.parameters["fit_quality"]["fallback"] == "trailing_margin_rate"
+    assert "too_few_customers" in {p["code"] for p in run.backtest["fit_quality"]["problems"]}
+    value = CustomerValue.objects.get(run=run, customer=customers[0])
+    assert value.basis == "trailing_margin_rate"
+    assert value.p_alive is None and value.expected_purchases is None
+    assert value.clv_low is None and value.clv_high is None and value.clv_to_infinity is None
+    assert value.median_lifetime_weeks is None
+    settings = EngineSettings()
+    expected = 3 * 60.0 / 12 * float(discount_factors(settings, settings.horizon_months)[1:].sum())
+    assert float(value.clv) == pytest.approx(expected, abs=0.01)
