@@ -166,19 +166,24 @@ def transaction_summary(
             WHERE date <= %s{range_sql}
             GROUP BY customer_id, date
         ),
+        -- The own fence can only matter for a customer with a day above the population fence
+        -- (cap = max(both)); the per-customer medians are taken for those few customers only.
         caps AS (
             SELECT customer_id, GREATEST(%s::float8, CASE
                        WHEN COUNT(*) FILTER (WHERE day_margin > 0) >= {CAP_OWN_MIN_DAYS}
                        THEN {CAP_OWN_MULTIPLE} * percentile_cont(0.5) WITHIN GROUP (ORDER BY day_margin::float8)
                             FILTER (WHERE day_margin > 0)
                        ELSE 0 END) AS cap
-            FROM daily GROUP BY customer_id
+            FROM daily
+            WHERE customer_id IN (SELECT customer_id FROM daily WHERE day_margin::float8 > %s::float8)
+            GROUP BY customer_id
         ),
         capped AS (
             -- LEAST ignores NULLs: a day without purchase rows must stay NULL, not become the cap.
-            SELECT d.*, CASE WHEN d.day_margin IS NOT NULL THEN LEAST(d.day_margin::float8, c.cap) END AS capped_margin,
-                   d.day_margin::float8 > c.cap AS over_cap
-            FROM daily d JOIN caps c USING (customer_id)
+            SELECT d.*, CASE WHEN d.day_margin IS NOT NULL
+                             THEN LEAST(d.day_margin::float8, COALESCE(c.cap, %s::float8)) END AS capped_margin,
+                   d.day_margin::float8 > COALESCE(c.cap, %s::float8) AS over_cap
+            FROM daily d LEFT JOIN caps c USING (customer_id)
         )
         SELECT customer_id,
                MIN(date) FILTER (WHERE day_margin IS NOT NULL), MAX(date) FILTER (WHERE day_margin IS NOT NULL),
@@ -191,7 +196,7 @@ def transaction_summary(
         GROUP BY customer_id
     """
     with _sorted_aggregation(), connection.cursor() as cursor:
-        cursor.execute(sql, [as_of, *range_params, fence, start, start])
+        cursor.execute(sql, [as_of, *range_params, fence, fence, fence, fence, start, start])
         rows = cursor.fetchall()
     return _summary_from_aggregates(pd.DataFrame.from_records(rows, columns=TRANSACTION_AGGREGATE_COLUMNS), as_of=as_of)
 

@@ -132,7 +132,10 @@ def returns_and_outlier():
         for day, margin in (("2026-01-05", 10), ("2026-02-05", 20), ("2026-03-05", 30)):
             TransactionFactory(customer=customer, date=dt.date.fromisoformat(day), revenue=Decimal(margin * 2),
                                cost_of_goods=Decimal(margin))
-    returner, outlier = CustomerFactory(), CustomerFactory()
+    returner, outlier, big = CustomerFactory(), CustomerFactory(), CustomerFactory()
+    for day, margin in (("2026-01-20", 5000), ("2026-02-20", 6000), ("2026-03-20", 7000)):
+        TransactionFactory(customer=big, date=dt.date.fromisoformat(day), revenue=Decimal(margin * 2),
+                           cost_of_goods=Decimal(margin))
     rows = [
         (returner, "2026-01-10", "100.00", "60.00"),   # purchase day 1: margin 40
         (returner, "2026-01-10", "-20.00", "-12.00"),  # same-day credit note: not a purchase, margin -8
@@ -144,13 +147,13 @@ def returns_and_outlier():
     for customer, day, revenue, cost in rows:
         TransactionFactory(customer=customer, date=dt.date.fromisoformat(day), revenue=Decimal(revenue),
                            cost_of_goods=Decimal(cost))
-    return returner, outlier
+    return returner, outlier, big
 
 
 def test_sql_summary_follows_the_input_rules_like_the_engine(returns_and_outlier):
     """Returns, zero rows and an outlier: the database summary (PostgreSQL's query, SQLite's
     path) equals the engine's summary of the single rows, and hand-worked figures."""
-    returner, outlier = returns_and_outlier
+    returner, outlier, big = returns_and_outlier
     from_sql = selectors.transaction_summary(as_of=AS_OF, window_months=12)
     from_engine = summarise_transactions(raw_rows(), AS_OF, SETTINGS, input_rule_columns=True)
     pd.testing.assert_frame_equal(from_sql.sort_index(), from_engine.sort_index(), check_dtype=False,
@@ -168,7 +171,7 @@ def test_sql_summary_follows_the_input_rules_like_the_engine(returns_and_outlier
     # Fence: quartiles of ln margin over 90 days of 10/20/30, the outlier's two days and the
     # returner's two: exp(Q3 + 3 IQR). The outlier has too few days for an own fence.
     import numpy as np
-    logs = np.log([10.0] * 30 + [20.0] * 30 + [30.0] * 30 + [40.0, 80.0, 20.0, 1e9])
+    logs = np.log([10.0] * 30 + [20.0] * 30 + [30.0] * 30 + [40.0, 80.0, 20.0, 1e9, 5000.0, 6000.0, 7000.0])
     q1, q3 = np.quantile(logs, [0.25, 0.75])
     fence = np.exp(q3 + 3 * (q3 - q1))
     assert selectors.purchase_day_fence(as_of=AS_OF) == pytest.approx(fence)
@@ -176,11 +179,16 @@ def test_sql_summary_follows_the_input_rules_like_the_engine(returns_and_outlier
     assert o["capped_purchase_days"] == 1
     assert o["mean_repeat_margin"] == pytest.approx(fence)  # the 1e9 day capped at the fence
     assert o["margin_lifetime"] == pytest.approx(20 + 1e9)  # history stays uncapped
+    # A large customer whose every order is large: above the population fence, below its own
+    # (10 x its median 6000), so nothing is capped.
+    assert fence < 5000
+    b = from_sql.loc[big.pk]
+    assert b["capped_purchase_days"] == 0 and b["mean_repeat_margin"] == pytest.approx(6500.0)
 
 
 def test_a_customer_range_caps_against_the_whole_company(returns_and_outlier):
-    _, outlier = returns_and_outlier
+    _, outlier, big = returns_and_outlier
     whole = selectors.transaction_summary(as_of=AS_OF, window_months=12)
     fence = selectors.purchase_day_fence(as_of=AS_OF)
-    part = selectors.transaction_summary(as_of=AS_OF, window_months=12, id_range=(outlier.pk, outlier.pk), fence=fence)
-    pd.testing.assert_frame_equal(part, whole.loc[[outlier.pk]], check_dtype=False, check_index_type=False)
+    part = selectors.transaction_summary(as_of=AS_OF, window_months=12, id_range=(outlier.pk, big.pk), fence=fence)
+    pd.testing.assert_frame_equal(part, whole.loc[[outlier.pk, big.pk]], check_dtype=False, check_index_type=False)
