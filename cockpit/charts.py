@@ -107,7 +107,8 @@ def cockpit_value_history_figure(
     if show_money:
         figure.add_scatter(
             x=x + x[::-1],
-            y=[float(r["clv_high"]) for r in history] + [float(r["clv_low"]) for r in history][::-1],
+            # A run under the fallback claims no range: a gap in the band.
+            y=[_number(r["clv_high"]) for r in history] + [_number(r["clv_low"]) for r in history][::-1],
             fill="toself",
             mode="lines",
             fillcolor="rgba(6,118,71,0.12)",
@@ -132,6 +133,10 @@ def cockpit_value_history_figure(
         hovertemplate=locale.money_hover(labels["value_to_customer"]),
     )
     return _plain(figure)
+
+
+def _number(value) -> float | None:
+    return None if value is None else float(value)
 
 
 def value_change_waterfall_figure(

@@ -87,6 +87,7 @@ def segment_dashboard(request):
         "scatter_budget": dashboard.SCATTER_BUDGET,
         "earned_growth": _periods(board.run),
         "nps": nps.dashboard_nps(run=board.run),
+        "health": dashboard.model_health(board.run),
     }
     return render(request, "cockpit/dashboard.html", context)
 

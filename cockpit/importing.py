@@ -57,7 +57,6 @@ a failure leaves the database as it was.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import datetime as dt
 import io
@@ -78,6 +77,15 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from core.copy_text import copy_into
+from core.csvfile import (
+    detect_decimal_comma,
+    detect_encoding,
+    normalise_delimiter,
+    normalise_header,
+    sniff_delimiter,
+)
+from core.csvfile import first_line as _first_line
+from core.csvfile import open_text as _open_text
 from core.plausibility import EARLIEST_ACQUISITION, EARLIEST_DATE, MAX_AMOUNT, MAX_QUANTITY, latest_plausible_date
 from customers.models import Customer, SurveyAnswer, Transaction
 from services.models import ServiceEvent, ServiceType
@@ -187,22 +195,6 @@ class ImportTooSlow(Exception):
 # --- reading the file ---------------------------------------------------------------------------
 
 
-def detect_encoding(path: Path) -> str:
-    """utf-8-sig when a BOM is present, utf-8 when the whole file decodes, else Windows-1252."""
-    with open(path, "rb") as handle:
-        if handle.read(3) == codecs.BOM_UTF8:
-            return "utf-8-sig"
-        handle.seek(0)
-        decoder = codecs.getincrementaldecoder("utf-8")()
-        try:
-            while block := handle.read(1 << 20):
-                decoder.decode(block)
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            return "cp1252"
-    return "utf-8"
-
-
 @dataclass(frozen=True)
 class RawProblem:
     line: int
@@ -247,37 +239,6 @@ def _nul_column(path: Path, line: int, result: ImportResult) -> str:
     cells = next(csv.reader([lines[-1].replace("\x00", "\ufffd")], delimiter=result.delimiter), [])
     index = next((i for i, cell in enumerate(cells) if "\ufffd" in cell), None)
     return normalise_header(header[index]) if index is not None and index < len(header) and line > 1 else ""
-
-
-def sniff_delimiter(header_line: str) -> str:
-    """The separator used most often in the header line (ties: comma)."""
-    counts = {sep: header_line.count(sep) for sep in (",", ";", "\t", "|")}
-    best = max(counts, key=lambda sep: (counts[sep], sep == ","))
-    return best if counts[best] else ","
-
-
-def normalise_delimiter(value: str | None) -> str | None:
-    if not value:
-        return None
-    return {"tab": "\t", "\\t": "\t", "semicolon": ";", "comma": ","}.get(value.lower(), value)
-
-
-def normalise_header(name: str) -> str:
-    name = re.sub(r"\(.*?\)", "", name.replace("\ufeff", "")).strip().lower()
-    return re.sub(r"[\s\-]+", "_", name)
-
-
-def _open_text(path: Path, encoding: str):
-    # cp1252 leaves five bytes undefined; those would only come from a broken file.
-    return open(path, encoding=encoding, errors="replace" if encoding == "cp1252" else "strict", newline="")
-
-
-def _first_line(path: Path, encoding: str) -> str:
-    with _open_text(path, encoding) as handle:
-        for line in handle:
-            if line.strip():
-                return line
-    return ""
 
 
 def read_rows(handle, *, delimiter: str, columns: list[str], result: ImportResult) -> Iterator[list[list]]:
@@ -516,15 +477,6 @@ class Checker:
 
     def good(self) -> np.ndarray:
         return ~self.bad
-
-
-def detect_decimal_comma(values: pd.Series, *, delimiter: str) -> bool:
-    """Decimal comma when more amounts end in ``,dd`` than in ``.dd``; without a hint, ';' files use it."""
-    comma = values.str.contains(r",\d{1,2}$|\.\d{3},", regex=True).sum()
-    point = values.str.contains(r"\.\d{1,2}$|,\d{3}\.", regex=True).sum()
-    if comma or point:
-        return bool(comma > point)
-    return delimiter == ";"
 
 
 # --- staging tables and merges ----------------------------------------------------------------------

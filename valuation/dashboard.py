@@ -32,12 +32,13 @@ from django.db.models.expressions import RowRange, Window
 from django.db.models.functions import Greatest, RowNumber
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone, translation
+from django.utils.translation import gettext_lazy
 
 from customers.selectors import filter_choices as customer_filter_choices
 from services.models import ServiceEvent, ServiceType, StandardCost
 from services.selectors import CostHistory
 
-from .models import CustomerValue, Segment, ValuationRun
+from .models import CustomerValue, Segment, ValuationRun, ValueBasis
 
 SEGMENTS = [Segment.UNCRITICAL, Segment.PROBLEM, Segment.POTENTIAL, Segment.INVESTMENT]
 SCATTER_BUDGET = 5000
@@ -339,7 +340,9 @@ def action_lists(values: QuerySet[CustomerValue], *, horizon_months: int,
     expected = ExpressionWrapper(F("margin_window") * Value(horizon_factor), output_field=MONEY_SUM)
     lists = {
         "unprofitable": values.filter(profit_after_services__lt=0).order_by("profit_after_services", "customer_id"),
-        "renegotiate": values.filter(segment=Segment.PROBLEM).order_by("-value_to_customer", "customer_id"),
+        # A lost customer is won back or let go, never renegotiated (it keeps its segment).
+        "renegotiate": values.filter(segment=Segment.PROBLEM).exclude(basis=ValueBasis.LOST)
+        .order_by("-value_to_customer", "customer_id"),
         "win_back": values.alias(at_stake=Greatest("clv", "margin_lifetime"))
         .filter(p_alive__lt=AT_RISK_P_ALIVE, at_stake__gt=0)
         .order_by("-at_stake", "customer_id"),
@@ -425,6 +428,97 @@ def run_figures(*, run: ValuationRun, earlier: ValuationRun | None, filters: Das
     figures["whale"] = whale_curve(values, ranks=ranks)
     figures["actions"] = action_lists(values, horizon_months=horizon_months)
     return figures
+
+
+# --- model health ---------------------------------------------------------------------------------
+
+MODEL_LABELS = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "pareto_nbd": "Pareto/NBD", "gamma_gamma": "Gamma-Gamma"}
+# The engine's problem codes (engine/fit_quality.py) in words; the engine's own sentence,
+# with the counts, is kept next to it.
+FIT_PROBLEMS = {
+    "no_purchases": gettext_lazy("No customer has a purchase: there is nothing to fit."),
+    "too_few_customers": gettext_lazy("Too few customers with purchases to fit the model."),
+    "too_few_repeat_buyers": gettext_lazy("Too few customers bought more than once to tell buying rate from drop-out."),
+    "too_few_spenders": gettext_lazy("Too few repeat buyers with a positive margin to fit the spend model."),
+    "parameter_at_bound": gettext_lazy("Parameters ran to the edge of the search range."),
+    "not_identified": gettext_lazy("The data do not determine the parameters."),
+    "not_converged": gettext_lazy("The fit did not converge."),
+    "not_fitted": gettext_lazy("The model could not be fitted."),
+    "spend_q_at_most_1": gettext_lazy("The spend data imply an infinite mean margin per purchase (q ≤ 1)."),
+}
+BGNBD_ONE_PURCHASE = gettext_lazy(
+    "BG/NBD lets customers drop out only after a repeat purchase, so every customer without one has "
+    "P(alive) = 1 in this model.")
+FALLBACKS = {
+    "trailing_margin_rate": gettext_lazy(
+        "The purchase model did not pass its checks: each customer's CLV is its trailing margin rate "
+        "carried forward; no probability still active, no range and no value to infinity are claimed."),
+    "own_margin_per_purchase": gettext_lazy(
+        "The spend model did not pass its checks: the purchase model stands, each customer's own mean "
+        "margin per purchase replaces the spend model."),
+}
+
+
+CHOICE_REASONS = (
+    ("lowest RMSE", gettext_lazy("Chosen: the lowest error of holdout margin per customer (RMSE) among the "
+                                 "models whose total is within 25 percent of the actual.")),
+    ("no model within", gettext_lazy("Chosen: no model came within 25 percent of the actual total; this one came closest.")),
+    ("no model passed", gettext_lazy("No model passed its checks.")),
+)
+
+
+def _choice_reason(reason: str) -> str:
+    for start, text in CHOICE_REASONS:
+        if reason.startswith(start):
+            return str(text)
+    return reason
+
+
+def model_health(run: ValuationRun | None) -> dict | None:
+    """The model-health panel's figures from the run's stored back-test (services.run_backtest)
+    and fit: the chosen model and why, the fit-quality problems in words, every model's
+    back-test errors, the chosen model's conditional expectations by calibration frequency,
+    and the calibration of its 80 % range. None for runs stored before the model choice."""
+    backtest = (run.backtest or {}) if run else {}
+    if "models_compared" not in backtest:
+        return None
+    quality = backtest.get("fit_quality") or (run.parameters or {}).get("fit_quality") or {}
+    chosen = backtest.get("model")
+    rows = []
+    for name, entry in backtest["models_compared"].items():
+        margin, purchases = entry.get("margin") or {}, entry.get("purchases") or {}
+        rows.append({
+            "model": MODEL_LABELS.get(name, name),
+            "chosen": name == chosen,
+            "passed": bool((entry.get("fit_quality") or {}).get("ok")),
+            "purchases_mae": purchases.get("mae"),
+            "purchases_rmse": purchases.get("rmse"),
+            "predicted_purchases": purchases.get("predicted_total"),
+            "actual_purchases": purchases.get("actual_total"),
+            "margin_mae": margin.get("mae"),
+            "margin_rmse": margin.get("rmse"),
+            "predicted_margin": margin.get("predicted_total"),
+            "actual_margin": margin.get("actual_total"),
+            "total_error": margin.get("total_error"),
+        })
+    problems = [
+        {"model": MODEL_LABELS.get(p.get("model"), p.get("model")), "text": FIT_PROBLEMS.get(p.get("code"), p.get("code")),
+         "detail": p.get("message", "")}
+        for p in quality.get("problems", [])
+    ]
+    return {
+        "model": MODEL_LABELS.get(chosen, chosen),
+        "reason": _choice_reason(backtest.get("reason", "")),
+        "ok": bool(quality.get("ok", True)),
+        "problems": problems,
+        "fallback": FALLBACKS.get(quality.get("fallback")) if quality.get("fallback") else None,
+        "comparison": rows,
+        "conditional": (backtest["models_compared"].get(chosen) or {}).get("conditional_expectations") or [],
+        "range_calibration": backtest.get("range_calibration"),
+        "holdout_weeks": backtest.get("holdout_weeks"),
+        "notes": [BGNBD_ONE_PURCHASE] if chosen == "bgnbd" and not any(
+            p.get("model") == "bgnbd" for p in quality.get("problems", [])) else [],
+    }
 
 
 # --- settings page --------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ COLUMNS = [
     ("margin_lifetime", "margin_lifetime"), ("clv", "clv"), ("clv_low", "clv_low"), ("clv_high", "clv_high"),
     ("p_alive", "p_alive"), ("expected_purchases", "expected_purchases"), ("referral_value", "referral_value"),
     ("share_of_supply", "share_of_supply"), ("service_count", "service_count"), ("service_hours", "service_hours"),
+    ("clv_to_infinity", "clv_to_infinity"), ("median_lifetime_weeks", "median_lifetime_weeks"), ("basis", "basis"),
 ]
 HEADER = [name for name, _lookup in COLUMNS]
 HUMAN_HEADER = {
@@ -37,6 +38,8 @@ HUMAN_HEADER = {
     "clv_low": _("CLV, low end of range"), "clv_high": _("CLV, high end of range"), "p_alive": _("Probability still active"),
     "expected_purchases": _("Expected purchases"), "referral_value": _("Referral value"),
     "share_of_supply": _("Share of supply"), "service_count": _("Services given"), "service_hours": _("Time given (hours)"),
+    "clv_to_infinity": _("Value to infinity (discounted)"), "median_lifetime_weeks": _("Median remaining lifetime (weeks)"),
+    "basis": _("Basis of the value"),
 }
 SEGMENT_COLUMN = HEADER.index("segment")
 

@@ -210,6 +210,15 @@ class ValuationPolicy(models.Model):
         return str(_("valuation policy"))
 
 
+class ValueBasis(models.TextChoices):
+    """Where a customer's future figures come from (engine.value.value_customers)."""
+
+    MODEL = "model", _("model")
+    TRAILING = "trailing_margin_rate", _("trailing margin rate")
+    LOST = "lost", _("lost customer")
+    NO_PURCHASE = "no_purchase", _("no purchase yet")
+
+
 class CustomerValue(models.Model):
     """Both value dimensions of one customer in one valuation run."""
 
@@ -228,11 +237,17 @@ class CustomerValue(models.Model):
     abc_class = models.CharField(_("ABC class"), max_length=1)
     purchase_days = models.PositiveIntegerField(default=0)
     # value from the customer, future
-    p_alive = models.FloatField(_("probability alive"))
-    expected_purchases = models.FloatField(_("expected purchases"))
+    # NULL: not claimed. When the model's fit fails its checks the run values customers by
+    # their trailing margin rate and says nothing about P(alive), purchases or ranges.
+    p_alive = models.FloatField(_("probability alive"), null=True, blank=True)
+    expected_purchases = models.FloatField(_("expected purchases"), null=True, blank=True)
     clv = models.DecimalField(_("CLV"), **MONEY)
-    clv_low = models.DecimalField(_("CLV low"), **MONEY)
-    clv_high = models.DecimalField(_("CLV high"), **MONEY)
+    clv_low = models.DecimalField(_("CLV low"), null=True, blank=True, **MONEY)
+    clv_high = models.DecimalField(_("CLV high"), null=True, blank=True, **MONEY)
+    clv_to_infinity = models.DecimalField(_("value to infinity"), null=True, blank=True, **MONEY)
+    median_lifetime_weeks = models.FloatField(_("median remaining lifetime (weeks)"), null=True, blank=True)
+    basis = models.CharField(_("basis of the future value"), max_length=24, choices=ValueBasis.choices,
+                             default=ValueBasis.MODEL)
     is_thin = models.BooleanField(_("thin history"), default=False)
     referral_value = models.DecimalField(_("referral value"), default=0, **MONEY)
     # value to the customer
@@ -278,6 +293,13 @@ class CustomerValue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id} in run {self.run_id}"
+
+    @property
+    def median_lifetime_months(self) -> float | None:
+        """The median remaining lifetime in months (365.2425 / 12 days each)."""
+        if self.median_lifetime_weeks is None:
+            return None
+        return self.median_lifetime_weeks * 7 / (365.2425 / 12)
 
 
 class WorkItem(models.Model):

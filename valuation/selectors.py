@@ -5,28 +5,44 @@ plain DataFrames back.
 """
 
 import datetime as dt
+import math
 from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
 from django.db import connection, transaction
-from django.db.models import Count, F, Sum
+from django.db.models import Case, Count, F, Sum, Value, When
 
 from customers.models import Customer, Transaction
 from services.models import ServiceEvent
 from services.selectors import VALUE_FIELD, standard_cost_expression
 
 from .engine.settings import EngineSettings
-from .engine.summary import hour_factors
+from .engine.summary import (
+    CAP_FENCE_IQRS,
+    CAP_MIN_POPULATION_DAYS,
+    CAP_OWN_MIN_DAYS,
+    CAP_OWN_MULTIPLE,
+    INPUT_RULE_COLUMNS,
+    SUMMARY_COLUMNS,
+    hour_factors,
+    population_fence,
+    summarise_transactions,
+)
 from .engine.summary import window_start as engine_window_start
 from .models import CustomerValue, ValuationPolicy, ValuationRun
 
 IdRange = tuple[int, int] | None
 
+# What the PostgreSQL summary query returns per customer; _summary_from_aggregates turns it
+# into the engine's summary columns.
 TRANSACTION_AGGREGATE_COLUMNS = [
-    "customer_id", "first_purchase", "last_purchase", "purchase_days", "revenue_lifetime",
-    "margin_lifetime", "revenue_window", "margin_window", "repeat_margin",
+    "customer_id", "first_purchase", "last_purchase", "purchase_days", "revenue_lifetime", "margin_lifetime",
+    "revenue_window", "margin_window", "purchase_margin", "capped_total", "capped_sq", "first_capped",
+    "capped_purchase_days", "returned_revenue",
 ]
+# The engine's summary as the nightly run uses it (engine/summary.py defines every column).
+SUMMARY_OUTPUT_COLUMNS = SUMMARY_COLUMNS + INPUT_RULE_COLUMNS
 
 
 def valuation_policy() -> ValuationPolicy:
@@ -89,41 +105,167 @@ def _sorted_aggregation():
         cursor.execute("SELECT " + ", ".join(f"set_config('{name}', %s, true)" for name in names), previous)
 
 
-def transaction_summary(*, as_of: dt.date, window_months: int, id_range: IdRange = None) -> pd.DataFrame:
-    """Per customer: purchase days, first/last purchase, revenue and margin (lifetime, window),
-    and the margin of the repeat purchase days (all days after the first).
+def purchase_day_fence(*, as_of: dt.date) -> float:
+    """The population fence of the input rules (engine.summary.population_fence): exp(Q3 + 3
+    IQR) of ln(margin) over every positive purchase-day margin up to as_of, infinite with
+    fewer than 20 such days. A purchase day's margin sums the day's rows with revenue > 0.
 
-    Purchases are counted per distinct day, as the BG/NBD literature does: same-day
-    transactions are merged first. One pass in (customer, day) order: the day's number
-    within the customer marks the repeat days, so no second aggregate and join are needed.
+    PostgreSQL takes the quartiles with percentile_cont (linear, as numpy's default); SQLite
+    has no percentile function, so the day margins come back and numpy takes them.
     """
+    table = Transaction._meta.db_table
+    days = f"""
+        SELECT SUM(revenue - cost_of_goods) AS m FROM {table}
+        WHERE date <= %s AND revenue > 0 GROUP BY customer_id, date
+    """
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"""SELECT COUNT(*), percentile_cont(ARRAY[0.25, 0.75]) WITHIN GROUP (ORDER BY ln(m::float8))
+                    FROM ({days}) AS d WHERE m > 0""",
+                [as_of],
+            )
+            count, quartiles = cursor.fetchone()
+            if count < CAP_MIN_POPULATION_DAYS:
+                return math.inf
+            q1, q3 = quartiles
+            return float(math.exp(q3 + CAP_FENCE_IQRS * (q3 - q1)))
+        cursor.execute(days, [as_of])
+        margins = np.fromiter((float(row[0]) for row in cursor.fetchall()), dtype=float)
+    return population_fence(margins)
+
+
+def transaction_summary(
+    *, as_of: dt.date, window_months: int, id_range: IdRange = None, fence: float | None = None
+) -> pd.DataFrame:
+    """The engine's summary (engine.summarise_transactions with input_rule_columns) for every
+    customer with a transaction up to as_of, indexed by customer_id, computed in the database.
+
+    The input rules (engine/summary.py): only rows with revenue > 0 make a purchase day (same-
+    day rows merged); returns and zero rows count in the sums only; purchase-day margins are
+    capped at max(population fence, 10 x own median) for the spend figures; the kept share
+    scales them for returns. ``fence`` is the population fence (purchase_day_fence), measured
+    once per run so that every customer-id range caps alike; None measures it here.
+
+    PostgreSQL: one query. A (customer, day) pass splits each day into its purchase rows and
+    the rest; the customer's own fence is a percentile_cont over its positive day margins;
+    a second grouping sums the capped margins. SQLite has no percentile_cont: the same (customer,
+    day, purchase or not) sums come back and the engine's own summary runs over them, which
+    is the rule itself rather than a copy of it.
+    """
+    fence = purchase_day_fence(as_of=as_of) if fence is None else fence
+    start = window_start(as_of, window_months)
+    if connection.vendor != "postgresql":
+        return _summary_in_pandas(as_of=as_of, window_months=window_months, id_range=id_range, fence=fence)
     table = Transaction._meta.db_table
     range_sql, range_params = _range_sql("customer_id", id_range)
     sql = f"""
-        SELECT customer_id, MIN(date), MAX(date), COUNT(*), SUM(revenue), SUM(margin),
-               SUM(CASE WHEN date > %s THEN revenue ELSE 0 END),
-               SUM(CASE WHEN date > %s THEN margin ELSE 0 END),
-               SUM(CASE WHEN day_number > 1 THEN margin ELSE 0 END)
-        FROM (
+        WITH daily AS (
             SELECT customer_id, date, SUM(revenue) AS revenue, SUM(revenue - cost_of_goods) AS margin,
-                   ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY date) AS day_number
+                   SUM(CASE WHEN revenue > 0 THEN revenue - cost_of_goods END) AS day_margin,
+                   SUM(CASE WHEN revenue < 0 THEN revenue ELSE 0 END) AS negative_revenue
             FROM {table}
             WHERE date <= %s{range_sql}
             GROUP BY customer_id, date
-        ) AS daily
+        ),
+        -- The own fence can only matter for a customer with a day above the population fence
+        -- (cap = max(both)); the per-customer medians are taken for those few customers only.
+        caps AS (
+            SELECT customer_id, GREATEST(%s::float8, CASE
+                       WHEN COUNT(*) FILTER (WHERE day_margin > 0) >= {CAP_OWN_MIN_DAYS}
+                       THEN {CAP_OWN_MULTIPLE} * percentile_cont(0.5) WITHIN GROUP (ORDER BY day_margin::float8)
+                            FILTER (WHERE day_margin > 0)
+                       ELSE 0 END) AS cap
+            FROM daily
+            WHERE customer_id IN (SELECT customer_id FROM daily WHERE day_margin::float8 > %s::float8)
+            GROUP BY customer_id
+        ),
+        capped AS (
+            -- LEAST ignores NULLs: a day without purchase rows must stay NULL, not become the cap.
+            SELECT d.*, CASE WHEN d.day_margin IS NOT NULL
+                             THEN LEAST(d.day_margin::float8, COALESCE(c.cap, %s::float8)) END AS capped_margin,
+                   d.day_margin::float8 > COALESCE(c.cap, %s::float8) AS over_cap
+            FROM daily d LEFT JOIN caps c USING (customer_id)
+        )
+        SELECT customer_id,
+               MIN(date) FILTER (WHERE day_margin IS NOT NULL), MAX(date) FILTER (WHERE day_margin IS NOT NULL),
+               COUNT(day_margin), SUM(revenue), SUM(margin),
+               COALESCE(SUM(revenue) FILTER (WHERE date > %s), 0), COALESCE(SUM(margin) FILTER (WHERE date > %s), 0),
+               COALESCE(SUM(day_margin), 0), COALESCE(SUM(capped_margin), 0), COALESCE(SUM(capped_margin ^ 2), 0),
+               COALESCE((ARRAY_AGG(capped_margin ORDER BY date) FILTER (WHERE day_margin IS NOT NULL))[1], 0),
+               COUNT(*) FILTER (WHERE over_cap), -SUM(negative_revenue)
+        FROM capped
         GROUP BY customer_id
     """
-    start = window_start(as_of, window_months)
     with _sorted_aggregation(), connection.cursor() as cursor:
-        cursor.execute(sql, [start, start, as_of, *range_params])
+        cursor.execute(sql, [as_of, *range_params, fence, fence, fence, fence, start, start])
         rows = cursor.fetchall()
-    frame = pd.DataFrame.from_records(rows, columns=TRANSACTION_AGGREGATE_COLUMNS)
+    return _summary_from_aggregates(pd.DataFrame.from_records(rows, columns=TRANSACTION_AGGREGATE_COLUMNS), as_of=as_of)
+
+
+def _summary_from_aggregates(frame: pd.DataFrame, *, as_of: dt.date) -> pd.DataFrame:
+    """The engine's summary columns from the SQL sums, with the engine's formulas
+    (engine.summary.summarise_transactions: kept share, mean repeat and purchase margin, cv2)."""
+    frame = frame.set_index("customer_id")
     for column in ("first_purchase", "last_purchase"):
         frame[column] = pd.to_datetime(frame[column])
-    money = ["revenue_lifetime", "margin_lifetime", "revenue_window", "margin_window", "repeat_margin"]
+    money = ["revenue_lifetime", "margin_lifetime", "revenue_window", "margin_window", "purchase_margin",
+             "capped_total", "capped_sq", "first_capped", "returned_revenue"]
     frame[money] = frame[money].astype("float64")
-    frame["purchase_days"] = frame["purchase_days"].astype("int64")
-    return frame
+    days = frame["purchase_days"].astype("int64").to_numpy()
+    has = days > 0
+    frequency = np.maximum(days - 1, 0)
+    purchase_margin = frame["purchase_margin"].to_numpy()
+    capped_total = frame["capped_total"].to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kept = np.where(purchase_margin > 0,
+                        np.clip(frame["margin_lifetime"].to_numpy() / np.where(purchase_margin > 0, purchase_margin, 1.0), 0, 1),
+                        1.0)
+        mean_capped = capped_total / np.maximum(days, 1)
+        variance = (frame["capped_sq"].to_numpy() - days * mean_capped**2) / np.maximum(days - 1, 1)
+        cv2 = np.where((days >= 3) & (mean_capped > 0), np.maximum(variance, 0.0) / mean_capped**2, 0.0)
+    first, last = frame["first_purchase"], frame["last_purchase"]
+    as_of_ts = pd.Timestamp(as_of)
+    summary = pd.DataFrame({
+        "first_purchase": first,
+        "last_purchase": last,
+        "purchase_days": days,
+        "frequency": frequency,
+        "recency_weeks": np.where(has, (last - first).dt.days.fillna(0).to_numpy() / 7.0, 0.0),
+        "age_weeks": np.where(has, (as_of_ts - first).dt.days.fillna(0).to_numpy() / 7.0, 0.0),
+        "mean_repeat_margin": np.where(frequency > 0, kept * (capped_total - frame["first_capped"].to_numpy())
+                                       / np.maximum(frequency, 1), 0.0),
+        "revenue_lifetime": frame["revenue_lifetime"],
+        "margin_lifetime": frame["margin_lifetime"],
+        "revenue_window": frame["revenue_window"],
+        "margin_window": frame["margin_window"],
+        "mean_purchase_margin": np.where(has, kept * capped_total / np.maximum(days, 1), 0.0),
+        "purchase_margin_cv2": cv2,
+        "returned_revenue": frame["returned_revenue"],
+        "capped_purchase_days": frame["capped_purchase_days"].astype("int64"),
+    }, index=frame.index)
+    return summary[SUMMARY_OUTPUT_COLUMNS]
+
+
+def _summary_in_pandas(*, as_of: dt.date, window_months: int, id_range: IdRange, fence: float) -> pd.DataFrame:
+    """SQLite: per (customer, day) the sums of the purchase rows and of the other rows, through
+    the engine's summary (a day's purchase rows sum to revenue > 0, the rest to <= 0, so
+    the engine sees the same purchase days and sums as on the single rows)."""
+    rows = (
+        Transaction.objects.filter(date__lte=as_of)
+        .filter(**({"customer__id__range": id_range} if id_range else {}))
+        .annotate(purchase=Case(When(revenue__gt=0, then=Value(True)), default=Value(False)))
+        .values("customer_id", "date", "purchase")
+        .annotate(revenue=Sum("revenue"), cost=Sum("cost_of_goods"))
+        .values_list("customer_id", "date", "revenue", "cost")
+        .order_by()
+    )
+    frame = pd.DataFrame.from_records(rows.iterator(chunk_size=20000), columns=["customer_id", "date", "revenue", "cost"])
+    frame["date"] = pd.to_datetime(frame["date"])
+    frame[["revenue", "cost"]] = frame[["revenue", "cost"]].astype("float64")
+    summary = summarise_transactions(frame, as_of, EngineSettings(window_months=window_months),
+                                     input_rule_columns=True, fence=fence)
+    return summary[SUMMARY_OUTPUT_COLUMNS]
 
 
 def transactions_frame(*, until: dt.date, id_range: IdRange = None) -> pd.DataFrame:
@@ -240,49 +382,33 @@ def latest_values():
     return CustomerValue.objects.filter(run=run)
 
 
-def engine_summary(aggregates: pd.DataFrame, *, customer_ids, as_of: dt.date) -> pd.DataFrame:
-    """The engine's summary table from the SQL aggregates, one row for every customer id.
-
-    Customers without purchases get zero purchase days (the engine flags them thin).
-    """
-    frame = aggregates.set_index("customer_id")
-    as_of_ts = pd.Timestamp(as_of)
-    frequency = (frame["purchase_days"] - 1).clip(lower=0)
-    summary = pd.DataFrame(
-        {
-            "first_purchase": frame["first_purchase"],
-            "last_purchase": frame["last_purchase"],
-            "purchase_days": frame["purchase_days"],
-            "frequency": frequency,
-            "recency_weeks": (frame["last_purchase"] - frame["first_purchase"]).dt.days / 7.0,
-            "age_weeks": (as_of_ts - frame["first_purchase"]).dt.days / 7.0,
-            "mean_repeat_margin": np.where(frequency > 0, frame["repeat_margin"] / frequency.clip(lower=1), 0.0),
-            "revenue_lifetime": frame["revenue_lifetime"],
-            "margin_lifetime": frame["margin_lifetime"],
-            "revenue_window": frame["revenue_window"],
-            "margin_window": frame["margin_window"],
-        },
-        index=frame.index,
-    )
+def engine_summary(summary: pd.DataFrame, *, customer_ids) -> pd.DataFrame:
+    """transaction_summary completed to one row for every customer id: customers without
+    a transaction get zero purchase days and sums (the engine flags them thin)."""
     summary = summary.reindex(pd.Index(customer_ids, name="customer_id"))
-    counts = ["purchase_days", "frequency"]
+    counts = ["purchase_days", "frequency", "capped_purchase_days"]
     summary[counts] = summary[counts].fillna(0).astype("int64")
-    numbers = ["recency_weeks", "age_weeks", "mean_repeat_margin", "revenue_lifetime", "margin_lifetime",
-               "revenue_window", "margin_window"]
+    numbers = [c for c in SUMMARY_OUTPUT_COLUMNS if c not in counts and c not in ("first_purchase", "last_purchase")]
     summary[numbers] = summary[numbers].fillna(0.0).astype("float64")
     return summary
 
 
-def holdout_purchase_days(*, after: dt.date, until: dt.date) -> pd.Series:
-    """Distinct purchase days per customer in (after, until]: what the back-test compares with."""
+def holdout_outcome(*, after: dt.date, until: dt.date) -> pd.DataFrame:
+    """Per customer in (after, until]: holdout_purchases, the distinct days with a purchase row
+    (revenue > 0), and holdout_margin, the margin of all rows (returns netted): what the
+    back-test compares with (engine.holdout_outcome on rows)."""
     table = Transaction._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT customer_id, COUNT(DISTINCT date) FROM {table} WHERE date > %s AND date <= %s GROUP BY customer_id",
+            f"""SELECT customer_id, COUNT(DISTINCT CASE WHEN revenue > 0 THEN date END), SUM(revenue - cost_of_goods)
+                FROM {table} WHERE date > %s AND date <= %s GROUP BY customer_id""",
             [after, until],
         )
         rows = cursor.fetchall()
-    return pd.Series(dict(rows), dtype="int64", name="holdout_purchase_days").rename_axis("customer_id")
+    frame = pd.DataFrame.from_records(rows, columns=["customer_id", "holdout_purchases", "holdout_margin"])
+    frame["holdout_purchases"] = frame["holdout_purchases"].astype("int64")
+    frame["holdout_margin"] = frame["holdout_margin"].astype("float64")
+    return frame.set_index("customer_id")
 
 
 def revenue_by_customer_period(*, period_ends: list[dt.date]) -> pd.DataFrame:

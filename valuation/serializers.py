@@ -9,7 +9,7 @@ from .models import CustomerValue, Segment, ValuationRun, segment_strategy
 VALUE_FROM_FIELDS = (
     "revenue_lifetime", "margin_lifetime", "revenue_window", "margin_window", "profit_after_services",
     "share_of_supply", "abc_class", "purchase_days", "p_alive", "expected_purchases", "clv", "clv_low", "clv_high",
-    "is_thin", "referral_value",
+    "clv_to_infinity", "median_lifetime_weeks", "basis", "is_thin", "referral_value",
 )
 
 
@@ -60,15 +60,46 @@ class SegmentSummarySerializer(serializers.Serializer):
 class ValuationRunSerializer(serializers.ModelSerializer):
     chunks_done = serializers.IntegerField(read_only=True)
     progress = serializers.SerializerMethodField(help_text="Share of chunks written, 0 to 1; null before chunks exist.")
+    model = serializers.SerializerMethodField(help_text="The purchase model the run chose by its back-test.")
+    models_compared = serializers.SerializerMethodField(
+        help_text="Per model: passed its checks, and the back-test's per-customer MAE and RMSE of holdout "
+                  "purchases and margin, predicted and actual totals, total error.")
+    fit_quality = serializers.SerializerMethodField(
+        help_text="ok, problems [{code, model, message}] and the fallback used when the fit failed its checks.")
+    range_calibration = serializers.SerializerMethodField(
+        help_text="Share of customers above the 90th / below the 10th percentile of their holdout forecast.")
 
     class Meta:
         model = ValuationRun
         fields = [
             "id", "as_of", "status", "trigger", "stage", "progress", "chunk_count", "chunks_done", "started_at",
             "finished_at", "heartbeat_at", "customer_count", "transaction_count", "service_event_count",
-            "rows_written", "error",
+            "rows_written", "error", "model", "models_compared", "fit_quality", "range_calibration",
         ]
         read_only_fields = fields
+
+    def get_model(self, run) -> str | None:
+        return (run.backtest or {}).get("model") or (run.parameters or {}).get("model")
+
+    def get_models_compared(self, run) -> dict | None:
+        compared = (run.backtest or {}).get("models_compared")
+        if not compared:
+            return None
+        keys = ("mae", "rmse", "predicted_total", "actual_total", "total_error")
+        return {
+            name: {
+                "passed": bool((entry.get("fit_quality") or {}).get("ok")),
+                "purchases": {k: (entry.get("purchases") or {}).get(k) for k in keys} if entry.get("purchases") else None,
+                "margin": {k: (entry.get("margin") or {}).get(k) for k in keys} if entry.get("margin") else None,
+            }
+            for name, entry in compared.items()
+        }
+
+    def get_fit_quality(self, run) -> dict | None:
+        return (run.backtest or {}).get("fit_quality") or (run.parameters or {}).get("fit_quality")
+
+    def get_range_calibration(self, run) -> dict | None:
+        return (run.backtest or {}).get("range_calibration")
 
     def get_progress(self, run) -> float | None:
         if run.status == ValuationRun.Status.COMPLETED:

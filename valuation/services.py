@@ -11,6 +11,7 @@ run in-process (`run_valuation`) or as Celery tasks (valuation/tasks.py).
 import datetime as dt
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -59,6 +60,7 @@ class RunInputs:
     customers: pd.DataFrame  # indexed by customer_id: active, referred_by, wallet
     by_type: pd.DataFrame  # service cost per customer and service type in the window
     service_totals: pd.DataFrame  # value to the customer per customer
+    fence: float  # population fence of the input rules (engine.summary.population_fence)
 
 
 def today() -> dt.date:
@@ -69,19 +71,45 @@ def has_completed_run(*, as_of: dt.date) -> bool:
     return ValuationRun.objects.filter(as_of=as_of, status=ValuationRun.Status.COMPLETED).exists()
 
 
-def load_inputs(*, as_of: dt.date, settings: engine.EngineSettings, id_range=None) -> RunInputs:
-    """The engine's inputs for all customers or one id range: one grouped query each."""
+def load_inputs(*, as_of: dt.date, settings: engine.EngineSettings, id_range=None, fence: float | None = None) -> RunInputs:
+    """The engine's inputs for all customers or one id range: one grouped query each.
+
+    ``fence``: the population fence of the input rules, measured once per run (prepare_run)
+    so that every chunk caps alike; None measures it. Customers lost by as_of carry ``lost``.
+    """
     customers = selectors.customer_frame(as_of=as_of, id_range=id_range).set_index("customer_id")
-    aggregates = selectors.transaction_summary(as_of=as_of, window_months=settings.window_months, id_range=id_range)
-    summary = selectors.engine_summary(aggregates, customer_ids=customers.index, as_of=as_of)
+    if fence is None:
+        fence = selectors.purchase_day_fence(as_of=as_of)
+    aggregates = selectors.transaction_summary(as_of=as_of, window_months=settings.window_months, id_range=id_range,
+                                               fence=fence)
+    summary = selectors.engine_summary(aggregates, customer_ids=customers.index)
+    summary["lost"] = ~customers["active"].to_numpy(dtype=bool)
     by_type = selectors.service_cost_by_type(as_of=as_of, window_months=settings.window_months, id_range=id_range)
-    return RunInputs(summary, customers, by_type, selectors.service_totals(by_type, hours_per_day=settings.hours_per_day))
+    return RunInputs(summary, customers, by_type, selectors.service_totals(by_type, hours_per_day=settings.hours_per_day), fence)
 
 
-def score(inputs: RunInputs, fit, settings: engine.EngineSettings, as_of: dt.date) -> pd.DataFrame:
-    """Future value per customer plus the history and value-to figures classification needs."""
-    scores = engine.score_customers(inputs.summary, fit, settings, as_of)
-    return engine.combine(inputs.summary, scores, inputs.service_totals, inputs.customers)
+def score(
+    inputs: RunInputs, models: engine.ValuationModels, settings: engine.EngineSettings, *, ranges: bool = True
+) -> pd.DataFrame:
+    """Future value per customer (engine.value_customers: the chosen model, or the fallback
+    the fit-quality gate named) plus the history and value-to figures classification needs.
+    ``ranges=False``: no CLV ranges (the thresholds need none; their simulation is most of
+    the scoring time)."""
+    values = engine.value_customers(inputs.summary, models, settings, ranges=ranges)
+    return engine.combine(inputs.summary, values, inputs.service_totals, inputs.customers)
+
+
+def _finite_json(value):
+    """JSON without NaN or infinity (PostgreSQL's jsonb refuses them): such numbers become null."""
+    if isinstance(value, dict):
+        return {k: _finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_json(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -193,25 +221,23 @@ def keep_alive(*, run_id: int, chunk_id: int | None = None) -> Iterator[None]:
         thread.join(timeout=5)
 
 
-def prepare_run(*, run_id: int, keep: dict | None = None) -> list[int]:
-    """Fit once on all customers, fix the global thresholds, back-test, and cut the chunks.
-
-    `keep`: an in-process caller's dict that receives the inputs and scores of all customers,
-    so a run of a single chunk scores once instead of twice (see score_chunk's `prepared`).
-    """
+def prepare_run(*, run_id: int) -> list[int]:
+    """Back-test to choose the model, fit it once on all customers (with the fit-quality
+    gate), fix the global thresholds, and cut the chunks. The fit and the population fence
+    are stored with the run; every chunk scores from them."""
     run = ValuationRun.objects.get(pk=run_id)
     settings = run.engine_settings
-    _touch(run_id, stage="fitting")
-    inputs = load_inputs(as_of=run.as_of, settings=settings)
-    fit = engine.fit_models(inputs.summary, settings)
-    scored = score(inputs, fit, settings, run.as_of)
-    if keep is not None:
-        keep.update(inputs=inputs, scored=scored)
-    thresholds = engine.compute_thresholds(scored, settings)
-
     _touch(run_id, stage="back-testing")
     backtest = run_backtest(as_of=run.as_of, settings=settings)
+
+    _touch(run_id, stage="fitting")
+    inputs = load_inputs(as_of=run.as_of, settings=settings)
+    models = engine.fit_valuation_models(inputs.summary, settings, model=backtest.get("model", "bgnbd"))
+    backtest["fit_quality"] = models.fit_quality
+    scored = score(inputs, models, settings, ranges=False)
+    thresholds = engine.compute_thresholds(scored.fillna({"clv": 0.0}), settings)
     company = {"earned_growth": earned_growth(as_of=run.as_of)}
+    parameters = {**models.to_dict(), "fence": inputs.fence if np.isfinite(inputs.fence) else None}
 
     ranges = selectors.customer_id_ranges(chunk_size=django_settings.CVM_VALUATION_CHUNK_SIZE)
     with transaction.atomic():
@@ -222,9 +248,9 @@ def prepare_run(*, run_id: int, keep: dict | None = None) -> list[int]:
         ValuationRun.objects.filter(pk=run_id).update(
             stage="scoring",
             heartbeat_at=timezone.now(),
-            parameters=fit.to_dict(),
+            parameters=_finite_json(parameters),
             thresholds=thresholds.to_dict(),
-            backtest=backtest,
+            backtest=_finite_json(backtest),
             company=company,
             customer_count=len(inputs.customers),
             transaction_count=int(inputs.summary["purchase_days"].sum()),
@@ -232,6 +258,12 @@ def prepare_run(*, run_id: int, keep: dict | None = None) -> list[int]:
             chunk_count=len(chunks),
         )
     return [chunk.pk for chunk in chunks]
+
+
+def stored_models(run: ValuationRun) -> tuple[engine.ValuationModels, float]:
+    """The run's fit and population fence as prepare_run stored them."""
+    fence = run.parameters.get("fence")
+    return engine.ValuationModels.from_dict(run.parameters), (math.inf if fence is None else float(fence))
 
 
 def run_of_chunk(*, chunk_id: int) -> int:
@@ -261,12 +293,9 @@ def release_chunk(*, chunk_id: int) -> None:
     )
 
 
-def score_chunk(*, chunk_id: int, prepared: dict | None = None) -> int:
+def score_chunk(*, chunk_id: int) -> int:
     """Score and write one customer-id range; a second delivery finds it claimed or done and
-    does nothing. Returns the rows written by this call.
-
-    `prepared`: what prepare_run kept for all customers, when this chunk covers them all.
-    """
+    does nothing. Returns the rows written by this call."""
     started = time.monotonic()
     if not claim_chunk(chunk_id=chunk_id):
         return 0
@@ -275,12 +304,9 @@ def score_chunk(*, chunk_id: int, prepared: dict | None = None) -> int:
     with keep_alive(run_id=run.pk, chunk_id=chunk_id):
         settings = run.engine_settings
         id_range = (chunk.first_customer_id, chunk.last_customer_id)
-        if prepared is not None:
-            inputs, scored = prepared["inputs"], prepared["scored"]
-        else:
-            inputs = load_inputs(as_of=run.as_of, settings=settings, id_range=id_range)
-            fit = engine.ModelFit.from_dict(run.parameters)
-            scored = score(inputs, fit, settings, run.as_of)
+        models, fence = stored_models(run)
+        inputs = load_inputs(as_of=run.as_of, settings=settings, id_range=id_range, fence=fence)
+        scored = score(inputs, models, settings)
         classified = engine.classify(scored, engine.Thresholds.from_dict(run.thresholds), settings)
         with transaction.atomic():
             # Only the claim's holder may complete it: a chunk taken over meanwhile rolls back.
@@ -299,6 +325,15 @@ def score_chunk(*, chunk_id: int, prepared: dict | None = None) -> int:
 
 def _money(value: float) -> Decimal:
     return Decimal(repr(float(value))).quantize(CENTS)
+
+
+def _money_or_null(value: float):
+    """Money, or NULL for NaN ("not claimed"): the COPY text of NULL, None for the ORM."""
+    return copy_text.NULL.decode() if math.isnan(value) else _money(value)
+
+
+def _float_or_none(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
 
 
 def _type_costs(by_type: pd.DataFrame) -> dict[int, dict[str, float]]:
@@ -334,12 +369,16 @@ def _write_values(run_id: int, frame: pd.DataFrame, by_type: pd.DataFrame) -> in
         "customer_id": copy_text.integers(frame.index.to_numpy()),
         **{name: copy_text.money(frame[name].to_numpy(dtype=float), exact=_money) for name in (
             "revenue_lifetime", "margin_lifetime", "revenue_window", "margin_window", "profit_after_services",
-            "clv", "clv_low", "clv_high", "value_to_customer", "service_hours")},
+            "clv", "value_to_customer", "service_hours")},
+        **{name: copy_text.money(frame[name].to_numpy(dtype=float), exact=_money_or_null) for name in (
+            "clv_low", "clv_high", "clv_to_infinity")},
+        "median_lifetime_weeks": copy_text.floats(frame["median_lifetime_weeks"].to_numpy(dtype=float), null_nan=True),
+        "basis": copy_text.strings(frame["basis"].to_numpy()),
         "share_of_supply": copy_text.floats(frame["share_of_supply"].to_numpy(dtype=float), null_nan=True),
         "abc_class": copy_text.strings(frame["abc_class"].to_numpy()),
         "purchase_days": copy_text.integers(frame["purchase_days"].to_numpy()),
-        "p_alive": copy_text.floats(frame["p_alive"].to_numpy(dtype=float)),
-        "expected_purchases": copy_text.floats(frame["expected_purchases"].to_numpy(dtype=float)),
+        "p_alive": copy_text.floats(frame["p_alive"].to_numpy(dtype=float), null_nan=True),
+        "expected_purchases": copy_text.floats(frame["expected_purchases"].to_numpy(dtype=float), null_nan=True),
         "is_thin": copy_text.booleans(frame["is_thin"].to_numpy()),
         "referral_value": copy_text.strings(np.full(n, "0")),  # filled in by the finish step
         "service_count": copy_text.integers(frame["service_count"].to_numpy()),
@@ -357,7 +396,8 @@ def _value_rows(run_id: int, frame: pd.DataFrame, by_type: pd.DataFrame):
     columns = [
         "revenue_lifetime", "margin_lifetime", "revenue_window", "margin_window", "profit_after_services",
         "share_of_supply", "abc_class", "purchase_days", "p_alive", "expected_purchases", "clv", "clv_low",
-        "clv_high", "is_thin", "value_to_customer", "service_count", "service_hours", "segment", *MODEL_INPUTS,
+        "clv_high", "is_thin", "value_to_customer", "service_count", "service_hours", "segment",
+        "clv_to_infinity", "median_lifetime_weeks", "basis", *MODEL_INPUTS,
     ]
     for customer_id, *values in frame[columns].itertuples(name=None):
         row = dict(zip(columns, values, strict=False))
@@ -373,11 +413,14 @@ def _value_rows(run_id: int, frame: pd.DataFrame, by_type: pd.DataFrame):
             share_of_supply=None if share is None or np.isnan(share) else float(share),
             abc_class=row["abc_class"],
             purchase_days=int(row["purchase_days"]),
-            p_alive=float(row["p_alive"]),
-            expected_purchases=float(row["expected_purchases"]),
+            p_alive=_float_or_none(row["p_alive"]),
+            expected_purchases=_float_or_none(row["expected_purchases"]),
             clv=_money(row["clv"]),
-            clv_low=_money(row["clv_low"]),
-            clv_high=_money(row["clv_high"]),
+            clv_low=None if math.isnan(row["clv_low"]) else _money(row["clv_low"]),
+            clv_high=None if math.isnan(row["clv_high"]) else _money(row["clv_high"]),
+            clv_to_infinity=None if math.isnan(row["clv_to_infinity"]) else _money(row["clv_to_infinity"]),
+            median_lifetime_weeks=_float_or_none(row["median_lifetime_weeks"]),
+            basis=row["basis"],
             is_thin=bool(row["is_thin"]),
             value_to_customer=_money(row["value_to_customer"]),
             service_count=int(row["service_count"]),
@@ -440,7 +483,10 @@ def _warm_dashboard() -> None:
 
 
 def _write_referral_values(run_id: int) -> None:
-    """Referral value: lifetime margin plus CLV of the customers a customer referred (direct)."""
+    """Referral value, incremental and counted once (engine.incremental_referral_value): the
+    discounted CLV of the customers a customer referred directly, negative CLVs as 0, self-
+    referrals ignored. Their past margin is theirs, not the referrer's, and the credit is
+    never added to the referrer's own CLV or to any total."""
     values = CustomerValue._meta.db_table
     customers = "customers_customer"
     with connection.cursor() as cursor:
@@ -453,9 +499,10 @@ def _write_referral_values(run_id: int) -> None:
             f"""
             UPDATE {values} SET referral_value = sub.referred_value
             FROM (
-                SELECT c.referred_by_id AS referrer_id, SUM(v.margin_lifetime + v.clv) AS referred_value
+                SELECT c.referred_by_id AS referrer_id,
+                       SUM(CASE WHEN v.clv > 0 THEN v.clv ELSE 0 END) AS referred_value
                 FROM {values} v JOIN {customers} c ON c.id = v.customer_id
-                WHERE v.run_id = %s AND c.referred_by_id IS NOT NULL
+                WHERE v.run_id = %s AND c.referred_by_id IS NOT NULL AND c.referred_by_id <> c.id
                 GROUP BY c.referred_by_id
             ) AS sub
             WHERE {values}.run_id = %s AND {values}.customer_id = sub.referrer_id
@@ -485,15 +532,38 @@ def fail_run(*, run_id: int, error: str) -> None:
 
 
 def run_backtest(*, as_of: dt.date, settings: engine.EngineSettings) -> dict:
-    """Fit on history up to as_of minus the holdout, compare with what happened after."""
+    """Choose the purchase model by a holdout back-test on the company's own history
+    (engine.compare_models): fit each model on history up to as_of minus the holdout and
+    compare its forecast of holdout purchases and margin with what happened.
+
+    Returns compare_models' result (model, reason, models_compared, range_calibration) and,
+    for the model-health chart, the chosen model's purchase figures against the naive guess
+    (each customer buys as often as before).
+    """
+    weeks = float(settings.holdout_weeks)
     calibration_end = as_of - dt.timedelta(weeks=settings.holdout_weeks)
-    aggregates = selectors.transaction_summary(as_of=calibration_end, window_months=settings.window_months)
-    if len(aggregates) < 20:
-        return {"skipped": "Too little history before the holdout period for a back-test."}
-    summary = selectors.engine_summary(aggregates, customer_ids=aggregates["customer_id"], as_of=calibration_end)
-    holdout = selectors.holdout_purchase_days(after=calibration_end, until=as_of)
+    fence = selectors.purchase_day_fence(as_of=calibration_end)
+    summary = selectors.transaction_summary(as_of=calibration_end, window_months=settings.window_months, fence=fence)
     summary = summary[summary["purchase_days"] > 0]
-    return engine.backtest_summary(summary, holdout, float(settings.holdout_weeks), settings)
+    if len(summary) < 20:
+        return {"model": "bgnbd", "skipped": "Too little history before the holdout period for a back-test."}
+    customers = selectors.customer_frame(as_of=calibration_end).set_index("customer_id")
+    summary = summary.assign(lost=~customers["active"].reindex(summary.index, fill_value=True).to_numpy(dtype=bool))
+    holdout = selectors.holdout_outcome(after=calibration_end, until=as_of)
+    comparison = engine.compare_models(summary, holdout, weeks, settings)
+    actual = holdout["holdout_purchases"].reindex(summary.index, fill_value=0).to_numpy(dtype=float)
+    x, T = summary["frequency"].to_numpy(dtype=float), summary["age_weeks"].to_numpy(dtype=float)
+    naive = np.where(T > 0, x / np.where(T > 0, T, 1.0), 0.0) * weeks
+    chosen = comparison["models_compared"].get(comparison["model"], {})
+    purchases = chosen.get("purchases")
+    return {
+        **comparison,
+        "calibration_end": calibration_end.isoformat(),
+        "expected_repeat_purchases": purchases["predicted_total"] if purchases else None,
+        "actual_repeat_purchases": float(actual.sum()),
+        "mae_per_customer": purchases["mae"] if purchases else None,
+        "naive_mae_per_customer": float(np.mean(np.abs(naive - actual))),
+    }
 
 
 def earned_growth(*, as_of: dt.date, years: int = 3) -> list[dict]:
@@ -531,14 +601,11 @@ def run_valuation(
 def _run_steps(run: ValuationRun, say: Callable[[str], None], *, warm: bool) -> None:
     started = time.monotonic()
     say(f"Run {run.pk} as of {run.as_of}: fitting the models on all customers…")
-    kept: dict = {}
-    chunk_ids = prepare_run(run_id=run.pk, keep=kept)
+    chunk_ids = prepare_run(run_id=run.pk)
     run.refresh_from_db()
     say(f"Fitted in {time.monotonic() - started:.1f} s; scoring {run.customer_count} customers in {len(chunk_ids)} chunks.")
-    # One chunk holds every customer: its scores are those prepare_run just computed.
-    prepared = kept if len(chunk_ids) == 1 else None
     for done, chunk_id in enumerate(chunk_ids, start=1):
-        rows = score_chunk(chunk_id=chunk_id, prepared=prepared)
+        rows = score_chunk(chunk_id=chunk_id)
         say(f"  chunk {done}/{len(chunk_ids)}: {rows} customers written ({time.monotonic() - started:.1f} s)")
     finish_run_if_complete(run_id=run.pk, warm=warm)
     run.refresh_from_db()

@@ -112,7 +112,8 @@ def find_work_items(latest: pd.DataFrame, previous: pd.DataFrame | None, *, cust
     falling = has_prev & ((p_prev >= AT_RISK_P_ALIVE) | (p_prev - cur["p_alive"] >= SHARP_P_ALIVE_DROP))
     at_risk = valuable & active & (cur["p_alive"] < AT_RISK_P_ALIVE) & falling
     add(at_risk, WorkItem.Reason.WIN_BACK, prev["clv"].astype(float), p_prev, cur["p_alive"],
-        "p" + (cur["p_alive"] * 10).astype(int).astype(str))
+        # P(alive) is empty where the model's fit was not used ("not claimed"): no fingerprint digit.
+        "p" + (cur["p_alive"].astype(float) * 10).fillna(-1).astype(int).astype(str))
 
     add(active & (cur["segment"] == Segment.PROBLEM), WorkItem.Reason.RENEGOTIATE, cur["value_to_customer"],
         prev["value_to_customer"].astype(float), cur["value_to_customer"], "problem")

@@ -101,3 +101,40 @@ def test_a_period_at_the_end_of_the_calendar_is_refused_clearly(client, rep, rep
     assert "Choose dates between" in response.content.decode()
     statement = client.get(reverse("customers:statement", args=[rep_customer.pk]) + "?" + query)
     assert statement.status_code == 400 and "Choose dates between" in statement.content.decode()
+
+
+def test_value_card_labels_horizon_infinity_and_lifetime(client, rep, run):
+    customer = CustomerFactory(owner=rep)
+    CustomerValueFactory(run=run, customer=customer, clv_to_infinity=Decimal("61000.00"), median_lifetime_weeks=130.45)
+    client.force_login(rep)
+    html = client.get(reverse("customers:detail", args=[customer.pk])).content.decode()
+    assert "CLV, next 36 months (discounted)" in html and "€37,373.37" in html
+    assert "Value to infinity (discounted, all future years)" in html and "€61,000.00" in html
+    assert "Median remaining lifetime" in html and "about 30 months" in html  # 130.45 weeks = 29.99 months
+    assert 'id="value-basis"' not in html
+
+
+def test_value_card_says_when_the_model_was_not_used(client, rep, run):
+    fallback = CustomerFactory(owner=rep)
+    CustomerValueFactory(run=run, customer=fallback, basis="trailing_margin_rate", p_alive=None,
+                         expected_purchases=None, clv_low=None, clv_high=None, clv_to_infinity=None,
+                         median_lifetime_weeks=None)
+    lost = CustomerFactory(owner=rep)
+    CustomerValueFactory(run=run, customer=lost, basis="lost", p_alive=0.0, expected_purchases=0.0,
+                         clv=Decimal("0"), clv_to_infinity=Decimal("0"), median_lifetime_weeks=0.0)
+    client.force_login(rep)
+    html = client.get(reverse("customers:detail", args=[fallback.pk])).content.decode()
+    assert "Trailing margin rate: the model's fit did not pass its checks" in html
+    assert html.count("not claimed") == 4  # value to infinity, lifetime, P(alive), purchases
+    assert "range €" not in html
+    html = client.get(reverse("customers:detail", args=[lost.pk])).content.decode()
+    assert "Marked lost: no future value is counted. Win back or let go." in html
+    assert "more likely gone than still buying" in html
+
+
+def test_a_one_time_buyer_with_p_alive_one_is_explained(client, rep, run):
+    once = CustomerFactory(owner=rep)
+    CustomerValueFactory(run=run, customer=once, purchase_days=1, p_alive=1.0)
+    client.force_login(rep)
+    html = client.get(reverse("customers:detail", args=[once.pk])).content.decode()
+    assert "lets a customer drop out only after a repeat purchase" in html

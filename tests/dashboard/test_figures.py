@@ -185,6 +185,7 @@ def test_action_lists_follow_their_rules():
     run = CompletedRunFactory(settings={"classic_value": "clv", "horizon_months": 24})
     loser = value(run, Segment.PROBLEM, margin=100, services=900, clv=10)
     spoiled = value(run, Segment.PROBLEM, margin=2000, services=1500, clv=3000)
+    gone = value(run, Segment.PROBLEM, margin=3000, services=2000, clv=0, p_alive=0.0, basis="lost")
     at_risk = value(run, Segment.INVESTMENT, margin=100, services=0, clv=50, p_alive=0.2,
                     margin_lifetime=Decimal(90000))
     value(run, Segment.INVESTMENT, margin=100, services=0, clv=50, p_alive=0.8, margin_lifetime=Decimal(90000))
@@ -196,7 +197,7 @@ def test_action_lists_follow_their_rules():
 
     assert [r["customer_id"] for r in lists["unprofitable"]] == [loser.customer_id]
     assert [r["customer_id"] for r in lists["renegotiate"]] == [spoiled.customer_id, loser.customer_id]
-    assert [r["customer_id"] for r in lists["win_back"]] == [at_risk.customer_id]
+    assert [r["customer_id"] for r in lists["win_back"]] == [at_risk.customer_id, gone.customer_id]
     assert [r["customer_id"] for r in lists["a_today_c_tomorrow"]] == [fading.customer_id]
     assert lists["unprofitable"][0]["url"] == f"/customers/{loser.customer_id}/"
 
@@ -235,3 +236,48 @@ def test_scatter_figure_clips_to_the_floor_and_carries_the_id():
     assert figure["layout"]["xaxis"]["type"] == "log"
     assert [shape["x0"] for shape in figure["layout"]["shapes"] if shape["xref"] == "x"] == [1000.0]
     assert [shape["y0"] for shape in figure["layout"]["shapes"] if shape["yref"] == "y"] == [1.0]  # 0 -> floor
+
+
+BACKTEST = {
+    "model": "pareto_nbd", "holdout_weeks": 52.0, "customers": 3,
+    "reason": "lowest RMSE of holdout margin among models within 25% of the actual total",
+    "fit_quality": {"ok": False, "fallback": "own_margin_per_purchase", "problems": [
+        {"code": "spend_q_at_most_1", "model": "gamma_gamma", "message": "The spend data want q <= 1."}]},
+    "range_calibration": {"share_above_high": 0.112, "share_below_low": 0.034, "interval": [0.1, 0.9]},
+    "models_compared": {
+        name: {"fit_quality": {"ok": True},
+               "purchases": {"mae": 0.5 + k, "rmse": 1.0 + k, "predicted_total": 100.0, "actual_total": 110.0},
+               "margin": {"mae": 40.0 + k, "rmse": 90.0 + k, "predicted_total": 9000.0 + k, "actual_total": 10000.0,
+                          "total_error": -0.1},
+               "conditional_expectations": [
+                   {"frequency": f"{f}+" if f == 7 else str(f), "customers": 10 - f, "predicted_purchases": 0.25 * f,
+                    "actual_purchases": 0.3 * f, "predicted_margin": 10.0 * f, "actual_margin": 11.0 * f}
+                   for f in range(8)]}
+        for k, name in enumerate(("bgnbd", "mbgnbd", "pareto_nbd"))
+    },
+}
+
+
+def test_model_health_panel_shows_the_choice_the_comparison_and_the_problems(client, manager):
+    run = CompletedRunFactory(backtest=BACKTEST)
+    value(run, Segment.INVESTMENT, margin=100, services=10)
+    client.force_login(manager)
+    html = client.get("/dashboard/").content.decode()
+    assert "Model: Pareto/NBD" in html
+    assert "The fit did not pass its checks:" in html
+    assert "Gamma-Gamma: The spend data imply an infinite mean margin per purchase (q ≤ 1)." in html
+    assert "each customer&#x27;s own mean margin per purchase replaces the spend model" in html
+    assert 'id="model-comparison"' in html and "MBG/NBD" in html and "BG/NBD" in html
+    assert "92.00" in html  # Pareto/NBD's margin RMSE
+    assert 'id="conditional-expectations"' in html and "7+" in html
+    assert "11.2%" in html and "3.4%" in html  # range calibration
+
+
+def test_run_api_reports_model_choice_and_fit_quality(client, manager):
+    run = CompletedRunFactory(backtest=BACKTEST)
+    client.force_login(manager)
+    data = client.get(f"/api/v1/valuation-runs/{run.pk}/").json()
+    assert data["model"] == "pareto_nbd"
+    assert data["fit_quality"]["ok"] is False and data["fit_quality"]["problems"][0]["code"] == "spend_q_at_most_1"
+    assert data["models_compared"]["mbgnbd"]["margin"]["rmse"] == 91.0
+    assert data["range_calibration"]["share_above_high"] == 0.112

@@ -42,8 +42,8 @@ def history():
 
 def test_sql_summary_equals_engine_summary(history):
     aggregates = selectors.transaction_summary(as_of=AS_OF, window_months=12)
-    ids = sorted(aggregates["customer_id"])
-    from_sql = selectors.engine_summary(aggregates, customer_ids=ids, as_of=AS_OF)
+    ids = sorted(aggregates.index)
+    from_sql = selectors.engine_summary(aggregates, customer_ids=ids)
 
     raw = selectors.transactions_frame(until=dt.date(2030, 1, 1))
     from_engine = summarise_transactions(raw, AS_OF, SETTINGS).loc[ids]
@@ -62,7 +62,7 @@ def test_sql_summary_equals_engine_summary(history):
 def test_customers_without_purchases_get_zero_rows(history):
     customers = selectors.customer_frame(as_of=AS_OF)
     aggregates = selectors.transaction_summary(as_of=AS_OF, window_months=12)
-    summary = selectors.engine_summary(aggregates, customer_ids=customers["customer_id"], as_of=AS_OF)
+    summary = selectors.engine_summary(aggregates, customer_ids=customers["customer_id"])
     assert len(summary) == 4
     never = summary.loc[customers["customer_id"].iloc[-1]]
     assert never["purchase_days"] == 0 and never["revenue_lifetime"] == 0
@@ -111,3 +111,86 @@ def test_customer_id_ranges_cover_every_customer_once():
     covered = [c.pk for c in customers if any(lo <= c.pk <= hi for lo, hi in ranges)]
     assert covered == [c.pk for c in customers]
     assert all(ranges[i][1] < ranges[i + 1][0] for i in range(len(ranges) - 1))
+
+
+def raw_rows() -> pd.DataFrame:
+    """Every transaction row as it is (no same-day merging): the engine's own input."""
+    from customers.models import Transaction
+
+    rows = Transaction.objects.values_list("customer_id", "date", "revenue", "cost_of_goods")
+    frame = pd.DataFrame.from_records(list(rows), columns=["customer_id", "date", "revenue", "cost"])
+    frame["date"] = pd.to_datetime(frame["date"])
+    frame[["revenue", "cost"]] = frame[["revenue", "cost"]].astype(float)
+    return frame
+
+
+@pytest.fixture
+def returns_and_outlier():
+    """30 customers with three purchase days of margin 10, 20, 30 (90 positive days: a finite
+    population fence); one with returns, a same-day credit note and zero rows; one with an
+    absurd order."""
+    plain = [CustomerFactory() for _ in range(30)]
+    for customer in plain:
+        for day, margin in (("2026-01-05", 10), ("2026-02-05", 20), ("2026-03-05", 30)):
+            TransactionFactory(customer=customer, date=dt.date.fromisoformat(day), revenue=Decimal(margin * 2),
+                               cost_of_goods=Decimal(margin))
+    returner, outlier, big = CustomerFactory(), CustomerFactory(), CustomerFactory()
+    for day, margin in (("2026-01-20", 5000), ("2026-02-20", 6000), ("2026-03-20", 7000)):
+        TransactionFactory(customer=big, date=dt.date.fromisoformat(day), revenue=Decimal(margin * 2),
+                           cost_of_goods=Decimal(margin))
+    rows = [
+        (returner, "2026-01-10", "100.00", "60.00"),   # purchase day 1: margin 40
+        (returner, "2026-01-10", "-20.00", "-12.00"),  # same-day credit note: not a purchase, margin -8
+        (returner, "2026-02-10", "-50.00", "-30.00"),  # a return on its own day: no purchase day
+        (returner, "2026-03-10", "0.00", "0.00"),      # zero row: no purchase day
+        (returner, "2026-04-10", "200.00", "120.00"),  # purchase day 2: margin 80
+        (outlier, "2026-01-15", "40.00", "20.00"), (outlier, "2026-02-15", "1000000000.00", "0.00"),
+    ]
+    for customer, day, revenue, cost in rows:
+        TransactionFactory(customer=customer, date=dt.date.fromisoformat(day), revenue=Decimal(revenue),
+                           cost_of_goods=Decimal(cost))
+    return returner, outlier, big
+
+
+def test_sql_summary_follows_the_input_rules_like_the_engine(returns_and_outlier):
+    """Returns, zero rows and an outlier: the database summary (PostgreSQL's query, SQLite's
+    path) equals the engine's summary of the single rows, and hand-worked figures."""
+    returner, outlier, big = returns_and_outlier
+    from_sql = selectors.transaction_summary(as_of=AS_OF, window_months=12)
+    from_engine = summarise_transactions(raw_rows(), AS_OF, SETTINGS, input_rule_columns=True)
+    pd.testing.assert_frame_equal(from_sql.sort_index(), from_engine.sort_index(), check_dtype=False,
+                                  check_index_type=False, rtol=1e-12, atol=1e-6)
+
+    r = from_sql.loc[returner.pk]
+    assert r["purchase_days"] == 2 and r["frequency"] == 1  # the return and zero days are no purchases
+    assert r["returned_revenue"] == pytest.approx(70.0)
+    assert r["margin_lifetime"] == pytest.approx(40 - 8 - 20 + 0 + 80)
+    kept = (40 - 8 - 20 + 80) / (40 + 80)  # returns reduce spend pro rata
+    assert r["mean_repeat_margin"] == pytest.approx(kept * 80)
+    assert r["mean_purchase_margin"] == pytest.approx(kept * 120 / 2)
+    assert r["recency_weeks"] == pytest.approx((dt.date(2026, 4, 10) - dt.date(2026, 1, 10)).days / 7)
+
+    # Fence: quartiles of ln margin over 90 days of 10/20/30, the outlier's two days and the
+    # returner's two: exp(Q3 + 3 IQR). The outlier has too few days for an own fence.
+    import numpy as np
+    logs = np.log([10.0] * 30 + [20.0] * 30 + [30.0] * 30 + [40.0, 80.0, 20.0, 1e9, 5000.0, 6000.0, 7000.0])
+    q1, q3 = np.quantile(logs, [0.25, 0.75])
+    fence = np.exp(q3 + 3 * (q3 - q1))
+    assert selectors.purchase_day_fence(as_of=AS_OF) == pytest.approx(fence)
+    o = from_sql.loc[outlier.pk]
+    assert o["capped_purchase_days"] == 1
+    assert o["mean_repeat_margin"] == pytest.approx(fence)  # the 1e9 day capped at the fence
+    assert o["margin_lifetime"] == pytest.approx(20 + 1e9)  # history stays uncapped
+    # A large customer whose every order is large: above the population fence, below its own
+    # (10 x its median 6000), so nothing is capped.
+    assert fence < 5000
+    b = from_sql.loc[big.pk]
+    assert b["capped_purchase_days"] == 0 and b["mean_repeat_margin"] == pytest.approx(6500.0)
+
+
+def test_a_customer_range_caps_against_the_whole_company(returns_and_outlier):
+    _, outlier, big = returns_and_outlier
+    whole = selectors.transaction_summary(as_of=AS_OF, window_months=12)
+    fence = selectors.purchase_day_fence(as_of=AS_OF)
+    part = selectors.transaction_summary(as_of=AS_OF, window_months=12, id_range=(outlier.pk, big.pk), fence=fence)
+    pd.testing.assert_frame_equal(part, whole.loc[[outlier.pk, big.pk]], check_dtype=False, check_index_type=False)

@@ -165,14 +165,46 @@ def test_nightly_task_runs_once_per_day(company, monkeypatch):
     assert ValuationRun.objects.count() == 1
 
 
-def test_referral_value_sums_referred_customers(company):
-    referrer, a, b = company[0], company[1], company[2]
-    Customer.objects.filter(pk__in=[a.pk, b.pk]).update(referred_by=referrer)
+def test_referral_value_is_the_referred_customers_discounted_clv_once(company):
+    """Incremental referral value: the referred customers' CLV (discounted, negative as 0),
+    not their past margin; a lost referral brings nothing; never added to the referrer's
+    own CLV. (A self-referral is refused by a database constraint.)"""
+    referrer, a, b, gone = company[0], company[1], company[2], company[4]
+    Customer.objects.filter(pk__in=[a.pk, b.pk, gone.pk]).update(referred_by=referrer)
+    Customer.objects.filter(pk=gone.pk).update(status=Customer.Status.LOST, lost_on=AS_OF - dt.timedelta(days=3))
     run = services.run_valuation(as_of=AS_OF)
     rows = {v.customer_id: v for v in CustomerValue.objects.filter(run=run)}
-    expected = sum(rows[c.pk].margin_lifetime + rows[c.pk].clv for c in (a, b))
+    assert rows[gone.pk].clv == 0
+    expected = sum(max(rows[c.pk].clv, Decimal("0")) for c in (a, b))
+    assert expected > 0
     assert rows[referrer.pk].referral_value == expected
     assert rows[a.pk].referral_value == Decimal("0")
+
+
+def test_lost_customers_have_no_future_and_a_win_back_strategy(company):
+    lost = company[5]
+    Customer.objects.filter(pk=lost.pk).update(status=Customer.Status.LOST, lost_on=AS_OF - dt.timedelta(days=3))
+    run = services.run_valuation(as_of=AS_OF)
+    value = CustomerValue.objects.get(run=run, customer=lost)
+    assert value.basis == "lost"
+    assert value.p_alive == 0 and value.expected_purchases == 0
+    assert value.clv == 0 and value.clv_to_infinity == 0 and value.median_lifetime_weeks == 0
+    assert value.margin_lifetime > 0  # the history stays
+    live = CustomerValue.objects.filter(run=run).exclude(customer=lost).exclude(purchase_days=0)
+    assert {v.basis for v in live} <= {"model", "trailing_margin_rate"}
+
+
+def test_run_stores_the_model_choice_and_the_fit_quality(company):
+    run = services.run_valuation(as_of=AS_OF)
+    backtest = run.backtest
+    assert backtest["model"] in {"bgnbd", "mbgnbd", "pareto_nbd"}
+    assert set(backtest["models_compared"]) == {"bgnbd", "mbgnbd", "pareto_nbd"}
+    assert set(backtest["fit_quality"]) >= {"ok", "problems"}
+    assert run.parameters["model"] == backtest["model"]
+    chosen = backtest["models_compared"][backtest["model"]]
+    assert len(chosen["conditional_expectations"]) == 8
+    if backtest["range_calibration"] is not None:
+        assert 0 <= backtest["range_calibration"]["share_above_high"] <= 1
 
 
 def test_recompute_values_if_missing_skips_a_valued_date(company, capsys):
@@ -180,3 +212,34 @@ def test_recompute_values_if_missing_skips_a_valued_date(company, capsys):
     call_command("recompute_values", "--as-of", AS_OF.isoformat(), "--if-missing")
     assert "nothing recomputed" in capsys.readouterr().out
     assert ValuationRun.objects.count() == 1
+
+
+def test_a_fit_that_fails_its_checks_falls_back_and_claims_nothing(db):
+    """30 customers are too few to identify a purchase model: the run values each by its
+    trailing margin rate (hand-worked: window margin / 12 per month, discounted over 36
+    months) and writes P(alive), purchases, range and value to infinity as NULL (the COPY
+    writer on PostgreSQL, bulk_create elsewhere)."""
+    from valuation.engine import EngineSettings
+    from valuation.engine.forecast import discount_factors
+
+    customers = Customer.objects.bulk_create(
+        Customer(number=f"F{i:03d}", name=f"Few {i}", acquired_on=dt.date(2025, 1, 1)) for i in range(30)
+    )
+    Transaction.objects.bulk_create(
+        Transaction(customer=c, external_id=f"F-{c.number}-{k}", date=AS_OF - dt.timedelta(days=40 * k + i),
+                    revenue=Decimal("100.00"), cost_of_goods=Decimal("40.00"))
+        for i, c in enumerate(customers) for k in range(3)
+    )
+    run = services.run_valuation(as_of=AS_OF)
+    assert run.status == ValuationRun.Status.COMPLETED
+    assert run.parameters["fit_quality"]["ok"] is False
+    assert run.parameters["fit_quality"]["fallback"] == "trailing_margin_rate"
+    assert "too_few_customers" in {p["code"] for p in run.backtest["fit_quality"]["problems"]}
+    value = CustomerValue.objects.get(run=run, customer=customers[0])
+    assert value.basis == "trailing_margin_rate"
+    assert value.p_alive is None and value.expected_purchases is None
+    assert value.clv_low is None and value.clv_high is None and value.clv_to_infinity is None
+    assert value.median_lifetime_weeks is None
+    settings = EngineSettings()
+    expected = 3 * 60.0 / 12 * float(discount_factors(settings, settings.horizon_months)[1:].sum())
+    assert float(value.clv) == pytest.approx(expected, abs=0.01)

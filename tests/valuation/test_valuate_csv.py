@@ -57,11 +57,11 @@ def test_without_later_transactions_there_is_no_backtest(export):
 
 def test_bad_cells_are_named_by_line_and_column(tmp_path):
     path = tmp_path / "bad.csv"
-    path.write_text("customer_id,date,revenue\nA,2025-01-02,10\nB,02.01.2025,10\nC,2025-01-03,ten\n")
+    path.write_text("customer_id,date,revenue\nA,2025-01-02,10\nB,31.02.2025,10\nC,2025-01-03,ten\n")
     with pytest.raises(CommandError) as excinfo:
         run(path, "--calibration-end", "2025-06-30")
     message = str(excinfo.value)
-    assert "line 3, column date: '02.01.2025' is not a date" in message
+    assert "line 3, column date: '31.02.2025' is not a date" in message
     assert "line 4, column revenue: 'ten' is not a number" in message
 
 
@@ -70,3 +70,108 @@ def test_missing_columns_are_named(tmp_path):
     path.write_text("customer,date,amount\nA,2025-01-02,10\n")
     with pytest.raises(CommandError, match="missing column\\(s\\) customer_id, revenue"):
         run(path, "--calibration-end", "2025-06-30")
+
+
+def test_german_excel_file_with_times_reads_like_the_plain_file(tmp_path):
+    """Semicolons, Windows-1252, decimal comma with thousands points, DD.MM.YYYY with a time:
+    the same rows as the plain file (import_csv's reader, core.csvfile)."""
+    from valuation.offline import read_transactions
+
+    plain = tmp_path / "plain.csv"
+    plain.write_text("customer_id,date,revenue,cost\nMüller,2025-01-02,1234.50,1000\nB,2025-03-04,-10.25,\n")
+    german = tmp_path / "german.csv"
+    german.write_bytes(
+        "Customer_ID;Date;Revenue;Cost\nMüller;02.01.2025 14:30;1.234,50;1.000,00\nB;04.03.2025 08:00:59;-10,25;\n"
+        .encode("cp1252")
+    )
+    expected = read_transactions(plain)
+    got = read_transactions(german)
+    pd.testing.assert_frame_equal(got, expected)
+    assert got["revenue"].tolist() == [1234.5, -10.25]
+    assert got["date"].tolist() == [pd.Timestamp("2025-01-02"), pd.Timestamp("2025-03-04")]
+
+
+def write(path, rows, header="customer_id,date,revenue,cost"):
+    path.write_text(header + "\n" + "\n".join(",".join(map(str, row)) for row in rows) + "\n")
+    return path
+
+
+def test_report_names_the_chosen_model_the_comparison_and_the_holdout_columns(export, tmp_path):
+    path, tx = export
+    report = run(path, "--calibration-end", CAL_END, "--holdout-end", "2025-12-31", "--output", tmp_path / "v.csv")
+    assert report["model"] in {"bgnbd", "mbgnbd", "pareto_nbd"}
+    assert report["fit_quality"] == {"ok": True, "problems": [], "fallback": None}
+    assert set(report["models_compared"]) == {"bgnbd", "mbgnbd", "pareto_nbd"}
+    assert len(report["models_compared"]["bgnbd"]["conditional_expectations"]) == 8
+    backtest = report["backtest"]
+    holdout = tx[(tx["date"] > pd.Timestamp(CAL_END)) & (tx["customer_id"].isin(tx[tx["date"] <= pd.Timestamp(CAL_END)]["customer_id"]))]
+    assert backtest["actual_margin"] == pytest.approx((holdout["revenue"] - holdout["cost"]).round(2).sum(), rel=1e-3)
+    assert abs(backtest["margin_total_error"]) < 0.25  # simulated by the models' own story
+    assert 0 <= backtest["range_calibration"]["share_above_high"] <= 0.2
+    values = pd.read_csv(tmp_path / "v.csv")
+    assert {"holdout_expected", "holdout_low", "holdout_high", "clv_to_infinity", "median_lifetime_weeks",
+            "basis"} <= set(values.columns)
+    assert (values["holdout_low"] <= values["holdout_expected"] + 1e-6).mean() > 0.95
+    assert values["holdout_expected"].sum() == pytest.approx(backtest["predicted_margin"], rel=1e-6)
+
+
+def test_everyone_bought_once_fails_the_gate_and_claims_no_model_figures(tmp_path):
+    """300 customers with one purchase each: nothing identifies a drop-out process. The
+    valuation falls back to the trailing margin rate (hand-worked: margin in the 12-month
+    window / 12 per month) and says so; P(alive) and ranges are not claimed."""
+    rows = [(f"C{i}", f"2025-{1 + i % 6:02d}-{1 + i % 28:02d}", 100 + i % 7, 60) for i in range(300)]
+    rows += [("C0", "2025-10-01", 50, 20)]  # one holdout purchase
+    path = write(tmp_path / "once.csv", rows)
+    report = run(path, "--calibration-end", "2025-06-30", "--holdout-end", "2025-12-31", "--output", tmp_path / "v.csv")
+    assert report["fit_quality"]["ok"] is False
+    codes = {p["code"] for p in report["fit_quality"]["problems"]}
+    assert "too_few_repeat_buyers" in codes
+    assert all(p["message"] for p in report["fit_quality"]["problems"])
+    assert report["fit_quality"]["fallback"] == "trailing_margin_rate"
+    values = pd.read_csv(tmp_path / "v.csv").set_index("customer_id")
+    assert values["p_alive"].isna().all() and values["clv_low"].isna().all() and values["clv_to_infinity"].isna().all()
+    assert (values["basis"] == "trailing_margin_rate").all()
+    c1 = values.loc["C1"]  # bought 2025-02-02 for 101 at cost 60: margin 41 in the window
+    weeks = (dt.date(2025, 12, 31) - dt.date(2025, 6, 30)).days / 7
+    assert c1["holdout_expected"] == pytest.approx(41 / 12 * weeks / (365.2425 / 12 / 7), rel=1e-4)  # CSV has 4 decimals
+    assert pd.isna(c1["holdout_low"]) and pd.isna(c1["holdout_high"])
+
+
+def test_five_customers_fail_the_gate(tmp_path):
+    rows = [(f"C{i}", f"2025-0{m}-1{i}", 10 * (i + m), 5) for i in range(5) for m in range(1, 7)]
+    report = run(write(tmp_path / "five.csv", rows), "--calibration-end", "2025-06-30", "--output", tmp_path / "v.csv")
+    assert report["fit_quality"]["ok"] is False
+    assert "too_few_customers" in {p["code"] for p in report["fit_quality"]["problems"]}
+    values = pd.read_csv(tmp_path / "v.csv")
+    assert values["p_alive"].isna().all() and values["clv_high"].isna().all()
+
+
+def test_all_revenue_zero_means_no_purchases_and_no_value(tmp_path):
+    rows = [(f"C{i}", f"2025-0{m}-10", 0, 0) for i in range(60) for m in range(1, 6)]
+    report = run(write(tmp_path / "zero.csv", rows), "--calibration-end", "2025-06-30", "--output", tmp_path / "v.csv")
+    assert report["fit_quality"]["ok"] is False
+    assert "no_purchases" in {p["code"] for p in report["fit_quality"]["problems"]}
+    values = pd.read_csv(tmp_path / "v.csv")
+    assert (values["purchase_days"] == 0).all() and (values["clv"] == 0).all()
+    assert (values["basis"] == "no_purchase").all()
+
+
+def test_returns_do_not_change_purchase_counts(export, tmp_path):
+    """The same file with a credit note after a third of the purchases (on the same day and a
+    week later) and zero rows: the same purchase days per customer, in calibration and holdout."""
+    path, tx = export
+    extra = tx.iloc[::3].copy()
+    credit = extra.assign(revenue=-extra["revenue"] / 4, cost=-extra["cost"] / 4)
+    later = credit.assign(date=credit["date"] + pd.Timedelta(days=7))
+    zero = extra.assign(revenue=0.0, cost=0.0, date=extra["date"] + pd.Timedelta(days=3))
+    with_returns = pd.concat([tx, credit, later, zero]).sort_values("date")
+    returns_path = tmp_path / "returns.csv"
+    with_returns.assign(date=with_returns["date"].dt.strftime("%Y-%m-%d")).round(2).to_csv(returns_path, index=False)
+    plain = run(path, "--calibration-end", CAL_END, "--output", tmp_path / "a.csv")
+    returned = run(returns_path, "--calibration-end", CAL_END, "--output", tmp_path / "b.csv")
+    a = pd.read_csv(tmp_path / "a.csv").set_index("customer_id").sort_index()
+    b = pd.read_csv(tmp_path / "b.csv").set_index("customer_id").sort_index()
+    pd.testing.assert_series_equal(a["purchase_days"], b["purchase_days"])
+    pd.testing.assert_series_equal(a["holdout_purchases"], b["holdout_purchases"])
+    assert plain["backtest"]["actual_repeat_purchases"] == returned["backtest"]["actual_repeat_purchases"]
+    assert b["margin_lifetime"].sum() < a["margin_lifetime"].sum()

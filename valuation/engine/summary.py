@@ -94,7 +94,7 @@ def population_fence(day_margin: np.ndarray) -> float:
 
 
 def cap_purchase_margins(
-    day_customer: np.ndarray, day_margin: np.ndarray, n_customers: int
+    day_customer: np.ndarray, day_margin: np.ndarray, n_customers: int, *, fence: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Purchase-day margins capped for model fitting, and the number capped per customer.
 
@@ -104,8 +104,10 @@ def cap_purchase_margins(
     of them, else 0 (one or two days give no own range). So only amounts far outside both
     the population's and the customer's own range are capped: a large customer whose every
     order is large keeps its figures. Days are never dropped; historical sums stay uncapped.
+    ``fence``: the population fence when it was measured on more customers than these (the
+    nightly run scores customer-id ranges against the fence of the whole company).
     """
-    fence = population_fence(day_margin)
+    fence = population_fence(day_margin) if fence is None else fence
     if not math.isfinite(fence) or len(day_margin) == 0:
         return day_margin.copy(), np.zeros(n_customers, np.int64)
     positive = day_margin > 0
@@ -125,6 +127,7 @@ def summarise_transactions(
     settings: EngineSettings | None = None,
     *,
     input_rule_columns: bool = False,
+    fence: float | None = None,
 ) -> pd.DataFrame:
     """One row per customer with at least one transaction dated on or before ``as_of``.
 
@@ -141,7 +144,8 @@ def summarise_transactions(
     - kept share f = (margin of all rows) / (margin of purchase rows), clipped to [0, 1],
       when the margin of purchase rows is > 0, else 1: returns reduce the customer's spend
       pro rata over its purchases (invoices are not matched to credit notes).
-    - Purchase-day margins are capped for the spend model by :func:`cap_purchase_margins`.
+    - Purchase-day margins are capped for the spend model by :func:`cap_purchase_margins`
+      (``fence``: the population fence measured elsewhere; None measures it on these rows).
 
     Columns:
 
@@ -210,7 +214,7 @@ def summarise_transactions(
     day_customer = p_codes[order][day_start]
     day_date = p_day[order][day_start]
     day_margin = np.add.reduceat(p_margin[order], day_start) if len(day_start) else np.zeros(0)
-    capped_margin, capped_days = cap_purchase_margins(day_customer, day_margin, n)
+    capped_margin, capped_days = cap_purchase_margins(day_customer, day_margin, n, fence=fence)
 
     purchase_days = np.bincount(day_customer, minlength=n)
     has_purchase = purchase_days > 0

@@ -294,7 +294,7 @@ def trailing_margin_estimate(margin_window: np.ndarray, weights: np.ndarray, set
 
 
 def value_customers(
-    summary: pd.DataFrame, models: ValuationModels, settings: EngineSettings | None = None
+    summary: pd.DataFrame, models: ValuationModels, settings: EngineSettings | None = None, *, ranges: bool = True
 ) -> pd.DataFrame:
     """Per-customer future figures, one row per row of ``summary`` (same index); columns
     VALUE_COLUMNS:
@@ -315,6 +315,8 @@ def value_customers(
     - is_thin: purchase_days < min_purchase_days_for_model or age_weeks < min_age_weeks.
     - basis: "model", "trailing_margin_rate", "lost" or "no_purchase".
     Lost customers (column ``lost`` true) get 0 for every future figure.
+    ``ranges=False`` leaves clv_low and clv_high NaN and skips their simulation (most of the
+    time here), for callers that need the expected values only (the run's thresholds).
     """
     settings = settings or EngineSettings()
     d = _inputs(summary)
@@ -340,12 +342,15 @@ def value_customers(
         pa = _per_distinct(lambda *a: model_p_alive(params, *a), x, t_x, T)
         plain, discounted, infinite = purchases_if_alive(params, x, T, settings)
         margin, scale = _margin_per_purchase(models, {k: v[b] for k, v in d.items()})
-        low, high = margin_quantiles(
-            params, models.gamma_gamma if models.fallback is None else None, x, T, pa, scale,
-            (settings.interval_low, settings.interval_high),
-            horizon_weeks=settings.horizon_weeks, month_weights=discount_factors(settings, H), settings=settings,
-            spend_shape=models.spend_shape,
-        )
+        if ranges:
+            low, high = margin_quantiles(
+                params, models.gamma_gamma if models.fallback is None else None, x, T, pa, scale,
+                (settings.interval_low, settings.interval_high),
+                horizon_weeks=settings.horizon_weeks, month_weights=discount_factors(settings, H), settings=settings,
+                spend_shape=models.spend_shape,
+            )
+        else:
+            low = high = np.full(len(b), np.nan)
         life, life_if_alive = median_remaining_weeks(params, x, T, pa)
         out["p_alive"][b] = pa
         out["expected_purchases"][b] = pa * plain
@@ -362,7 +367,8 @@ def value_customers(
     scored = pd.DataFrame(out, index=summary.index)
     numeric = scored.to_numpy()
     # NaN means "not claimed" and belongs to the fallback rows only; inf never.
-    unclaimed_ok = (basis == BASIS_TRAILING)[:, None]
+    unclaimed_ok = (basis == BASIS_TRAILING)[:, None] | (
+        ~np.asarray(ranges, dtype=bool) & np.isin(np.array(list(scored.columns)), ["clv_low", "clv_high"])[None, :])
     if np.isinf(numeric).any() or (np.isnan(numeric) & ~unclaimed_ok).any():
         raise FloatingPointError("non-finite value in customer values")
     scored["is_thin"] = (d["days"] < settings.min_purchase_days_for_model) | (d["T"] < settings.min_age_weeks)

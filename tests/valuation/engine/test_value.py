@@ -212,3 +212,20 @@ def test_referral_value_is_discounted_and_counted_once():
     value = incremental_referral_value(customers, clv)
     # Customer 1 brought 2 (clv 30) and 3 (negative: 0); 4 referred itself: ignored.
     assert value.to_dict() == {1: 30.0, 2: 0.0, 3: 0.0, 4: 0.0}
+
+
+def test_values_without_ranges_equal_the_values_with_them_but_the_ranges():
+    """The run's thresholds skip the range simulation: every other figure is the same."""
+    from valuation.engine import BgNbdParams, EngineSettings, GammaGammaParams, fit_valuation_models, value_customers
+    from valuation.engine.simulate import simulate_transactions
+    from valuation.engine.summary import summarise_transactions
+
+    tx = simulate_transactions(800, BgNbdParams(r=0.6, alpha=5.0, a=0.8, b=2.5), GammaGammaParams(p=5.0, q=3.5, v=40.0),
+                               dt.date(2024, 1, 1), dt.date(2025, 6, 30), seed=11)
+    summary = summarise_transactions(tx, "2025-06-30", EngineSettings(), input_rule_columns=True)
+    models = fit_valuation_models(summary, EngineSettings())
+    full = value_customers(summary, models, EngineSettings())
+    plain = value_customers(summary, models, EngineSettings(), ranges=False)
+    assert plain[["clv_low", "clv_high"]].isna().all().all()
+    others = [c for c in full.columns if c not in ("clv_low", "clv_high")]
+    pd.testing.assert_frame_equal(plain[others], full[others])

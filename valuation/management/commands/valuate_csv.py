@@ -9,21 +9,29 @@ from valuation import offline
 
 class Command(BaseCommand):
     help = (
-        "Fit the lifetime-value models on a transactions CSV (customer_id,date,revenue[,cost]) up to "
-        "the calibration end and print parameters and a back-test as JSON."
+        "Value the customers of a transactions CSV (customer_id,date,revenue[,cost]; the formats "
+        "import_csv reads) on the history up to the calibration end, as the nightly run does, and "
+        "print the model choice, the fit quality, the parameters and a back-test on the rows after "
+        "it (up to --holdout-end, default the last day) as JSON."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("file", type=Path)
         parser.add_argument("--calibration-end", required=True, type=dt.date.fromisoformat, help="YYYY-MM-DD")
-        parser.add_argument("--output", type=Path, help="Write one row of values per customer to this CSV.")
+        parser.add_argument("--holdout-end", type=dt.date.fromisoformat, help="YYYY-MM-DD, inclusive (default: the last day in the file)")
+        parser.add_argument(
+            "--output", type=Path,
+            help="Write one row of values per customer to this CSV (with a holdout: holdout_expected, "
+                 "holdout_low, holdout_high, the undiscounted margin after the calibration end).",
+        )
 
-    def handle(self, *args, file, calibration_end, output=None, **options):
+    def handle(self, *args, file, calibration_end, holdout_end=None, output=None, **options):
         try:
-            result = offline.analyse(offline.read_transactions(file), calibration_end=calibration_end)
+            result = offline.analyse(offline.read_transactions(file), calibration_end=calibration_end,
+                                     holdout_end=holdout_end)
         except offline.ExportError as exc:
             raise CommandError(str(exc)) from exc
         if output:
             result.values.to_csv(output, index_label="customer_id", float_format="%.4f")
             result.report["output"] = str(output)
-        self.stdout.write(json.dumps(result.report, indent=2))
+        self.stdout.write(json.dumps(result.report, indent=2, allow_nan=False))
