@@ -83,7 +83,7 @@ def remove_bench_transactions() -> None:
             cursor.execute(f"VACUUM ANALYZE {Transaction._meta.db_table}")
 
 
-FLOOR_TABLE = "bench_import_floor"
+FLOOR_TABLE = f"bench_import_floor_{os.getpid()}"  # two benches may run at once
 
 
 def _timed(sql_steps) -> float:
