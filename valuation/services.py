@@ -219,7 +219,7 @@ def prepare_run(*, run_id: int) -> list[int]:
             backtest=backtest,
             company=company,
             customer_count=len(inputs.customers),
-            transaction_count=int(inputs.summary["purchase_days"].sum()),
+            transaction_count=selectors.transaction_count(until=run.as_of),
             service_event_count=int(inputs.service_totals["service_count"].sum()) if len(inputs.service_totals) else 0,
             chunk_count=len(chunks),
         )

@@ -180,3 +180,17 @@ def test_recompute_values_if_missing_skips_a_valued_date(company, capsys):
     call_command("recompute_values", "--as-of", AS_OF.isoformat(), "--if-missing")
     assert "nothing recomputed" in capsys.readouterr().out
     assert ValuationRun.objects.count() == 1
+
+
+def test_run_counts_transactions_not_purchase_days(company):
+    # A second transaction on a day the customer already bought: one more transaction, the same days.
+    first = Transaction.objects.filter(date__lte=AS_OF).order_by("pk").first()
+    Transaction.objects.create(customer_id=first.customer_id, external_id="SAME-DAY", date=first.date,
+                               revenue=Decimal("1.00"))
+    Transaction.objects.create(customer_id=first.customer_id, external_id="AFTER-AS-OF",
+                               date=AS_OF + dt.timedelta(days=1), revenue=Decimal("1.00"))
+    run = services.run_valuation(as_of=AS_OF)
+    dated = Transaction.objects.filter(date__lte=AS_OF)
+    purchase_days = dated.values("customer_id", "date").distinct().count()
+    assert run.transaction_count == dated.count()
+    assert run.transaction_count > purchase_days
