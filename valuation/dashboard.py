@@ -375,7 +375,9 @@ def segment_dashboard(*, filters: DashboardFilters, compare_run_id: int | None =
     """Everything the dashboard shows, each figure one query. `runs`: completed_runs(), if at hand."""
     today = today or timezone.localdate()
     runs = completed_runs() if runs is None else runs
-    months = month_starts(today=today)
+    # The panel ends with the month of the run's as-of date, like every other figure of the
+    # page (services logged after it are not in the run); without a run, this month.
+    months = month_starts(today=runs[0].as_of if runs else today)
     board = Dashboard(run=runs[0] if runs else None, filters=filters, service_months=months)
     # Services are logged all day: this figure is cached briefly, not per run.
     cost_key = f"dashboard:service-cost:{months[-1]}:{filters.owner_id}:{filters.region}:{filters.industry}"

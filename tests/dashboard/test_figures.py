@@ -235,3 +235,18 @@ def test_scatter_figure_clips_to_the_floor_and_carries_the_id():
     assert figure["layout"]["xaxis"]["type"] == "log"
     assert [shape["x0"] for shape in figure["layout"]["shapes"] if shape["xref"] == "x"] == [1000.0]
     assert [shape["y0"] for shape in figure["layout"]["shapes"] if shape["yref"] == "y"] == [1.0]  # 0 -> floor
+
+
+def test_service_cost_panel_ends_at_the_runs_as_of_date_not_today():
+    run = CompletedRunFactory(as_of=dt.date(2025, 6, 30))
+    customer = CustomerFactory()
+    value(run, Segment.PROBLEM, margin=100, services=400, customer=customer)
+    hotline = ServiceType.objects.get(code="hotline")
+    ServiceEventFactory(customer=customer, service_type=hotline, date=dt.date(2025, 6, 10), quantity=Decimal(1))
+    ServiceEventFactory(customer=customer, service_type=hotline, date=dt.date(2025, 7, 15), quantity=Decimal(1))
+
+    board = dashboard.segment_dashboard(filters=ALL, today=dt.date(2026, 1, 20))
+
+    assert board.service_months[-1] == dt.date(2025, 6, 1)
+    assert board.service_months[0] == dt.date(2023, 7, 1)
+    assert [row["month"] for row in board.service_cost] == [dt.date(2025, 6, 1)]

@@ -49,9 +49,10 @@ def build(n: int) -> None:
     hotline = ServiceType.objects.get(code="hotline")
     training = ServiceType.objects.get(code="training")
     today = timezone.localdate()
+    # Services in the months up to the latest run's as-of date: the months the panel shows.
     ServiceEvent.objects.bulk_create(
         ServiceEvent(customer=customer, service_type=(hotline, training)[i % 2],
-                     date=today - dt.timedelta(days=30 * (i % 20)), quantity=Decimal(1))
+                     date=latest.as_of - dt.timedelta(days=30 * (i % 20)), quantity=Decimal(1))
         for i, customer in enumerate(customers)
     )
     # A few runs for the settings page's run list, one of them running with chunks.
