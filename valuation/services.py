@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from core import copy_text
 
-from . import engine, selectors
+from . import dashboard, engine, selectors
 from .models import CustomerValue, ValuationChunk, ValuationRun
 
 logger = logging.getLogger(__name__)
@@ -394,6 +394,7 @@ def finish_run_if_complete(*, run_id: int) -> bool:
             status=ValuationRun.Status.RUNNING
         ).delete()
         apply_retention()
+        dashboard.write_run_summary(run_id=run_id)
     _warm_dashboard()
     return True
 

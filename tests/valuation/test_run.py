@@ -13,7 +13,7 @@ from tests.factories import ServiceEventFactory
 from valuation import services, tasks
 from valuation.engine import SEGMENTS, BgNbdParams, GammaGammaParams
 from valuation.engine.simulate import simulate_transactions
-from valuation.models import CustomerValue, ValuationChunk, ValuationRun
+from valuation.models import CustomerValue, RunSummary, RunSummaryCell, ValuationChunk, ValuationRun
 
 pytestmark = pytest.mark.django_db
 
@@ -194,3 +194,10 @@ def test_run_counts_transactions_not_purchase_days(company):
     purchase_days = dated.values("customer_id", "date").distinct().count()
     assert run.transaction_count == dated.count()
     assert run.transaction_count > purchase_days
+
+
+def test_a_completed_run_has_its_dashboard_summary(company):
+    run = services.run_valuation(as_of=AS_OF)
+    assert RunSummary.objects.filter(run=run).exists()
+    cells = RunSummaryCell.objects.filter(run=run)
+    assert sum(cells.values_list("customers", flat=True)) == CustomerValue.objects.filter(run=run).count()
