@@ -46,9 +46,11 @@ from django.utils import timezone
 from customers.models import Customer
 from customers.roles import Role
 from services.models import ServiceEvent, ServiceType
-from valuation.models import CustomerValue, ValuationRun
+from valuation.dashboard import write_run_summary
+from valuation.models import CustomerValue, RunSummary, ValuationRun
 
 BATCH = 5000
+OWNERS = 40  # sales reps of the synthetic data: books of n/40 customers
 SEGMENTS = ["uncritical", "problem", "potential", "investment"]
 
 
@@ -110,11 +112,14 @@ def synthesise(n: int) -> None:
     started = time.perf_counter()
     prefix = f"BENCH{os.getpid()}-"
     regions, industries = ["North", "South", "East", "West"], ["Steel", "Food", "Glass", "Paper", "Chemicals"]
+    owners = get_user_model().objects.bulk_create(
+        get_user_model()(username=f"{prefix}rep{k}") for k in range(OWNERS)
+    )
     customers = []
     for lo in range(0, n, BATCH):
         customers += Customer.objects.bulk_create(
             Customer(number=f"{prefix}{i}", name=f"Bench customer {i}", region=regions[i % 4],
-                     industry=industries[i % 5])
+                     industry=industries[i % 5], owner=owners[(i * 7) % OWNERS])
             for i in range(lo, min(n, lo + BATCH))
         )
     today = timezone.localdate()
@@ -142,6 +147,15 @@ def synthesise(n: int) -> None:
                 CustomerValue.objects.bulk_create(rows)
                 rows = []
         CustomerValue.objects.bulk_create(rows)
+    if connection.vendor == "postgresql":
+        # Rows inserted by this still-open transaction are in no statistics yet: without this
+        # the planner expects empty tables and joins by nested loops (seconds per figure).
+        with connection.cursor() as cursor:
+            for model in (Customer, CustomerValue):
+                cursor.execute(f"ANALYZE {model._meta.db_table}")
+    started_summary = time.perf_counter()
+    write_run_summary(run_id=runs[-1].pk)
+    print(f"run summary of the latest run written in {time.perf_counter() - started_summary:.2f} s")
     types = list(ServiceType.objects.all())
     events = [
         ServiceEvent(customer=rng.choice(customers), service_type=rng.choice(types),
@@ -180,15 +194,37 @@ def measure(args) -> None:
         owned = Customer.objects.filter(owner_id=args.owner).count()
         pages[f"dashboard, owner {args.owner} ({owned:,} customers)"] = f"/dashboard/?owner={args.owner}"
     timed_get(client, "/settings/")  # warm imports, templates and the policy row
-    for name, url in pages.items():
-        cold = []
-        for _ in range(args.cold):
-            cache.clear()  # the bench's own LocMem cache (see main): the page computes every figure again
-            cold.append(timed_get(client, url))
-        report(f"{name} [cold]", cold)
-        timed_get(client, url)
-        report(f"{name} [warm]", [timed_get(client, url) for _ in range(args.repeat)])
+    summary = RunSummary.objects.filter(run=run).first()
+    variants = [("", summary)]
+    if summary is not None and args.without_summary_too:
+        variants.append((" without summary", None))
+    for suffix, chosen in variants:
+        if chosen is None and summary is not None:
+            RunSummary.objects.filter(run=run).delete()  # the value-row path (inside --synthetic's rollback)
+        for name, url in pages.items():
+            cold = []
+            floors = []
+            for _ in range(args.cold):
+                floors.append(scan_floor(run))
+                cache.clear()  # the bench's own LocMem cache (see main): the page computes every figure again
+                cold.append(timed_get(client, url))
+            report(f"{name}{suffix} [cold]", cold)
+            print(f"{'':<38} floor, one scan of the run's value rows: p50={statistics.median(floors) * 1000:8.1f} ms; "
+                  f"cold p50 / floor = {statistics.median(s[0] for s in cold) / statistics.median(floors):.2f}; "
+                  f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+            timed_get(client, url)
+            report(f"{name}{suffix} [warm]", [timed_get(client, url) for _ in range(args.repeat)])
     report("settings", [timed_get(client, "/settings/") for _ in range(args.repeat)])
+
+
+def scan_floor(run: ValuationRun) -> float:
+    """Seconds of one scan of the run's value rows (a sum over a column no index holds)."""
+    with connection.cursor() as cursor:
+        started = time.perf_counter()
+        cursor.execute(f"SELECT COUNT(*), SUM(margin_lifetime) FROM {CustomerValue._meta.db_table} WHERE run_id = %s",
+                       [run.pk])
+        cursor.fetchall()
+        return time.perf_counter() - started
 
 
 def main() -> None:
@@ -198,6 +234,8 @@ def main() -> None:
     parser.add_argument("--owner", type=int, help="owner id for the rep's view (default: the smallest book)")
     parser.add_argument("--username")
     parser.add_argument("--synthetic", type=int, default=0, help="add N throw-away customers (rolled back)")
+    parser.add_argument("--without-summary-too", action="store_true",
+                        help="with --synthetic: measure again after removing the run's summary (value-row path)")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     with override_settings(CACHES=BENCH_CACHES):
