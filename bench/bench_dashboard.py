@@ -196,7 +196,7 @@ def measure(args) -> None:
     timed_get(client, "/settings/")  # warm imports, templates and the policy row
     summary = RunSummary.objects.filter(run=run).first()
     variants = [("", summary)]
-    if summary is not None and args.without_summary_too:
+    if summary is not None and args.without_summary_too and args.synthetic:  # rolled back afterwards
         variants.append((" without summary", None))
     for suffix, chosen in variants:
         if chosen is None and summary is not None:
