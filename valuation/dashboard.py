@@ -176,6 +176,7 @@ def segment_summary(values: QuerySet[CustomerValue]) -> tuple[list[dict], dict]:
     return segment_table(rows)
 
 
+CENT = Decimal("0.01")
 SEGMENT_KEYS = ["customers", "revenue", "margin", "service_cost", "clv", "profit", "profitable", "unprofitable"]
 
 
@@ -183,12 +184,20 @@ def segment_table(rows: dict[str, dict]) -> tuple[list[dict], dict]:
     """The segment table and its totals row from {segment: sums}, in the segments' order."""
     keys = SEGMENT_KEYS
     zero = {"customers": 0, "profitable": 0, "unprofitable": 0}
+
+    def cell(key: str, value):
+        if value is None:
+            return zero.get(key, Decimal("0.00"))
+        # Sums of cents are cents; SQLite sums decimals as floats, which differ in the last
+        # digits with the order of summation, so both ways to the table round the same way.
+        return value if key in zero else Decimal(value).quantize(CENT)
+
     table = []
     for segment in SEGMENTS:
         row = rows.get(segment.value, {})
         table.append(
             {"segment": segment.value, "label": segment.label, "strategy": segment.strategy,
-             **{k: row.get(k) if row.get(k) is not None else zero.get(k, Decimal("0.00")) for k in keys}}
+             **{k: cell(k, row.get(k)) for k in keys}}
         )
     totals = {k: sum((row[k] for row in table), zero.get(k, Decimal("0.00"))) for k in keys}
     return table, totals
