@@ -3,7 +3,8 @@
 A manager is logged in with Django's test Client (no web server); each dashboard is fetched
 --cold times right after clearing the cache (every figure computed) and --repeat times warm
 (a completed run's figures come from the cache); the median, p95 and the number of SQL
-queries are printed. The last dashboard is a sales rep's book (owner filter).
+queries are printed. The cache is a LocMem cache of this process, never the shared database
+cache of the web processes. Any answer other than 200 stops the bench with an error. The last dashboard is a sales rep's book (owner filter).
 
     python bench/bench_dashboard.py --repeat 7
     python bench/bench_dashboard.py --synthetic 100000     # throw-away data, rolled back
@@ -39,15 +40,17 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
+from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 
 from customers.models import Customer
 from customers.roles import Role
 from services.models import ServiceEvent, ServiceType
-from valuation.models import CustomerValue, ValuationRun
+from valuation.dashboard import write_run_summary
+from valuation.models import CustomerValue, RunSummary, ValuationRun
 
 BATCH = 5000
+OWNERS = 40  # sales reps of the synthetic data: books of n/40 customers
 SEGMENTS = ["uncritical", "problem", "potential", "investment"]
 
 
@@ -65,12 +68,27 @@ def manager_user(username: str | None):
     return user
 
 
+class PageFailed(SystemExit):
+    """A page answered something other than 200: its time would measure a redirect or an error."""
+
+
+# The bench's own cache: the configured one is the shared database cache of every web
+# process, which "cold" requests must neither clear nor fill.
+BENCH_CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "bench-dashboard"}}
+
+
 def timed_get(client: Client, url: str) -> tuple[float, int, int, int]:
-    """Seconds, status, SQL queries and response size of one GET."""
+    """Seconds, status, SQL queries and response size of one GET; fails unless the page says 200.
+
+    Requests go as HTTPS, as behind the production proxy: with DEBUG off every plain-HTTP
+    request is answered by a redirect, which is not the page.
+    """
     with CaptureQueriesContext(connection) as queries:
         started = time.perf_counter()
-        response = client.get(url)
+        response = client.get(url, secure=True)
         seconds = time.perf_counter() - started
+    if response.status_code != 200:
+        raise PageFailed(f"{url} answered {response.status_code}, not 200: nothing measured")
     return seconds, response.status_code, len(queries), len(response.content)
 
 
@@ -94,11 +112,14 @@ def synthesise(n: int) -> None:
     started = time.perf_counter()
     prefix = f"BENCH{os.getpid()}-"
     regions, industries = ["North", "South", "East", "West"], ["Steel", "Food", "Glass", "Paper", "Chemicals"]
+    owners = get_user_model().objects.bulk_create(
+        get_user_model()(username=f"{prefix}rep{k}") for k in range(OWNERS)
+    )
     customers = []
     for lo in range(0, n, BATCH):
         customers += Customer.objects.bulk_create(
             Customer(number=f"{prefix}{i}", name=f"Bench customer {i}", region=regions[i % 4],
-                     industry=industries[i % 5])
+                     industry=industries[i % 5], owner=owners[(i * 7) % OWNERS])
             for i in range(lo, min(n, lo + BATCH))
         )
     today = timezone.localdate()
@@ -126,6 +147,15 @@ def synthesise(n: int) -> None:
                 CustomerValue.objects.bulk_create(rows)
                 rows = []
         CustomerValue.objects.bulk_create(rows)
+    if connection.vendor == "postgresql":
+        # Rows inserted by this still-open transaction are in no statistics yet: without this
+        # the planner expects empty tables and joins by nested loops (seconds per figure).
+        with connection.cursor() as cursor:
+            for model in (Customer, CustomerValue):
+                cursor.execute(f"ANALYZE {model._meta.db_table}")
+    started_summary = time.perf_counter()
+    write_run_summary(run_id=runs[-1].pk)
+    print(f"run summary of the latest run written in {time.perf_counter() - started_summary:.2f} s")
     types = list(ServiceType.objects.all())
     events = [
         ServiceEvent(customer=rng.choice(customers), service_type=rng.choice(types),
@@ -164,15 +194,37 @@ def measure(args) -> None:
         owned = Customer.objects.filter(owner_id=args.owner).count()
         pages[f"dashboard, owner {args.owner} ({owned:,} customers)"] = f"/dashboard/?owner={args.owner}"
     timed_get(client, "/settings/")  # warm imports, templates and the policy row
-    for name, url in pages.items():
-        cold = []
-        for _ in range(args.cold):
-            cache.clear()  # LocMem in this process: the page computes every figure again
-            cold.append(timed_get(client, url))
-        report(f"{name} [cold]", cold)
-        timed_get(client, url)
-        report(f"{name} [warm]", [timed_get(client, url) for _ in range(args.repeat)])
+    summary = RunSummary.objects.filter(run=run).first()
+    variants = [("", summary)]
+    if summary is not None and args.without_summary_too and args.synthetic:  # rolled back afterwards
+        variants.append((" without summary", None))
+    for suffix, chosen in variants:
+        if chosen is None and summary is not None:
+            RunSummary.objects.filter(run=run).delete()  # the value-row path (inside --synthetic's rollback)
+        for name, url in pages.items():
+            cold = []
+            floors = []
+            for _ in range(args.cold):
+                floors.append(scan_floor(run))
+                cache.clear()  # the bench's own LocMem cache (see main): the page computes every figure again
+                cold.append(timed_get(client, url))
+            report(f"{name}{suffix} [cold]", cold)
+            print(f"{'':<38} floor, one scan of the run's value rows: p50={statistics.median(floors) * 1000:8.1f} ms; "
+                  f"cold p50 / floor = {statistics.median(s[0] for s in cold) / statistics.median(floors):.2f}; "
+                  f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+            timed_get(client, url)
+            report(f"{name}{suffix} [warm]", [timed_get(client, url) for _ in range(args.repeat)])
     report("settings", [timed_get(client, "/settings/") for _ in range(args.repeat)])
+
+
+def scan_floor(run: ValuationRun) -> float:
+    """Seconds of one scan of the run's value rows (a sum over a column no index holds)."""
+    with connection.cursor() as cursor:
+        started = time.perf_counter()
+        cursor.execute(f"SELECT COUNT(*), SUM(margin_lifetime) FROM {CustomerValue._meta.db_table} WHERE run_id = %s",
+                       [run.pk])
+        cursor.fetchall()
+        return time.perf_counter() - started
 
 
 def main() -> None:
@@ -182,18 +234,21 @@ def main() -> None:
     parser.add_argument("--owner", type=int, help="owner id for the rep's view (default: the smallest book)")
     parser.add_argument("--username")
     parser.add_argument("--synthetic", type=int, default=0, help="add N throw-away customers (rolled back)")
+    parser.add_argument("--without-summary-too", action="store_true",
+                        help="with --synthetic: measure again after removing the run's summary (value-row path)")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
-    if not args.synthetic:
-        measure(args)
-        return
-    try:
-        with transaction.atomic():
-            synthesise(args.synthetic)
+    with override_settings(CACHES=BENCH_CACHES):
+        if not args.synthetic:
             measure(args)
-            raise Rollback
-    except Rollback:
-        pass
+            return
+        try:
+            with transaction.atomic():
+                synthesise(args.synthetic)
+                measure(args)
+                raise Rollback
+        except Rollback:
+            pass
 
 
 if __name__ == "__main__":

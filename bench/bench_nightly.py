@@ -46,6 +46,7 @@ from cockpit.demo import (
 from customers.models import Customer, Transaction
 from services.models import ServiceEvent
 from valuation import engine, selectors, services
+from valuation.models import CustomerValue
 
 # (module, attribute, label): the steps timed, wherever the run calls them.
 STEPS = [
@@ -116,6 +117,18 @@ class Clock:
         services.earned_growth = self.step("earned growth (total)", services.earned_growth)
 
 
+def value_table_bytes() -> tuple[int, int, int, int] | None:
+    """PostgreSQL: total, number of indexes, heap with TOAST, and indexes of the value table."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_total_relation_size(%s::regclass), (SELECT COUNT(*) FROM pg_index WHERE indrelid = %s::regclass), "
+            "pg_table_size(%s::regclass), pg_indexes_size(%s::regclass)", [CustomerValue._meta.db_table] * 4
+        )
+        return cursor.fetchone()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--as-of", type=date.fromisoformat, default=date(2025, 6, 30))
@@ -139,9 +152,11 @@ def main() -> None:
 
     clock = Clock()
     clock.install()
+    disk_before = value_table_bytes()
     started = time.perf_counter()
     run = services.run_valuation(as_of=args.as_of, progress=print)
     total = time.perf_counter() - started
+    disk_after = value_table_bytes()
 
     print("\nstage                                   calls   seconds")
     for phase in ("prepare", "chunks", "run"):
@@ -155,6 +170,13 @@ def main() -> None:
     rows = run.rows_written
     print(f"\nrun {run.pk} {run.status}: {rows:,} value rows in {total:.1f} s ({rows / total:,.0f} rows/s, "
           f"{transactions / total:,.0f} transactions/s)")
+    if disk_before is not None:
+        # A run that replaces one of the same as-of date frees rows VACUUM may reuse later.
+        grown = disk_after[0] - disk_before[0]
+        print(f"disk of {CustomerValue._meta.db_table} (heap + TOAST + its {disk_after[1]} indexes): "
+              f"{disk_before[0] / 1e6:,.1f} MB before the run, {disk_after[0] / 1e6:,.1f} MB after: "
+              f"{grown / 1e6:,.1f} MB for this run = {grown / max(rows, 1):,.0f} bytes per value row "
+              f"(heap {(disk_after[2] - disk_before[2]) / 1e6:,.1f} MB, indexes {(disk_after[3] - disk_before[3]) / 1e6:,.1f} MB)")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     note = f" (the seed before it peaked at {seeded_rss:,.0f} MiB)" if args.seed else ""

@@ -57,6 +57,7 @@ a failure leaves the database as it was.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import io
@@ -71,7 +72,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from django.contrib.auth import get_user_model
-from django.db import OperationalError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -133,6 +134,10 @@ class ImportResult:
     decimal_comma: bool = False
     committed: bool = False
     seconds: float = 0.0
+    # True when the file's bytes went to COPY as they are (see _stage_file_by_copy).
+    copied_as_is: bool = False
+    # Seconds per step of the PostgreSQL transactions import, for bench/bench_import.py.
+    steps: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -654,6 +659,7 @@ def _merge_transactions(cursor, result: ImportResult) -> None:
 
 RAW_TRANSACTIONS = "cvm_import_transactions_raw"
 RAW_DATES = "cvm_import_dates"
+PARSED_TRANSACTIONS = "cvm_import_transactions_parsed"
 IMPORT_WORK_MEM = "256MB"
 TRANSACTION_LIMITS = {"external_id": 64, "customer_number": 32, "product": 100, "channel": 50}
 SQL_AMOUNT = r"'^[-+]?[0-9]+([.][0-9]{1,2})?$'"
@@ -717,18 +723,169 @@ def _sql_amount(column: str, *, decimal_comma: bool, required: bool, minimum: fl
     return value, problem
 
 
-def _import_transactions_in_sql(cursor, batches: Iterator[list[list]], result: ImportResult, on_batch) -> None:
+def _import_transactions_in_sql(cursor, batches: Callable[[], Iterator[list[list]]], path: Path,
+                                result: ImportResult, on_batch) -> None:
     # The hash joins and the sort over a million rows fit in 256 MB; with the default 4 MB
     # they spill to disk and take several times longer. Only for this transaction.
     cursor.execute("SELECT current_setting('work_mem')")
     work_mem = cursor.fetchone()[0]
     cursor.execute("SELECT set_config('work_mem', %s, true)", [IMPORT_WORK_MEM])
-    _check_and_merge_transactions_in_sql(cursor, batches, result, on_batch)
+    clock = time.perf_counter()
+    result.copied_as_is = _stage_file_by_copy(cursor, path, result)
+    if result.copied_as_is:
+        on_batch()
+    else:
+        _stage_rows(cursor, batches(), result, on_batch)
+    result.steps["stage"] = time.perf_counter() - clock
+    if result.columns:
+        _check_and_merge_transactions_in_sql(cursor, result)
     cursor.execute("SELECT set_config('work_mem', %s, true)", [work_mem])
 
 
-def _check_and_merge_transactions_in_sql(cursor, batches: Iterator[list[list]], result: ImportResult, on_batch) -> None:
-    table, customers = Transaction._meta.db_table, Customer._meta.db_table
+# --- the file's bytes straight into COPY ------------------------------------------------------------
+# Python's csv module and PostgreSQL's COPY read the same plain files alike: no quotes, one
+# record per line. For those files the bytes go to the server as they are, in 1 MB blocks,
+# and the server splits, strips and checks them; Python never looks at a row. Any other
+# file (quotes, records over several lines, empty lines, rows of the wrong width, bytes the
+# encoding does not define) is read row by row by read_rows as before, so every problem
+# keeps its message. The test is cheap and exact: COPY must accept the file, and the number
+# of rows it read must equal the number of lines after the header.
+
+RAW_FILE = "cvm_import_file"
+COPY_BLOCK = 1 << 20
+COPY_ENCODINGS = {"utf-8": "UTF8", "utf-8-sig": "UTF8", "cp1252": "WIN1252"}
+# What str.strip() removes: every character Python calls whitespace.
+PYTHON_WHITESPACE = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
+
+
+class _NotPlain(Exception):
+    """The file needs the row-by-row reader (its COPY has been rolled back)."""
+
+
+def _plain_header(path: Path, result: ImportResult) -> list[str] | None:
+    """The normalised header when the file can go to COPY as it is, else None."""
+    delimiter = result.delimiter
+    if len(delimiter) != 1 or not delimiter.isascii() or delimiter in '"\r\n':
+        return None  # COPY takes one byte, never the quote or a line end
+    with _open_text(path, result.encoding) as handle:
+        first = handle.readline()
+    if not first.strip() or '"' in first:
+        return None  # the header is not on line 1, or is quoted: line numbers need the reader
+    header = [normalise_header(cell) for cell in next(csv.reader([first], delimiter=delimiter))]
+    spec = SPECS[result.kind]
+    if any(name not in header for name in spec.required) or len(set(header)) != len(header):
+        return None  # read_rows reports these
+    return header
+
+
+def _stage_file_by_copy(cursor, path: Path, result: ImportResult) -> bool:
+    """Stage a plain file with one COPY of its bytes; False (nothing staged) for any other file."""
+    header = _plain_header(path, result)
+    if header is None:
+        return False
+    fields = [f"f{k}" for k in range(len(header))]
+    options = (f"WITH (FORMAT csv, HEADER true, DELIMITER {_sql_text(result.delimiter)}, "
+               f"ENCODING '{COPY_ENCODINGS[result.encoding]}', FORCE_NOT_NULL ({', '.join(fields)}))")
+    lines = 0
+    try:
+        with transaction.atomic():
+            cursor.execute(f"DROP TABLE IF EXISTS {RAW_FILE}")
+            # Line 1 is the header: the n-th record is line n + 1.
+            cursor.execute(f"""CREATE TEMPORARY TABLE {RAW_FILE} (line integer GENERATED ALWAYS AS IDENTITY (START 2),
+                               {', '.join(f'{f} text' for f in fields)}) ON COMMIT DROP""")
+            with open(path, "rb") as handle, copy_into(cursor, RAW_FILE, fields, options=options) as copy:
+                if result.encoding == "utf-8-sig":
+                    handle.read(len(codecs.BOM_UTF8))
+                padded = _PaddingFinder(result.encoding, result.delimiter)
+                last = b"\n"
+                while block := handle.read(COPY_BLOCK):
+                    if b'"' in block or b"\0" in block:
+                        raise _NotPlain
+                    lines += block.count(b"\n")
+                    last = block[-1:]
+                    padded.feed(block)
+                    copy.write(block)
+                lines += last != b"\n"
+                padded.feed(b"\n")
+            cursor.execute(f"SELECT COUNT(*) FROM {RAW_FILE}")
+            if cursor.fetchone()[0] != lines - 1:
+                raise _NotPlain
+    except (_NotPlain, DatabaseError, connection.Database.Error):
+        return False
+    _stage_from_file(cursor, header, fields, result, strip=padded.found)
+    return True
+
+
+class _PaddingFinder:
+    """Whether any field of the file starts or ends with whitespace (so needs stripping).
+
+    A whitespace character at a field's edge sits next to the delimiter or a line end; the
+    file is searched for those byte pairs with bytes.find (memchr speed), and only for the
+    characters that occur in it at all. Stripping in SQL costs more than the COPY itself,
+    so the usual file without padding skips it.
+    """
+
+    def __init__(self, encoding: str, delimiter: str):
+        codec = "cp1252" if encoding == "cp1252" else "utf-8"
+        self.spaces = []
+        for char in PYTHON_WHITESPACE:
+            if char in "\r\n" or char == delimiter:
+                continue
+            try:
+                self.spaces.append(char.encode(codec))
+            except UnicodeEncodeError:
+                continue  # no byte of this encoding decodes to it
+        self.edges = [delimiter.encode(), b"\n", b"\r"]
+        self.found = False
+        self.tail = b""
+
+    def feed(self, block: bytes) -> None:
+        if self.found:
+            return
+        text = self.tail + block
+        for space in self.spaces:
+            if space in text and any(edge + space in text or space + edge in text for edge in self.edges):
+                self.found = True
+                return
+        self.tail = block[-4:]
+
+
+def _sql_text(value: str) -> str:
+    return "E'" + value.replace("\\", "\\\\").replace("'", "\\'").replace("\t", "\\t") + "'"
+
+
+def _stage_from_file(cursor, header: list[str], fields: list[str], result: ImportResult, *, strip: bool) -> None:
+    """The raw table the checks read, from the file's table: the spec's columns, stripped as
+    read_rows strips them (only if some field needs it), without the lines read_rows skips
+    (only separators and spaces)."""
+    spaces = _sql_text(PYTHON_WHITESPACE)
+
+    def stripped(name: str) -> str:
+        return f"btrim({name}, {spaces})" if strip else name
+
+    columns = SPECS["transactions"].columns
+    picked = [stripped(fields[header.index(name)]) if name in header else "''" for name in columns]
+    blank = " AND ".join(f"{stripped(f)} = ''" for f in fields)
+    cursor.execute(f"DROP TABLE IF EXISTS {RAW_TRANSACTIONS}")
+    cursor.execute(f"""
+        CREATE TEMPORARY TABLE {RAW_TRANSACTIONS} ON COMMIT DROP AS
+        SELECT line, {', '.join(f'{sql} AS {name}' for sql, name in zip(picked, columns, strict=True))}
+        FROM {RAW_FILE} WHERE NOT ({blank})
+    """)
+    cursor.execute(f"SELECT line, {', '.join(fields)} FROM {RAW_FILE} WHERE NOT ({blank}) ORDER BY line LIMIT {PREVIEW_ROWS}")
+    result.preview = [list(row[1:]) for row in cursor.fetchall()]
+    cursor.execute(f"DROP TABLE {RAW_FILE}")
+    result.columns = header
+    cursor.execute(f"SELECT COUNT(*) FROM {RAW_TRANSACTIONS}")
+    result.rows = cursor.fetchone()[0]
+    # As the row-by-row path: the decimal separator is judged on the first CHUNK_ROWS rows.
+    cursor.execute(f"""SELECT DISTINCT revenue FROM (SELECT revenue FROM {RAW_TRANSACTIONS} ORDER BY line
+                       LIMIT {CHUNK_ROWS}) r WHERE revenue <> ''""")
+    amounts = pd.Series([row[0] for row in cursor.fetchall()], dtype=object)
+    result.decimal_comma = detect_decimal_comma(amounts, delimiter=result.delimiter)
+
+
+def _stage_rows(cursor, batches: Iterator[list[list]], result: ImportResult, on_batch) -> None:
     columns = SPECS["transactions"].columns
     cursor.execute(f"DROP TABLE IF EXISTS {RAW_TRANSACTIONS}")
     cursor.execute(f"CREATE TEMPORARY TABLE {RAW_TRANSACTIONS} (line integer, {', '.join(f'{c} text' for c in columns)}) ON COMMIT DROP")
@@ -745,8 +902,11 @@ def _check_and_merge_transactions_in_sql(cursor, batches: Iterator[list[list]], 
             csv.writer(buffer, lineterminator="\n").writerows(batch)
             copy.write(buffer.getvalue())
             on_batch()
-    if not result.columns:
-        return
+
+
+def _check_and_merge_transactions_in_sql(cursor, result: ImportResult) -> None:
+    table, customers = Transaction._meta.db_table, Customer._meta.db_table
+    clock = time.perf_counter()
     # Temporary tables are never auto-analysed; without statistics the planner hashes the
     # million raw rows instead of the few thousand dates, and spills.
     cursor.execute(f"ANALYZE {RAW_TRANSACTIONS}")
@@ -789,6 +949,7 @@ def _check_and_merge_transactions_in_sql(cursor, batches: Iterator[list[list]], 
                 shown.append(RowError(line, name, texts[name][code]))
     result.add_found(shown, int(rows[0][-1]) if rows else 0)
     _report_duplicates(cursor, RAW_TRANSACTIONS, "external_id", "external_id", result)
+    result.steps["check"] = time.perf_counter() - clock
     if not result.ok:
         return
 
@@ -803,24 +964,33 @@ def _check_and_merge_transactions_in_sql(cursor, batches: Iterator[list[list]], 
         _counts(cursor, f"""SELECT COUNT(*), COUNT(*) FILTER (WHERE {differs})
                             FROM ({parsed}) s JOIN {table} t ON t.external_id = s.external_id""", result)
         return
-    changed = " OR ".join(f"{table}.{name} IS DISTINCT FROM excluded.{name}" for name in fields)
-    # The merge counts what it does itself: a separate join of the file with the whole table
-    # costs seconds and depends on fresh statistics. RETURNING yields the inserted and the
-    # updated rows; a row version this statement inserted has no xmax yet.
-    # No ORDER BY: the hash joins stream the raw rows in file order, which keeps the index
-    # inserts of ids that grow with the file (the usual case) at the right edge of the index.
-    new, updated = _fetch(cursor, f"""
-        WITH merged AS (
-            INSERT INTO {table} (external_id, {', '.join(fields)})
-            SELECT external_id, {', '.join(fields)} FROM ({parsed}) s WHERE true
-            ON CONFLICT (external_id) DO UPDATE SET {', '.join(f'{name} = excluded.{name}' for name in fields)}
-            WHERE {changed}
-            RETURNING xmax = 0 AS inserted
-        )
-        SELECT COUNT(*) FILTER (WHERE inserted), COUNT(*) FILTER (WHERE NOT inserted) FROM merged
-    """)[0]
-    result.new, result.updated = new, updated
-    result.unchanged = result.rows - new - updated
+    # Set operations instead of INSERT ... ON CONFLICT: the converted rows are written once to
+    # a temporary table, the changed ones are updated in one UPDATE ... FROM, the new ones
+    # appended by one INSERT ... SELECT of the rows whose id the table does not hold.
+    # ON CONFLICT costs a speculative insertion per row and kept the update path (re-import)
+    # at the speed of a row-by-row upsert.
+    cursor.execute(f"DROP TABLE IF EXISTS {PARSED_TRANSACTIONS}")
+    cursor.execute(f"CREATE TEMPORARY TABLE {PARSED_TRANSACTIONS} ON COMMIT DROP AS {parsed}")
+    cursor.execute(f"ANALYZE {PARSED_TRANSACTIONS}")
+    result.steps["convert"] = time.perf_counter() - clock - result.steps["check"]
+    differs = " OR ".join(f"t.{name} IS DISTINCT FROM s.{name}" for name in fields)
+    cursor.execute(f"""
+        UPDATE {table} t SET {', '.join(f'{name} = s.{name}' for name in fields)}
+        FROM {PARSED_TRANSACTIONS} s WHERE t.external_id = s.external_id AND ({differs})
+    """)
+    updated = cursor.rowcount
+    result.steps["update"] = time.perf_counter() - clock - result.steps["check"] - result.steps["convert"]
+    # File order (the line), which keeps the index inserts of ids that grow with the file (the
+    # usual case) at the right edge of the unique index.
+    cursor.execute(f"""
+        INSERT INTO {table} (external_id, {', '.join(fields)})
+        SELECT external_id, {', '.join(fields)} FROM {PARSED_TRANSACTIONS} s
+        WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.external_id = s.external_id)
+        ORDER BY line
+    """)
+    result.new, result.updated = cursor.rowcount, updated
+    result.unchanged = result.rows - result.new - result.updated
+    result.steps["insert"] = time.perf_counter() - clock - sum(result.steps[k] for k in ("check", "convert", "update"))
 
 
 # --- services -----------------------------------------------------------------------------------------
@@ -1088,12 +1258,14 @@ def import_file(
 
     try:
         with transaction.atomic(), connection.cursor() as cursor, _open_text(path, result.encoding) as handle:
-            batches = read_rows(handle, delimiter=result.delimiter, columns=SPECS[kind].columns, result=result)
+            def batches():
+                return read_rows(handle, delimiter=result.delimiter, columns=SPECS[kind].columns, result=result)
+
             if kind == "transactions" and _is_postgres():
-                _import_transactions_in_sql(cursor, batches, result, on_batch)
+                _import_transactions_in_sql(cursor, batches, path, result, on_batch)
             else:
                 staging.create(cursor)
-                for batch in batches:
+                for batch in batches():
                     result.rows += len(batch)
                     staging.load(cursor, check(_frame(batch, SPECS[kind].columns), result, context))
                     on_batch()

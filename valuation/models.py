@@ -389,3 +389,47 @@ class PeerCategory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.industry}/{self.abc_class}: {self.category}"
+
+
+class RunSummary(models.Model):
+    """What the dashboard shows of one completed run, written once when the run completes.
+
+    With the cells below any owner/region/industry filter is a sum over a few hundred rows
+    instead of a scan of the run's value rows. The whole book's scatter sample, whale curve and
+    action lists are kept here as numbers (language-neutral); a filtered view reads them from
+    the value rows of its own customers.
+    """
+
+    run = models.OneToOneField(ValuationRun, on_delete=models.CASCADE, primary_key=True, related_name="summary")
+    # The default comparison run when this run completed; its migration counts are in the cells.
+    earlier = models.ForeignKey(ValuationRun, null=True, on_delete=models.SET_NULL, related_name="+")
+    whole_book = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"summary of run {self.run_id}"
+
+
+class RunSummaryCell(models.Model):
+    """One run's value rows summed per segment x owner x region x industry x segment in the
+    earlier run ("" when the customer was not in it). Owner, region and industry are the
+    customer's when the run completed."""
+
+    run = models.ForeignKey(ValuationRun, on_delete=models.CASCADE, related_name="summary_cells")
+    segment = models.CharField(max_length=12)
+    before_segment = models.CharField(max_length=12, blank=True)
+    # A plain id: removing a user must not change a past run's figures.
+    owner_id = models.BigIntegerField(null=True)
+    region = models.CharField(max_length=100, blank=True)
+    industry = models.CharField(max_length=100, blank=True)
+    customers = models.PositiveIntegerField()
+    revenue = models.DecimalField(max_digits=20, decimal_places=2)
+    margin = models.DecimalField(max_digits=20, decimal_places=2)
+    service_cost = models.DecimalField(max_digits=20, decimal_places=2)
+    clv = models.DecimalField(max_digits=20, decimal_places=2)
+    profit = models.DecimalField(max_digits=20, decimal_places=2)
+    profitable = models.PositiveIntegerField()
+    unprofitable = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return f"run {self.run_id}: {self.segment} {self.owner_id} {self.region} {self.industry}"

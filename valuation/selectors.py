@@ -430,3 +430,8 @@ def revenue_by_customer_period(*, period_ends: list[dt.date]) -> pd.DataFrame:
     frame["date"] = pd.to_datetime([period_ends[int(p)] for p in frame["period"]])
     frame["revenue"] = frame["revenue"].astype("float64")
     return frame[["customer_id", "date", "revenue"]]
+
+
+def transaction_count(*, until: dt.date) -> int:
+    """Transactions dated up to a day: what a run read (its purchase days merge same-day rows)."""
+    return Transaction.objects.filter(date__lte=until).count()

@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from core import copy_text
 
-from . import cross_sell, engine, selectors, worklist
+from . import cross_sell, dashboard, engine, selectors, worklist
 from .models import CustomerValue, ValuationChunk, ValuationRun
 
 logger = logging.getLogger(__name__)
@@ -253,7 +253,7 @@ def prepare_run(*, run_id: int) -> list[int]:
             backtest=_finite_json(backtest),
             company=company,
             customer_count=len(inputs.customers),
-            transaction_count=int(inputs.summary["purchase_days"].sum()),
+            transaction_count=selectors.transaction_count(until=run.as_of),
             service_event_count=int(inputs.service_totals["service_count"].sum()) if len(inputs.service_totals) else 0,
             chunk_count=len(chunks),
         )
@@ -456,6 +456,7 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True) -> bool:
             status=ValuationRun.Status.RUNNING
         ).delete()
         apply_retention()
+        dashboard.write_run_summary(run_id=run_id)
     _refresh_derived(run_id)
     if warm:
         _warm_dashboard()

@@ -281,3 +281,18 @@ def test_run_api_reports_model_choice_and_fit_quality(client, manager):
     assert data["fit_quality"]["ok"] is False and data["fit_quality"]["problems"][0]["code"] == "spend_q_at_most_1"
     assert data["models_compared"]["mbgnbd"]["margin"]["rmse"] == 91.0
     assert data["range_calibration"]["share_above_high"] == 0.112
+
+
+def test_service_cost_panel_ends_at_the_runs_as_of_date_not_today():
+    run = CompletedRunFactory(as_of=dt.date(2025, 6, 30))
+    customer = CustomerFactory()
+    value(run, Segment.PROBLEM, margin=100, services=400, customer=customer)
+    hotline = ServiceType.objects.get(code="hotline")
+    ServiceEventFactory(customer=customer, service_type=hotline, date=dt.date(2025, 6, 10), quantity=Decimal(1))
+    ServiceEventFactory(customer=customer, service_type=hotline, date=dt.date(2025, 7, 15), quantity=Decimal(1))
+
+    board = dashboard.segment_dashboard(filters=ALL, today=dt.date(2026, 1, 20))
+
+    assert board.service_months[-1] == dt.date(2025, 6, 1)
+    assert board.service_months[0] == dt.date(2023, 7, 1)
+    assert [row["month"] for row in board.service_cost] == [dt.date(2025, 6, 1)]

@@ -13,7 +13,7 @@ from tests.factories import ServiceEventFactory
 from valuation import services, tasks
 from valuation.engine import SEGMENTS, BgNbdParams, GammaGammaParams
 from valuation.engine.simulate import simulate_transactions
-from valuation.models import CustomerValue, ValuationChunk, ValuationRun
+from valuation.models import CustomerValue, RunSummary, RunSummaryCell, ValuationChunk, ValuationRun
 
 pytestmark = pytest.mark.django_db
 
@@ -243,3 +243,24 @@ def test_a_fit_that_fails_its_checks_falls_back_and_claims_nothing(db):
     settings = EngineSettings()
     expected = 3 * 60.0 / 12 * float(discount_factors(settings, settings.horizon_months)[1:].sum())
     assert float(value.clv) == pytest.approx(expected, abs=0.01)
+
+
+def test_run_counts_transactions_not_purchase_days(company):
+    # A second transaction on a day the customer already bought: one more transaction, the same days.
+    first = Transaction.objects.filter(date__lte=AS_OF).order_by("pk").first()
+    Transaction.objects.create(customer_id=first.customer_id, external_id="SAME-DAY", date=first.date,
+                               revenue=Decimal("1.00"))
+    Transaction.objects.create(customer_id=first.customer_id, external_id="AFTER-AS-OF",
+                               date=AS_OF + dt.timedelta(days=1), revenue=Decimal("1.00"))
+    run = services.run_valuation(as_of=AS_OF)
+    dated = Transaction.objects.filter(date__lte=AS_OF)
+    purchase_days = dated.values("customer_id", "date").distinct().count()
+    assert run.transaction_count == dated.count()
+    assert run.transaction_count > purchase_days
+
+
+def test_a_completed_run_has_its_dashboard_summary(company):
+    run = services.run_valuation(as_of=AS_OF)
+    assert RunSummary.objects.filter(run=run).exists()
+    cells = RunSummaryCell.objects.filter(run=run)
+    assert sum(cells.values_list("customers", flat=True)) == CustomerValue.objects.filter(run=run).count()

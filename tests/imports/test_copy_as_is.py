@@ -1,0 +1,102 @@
+"""Plain transaction files go to COPY as they are; the result must equal the row-by-row reader's.
+
+PostgreSQL only: elsewhere every file is read row by row.
+"""
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+
+from cockpit import importing
+from customers.models import Transaction
+from tests.conftest import require_service
+from tests.factories import CustomerFactory
+
+# The COPY path is PostgreSQL's: these run in the PostgreSQL pass, and fail (never skip) in CI
+# when PostgreSQL is missing.
+pytestmark = [pytest.mark.django_db, pytest.mark.services]
+
+
+@pytest.fixture(autouse=True)
+def _postgresql():
+    require_service(connection.vendor == "postgresql", "PostgreSQL (the COPY path is PostgreSQL's)")
+
+HEADER = "external_id;customer_number;date;revenue;cost_of_goods;product;channel"
+LATE = (dt.date.today() + dt.timedelta(days=9)).strftime("%d.%m.%Y")
+
+FILES = {
+    "plain German Excel": (HEADER + "\r\nR-1;K-1;15.03.2024;1.234,56;1.000,00;Kühlaggregat;Außendienst\r\n"
+                           "R-2;K-2;01.04.2024;-50,5;;Größe M;\r\n", "cp1252"),
+    "padded fields, Excel's empty lines, no final newline": (
+        HEADER + "\n R-1 ;K-1\u00a0;2024-03-15;  10,00;5;\tPumpe ;web\n;;;;;;\n ; ;;;;;\nR-2;K-2;2024-03-16;7;1;;", "utf-8"),
+    "byte-order mark, other column order, a column left out": (
+        "\ufeffcustomer_number;external_id;revenue;date;extra\nK-1;R-1;3,50;2024-01-02;x\n", "utf-8"),
+    "every kind of problem": ("\n".join([
+        HEADER,
+        "R-1;K-1;2024-03-15;10;5;;",
+        "R-2;K-404;2024-03-15;10;5;;",
+        "R-3;K-1;31.02.2024;10;5;;",
+        "R-4;K-1;1989-12-31;10;5;;",
+        f"R-5;K-1;{LATE};10;5;;",
+        "R-6;K-1;2024-03-15;1e12;5;;",
+        "R-7;K-1;2024-03-15;200000000000;5;;",
+        "R-1;K-2;2024-03-16;10;5;;",
+        "R-9;K-1;2024-03-15;10,123;5;;",
+        ";K-1;2024-03-15;;5;" + "x" * 101 + ";",
+    ]) + "\n", "utf-8"),
+}
+READ_ROW_BY_ROW = {
+    "quoted fields": (HEADER + '\nR-1;K-1;2024-03-15;"1.234,56";1;"Pumpe; groß";\n', "utf-8"),
+    "a row of the wrong width": (HEADER + "\nR-1;K-1;2024-03-15\n", "utf-8"),
+    "an empty line": (HEADER + "\nR-1;K-1;2024-03-15;1;1;;\n\nR-2;K-1;2024-03-15;1;1;;\n", "utf-8"),
+}
+
+
+def outcome(result: importing.ImportResult) -> dict:
+    rows = list(Transaction.objects.order_by("external_id").values_list(
+        "external_id", "customer__number", "date", "revenue", "cost_of_goods", "product", "channel"))
+    return {"errors": [str(e) for e in result.errors], "error_count": result.error_count, "rows": result.rows,
+            "counts": (result.new, result.updated, result.unchanged), "preview": result.preview,
+            "columns": result.columns, "decimal_comma": result.decimal_comma, "stored": rows}
+
+
+def both_ways(tmp_path, monkeypatch, text: str, encoding: str):
+    path = tmp_path / "file.csv"
+    path.write_bytes(text.encode(encoding))
+    copied = importing.import_file(kind="transactions", path=path)
+    copied_outcome = outcome(copied)
+    Transaction.objects.all().delete()
+    with monkeypatch.context() as patch:
+        patch.setattr(importing, "_plain_header", lambda path, result: None)
+        read = importing.import_file(kind="transactions", path=path)
+    return copied, copied_outcome, read, outcome(read)
+
+
+@pytest.fixture
+def customers(db):
+    return [CustomerFactory(number="K-1"), CustomerFactory(number="K-2")]
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_a_plain_file_is_copied_as_is_with_the_same_result(tmp_path, monkeypatch, customers, name):
+    copied, copied_outcome, read, read_outcome = both_ways(tmp_path, monkeypatch, *FILES[name])
+    assert copied.copied_as_is and not read.copied_as_is
+    assert copied_outcome == read_outcome
+    assert copied_outcome["rows"] > 0
+
+
+@pytest.mark.parametrize("name", READ_ROW_BY_ROW)
+def test_other_files_are_read_row_by_row(tmp_path, monkeypatch, customers, name):
+    copied, copied_outcome, _read, read_outcome = both_ways(tmp_path, monkeypatch, *READ_ROW_BY_ROW[name])
+    assert not copied.copied_as_is
+    assert copied_outcome == read_outcome
+
+
+def test_padding_is_found_only_at_field_edges():
+    finder = importing._PaddingFinder("utf-8", ";")
+    finder.feed(b"R-1;K 1;2024-01-01;1;1;Pump A;web\n")
+    assert not finder.found
+    finder.feed(b"R-2;K-1;2024-01-01;1;1;Pump\xc2\xa0")
+    finder.feed(b";web\n")  # the no-break space ends a field across two blocks
+    assert finder.found
