@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .gamma_gamma import GammaGammaParams
+from .predictive import _read_quantile  # the same empirical quantile as the single-model path
 from .purchase_models import (
     PurchaseParams,
     expected_purchases_if_alive,
@@ -169,14 +170,6 @@ def _simulate_group(
         out[cols_k] = W.reshape(len(cols_k), S) * (ratio / h)[None, :]
     out.sort(axis=1)
     return out
-
-
-def _read_quantile(table: np.ndarray, rows: np.ndarray, level: np.ndarray) -> np.ndarray:
-    S = table.shape[1]
-    pos = np.clip(level, 0.0, 1.0) * (S - 1)
-    i0 = np.minimum(np.floor(pos).astype(np.int64), S - 2)
-    frac = pos - i0
-    return table[rows, i0] * (1.0 - frac) + table[rows, i0 + 1] * frac
 
 
 def margin_quantiles(
