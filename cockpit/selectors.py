@@ -60,15 +60,8 @@ def allowed_sorts(*, user) -> list[str]:
     return [key for key in CUSTOMER_SORTS if sees_money(user) or key not in MONEY_SORTS]
 
 
-@dataclass
-class CustomerPage:
-    """One page of the customer list, without a COUNT(*) over all customers."""
-
-    rows: list
-    number: int
-    page_size: int
-    has_next: bool
-    run: ValuationRun | None
+class PageNumbers:
+    """Numbering of a page of rows without a COUNT(*): needs rows, number and page_size."""
 
     @property
     def has_previous(self) -> bool:
@@ -81,6 +74,18 @@ class CustomerPage:
     @property
     def last_index(self) -> int:
         return self.first_index + len(self.rows) - 1
+
+
+@dataclass
+class CustomerPage(PageNumbers):
+    """One page of the customer list, without a COUNT(*) over all customers."""
+
+    rows: list
+    number: int
+    page_size: int
+    has_next: bool
+    run: ValuationRun | None
+
 
 
 def filtered_customers(*, user, search: str = "", segment: str = "", abc_class: str = "", owner_id: int | None = None,
@@ -212,7 +217,7 @@ TRANSACTION_PAGE_SIZE = 25
 
 
 @dataclass
-class TransactionPage:
+class TransactionPage(PageNumbers):
     """One page of a customer's purchases in a period, newest first (no COUNT(*) over them)."""
 
     rows: list
@@ -221,17 +226,6 @@ class TransactionPage:
     has_next: bool
     search: str
 
-    @property
-    def has_previous(self) -> bool:
-        return self.number > 1
-
-    @property
-    def first_index(self) -> int:
-        return (self.number - 1) * self.page_size + 1
-
-    @property
-    def last_index(self) -> int:
-        return self.first_index + len(self.rows) - 1
 
 
 def transaction_page(*, customer_id: int, start: dt.date, end: dt.date, search: str = "", page: int = 1,

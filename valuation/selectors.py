@@ -260,12 +260,18 @@ def _summary_in_pandas(*, as_of: dt.date, window_months: int, id_range: IdRange,
         .values_list("customer_id", "date", "revenue", "cost")
         .order_by()
     )
-    frame = pd.DataFrame.from_records(rows.iterator(chunk_size=20000), columns=["customer_id", "date", "revenue", "cost"])
-    frame["date"] = pd.to_datetime(frame["date"])
-    frame[["revenue", "cost"]] = frame[["revenue", "cost"]].astype("float64")
+    frame = _daily_frame(rows)
     summary = summarise_transactions(frame, as_of, EngineSettings(window_months=window_months),
                                      input_rule_columns=True, fence=fence)
     return summary[SUMMARY_OUTPUT_COLUMNS]
+
+
+def _daily_frame(rows) -> pd.DataFrame:
+    """(customer_id, date, revenue, cost) rows from the database as a typed frame."""
+    frame = pd.DataFrame.from_records(rows.iterator(chunk_size=20000), columns=["customer_id", "date", "revenue", "cost"])
+    frame["date"] = pd.to_datetime(frame["date"])
+    frame[["revenue", "cost"]] = frame[["revenue", "cost"]].astype("float64")
+    return frame
 
 
 def transactions_frame(*, until: dt.date, id_range: IdRange = None) -> pd.DataFrame:
@@ -278,9 +284,7 @@ def transactions_frame(*, until: dt.date, id_range: IdRange = None) -> pd.DataFr
         .values_list("customer_id", "date", "revenue", "cost")
         .order_by()
     )
-    frame = pd.DataFrame.from_records(rows.iterator(chunk_size=20000), columns=["customer_id", "date", "revenue", "cost"])
-    frame["date"] = pd.to_datetime(frame["date"])
-    frame[["revenue", "cost"]] = frame[["revenue", "cost"]].astype("float64")
+    frame = _daily_frame(rows)
     return frame
 
 
