@@ -3,6 +3,7 @@
 import io
 
 import pytest
+from django.db import connection
 from django.utils import translation
 
 from cockpit import importing
@@ -27,7 +28,9 @@ def test_bad_rows_are_not_counted_as_new(tmp_path):
     path.write_bytes(MIXED)
     result = importing.import_file(kind="transactions", path=path, dry_run=True)
     assert result.rows == 3 and result.error_count == 2
-    assert result.new == 1  # only the good row; before, the two bad rows were counted as new too
+    # Never the bad rows (before, all three counted as new). The pandas path counts the good row;
+    # PostgreSQL's set-based check converts nothing while the file has errors, so it counts none.
+    assert result.new == (0 if connection.vendor == "postgresql" else 1)
 
 
 def test_the_preview_shows_no_new_count_while_the_file_has_errors(client, manager):
