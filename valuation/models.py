@@ -256,12 +256,15 @@ class CustomerValue(models.Model):
     service_hours = models.DecimalField(_("service hours"), max_digits=12, decimal_places=2, default=0)
     value_to_by_type = models.JSONField(_("value to the customer by type"), default=dict, blank=True)
     segment = models.CharField(_("segment"), max_length=12, choices=Segment.choices)
-    # The purchase-model inputs the CLV was computed from (BG/NBD t_x and T in weeks, the
-    # mean margin of the repeat purchases): what explains a change between two runs
-    # (engine/attribution.py). Empty in rows written before they were kept.
+    # The model inputs the CLV was computed from (t_x and T in weeks, the mean margin of the
+    # repeat purchases, the mean margin per purchase day that the spend fallback uses): with
+    # purchase_days, margin_window and basis, re-scoring them with the run's stored models
+    # gives the stored CLV, which explains a change between two runs (engine/attribution.py).
+    # Empty in rows written before they were kept.
     recency_weeks = models.FloatField(null=True, blank=True)
     age_weeks = models.FloatField(null=True, blank=True)
     mean_repeat_margin = models.FloatField(null=True, blank=True)
+    mean_purchase_margin = models.FloatField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("customer value")

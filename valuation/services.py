@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -31,14 +30,15 @@ from django.utils import timezone
 from core import copy_text
 
 from . import cross_sell, dashboard, engine, selectors, worklist
+from .engine.money import to_money
 from .models import CustomerValue, ValuationChunk, ValuationRun
 
 logger = logging.getLogger(__name__)
 
 WRITE_BATCH = 5000
-# Kept with each value row: what a later run's change is explained from.
-MODEL_INPUTS = ("recency_weeks", "age_weeks", "mean_repeat_margin")
-CENTS = Decimal("0.01")
+# Kept with each value row: what a later run's change is explained from (with purchase_days,
+# margin_window and basis), so that re-scoring them with the run's stored models gives its CLV.
+MODEL_INPUTS = ("recency_weeks", "age_weeks", "mean_repeat_margin", "mean_purchase_margin")
 
 
 class RunAlreadyRunning(Exception):
@@ -323,8 +323,7 @@ def score_chunk(*, chunk_id: int) -> int:
     return rows
 
 
-def _money(value: float) -> Decimal:
-    return Decimal(repr(float(value))).quantize(CENTS)
+_money = to_money  # the engine's rounding, so a re-scored figure matches the stored one to the cent
 
 
 def _money_or_null(value: float):

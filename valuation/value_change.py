@@ -3,7 +3,6 @@ difference with engine.attribution: a fixed number of queries, no transactions s
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -15,9 +14,8 @@ from customers.models import Customer
 from services.models import ServiceEvent
 from services.selectors import VALUE_FIELD, standard_cost_expression
 
-from .engine import EngineSettings, ModelFit
 from .engine.attribution import RunModel, clv_change_drivers, value_to_customer_drivers
-from .models import CustomerValue, ValuationRun, segment_label
+from .models import CustomerValue, ValuationRun, ValueBasis, segment_label
 from .selectors import completed_runs_newest_first, window_start
 
 DRIVER_LABELS = {
@@ -37,8 +35,8 @@ SHORT_LABELS = {
     "status_change": _("Status"),
 }
 CENT = Decimal("0.01")
-INPUT_FIELDS = ["purchase_days", "recency_weeks", "age_weeks", "mean_repeat_margin", "clv", "value_to_customer",
-                "segment", "run_id"]
+INPUT_FIELDS = ["purchase_days", "recency_weeks", "age_weeks", "mean_repeat_margin", "mean_purchase_margin",
+                "margin_window", "basis", "clv", "value_to_customer", "segment", "run_id"]
 
 
 @dataclass
@@ -79,25 +77,25 @@ class ValueChange:
         return bool(self.previous_segment) and self.previous_segment != self.current_segment
 
 
-def _active(customer: Customer, as_of: dt.date) -> bool:
-    return not (customer.status == Customer.Status.LOST and customer.lost_on and customer.lost_on <= as_of)
-
-
 def run_model(run: ValuationRun) -> RunModel:
-    return RunModel(ModelFit.from_dict(run.parameters or {}), EngineSettings.from_dict(run.settings or {}))
+    """The models and settings the run scored with, as it stored them."""
+    return RunModel.from_stored(run.parameters or {}, run.settings or {})
 
 
-def _frame(row: dict | None, customer: Customer, run: ValuationRun) -> pd.DataFrame:
+def _frame(row: dict | None, customer: Customer) -> pd.DataFrame:
+    """The engine's inputs of one stored value row (engine.attribution.INPUT_COLUMNS); the
+    status is the one the run scored with (basis "lost")."""
     data = dict(row or {})
-    frame = pd.DataFrame([{
+    return pd.DataFrame([{
         "purchase_days": data.get("purchase_days", 0) or 0,
         "recency_weeks": data.get("recency_weeks"),
         "age_weeks": data.get("age_weeks"),
         "mean_repeat_margin": data.get("mean_repeat_margin"),
+        "mean_purchase_margin": data.get("mean_purchase_margin"),
+        "margin_window": float(data["margin_window"]) if row else None,
+        "lost": data.get("basis") == ValueBasis.LOST,
         "clv": float(data["clv"]) if row else float("nan"),
-        "active": _active(customer, run.as_of),
     }], index=pd.Index([customer.pk], name="customer_id"))
-    return frame
 
 
 def services_between(*, customer_id: int, previous: ValuationRun, current: ValuationRun) -> tuple[Decimal, Decimal]:
@@ -134,7 +132,7 @@ def customer_value_change(*, customer: Customer) -> ValueChange:
         return change
     weeks = (current_run.as_of - previous_run.as_of).days / 7.0
     drivers = clv_change_drivers(
-        _frame(previous, customer, previous_run), _frame(current, customer, current_run),
+        _frame(previous, customer), _frame(current, customer),
         previous_model=run_model(previous_run), current_model=run_model(current_run), weeks_between=weeks,
     ).iloc[0]
     change.previous_clv = Decimal(int(drivers["previous_clv"])) * CENT

@@ -120,13 +120,16 @@ class ValuationModels:
                 d["covariance"] = tuple(map(tuple, d["covariance"]))
             return GammaGammaParams.from_dict(d)
 
+        # Runs stored before the model choice kept BG/NBD only, without a gate: read as such.
+        model = data.get("model", "bgnbd")
+        purchase = data.get("purchase") if "model" in data else data.get("bgnbd")
         return cls(
-            model=data["model"],
-            purchase=params_from_dict(data["model"], data["purchase"]) if data.get("purchase") else None,
+            model=model,
+            purchase=params_from_dict(model, purchase) if purchase else None,
             gamma_gamma=gg(data.get("gamma_gamma")),
             bgnbd=params_from_dict("bgnbd", data["bgnbd"]) if data.get("bgnbd") else None,
             population_margin=float(data.get("population_margin", 0.0)),
-            fit_quality=dict(data["fit_quality"]),
+            fit_quality=dict(data.get("fit_quality") or gate([], [])),
             models_compared=data.get("models_compared"),
             diagnostics=dict(data.get("diagnostics", {})),
             spend_shape=data.get("spend_shape"),
