@@ -4,8 +4,9 @@
                                  [--lifetimes-customers 1000000] [--runs 3]
 
 1. Engine on N synthetic customers given their per-customer summary (the Django side computes
-   it in SQL): fit_models + score_customers (incl. the interval) + compute_thresholds +
-   classify. Median wall time of --runs runs and the peak RSS of this process. Synthetic data
+   it in SQL): fit_valuation_models (BG/NBD with its covariance, Gamma-Gamma, the gate) +
+   value_customers (incl. the range) + compute_thresholds + classify, as the nightly run does
+   for a run whose back-test chose BG/NBD. Median wall time of --runs runs and the peak RSS of this process. Synthetic data
    are generated in a child process so their scratch memory does not count.
 2. summarise_transactions on about 2M transaction rows.
 3. lifetimes' BetaGeoFitter + GammaGammaFitter on the first --lifetimes-customers customers
@@ -41,9 +42,9 @@ from valuation.engine import (
     compute_thresholds,
     fit_bgnbd,
     fit_gamma_gamma,
-    fit_models,
-    score_customers,
+    fit_valuation_models,
     summarise_transactions,
+    value_customers,
 )
 from valuation.engine.simulate import simulate_customers, simulate_transactions
 
@@ -106,11 +107,11 @@ def load(path: str):
 def engine_run(summary: pd.DataFrame, settings: EngineSettings) -> dict[str, float]:
     times = {}
     t0 = time.perf_counter()
-    fit = fit_models(summary, settings)
+    fit = fit_valuation_models(summary, settings, model="bgnbd")
     t1 = time.perf_counter()
-    scored = summary.join(score_customers(summary, fit, settings))
+    scored = summary.join(value_customers(summary, fit, settings))
     t2 = time.perf_counter()
-    thresholds = compute_thresholds(scored, settings)
+    thresholds = compute_thresholds(scored.fillna({"clv": 0.0}), settings)
     classify(scored, thresholds, settings)
     t3 = time.perf_counter()
     times["fit"] = t1 - t0

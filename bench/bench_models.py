@@ -7,7 +7,7 @@ years, times in whole days as the SQL summary gives them, a 26-week holdout simu
 the same process), measured in one run on one machine and printed with its load average:
 
 1. fit_bgnbd alone: the floor (what the nightly run pays today for its purchase model);
-2. fit_models + score_customers: today's engine (BG/NBD, Gamma-Gamma, ranges);
+2. fit_bgnbd + fit_gamma_gamma: the two fits alone, without covariance or gate;
 3. compare_models: BG/NBD, MBG/NBD and Pareto/NBD fitted on the calibration summary, the
    back-test figures and the range calibration of the chosen model;
 4. fit_valuation_models + value_customers: the chosen model with its gate, ranges with
@@ -34,9 +34,8 @@ from valuation.engine import (
     GammaGammaParams,
     compare_models,
     fit_bgnbd,
-    fit_models,
+    fit_gamma_gamma,
     fit_valuation_models,
-    score_customers,
     value_customers,
 )
 from valuation.engine.simulate import simulate_customers
@@ -92,8 +91,9 @@ def main() -> None:
     print(f"{args.customers:,} customers, {os.cpu_count()} cores, load average at start {os.getloadavg()}")
     x, t_x, T = summary["frequency"], summary["recency_weeks"], summary["age_weeks"]
     _, floor = timed("1. fit_bgnbd (the floor)", args.runs, lambda: fit_bgnbd(x, t_x, T))
-    fit, _ = timed("2a. fit_models (today: BG/NBD + Gamma-Gamma)", args.runs, lambda: fit_models(summary, settings))
-    _, today = timed("2b. score_customers (today)", args.runs, lambda: score_customers(summary, fit, settings))
+    spenders = summary[(summary["frequency"] >= 1) & (summary["mean_repeat_margin"] > 0)]
+    timed("2. fit_bgnbd + fit_gamma_gamma (no covariance, no gate)", args.runs,
+          lambda: (fit_bgnbd(x, t_x, T), fit_gamma_gamma(spenders["frequency"], spenders["mean_repeat_margin"])))
     comparison, choice = timed("3. compare_models (3 models, back-test, range calibration)", args.runs,
                                lambda: compare_models(summary, holdout, HOLDOUT_WEEKS, settings))
     models, fit_new = timed(f"4a. fit_valuation_models ({comparison['model']})", args.runs,

@@ -30,7 +30,8 @@ from django.test import Client
 from customers.models import Customer
 from customers.roles import Role
 from tests.conftest import make_user
-from valuation.engine import BgNbdParams, EngineSettings, GammaGammaParams, ModelFit
+from valuation.engine import BgNbdParams, EngineSettings, GammaGammaParams, ValuationModels
+from valuation.engine.fit_quality import gate
 from valuation.models import ValuationRun
 from valuation.worklist import rebuild_work_items
 
@@ -41,8 +42,9 @@ SEGMENTS = "ARRAY['uncritical','problem','potential','investment']"
 
 def seed(n: int, reps: list) -> None:
     rep_ids = "ARRAY[" + ",".join(str(r.pk) for r in reps) + "]"
-    fit = ModelFit(BgNbdParams(r=0.8, alpha=6.0, a=0.6, b=3.0), GammaGammaParams(p=4.0, q=3.0, v=120.0),
-                   population_margin=180.0).to_dict()
+    purchase = BgNbdParams(r=0.8, alpha=6.0, a=0.6, b=3.0)
+    fit = ValuationModels(model="bgnbd", purchase=purchase, gamma_gamma=GammaGammaParams(p=4.0, q=3.0, v=120.0),
+                          bgnbd=purchase, population_margin=180.0, fit_quality=gate([], [])).to_dict()
     runs = [ValuationRun.objects.create(as_of=day, status=ValuationRun.Status.COMPLETED, stage="done",
                                         finished_at=dt.datetime(2026, 7, 1, tzinfo=dt.UTC), parameters=fit,
                                         settings=EngineSettings().to_dict(),

@@ -13,7 +13,6 @@ from .bgnbd import (
     bgnbd_p_alive,
     fit_bgnbd,
 )
-from .clv import SCORE_COLUMNS, ModelFit, fit_models, score_customers
 from .fit_quality import FALLBACK_OWN_SPEND, FALLBACK_TRAILING
 from .gamma_gamma import (
     GammaGammaParams,
@@ -74,7 +73,6 @@ __all__ = [
     "valuate_with_backtest",
     "value_customers",
     "GROWTH_COLUMNS",
-    "SCORE_COLUMNS",
     "SEGMENTS",
     "SERVICE_BY_TYPE_COLUMNS",
     "SERVICE_TOTAL_COLUMNS",
@@ -83,7 +81,6 @@ __all__ = [
     "BgNbdParams",
     "EngineSettings",
     "GammaGammaParams",
-    "ModelFit",
     "Thresholds",
     "ValuationResult",
     "backtest",
@@ -99,11 +96,9 @@ __all__ = [
     "earned_growth",
     "fit_bgnbd",
     "fit_gamma_gamma",
-    "fit_models",
     "gamma_gamma_expected_value",
     "gamma_gamma_individual_log_likelihood",
     "referral_value",
-    "score_customers",
     "summarise_services",
     "summarise_transactions",
     "valuate",

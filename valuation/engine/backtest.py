@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from .bgnbd import bgnbd_expected_purchases
-from .clv import fit_models
 from .settings import EngineSettings
 from .summary import DateLike, _epoch_days, as_timestamp, summarise_transactions
+from .value import fit_valuation_models
 
 
 def backtest(
@@ -21,7 +21,7 @@ def backtest(
     *,
     first_seen_from: DateLike | None = None,
 ) -> dict[str, Any]:
-    """Fit both models on transactions up to calibration_end and compare, per customer, the
+    """Fit BG/NBD and Gamma-Gamma on transactions up to calibration_end and compare, per customer, the
     BG/NBD conditional expected purchases of the holdout (calibration_end, holdout_end] with
     the repeat purchase days actually made in it.
 
@@ -73,7 +73,7 @@ def backtest_summary(
     settings = settings or EngineSettings()
     if summary.empty:
         raise ValueError("no customers in the calibration period")
-    fit = fit_models(summary, settings)
+    fit = fit_valuation_models(summary, settings, model="bgnbd")
     actual = holdout_days.reindex(summary.index, fill_value=0).to_numpy(dtype=float)
 
     x = summary["frequency"].to_numpy(dtype=float)

@@ -1,8 +1,7 @@
 """Forecasts of any of the three purchase models with the Gamma-Gamma spend model: ranges that
 include parameter uncertainty, value to infinity and remaining lifetime.
 
-Ranges (10th-90th percentiles) come from Monte Carlo as in predictive.py, with one change:
-every draw s uses its own parameters theta_s ~ Normal(theta_hat, Sigma) on the log scale,
+Ranges (10th-90th percentiles) come from Monte Carlo: every draw s uses its own parameters theta_s ~ Normal(theta_hat, Sigma) on the log scale,
 Sigma the inverse observed information of the maximum-likelihood fit (the usual
 large-sample approximation of the sampling distribution; see e.g. Pawitan 2001, "In All
 Likelihood", ch. 9). So each percentile mixes the customer's own uncertainty (posterior of
@@ -26,12 +25,12 @@ scored in the same call.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from .gamma_gamma import GammaGammaParams
-from .predictive import _read_quantile  # the same empirical quantile as the single-model path
 from .purchase_models import (
     PurchaseParams,
     expected_purchases_if_alive,
@@ -170,6 +169,30 @@ def _simulate_group(
         out[cols_k] = W.reshape(len(cols_k), S) * (ratio / h)[None, :]
     out.sort(axis=1)
     return out
+
+
+def _read_quantile(table: np.ndarray, rows: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Empirical quantile (linear interpolation between order statistics) per row."""
+    S = table.shape[1]
+    pos = np.clip(level, 0.0, 1.0) * (S - 1)
+    i0 = np.minimum(np.floor(pos).astype(np.int64), S - 2)
+    frac = pos - i0
+    return table[rows, i0] * (1.0 - frac) + table[rows, i0 + 1] * frac
+
+
+def simulation_mean(
+    purchase: PurchaseParams, gamma_gamma: GammaGammaParams | None, x: int, T: float, settings: EngineSettings
+) -> float:
+    """Mean of the simulated W (discounted horizon margin per unit of scale, given alive) at
+    the grid point nearest below T, at the estimated parameters: a check on the draws."""
+    k = int(math.floor(_grid_position(purchase.alpha, np.array([T]))[0]))
+    P, G = parameter_draws(replace(purchase, covariance=None),
+                           replace(gamma_gamma, covariance=None) if gamma_gamma is not None else None,
+                           settings.simulation_draws, settings.random_seed)
+    table = _simulate_group(x, np.array([k]), purchase, P, G, gamma_gamma.v if gamma_gamma is not None else 1.0,
+                            settings.horizon_weeks, discount_factors(settings, settings.horizon_months),
+                            settings.random_seed)
+    return float(table.mean())
 
 
 def margin_quantiles(

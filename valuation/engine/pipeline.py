@@ -1,19 +1,19 @@
 """The whole valuation of one day in one call, for small data sets, CSV exports and tests.
 
-The Django side runs the same steps in chunks: summary by SQL, fit_models once,
-score_customers per chunk, compute_thresholds once, classify per chunk.
+The Django side runs the same steps in chunks: summary by SQL, fit_valuation_models once,
+value_customers per chunk, compute_thresholds once, classify per chunk.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .clv import ModelFit, fit_models, score_customers
-from .referral import referral_value
+from .referral import incremental_referral_value
 from .segments import Thresholds, classify, compute_thresholds
 from .settings import EngineSettings
 from .summary import (
@@ -24,12 +24,13 @@ from .summary import (
     summarise_services,
     summarise_transactions,
 )
+from .value import ValuationModels, backtest_models, fit_valuation_models, value_customers
 
 
 @dataclass
 class ValuationResult:
     customers: pd.DataFrame
-    fit: ModelFit
+    fit: ValuationModels
     thresholds: Thresholds
     by_type: pd.DataFrame
     settings: EngineSettings
@@ -70,47 +71,51 @@ def combine(
     return scored
 
 
+def _listed(customers: pd.DataFrame, transactions: pd.DataFrame) -> tuple[pd.Index, pd.DataFrame]:
+    """The customers' ids and the transactions of listed customers only."""
+    ids = pd.Index(customers["customer_id"], name="customer_id")
+    if ids.has_duplicates:
+        raise ValueError("customer_id must be unique in customers")
+    return ids, transactions[transactions["customer_id"].isin(ids)]
+
+
 def valuate(
     transactions: pd.DataFrame,
     services: pd.DataFrame,
     customers: pd.DataFrame,
     as_of: DateLike,
     settings: EngineSettings | None = None,
+    *,
+    model: str = "bgnbd",
+    models_compared: dict[str, Any] | None = None,
 ) -> ValuationResult:
-    """Value every customer in ``customers`` (customer_id, active, referred_by, wallet).
+    """Value every customer in ``customers`` (customer_id, active or lost/lost_on, referred_by,
+    wallet) with the purchase model ``model``, as the nightly run does.
 
-    Transactions and services of customers not listed are ignored. Result columns: the
-    summary (summarise_transactions), the services totals (summarise_services), the scores
-    (score_customers), abc_class, segment, strategy (classify), plus
-    profit_after_services = margin_window - value_to_customer,
-    share_of_supply = revenue_window / wallet (NaN where the wallet is unknown or <= 0), and
-    referral_value (referral.referral_value over margin_lifetime + clv).
+    1. Summary on as_of with the input rules and the lost flags (lost_flags).
+    2. value.fit_valuation_models (the model, Gamma-Gamma and the fit-quality gate) and
+       value.value_customers (CLV with its range, or the fallback the gate names).
+    3. combine, compute_thresholds, classify; referral_value is
+       referral.incremental_referral_value over the referred customers' clv (NaN counts 0).
+    Transactions and services of customers not listed are ignored. ``result.fit`` is a
+    value.ValuationModels (model, fit_quality, models_compared, ...).
     """
     settings = settings or EngineSettings()
-    ids = pd.Index(customers["customer_id"], name="customer_id")
-    if ids.has_duplicates:
-        raise ValueError("customer_id must be unique in customers")
-    listed_tx = transactions[transactions["customer_id"].isin(ids)]
+    ids, listed_tx = _listed(customers, transactions)
     summary = _complete_summary(summarise_transactions(listed_tx, as_of, settings, input_rule_columns=True), ids)
+    summary["lost"] = lost_flags(customers, as_of).reindex(ids).fillna(False).astype(bool).to_numpy()
     listed_services = services[services["customer_id"].isin(ids)] if len(services) else services
     totals, by_type = summarise_services(listed_services, as_of, settings)
-
-    fit = fit_models(summary, settings)
-    scored = combine(summary, score_customers(summary, fit, settings), totals, customers.set_index("customer_id"))
-
-    thresholds = compute_thresholds(scored, settings)
+    fit = fit_valuation_models(summary, settings, model=model, models_compared=models_compared)
+    scored = combine(summary, value_customers(summary, fit, settings), totals, customers.set_index("customer_id"))
+    thresholds = compute_thresholds(scored.fillna({"clv": 0.0}), settings)
     result = classify(scored, thresholds, settings)
-    referral_base = result["margin_lifetime"] + result["clv"]
     if "referred_by" in customers:
-        result["referral_value"] = referral_value(customers, referral_base)
+        result["referral_value"] = incremental_referral_value(customers, result["clv"].fillna(0.0))
     else:
         result["referral_value"] = 0.0
     return ValuationResult(
-        customers=result,
-        fit=fit,
-        thresholds=thresholds,
-        by_type=by_type,
-        settings=settings,
+        customers=result, fit=fit, thresholds=thresholds, by_type=by_type, settings=settings,
         as_of=as_timestamp(as_of).date(),
     )
 
@@ -136,25 +141,11 @@ def valuate_with_backtest(
     as_of: DateLike,
     settings: EngineSettings | None = None,
 ) -> ValuationResult:
-    """The valuation with model choice, fit-quality gate and honest ranges, in one call.
-
-    1. Back-test (value.backtest_models) with calibration end as_of - holdout_weeks and
-       holdout end as_of: picks the purchase model. If the history is too short for it the
-       model stays BG/NBD and models_compared records why.
-    2. Summary on as_of with the input rules and the lost flags (lost_flags).
-    3. value.fit_valuation_models (gate) and value.value_customers.
-    4. combine, thresholds, classify as in :func:`valuate`; referral_value is
-       referral.incremental_referral_value over the referred customers' clv (NaN counts 0).
-    ``result.fit`` is a value.ValuationModels (model, models_compared, fit_quality, ...).
-    """
-    from .referral import incremental_referral_value
-    from .value import backtest_models, fit_valuation_models, value_customers
-
+    """:func:`valuate` with the purchase model chosen by a back-test (value.backtest_models)
+    with calibration end as_of - holdout_weeks and holdout end as_of. If the history is too
+    short for it the model stays BG/NBD and models_compared records why."""
     settings = settings or EngineSettings()
-    ids = pd.Index(customers["customer_id"], name="customer_id")
-    if ids.has_duplicates:
-        raise ValueError("customer_id must be unique in customers")
-    listed_tx = transactions[transactions["customer_id"].isin(ids)]
+    _ids, listed_tx = _listed(customers, transactions)
     calibration_end = as_timestamp(as_of) - pd.Timedelta(weeks=settings.holdout_weeks)
     try:
         comparison, _ = backtest_models(listed_tx, calibration_end, as_of, settings,
@@ -162,21 +153,4 @@ def valuate_with_backtest(
         model = comparison["model"]
     except ValueError as error:
         comparison, model = {"model": "bgnbd", "reason": f"no back-test: {error}"}, "bgnbd"
-
-    summary = _complete_summary(summarise_transactions(listed_tx, as_of, settings, input_rule_columns=True), ids)
-    summary["lost"] = lost_flags(customers, as_of).reindex(ids).fillna(False).astype(bool).to_numpy()
-    listed_services = services[services["customer_id"].isin(ids)] if len(services) else services
-    totals, by_type = summarise_services(listed_services, as_of, settings)
-    fit = fit_valuation_models(summary, settings, model=model, models_compared=comparison)
-    values = value_customers(summary, fit, settings)
-    scored = combine(summary, values, totals, customers.set_index("customer_id"))
-    thresholds = compute_thresholds(scored.fillna({"clv": 0.0}), settings)
-    result = classify(scored, thresholds, settings)
-    if "referred_by" in customers:
-        result["referral_value"] = incremental_referral_value(customers, result["clv"].fillna(0.0))
-    else:
-        result["referral_value"] = 0.0
-    return ValuationResult(
-        customers=result, fit=fit, thresholds=thresholds, by_type=by_type, settings=settings,
-        as_of=as_timestamp(as_of).date(),
-    )
+    return valuate(listed_tx, services, customers, as_of, settings, model=model, models_compared=comparison)

@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 
 from .bgnbd import BgNbdParams
-from .clv import SCORE_COLUMNS
 from .fit_quality import FALLBACK_TRAILING, MIN_SPENDERS, gate, purchase_problems, spend_problems
 from .forecast import (
     discount_factors,
@@ -46,9 +45,14 @@ from .purchase_models import (
 from .settings import WEEKS_PER_MONTH, EngineSettings
 from .summary import DateLike, _epoch_days, as_timestamp, summarise_transactions
 
-# The single-model path's columns (clv.SCORE_COLUMNS) plus the long-run figures and the basis.
 VALUE_COLUMNS = [
-    *(c for c in SCORE_COLUMNS if c != "is_thin"),
+    "p_alive",
+    "expected_purchases",
+    "discounted_purchases",
+    "expected_margin_per_purchase",
+    "clv",
+    "clv_low",
+    "clv_high",
     "clv_to_infinity",
     "median_lifetime_weeks",
     "median_lifetime_if_alive_weeks",

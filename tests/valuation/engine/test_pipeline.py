@@ -47,20 +47,21 @@ def test_valuate_all_customers(transactions):
     result = valuate(transactions, services, customers, AS_OF, EngineSettings())
     frame = result.customers
     assert list(frame.index) == list(range(1, 402))
+    assert result.fit.model == "bgnbd" and result.fit.fallback is None
     numeric = frame.drop(columns=["first_purchase", "last_purchase", "share_of_supply",
-                                  "abc_class", "segment", "strategy", "is_thin", "active"])
+                                  "abc_class", "segment", "strategy", "is_thin", "active", "basis", "lost"])
     assert np.isfinite(numeric.to_numpy(dtype=float)).all()
 
     assert frame.loc[1, "value_to_customer"] == 210.0 and frame.loc[1, "service_hours"] == 2.0
     assert frame.loc[1, "profit_after_services"] == pytest.approx(frame.loc[1, "margin_window"] - 210.0)
     assert frame.loc[1, "share_of_supply"] == pytest.approx(frame.loc[1, "revenue_window"] / 1000.0)
     assert np.isnan(frame.loc[2, "share_of_supply"])
-    referred = frame.loc[[2, 3]]
-    expected_referral = (referred["margin_lifetime"] + referred["clv"]).sum()
-    assert frame.loc[1, "referral_value"] == pytest.approx(expected_referral)
+    # Incremental referral value: the referred customers' CLV, never their past margin.
+    assert frame.loc[1, "referral_value"] == pytest.approx(frame.loc[[2, 3], "clv"].clip(lower=0).sum())
+    assert frame.loc[1, "referral_value"] > 0
 
     none = frame.loc[401]
-    assert none["purchase_days"] == 0 and none["clv"] == 0 and none["is_thin"]
+    assert none["purchase_days"] == 0 and none["clv"] == 0 and none["is_thin"] and none["basis"] == "lost"
     assert none["abc_class"] == "C" and none["segment"] == "uncritical"
     assert set(frame["segment"]) <= {"uncritical", "problem", "potential", "investment"}
     assert set(frame["abc_class"]) == {"A", "B", "C"}
