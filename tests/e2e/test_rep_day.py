@@ -1,11 +1,8 @@
 """The rep's day in a browser, on the demo company with history, in English and German: each
-role's home page, the value-change panel (its waterfall draws) and the what-if."""
-
-from io import StringIO
+role's home page, the value-change panel (its waterfall draws) and the what-if. The demo is the
+one `make run` builds (the `demo` fixture of tests/e2e/conftest.py, seeded once per session)."""
 
 import pytest
-from django.core.management import call_command
-from django.utils import timezone
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import screenshot
@@ -20,13 +17,6 @@ TEXT = {
     "de": {"worklist": "Kunden, bei denen etwas zu tun ist", "why": "Warum hat sich der Wert verändert?",
            "changes": "Was sich seit dem letzten Lauf geändert hat", "log": "Kostenfreie Serviceleistung erfassen"},
 }
-
-
-@pytest.fixture
-def demo():
-    """The demo as `make run` builds it, smaller (400 customers, three monthly runs) to keep the test short."""
-    call_command("seed_demo", "--customers", "400", "--history-months", "3", stdout=StringIO())
-    return timezone.localdate()
 
 
 def sign_in(page, live_server, username):
