@@ -29,12 +29,12 @@ FIT = ValuationModels(model="bgnbd", purchase=BG, gamma_gamma=GG, bgnbd=BG, popu
                       fit_quality=gate([], []))
 
 
-def score_customers(summary: pd.DataFrame, models: ValuationModels, settings: EngineSettings | None = None):
+def scores(summary: pd.DataFrame, models: ValuationModels, settings: EngineSettings | None = None):
     """The numbers of value_customers (without the basis label)."""
     return value_customers(summary, models, settings).drop(columns="basis")
 
 
-def fit_models(summary: pd.DataFrame, settings: EngineSettings | None = None) -> ValuationModels:
+def fit_with_bgnbd(summary: pd.DataFrame, settings: EngineSettings | None = None) -> ValuationModels:
     return fit_valuation_models(summary, settings, model="bgnbd")
 
 
@@ -54,12 +54,12 @@ def as_summary(sim: pd.DataFrame) -> pd.DataFrame:
 def population():
     T = np.random.default_rng(3).integers(1, 500, 3000) / 7.0
     summary = as_summary(simulate_customers(3000, BG, T, gamma_gamma=GG, seed=5))
-    return summary, fit_models(summary, EngineSettings())
+    return summary, fit_with_bgnbd(summary, EngineSettings())
 
 
 def test_scores_are_finite_and_ordered(population):
     summary, fit = population
-    scored = score_customers(summary, fit, EngineSettings())
+    scored = scores(summary, fit, EngineSettings())
     assert list(scored.index) == list(summary.index)
     assert np.isfinite(scored.drop(columns="is_thin").to_numpy()).all()
     assert ((scored["p_alive"] >= 0) & (scored["p_alive"] <= 1)).all()
@@ -71,19 +71,19 @@ def test_scores_are_finite_and_ordered(population):
 def test_chunks_score_like_the_whole(population):
     summary, fit = population
     settings = EngineSettings()
-    whole = score_customers(summary, fit, settings)
+    whole = scores(summary, fit, settings)
     # Chunks by id range, as the nightly run does, and a scattered chunk.
-    parts = [score_customers(summary.loc[lo:hi], fit, settings) for lo, hi in ((1, 1000), (1001, 3000))]
+    parts = [scores(summary.loc[lo:hi], fit, settings) for lo, hi in ((1, 1000), (1001, 3000))]
     pd.testing.assert_frame_equal(pd.concat(parts), whole)
     scattered = summary.iloc[::7]
-    pd.testing.assert_frame_equal(score_customers(scattered, fit, settings), whole.iloc[::7])
+    pd.testing.assert_frame_equal(scores(scattered, fit, settings), whole.iloc[::7])
 
 
 def test_deterministic_for_a_seed(population):
     summary, fit = population
-    a = score_customers(summary, fit, EngineSettings(random_seed=4))
-    b = score_customers(summary, fit, EngineSettings(random_seed=4))
-    c = score_customers(summary, fit, EngineSettings(random_seed=5))
+    a = scores(summary, fit, EngineSettings(random_seed=4))
+    b = scores(summary, fit, EngineSettings(random_seed=4))
+    c = scores(summary, fit, EngineSettings(random_seed=5))
     pd.testing.assert_frame_equal(a, b)
     assert not np.allclose(a["clv_high"], c["clv_high"])
     pd.testing.assert_series_equal(a["clv"], c["clv"])  # the point value uses no random numbers
@@ -103,7 +103,7 @@ def edge_summary() -> pd.DataFrame:
 
 def test_edge_customers():
     fit = FIT
-    scored = score_customers(edge_summary(), fit, EngineSettings())
+    scored = scores(edge_summary(), fit, EngineSettings())
     assert np.isfinite(scored.drop(columns="is_thin").to_numpy()).all()
 
     one = scored.loc["one"]
@@ -137,7 +137,7 @@ def test_all_purchases_on_one_day():
     )
     summary = summarise_transactions(rows, dt.date(2025, 12, 31))
     assert summary.loc[7, "purchase_days"] == 1 and summary.loc[7, "frequency"] == 0
-    scored = score_customers(summary, FIT, EngineSettings())
+    scored = scores(summary, FIT, EngineSettings())
     assert scored.loc[7, "p_alive"] == 1.0
     assert np.isfinite(scored.drop(columns="is_thin").to_numpy()).all()
 
@@ -147,7 +147,7 @@ def test_without_spend_model_margin_is_the_customers_own():
     fit = ValuationModels(model="bgnbd", purchase=BG, gamma_gamma=None, bgnbd=BG, population_margin=40.0,
                           fit_quality={"ok": False, "problems": [], "fallback": FALLBACK_OWN_SPEND})
     summary = edge_summary().assign(mean_purchase_margin=[40.0, 0.0, 25.0, 10.0, 0.0, 60.0])
-    scored = score_customers(summary, fit, EngineSettings())
+    scored = scores(summary, fit, EngineSettings())
     assert scored.loc["one", "expected_margin_per_purchase"] == 40.0
     assert scored.loc["good", "expected_margin_per_purchase"] == 25.0
     assert scored.loc["zero", "expected_margin_per_purchase"] == 0.0  # repeat purchases without margin
@@ -157,7 +157,7 @@ def test_without_spend_model_margin_is_the_customers_own():
 def test_without_any_buyer():
     summary = pd.DataFrame({"purchase_days": [0, 0], "recency_weeks": [0.0, 0.0], "age_weeks": [0.0, 0.0],
                             "mean_repeat_margin": [0.0, 0.0]})
-    fit = fit_models(summary)
+    fit = fit_with_bgnbd(summary)
     assert fit.purchase is None and fit.bgnbd is None and fit.gamma_gamma is None
     scored = value_customers(summary, fit)
     assert (scored["basis"] == "no_purchase").all()
@@ -167,7 +167,7 @@ def test_without_any_buyer():
 def test_discounted_purchases_follow_month_ends():
     settings = EngineSettings(horizon_months=24, annual_discount_rate=0.10)
     summary = edge_summary().loc[["good"]]
-    scored = score_customers(summary, FIT, settings)
+    scored = scores(summary, FIT, settings)
     month_ends = np.arange(25) * WEEKS_PER_MONTH
     cumulative = bgnbd_expected_purchases(BG, month_ends, 3, 20.0, 40.0)
     factors = 1.1 ** (-np.arange(1, 25) / 12)
@@ -186,7 +186,7 @@ def test_simulation_mean_matches_closed_form():
     summary = pd.DataFrame(
         {"purchase_days": [4], "recency_weeks": [T], "age_weeks": [T], "mean_repeat_margin": [30.0]}
     )
-    scored = score_customers(summary, FIT, settings)
+    scored = scores(summary, FIT, settings)
     # Alive for sure (last purchase today is not quite that; divide P(alive) out).
     mean_w = simulation_mean(BG, GG, 3, T, settings)
     simulated = scored.loc[0, "p_alive"] * (GG.v + 3 * 30.0) * mean_w
@@ -210,7 +210,7 @@ def test_interval_covers_simulated_future():
         monthly_discount_factor=settings.monthly_discount_factor, seed=1,
     )
     summary = as_summary(sim)
-    scored = score_customers(summary, fit_models(summary, settings), settings)
+    scored = scores(summary, fit_with_bgnbd(summary, settings), settings)
     actual = sim["holdout_margin_discounted"].to_numpy()
     inside = (actual >= scored["clv_low"].to_numpy()) & (actual <= scored["clv_high"].to_numpy())
     no_atom = scored["clv_low"].to_numpy() > 0
