@@ -148,7 +148,7 @@ def valuate_with_backtest(
     ``result.fit`` is a value.ValuationModels (model, models_compared, fit_quality, ...).
     """
     from .referral import incremental_referral_value
-    from .value import backtest_models, fit_valuation_models, value_customers
+    from .value import backtest_models, fit_chosen_model, value_customers
 
     settings = settings or EngineSettings()
     ids = pd.Index(customers["customer_id"], name="customer_id")
@@ -167,7 +167,7 @@ def valuate_with_backtest(
     summary["lost"] = lost_flags(customers, as_of).reindex(ids).fillna(False).astype(bool).to_numpy()
     listed_services = services[services["customer_id"].isin(ids)] if len(services) else services
     totals, by_type = summarise_services(listed_services, as_of, settings)
-    fit = fit_valuation_models(summary, settings, model=model, models_compared=comparison)
+    fit = fit_chosen_model(summary, {**comparison, "model": model}, settings)
     values = value_customers(summary, fit, settings)
     scored = combine(summary, values, totals, customers.set_index("customer_id"))
     thresholds = compute_thresholds(scored.fillna({"clv": 0.0}), settings)
