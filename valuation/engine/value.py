@@ -7,6 +7,8 @@ Entry points (plain DataFrames in and out, see each docstring):
 - :func:`backtest_models`: the same from raw transaction rows and two dates.
 - :func:`fit_valuation_models`: fit the chosen purchase model and the spend model on the
   summary of the valuation day and run the fit-quality gate.
+- :func:`fit_chosen_model`: the same for a back-test's choice, deciding a tie between models
+  on the valuation day's history (CHOICE_RULE).
 - :func:`value_customers`: per-customer P(alive), expected purchases, CLV with its range,
   value to infinity, remaining lifetime; honours lost customers and the gate's fallback.
 - :func:`predict_holdout`: expected, 10th and 90th percentile of the undiscounted margin of
