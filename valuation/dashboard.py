@@ -510,6 +510,10 @@ FALLBACKS = {
 CHOICE_REASONS = (
     ("lowest RMSE", gettext_lazy("Chosen: the lowest error of holdout margin per customer (RMSE) among the "
                                  "models whose total is within 25 percent of the actual.")),
+    ("RMSE of holdout margin within one standard error", gettext_lazy(
+        "Chosen: the models marked ≈ forecast the holdout margin per customer (RMSE) within one standard "
+        "error of the best, too close for the back-test to tell apart; of these, this one describes the "
+        "whole history best (highest likelihood).")),
     ("no model within", gettext_lazy("Chosen: no model came within 25 percent of the actual total; this one came closest.")),
     ("no model passed", gettext_lazy("No model passed its checks.")),
 )
@@ -538,6 +542,7 @@ def model_health(run: ValuationRun | None) -> dict | None:
         rows.append({
             "model": MODEL_LABELS.get(name, name),
             "chosen": name == chosen,
+            "tied": name in (backtest.get("tied") or []) and len(backtest.get("tied") or []) > 1,
             "passed": bool((entry.get("fit_quality") or {}).get("ok")),
             "purchases_mae": purchases.get("mae"),
             "purchases_rmse": purchases.get("rmse"),

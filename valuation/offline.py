@@ -188,7 +188,11 @@ def _holdout(transactions, calibration_end, holdout_end, models, settings, value
 def _choice(comparison: dict | None) -> dict | None:
     if not comparison:
         return None
-    return {k: comparison.get(k) for k in ("model", "reason", "holdout_weeks", "customers", "range_calibration")}
+    keys = ("model", "reason", "rule", "tied", "tie_break_log_likelihood", "holdout_weeks", "customers",
+            "range_calibration")
+    choice = {k: comparison.get(k) for k in keys}
+    choice["versus_best"] = {name: entry.get("versus_best") for name, entry in (comparison.get("models_compared") or {}).items()}
+    return choice
 
 
 def _finite(value):

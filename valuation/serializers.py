@@ -63,7 +63,9 @@ class ValuationRunSerializer(serializers.ModelSerializer):
     model = serializers.SerializerMethodField(help_text="The purchase model the run chose by its back-test.")
     models_compared = serializers.SerializerMethodField(
         help_text="Per model: passed its checks, and the back-test's per-customer MAE and RMSE of holdout "
-                  "purchases and margin, predicted and actual totals, total error.")
+                  "purchases and margin, predicted and actual totals, total error; versus_best (mean squared-error "
+                  "difference to the lowest RMSE, its standard error, tied when within one); chosen, and for the "
+                  "chosen model the reason it won.")
     fit_quality = serializers.SerializerMethodField(
         help_text="ok, problems [{code, model, message}] and the fallback used when the fit failed its checks.")
     range_calibration = serializers.SerializerMethodField(
@@ -86,11 +88,15 @@ class ValuationRunSerializer(serializers.ModelSerializer):
         if not compared:
             return None
         keys = ("mae", "rmse", "predicted_total", "actual_total", "total_error")
+        chosen = (run.backtest or {}).get("model")
         return {
             name: {
                 "passed": bool((entry.get("fit_quality") or {}).get("ok")),
                 "purchases": {k: (entry.get("purchases") or {}).get(k) for k in keys} if entry.get("purchases") else None,
                 "margin": {k: (entry.get("margin") or {}).get(k) for k in keys} if entry.get("margin") else None,
+                "versus_best": entry.get("versus_best"),
+                "chosen": name == chosen,
+                "reason": (run.backtest or {}).get("reason") if name == chosen else None,
             }
             for name, entry in compared.items()
         }

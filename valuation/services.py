@@ -232,7 +232,7 @@ def prepare_run(*, run_id: int) -> list[int]:
 
     _touch(run_id, stage="fitting")
     inputs = load_inputs(as_of=run.as_of, settings=settings)
-    models = engine.fit_valuation_models(inputs.summary, settings, model=backtest.get("model", "bgnbd"))
+    models = engine.fit_chosen_model(inputs.summary, backtest, settings)
     backtest["fit_quality"] = models.fit_quality
     scored = score(inputs, models, settings, ranges=False)
     thresholds = engine.compute_thresholds(scored.fillna({"clv": 0.0}), settings)

@@ -283,6 +283,34 @@ def test_run_api_reports_model_choice_and_fit_quality(client, manager):
     assert data["range_calibration"]["share_above_high"] == 0.112
 
 
+TIED_BACKTEST = {
+    **BACKTEST, "model": "bgnbd", "tied": ["bgnbd", "mbgnbd"],
+    "reason": "RMSE of holdout margin within one standard error of the lowest (bgnbd, mbgnbd); of these the "
+              "highest log-likelihood on the whole history up to the valuation day",
+    "models_compared": {
+        name: {**entry, "versus_best": {"mse_difference": d, "standard_error": 40.0, "tied": d <= 40.0}}
+        for (name, entry), d in zip(BACKTEST["models_compared"].items(), (20.0, 0.0, 364.0), strict=True)
+    },
+}
+
+
+def test_model_health_panel_and_api_say_why_a_tied_model_won(client, manager):
+    run = CompletedRunFactory(backtest=TIED_BACKTEST)
+    value(run, Segment.INVESTMENT, margin=100, services=10)
+    client.force_login(manager)
+    html = client.get("/dashboard/").content.decode()
+    assert "Model: BG/NBD" in html
+    assert "within one standard error of the best" in html and "highest likelihood" in html
+    # The two tied models are marked, Pareto/NBD (not tied) is not.
+    table = html[html.index('id="model-comparison"'):html.index("</table>", html.index('id="model-comparison"'))]
+    assert table.count("≈</span>") == 2
+    data = client.get(f"/api/v1/valuation-runs/{run.pk}/").json()
+    assert data["models_compared"]["bgnbd"]["chosen"] is True
+    assert data["models_compared"]["bgnbd"]["reason"].startswith("RMSE of holdout margin within one standard error")
+    assert data["models_compared"]["mbgnbd"]["chosen"] is False and data["models_compared"]["mbgnbd"]["reason"] is None
+    assert data["models_compared"]["pareto_nbd"]["versus_best"]["tied"] is False
+
+
 def test_service_cost_panel_ends_at_the_runs_as_of_date_not_today():
     run = CompletedRunFactory(as_of=dt.date(2025, 6, 30))
     customer = CustomerFactory()

@@ -103,6 +103,12 @@ def test_report_names_the_chosen_model_the_comparison_and_the_holdout_columns(ex
     assert report["fit_quality"] == {"ok": True, "problems": [], "fallback": None}
     assert set(report["models_compared"]) == {"bgnbd", "mbgnbd", "pareto_nbd"}
     assert len(report["models_compared"]["bgnbd"]["conditional_expectations"]) == 8
+    # Why the model won: the rule, the models tied with the best in the inner back-test (the
+    # chosen one among them) and each model's squared-error difference to the best.
+    choice = report["model_choice"]
+    assert "standard error of the paired" in choice["rule"] and report["model"] in choice["tied"]
+    tied = {name for name, versus in choice["versus_best"].items() if versus and versus["tied"]}
+    assert tied == set(choice["tied"])
     backtest = report["backtest"]
     holdout = tx[(tx["date"] > pd.Timestamp(CAL_END)) & (tx["customer_id"].isin(tx[tx["date"] <= pd.Timestamp(CAL_END)]["customer_id"]))]
     assert backtest["actual_margin"] == pytest.approx((holdout["revenue"] - holdout["cost"]).round(2).sum(), rel=1e-3)

@@ -14,8 +14,12 @@ Spend: the customer's mean margin per purchase is p_s / nu, nu = h / (v_s + x zb
 h ~ Gamma(p_s x + q_s, 1) (Gamma-Gamma posterior); each purchase scatters around it as a
 Gamma with shape k, k measured from the spread of each customer's own purchases (the
 Gamma-Gamma p, fitted to the spread of customers' averages, understated it by half on CDNOW),
-or k = p_s when not measurable. The table W of a frequency x is simulated once on a grid of T
-(uniform in log(alpha_hat + T)) and scaled per customer by v_hat + x zbar; the draw's own
+or k = p_s when not measurable. Without a spend model (the gate's own-spend fallback) the
+customer's own mean margin over x + 1 purchase days is uncertain too: its posterior under
+Gamma(k) purchases (see _simulate_group) and each purchase's Gamma(k) spread enter the
+same way; only when k cannot be measured is every purchase worth exactly the mean. The
+table W of a frequency x is simulated once on a grid of T (uniform in log(alpha_hat + T))
+and scaled per customer by v_hat + x zbar (the own mean without a spend model); the draw's own
 v_s enters as the factor v_s / v_hat, which overstates the parameter part slightly for
 customers with much data (there x zbar dominates v). P(alive) is taken at the estimate.
 Seeds depend on (random_seed, x) only, so a customer's range does not depend on who else is
@@ -123,6 +127,16 @@ def _simulate_group(
         # within-customer shape k the draw is g_k / k * p_s / nu (same mean, measured spread).
         shape = np.full(S, spend_shape) if spend_shape else G[:, 0]
         ratio = ratio * G[:, 0] / shape
+    elif spend_shape:
+        # No spend model (the gate's own-spend fallback): scale is the customer's own mean
+        # margin over n = x + 1 purchase days. Purchases ~ Gamma(k, rate k / mu); with the
+        # prior density 1 / rate^2 the posterior of that rate is Gamma(k n + 1, k n zbar), so
+        # mu = zbar k n / h, h ~ Gamma(k n + 1), and E[mu] = zbar: the range is centred on the
+        # expected value and holds both the customer's unknown mean and each purchase's spread.
+        n = x + 1.0
+        h = spend_rng.standard_gamma(np.full(S, spend_shape * n + 1.0))
+        shape = np.full(S, spend_shape)
+        ratio = np.full(S, n)
     else:
         h = np.ones(S)
         ratio = np.ones(S)
@@ -135,7 +149,7 @@ def _simulate_group(
     while len(open_) and column < _MAX_PURCHASES:
         arrivals = running[:, None] + np.cumsum(rng.standard_exponential((S, _BLOCK)), axis=1)
         spend = (spend_rng.standard_gamma(np.repeat(shape[:, None], _BLOCK, axis=1))
-                 if G is not None else np.ones((S, _BLOCK)))
+                 if G is not None or spend_shape else np.ones((S, _BLOCK)))
         running = arrivals[:, -1].copy()
         cols = column + np.arange(_BLOCK)
         valid = (cols[None, :] < K[:, None]) & (arrivals <= u_max[:, None])

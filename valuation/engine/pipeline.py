@@ -24,7 +24,7 @@ from .summary import (
     summarise_services,
     summarise_transactions,
 )
-from .value import ValuationModels, backtest_models, fit_valuation_models, value_customers
+from .value import ValuationModels, backtest_models, fit_chosen_model, fit_valuation_models, value_customers
 
 
 @dataclass
@@ -106,7 +106,10 @@ def valuate(
     summary["lost"] = lost_flags(customers, as_of).reindex(ids).fillna(False).astype(bool).to_numpy()
     listed_services = services[services["customer_id"].isin(ids)] if len(services) else services
     totals, by_type = summarise_services(listed_services, as_of, settings)
-    fit = fit_valuation_models(summary, settings, model=model, models_compared=models_compared)
+    if models_compared:  # a back-test's choice: its ties are broken on this history (fit_chosen_model)
+        fit = fit_chosen_model(summary, {**models_compared, "model": model}, settings)
+    else:
+        fit = fit_valuation_models(summary, settings, model=model)
     scored = combine(summary, value_customers(summary, fit, settings), totals, customers.set_index("customer_id"))
     thresholds = compute_thresholds(scored.fillna({"clv": 0.0}), settings)
     result = classify(scored, thresholds, settings)

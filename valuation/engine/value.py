@@ -7,6 +7,8 @@ Entry points (plain DataFrames in and out, see each docstring):
 - :func:`backtest_models`: the same from raw transaction rows and two dates.
 - :func:`fit_valuation_models`: fit the chosen purchase model and the spend model on the
   summary of the valuation day and run the fit-quality gate.
+- :func:`fit_chosen_model`: the same for a back-test's choice, deciding a tie between models
+  on the valuation day's history (CHOICE_RULE).
 - :func:`value_customers`: per-customer P(alive), expected purchases, CLV with its range,
   value to infinity, remaining lifetime; honours lost customers and the gate's fallback.
 - :func:`predict_holdout`: expected, 10th and 90th percentile of the undiscounted margin of
@@ -66,8 +68,15 @@ BASIS_TRAILING = "trailing_margin_rate"
 BASIS_LOST = "lost"
 BASIS_NO_PURCHASE = "no_purchase"
 # Back-test choice: among models whose total predicted holdout margin is within this share
-# of the actual total, the lowest per-customer RMSE of holdout margin wins.
+# of the actual total, the lowest per-customer RMSE of holdout margin wins, unless others are
+# tied with it (see choose_by_backtest).
 TOTAL_TOLERANCE = 0.25
+# A model's mean squared error of holdout margin that exceeds the best model's by at most
+# this many standard errors of the paired difference is a tie (the one-standard-error rule).
+TIE_STANDARD_ERRORS = 1.0
+REASON_LOWEST = "lowest RMSE of holdout margin among models within {tol:.0%} of the actual total"
+REASON_TIED = ("RMSE of holdout margin within one standard error of the lowest ({tied}); of these the "
+               "highest log-likelihood on the {basis}")
 FREQUENCY_BINS = 8  # conditional expectations by calibration frequency 0..6 and 7+
 
 
@@ -464,13 +473,88 @@ def compare_models(
     chosen model the calibration of its 80 % range (share of customers whose actual holdout
     margin lies above holdout_high / below holdout_low).
 
-    Choice: among models that pass the gate, those whose total predicted holdout margin lies
-    within TOTAL_TOLERANCE of the actual; of these the lowest per-customer RMSE of holdout
-    margin (MAE would reward predicting nothing for the many customers who buy nothing in a
-    holdout). If none is within the tolerance, the smallest total error. If none passes the
-    gate, "bgnbd" with its problems (the valuation then falls back).
+    Choice (CHOICE_RULE): among models that pass the gate, those whose total predicted holdout
+    margin lies within TOTAL_TOLERANCE of the actual; of these the lowest per-customer RMSE of
+    holdout margin (MAE would reward predicting nothing for the many customers who buy nothing
+    in a holdout), unless others are tied with it within one standard error of the paired
+    squared-error difference (each candidate's ``versus_best``); then the tied model with the
+    highest log-likelihood on the back-test's calibration period, and ``tied`` lists them so
+    that fit_chosen_model can decide on the valuation's own history. If none is within the
+    tolerance, the smallest total error. If none passes the gate, "bgnbd" with its problems
+    (the valuation then falls back).
     """
     return _compare(calibration, holdout, holdout_weeks, settings or EngineSettings(), models)[0]
+
+
+CHOICE_RULE = (
+    f"Models that pass the fit-quality gate and whose total predicted holdout margin lies within "
+    f"{TOTAL_TOLERANCE:.0%} of the actual are candidates; the lowest per-customer RMSE of holdout margin "
+    f"is best. A candidate whose mean squared error exceeds the best one's by at most "
+    f"{TIE_STANDARD_ERRORS:g} standard error of the paired per-customer difference is tied with it: "
+    f"a back-test cannot tell them apart. Among tied models the one with the highest log-likelihood on "
+    f"the history the valuation is fitted on wins (all have four parameters, so this is also the BIC "
+    f"order). No candidate: the smallest total error."
+)
+
+
+def paired_difference(errors: np.ndarray, best_errors: np.ndarray) -> dict[str, float]:
+    """Mean per-customer difference of squared errors to the best model and its standard
+    error (sample standard deviation of the differences / sqrt(n)): the paired comparison of
+    Diebold & Mariano (1995) with independent customers."""
+    diff = np.asarray(errors, dtype=float) - np.asarray(best_errors, dtype=float)
+    n = len(diff)
+    se = float(np.std(diff, ddof=1) / math.sqrt(n)) if n > 1 else math.inf
+    mean = float(np.mean(diff)) if n else 0.0
+    return {"mse_difference": mean, "standard_error": se, "tied": bool(mean <= TIE_STANDARD_ERRORS * se)}
+
+
+def tied_models(squared_errors: dict[str, np.ndarray], best: str, candidates: list[str]) -> list[str]:
+    """The candidates (in their order) tied with ``best`` by the one-standard-error rule
+    (TIE_STANDARD_ERRORS; Breiman et al. 1984, Hastie et al., ESL 7.10), ``best`` included."""
+    return [n for n in candidates
+            if n == best or paired_difference(squared_errors[n], squared_errors[best])["tied"]]
+
+
+def choose_by_backtest(best: str, tied: list[str], log_likelihood: dict[str, float], *, basis: str) -> tuple[str, str]:
+    """(model, reason): ``best`` alone, or among several tied models the highest log-likelihood
+    (``basis`` names the history it was measured on). Nothing here looks at the holdout
+    beyond the tie test, so a tie is broken by how well each model describes the history."""
+    if len(tied) <= 1:
+        return best, REASON_LOWEST.format(tol=TOTAL_TOLERANCE)
+    chosen = max(tied, key=lambda n: (log_likelihood.get(n, -math.inf), n == best))
+    return chosen, REASON_TIED.format(tied=", ".join(tied), basis=basis)
+
+
+def fit_chosen_model(
+    summary: pd.DataFrame, comparison: dict[str, Any], settings: EngineSettings | None = None
+) -> ValuationModels:
+    """Fit the back-test's choice on ``summary`` (the history the valuation uses). When the
+    back-test found several models tied (comparison["tied"]), each is fitted on this history
+    and the one that passes the gate with the highest log-likelihood wins; ``comparison``
+    is updated (model, reason, tie_break_log_likelihood) so that what is shown is what is used."""
+    settings = settings or EngineSettings()
+    tied = list(comparison.get("tied") or [])
+    if len(tied) <= 1:
+        return fit_valuation_models(summary, settings, model=comparison.get("model", "bgnbd"),
+                                    models_compared=comparison)
+    spend = _fit_spend(_inputs(summary))
+    shared: dict[str, PurchaseParams | None] = {}
+    fits = {}
+    for name in tied:
+        fits[name] = fit_valuation_models(summary, settings, model=name, models_compared=comparison,
+                                          _fits=shared, _spend=spend)
+        shared[name] = fits[name].purchase
+        if fits[name].bgnbd is not None:
+            shared["bgnbd"] = fits[name].bgnbd
+    passed = {n: f.purchase.log_likelihood for n, f in fits.items() if f.purchase is not None}
+    if not passed:  # none passes the gate on this history: the back-test's choice, with its problems
+        return fits.get(comparison.get("model"), fits[tied[0]])
+    chosen, reason = choose_by_backtest(comparison.get("model", tied[0]), list(passed), passed,
+                                        basis="whole history up to the valuation day")
+    comparison["model"] = chosen
+    comparison["reason"] = reason
+    comparison["tie_break_log_likelihood"] = passed
+    return fits[chosen]
 
 
 def _compare(calibration, holdout, holdout_weeks, settings, models):
@@ -481,6 +565,7 @@ def _compare(calibration, holdout, holdout_weeks, settings, models):
     d = _inputs(calibration)
     results: dict[str, dict[str, Any]] = {}
     fitted: dict[str, ValuationModels] = {}
+    squared_errors: dict[str, np.ndarray] = {}
     spend = _fit_spend(d)  # shared by all purchase models
     shared: dict[str, PurchaseParams | None] = {}
     for name in models:
@@ -508,14 +593,20 @@ def _compare(calibration, holdout, holdout_weeks, settings, models):
             entry["margin"] = _errors(predicted_margin, actual_margin)
             entry["conditional_expectations"] = _conditional_table(
                 d["x"], expected, actual_purchases, predicted_margin, actual_margin)
+            squared_errors[name] = (predicted_margin - actual_margin) ** 2
         entry["seconds"] = round(time.perf_counter() - started, 3)
         results[name] = entry
 
     usable = [n for n in models if results[n]["fit_quality"]["fallback"] != FALLBACK_TRAILING and "margin" in results[n]]
     within = [n for n in usable if abs(results[n]["margin"]["total_error"]) <= TOTAL_TOLERANCE]
+    tied: list[str] = []
     if within:
-        chosen = min(within, key=lambda n: results[n]["margin"]["rmse"])
-        reason = f"lowest RMSE of holdout margin among models within {TOTAL_TOLERANCE:.0%} of the actual total"
+        best = min(within, key=lambda n: results[n]["margin"]["rmse"])
+        tied = tied_models(squared_errors, best, within)
+        for name in within:
+            results[name]["versus_best"] = paired_difference(squared_errors[name], squared_errors[best])
+        log_likelihood = {n: fitted[n].purchase.log_likelihood for n in tied}
+        chosen, reason = choose_by_backtest(best, tied, log_likelihood, basis="back-test's calibration period")
     elif usable:
         chosen = min(usable, key=lambda n: abs(results[n]["margin"]["total_error"]))
         reason = f"no model within {TOTAL_TOLERANCE:.0%} of the actual total; smallest total error"
@@ -534,6 +625,8 @@ def _compare(calibration, holdout, holdout_weeks, settings, models):
     return {
         "model": chosen,
         "reason": reason,
+        "rule": CHOICE_RULE,
+        "tied": tied,
         "holdout_weeks": holdout_weeks,
         "customers": int(len(calibration)),
         "models_compared": results,
