@@ -148,11 +148,16 @@ def load_table(*, run_id: int) -> str:
     return PARENT
 
 
-def clear_chunk(*, run_id: int, id_range: tuple[int, int]) -> None:
-    """Remove a chunk's rows before it is written again (idempotent chunks)."""
+def clear_chunk(*, run_id: int, id_range: tuple[int, int], first_attempt: bool = False) -> None:
+    """Remove a chunk's rows before it is written again (idempotent chunks).
+
+    A chunk's rows commit together with its "done" mark, so a first attempt finds none; in
+    the run's unindexed table the DELETE would scan every row loaded so far, so it is skipped."""
     table = load_table(run_id=run_id)
     if table == PARENT:
         CustomerValue.objects.filter(run_id=run_id, customer__id__range=id_range).delete()
+        return
+    if first_attempt:
         return
     with connection.cursor() as cursor:
         cursor.execute(

@@ -312,7 +312,7 @@ def score_chunk(*, chunk_id: int) -> int:
         with transaction.atomic():
             # Only the claim's holder may complete it: a chunk taken over meanwhile rolls back.
             finished = ValuationChunk.objects.filter(pk=chunk_id, owner=owner_label(), status=ValuationChunk.Status.RUNNING)
-            history.clear_chunk(run_id=run.pk, id_range=id_range)
+            history.clear_chunk(run_id=run.pk, id_range=id_range, first_attempt=chunk.attempts == 1)
             rows = _write_values(run.pk, classified, inputs.by_type)
             if not finished.update(
                 status=ValuationChunk.Status.DONE, rows_written=rows, seconds=time.monotonic() - started,
