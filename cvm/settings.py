@@ -308,6 +308,10 @@ CVM_VALUATION_CHUNK_SIZE = env_int("CVM_VALUATION_CHUNK_SIZE", 50000)
 # (Redis would redeliver only after its visibility timeout). Holders beat 6 times within it.
 CVM_RUN_STALE_SECONDS = env_int("CVM_RUN_STALE_SECONDS", 120)
 CVM_VALUATION_RETENTION_DAYS = env_int("CVM_VALUATION_RETENTION_DAYS", 730)
+# Value history thinning (valuation/history.py): every run of the last N days is kept, older
+# runs only as month-end snapshots; the newest M completed runs keep every list index.
+CVM_VALUATION_DAILY_DAYS = env_int("CVM_VALUATION_DAILY_DAYS", 90)
+CVM_VALUATION_FULL_INDEX_RUNS = max(1, env_int("CVM_VALUATION_FULL_INDEX_RUNS", 2))
 
 LOGGING = {
     "version": 1,

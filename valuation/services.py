@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from core import copy_text
 
-from . import cross_sell, dashboard, engine, selectors, worklist
+from . import cross_sell, dashboard, engine, history, selectors, worklist
 from .engine.money import to_money
 from .models import CustomerValue, ValuationChunk, ValuationRun
 
@@ -241,6 +241,7 @@ def prepare_run(*, run_id: int) -> list[int]:
 
     ranges = selectors.customer_id_ranges(chunk_size=django_settings.CVM_VALUATION_CHUNK_SIZE)
     with transaction.atomic():
+        history.open_run(run_id=run_id)  # a fresh table without indexes for the run's rows
         ValuationChunk.objects.filter(run_id=run_id).delete()
         chunks = ValuationChunk.objects.bulk_create(
             ValuationChunk(run_id=run_id, first_customer_id=lo, last_customer_id=hi) for lo, hi in ranges
@@ -311,7 +312,7 @@ def score_chunk(*, chunk_id: int) -> int:
         with transaction.atomic():
             # Only the claim's holder may complete it: a chunk taken over meanwhile rolls back.
             finished = ValuationChunk.objects.filter(pk=chunk_id, owner=owner_label(), status=ValuationChunk.Status.RUNNING)
-            CustomerValue.objects.filter(run_id=run.pk, customer__id__range=id_range).delete()
+            history.clear_chunk(run_id=run.pk, id_range=id_range, first_attempt=chunk.attempts == 1)
             rows = _write_values(run.pk, classified, inputs.by_type)
             if not finished.update(
                 status=ValuationChunk.Status.DONE, rows_written=rows, seconds=time.monotonic() - started,
@@ -385,7 +386,8 @@ def _write_values(run_id: int, frame: pd.DataFrame, by_type: pd.DataFrame) -> in
         "segment": copy_text.strings(frame["segment"].to_numpy()),
         **{name: copy_text.floats(frame[name].to_numpy(dtype=float)) for name in MODEL_INPUTS},
     }
-    with connection.cursor() as cursor, copy_text.copy_into(cursor, CustomerValue._meta.db_table, list(columns)) as copy:
+    table = history.load_table(run_id=run_id)
+    with connection.cursor() as cursor, copy_text.copy_into(cursor, table, list(columns)) as copy:
         copy.write(copy_text.block(list(columns.values())))
     return n
 
@@ -446,16 +448,21 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True) -> bool:
     run = ValuationRun.objects.get(pk=run_id)
     with transaction.atomic():
         _write_referral_values(run_id)
+        history.close_run(run_id=run_id)  # index the rows and attach them as the run's partition
         rows = CustomerValue.objects.filter(run_id=run_id).count()
         ValuationRun.objects.filter(pk=run_id).update(
             status=ValuationRun.Status.COMPLETED, stage="done", finished_at=timezone.now(), rows_written=rows
         )
         # Same as-of again replaces the earlier result instead of keeping two.
-        ValuationRun.objects.filter(as_of=run.as_of).exclude(pk=run_id).exclude(
+        history.drop_runs(list(ValuationRun.objects.filter(as_of=run.as_of).exclude(pk=run_id).exclude(
             status=ValuationRun.Status.RUNNING
-        ).delete()
-        apply_retention()
+        ).values_list("pk", flat=True)))
         dashboard.write_run_summary(run_id=run_id)
+    # Its own short transaction: dropping a partition locks the whole value table until commit.
+    try:
+        apply_retention()
+    except Exception:  # the next night tries again; the run itself is complete
+        logger.exception("Thinning the value history after run %s failed", run_id)
     _refresh_derived(run_id)
     if warm:
         _warm_dashboard()
@@ -487,14 +494,13 @@ def _write_referral_values(run_id: int) -> None:
     discounted CLV of the customers a customer referred directly, negative CLVs as 0, self-
     referrals ignored. Their past margin is theirs, not the referrer's, and the credit is
     never added to the referrer's own CLV or to any total."""
-    values = CustomerValue._meta.db_table
+    # The run's own table while its rows load (PostgreSQL), before any index is built on it.
+    values = history.load_table(run_id=run_id)
     customers = "customers_customer"
+    # The statistics do not know this run's rows yet: the planner then expects a handful of
+    # rows and joins a million of them by nested loops (minutes instead of seconds at 1M).
+    history.analyze_run(run_id=run_id)
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # The statistics do not know this run's id yet: the planner then expects a handful
-            # of rows and joins a million of them by nested loops (minutes instead of seconds
-            # at 1M customers). Sampling the table takes well under a second.
-            cursor.execute(f"ANALYZE {values}")
         cursor.execute(
             f"""
             UPDATE {values} SET referral_value = sub.referred_value
@@ -511,15 +517,11 @@ def _write_referral_values(run_id: int) -> None:
         )
 
 
-def apply_retention() -> int:
-    """Drop runs older than the retention period; the latest completed run always stays."""
-    cutoff = today() - dt.timedelta(days=django_settings.CVM_VALUATION_RETENTION_DAYS)
-    latest = selectors.latest_completed_run()
-    old = ValuationRun.objects.filter(as_of__lt=cutoff).exclude(status=ValuationRun.Status.RUNNING)
-    if latest is not None:
-        old = old.exclude(pk=latest.pk)
-    deleted, _ = old.delete()
-    return deleted
+def apply_retention() -> history.ThinningResult:
+    """The value history's nightly step (valuation/history.py): every run of the last 90
+    days, month-end snapshots up to the retention period, older runs' list indexes dropped.
+    The newest completed runs and the one the latest run's summary compares with always stay."""
+    return history.thin_history(today=today())
 
 
 def fail_run(*, run_id: int, error: str) -> None:
