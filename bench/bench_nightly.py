@@ -2,21 +2,31 @@
 
     python bench/bench_nightly.py [--as-of 2025-06-30] [--seed N]
                                   [--transactions-per-customer 48] [--service-events-per-customer 10]
+                                  [--workers N]
 
 Runs `valuation.services.run_valuation` in this process (as `manage.py recompute_values`
 and the eager task mode do) on the data already in the database; `--seed N` first replaces
 the demo data by N demo customers. SQLite by default, DATABASE_URL for PostgreSQL; the
 database must be migrated.
 
-Prints the time of each stage (the SQL aggregates, the fit, scoring, the back-test, earned
-growth, the writes of each chunk, the finish), the total, value rows per second and the peak
-memory of this process (ru_maxrss). The database server's memory is not included; the run
-starts no child processes, the figure for them is printed anyway.
+The floor, measured in the same run right before and after the valuation: one GROUP BY
+customer scan of all transactions (count and sum per customer), the least any valuation that
+reads the transactions must do. The run's time is printed as a multiple of it.
+
+In-process, prints the time of each stage (the one pass over the transactions, the fit,
+scoring, the back-test, earned growth, the writes of each chunk, the finish), the total,
+value rows per second and the peak memory of this process (ru_maxrss).
+
+`--workers N` (needs REDIS_URL, PostgreSQL): starts N Celery workers (`celery -A cvm worker
+-c 1` each, as separate processes), queues the run as "Recompute now" does, waits for it and
+prints the prepare, chunk and finish phases from the run's records, and the peak memory
+(VmHWM) of every worker process. Only this bench's Redis database is flushed first.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import resource
@@ -50,6 +60,8 @@ from valuation.models import CustomerValue
 
 # (module, attribute, label): the steps timed, wherever the run calls them.
 STEPS = [
+    (selectors, "transaction_days", "SQL one pass (customer x day)"),
+    (selectors, "run_transaction_inputs", "transaction inputs (total)"),
     (selectors, "customer_frame", "SQL customers"),
     (selectors, "transaction_summary", "SQL transaction summary"),
     (selectors, "service_cost_by_type", "SQL service costs"),
@@ -63,6 +75,8 @@ STEPS = [
     (engine, "compute_thresholds", "thresholds"),
     (engine, "classify", "classify"),
     (engine, "earned_growth", "earned growth maths"),
+    (services, "stage_values", "stage chunk values"),
+    (services, "staged_values", "read staged values"),
     (services, "_write_values", "write value rows"),
     (services, "finish_run_if_complete", "finish (referrals, retention)"),
 ]
@@ -129,12 +143,101 @@ def value_table_bytes() -> tuple[int, int, int, int] | None:
         return cursor.fetchone()
 
 
+def floor_seconds() -> float:
+    """One GROUP BY customer scan of all transactions: the floor the run is measured against."""
+    table = Transaction._meta.db_table
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT customer_id, COUNT(*), SUM(revenue) FROM {table} GROUP BY customer_id")
+        cursor.fetchall()
+    return time.perf_counter() - started
+
+
+def process_peaks(pgid: int) -> dict[int, float]:
+    """Peak resident memory (VmHWM, MiB) of every live process of a process group."""
+    peaks = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) != pgid:
+                continue
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks[int(entry.name)] = int(line.split()[1]) / 1024
+        except (OSError, ProcessLookupError):
+            continue
+    return peaks
+
+
+def run_with_workers(*, as_of: date, workers: int):
+    """Start the workers, queue the run, wait; returns (run, seconds, peaks by worker)."""
+    import subprocess
+
+    import redis
+
+    from valuation import tasks
+    from valuation.models import ValuationRun
+
+    redis_url = os.environ.get("REDIS_URL", "")
+    if not redis_url or connection.vendor != "postgresql":
+        raise SystemExit("--workers needs REDIS_URL and a PostgreSQL DATABASE_URL")
+    redis.Redis.from_url(redis_url).flushdb()
+    root = Path(__file__).resolve().parents[1]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "cvm", "worker", "--pool=prefork", "--concurrency=1",
+             "--loglevel=WARNING", "-n", f"bench{k}@%h", "--without-gossip", "--without-mingle"],
+            cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        for k in range(workers)
+    ]
+    peaks: dict[str, float] = {}
+    try:
+        time.sleep(8)  # the workers connect to Redis and import Django
+        started = time.perf_counter()
+        run = tasks.request_recompute(as_of=as_of)
+        while ValuationRun.objects.filter(pk=run.pk, status=ValuationRun.Status.RUNNING).exists():
+            for k, process in enumerate(processes):
+                for pid, mib in process_peaks(process.pid).items():
+                    peaks[f"worker {k} pid {pid}"] = max(peaks.get(f"worker {k} pid {pid}", 0.0), mib)
+            time.sleep(0.5)
+        seconds = time.perf_counter() - started
+        for k, process in enumerate(processes):
+            for pid, mib in process_peaks(process.pid).items():
+                peaks[f"worker {k} pid {pid}"] = max(peaks.get(f"worker {k} pid {pid}", 0.0), mib)
+    finally:
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, 15)
+        for process in processes:
+            process.wait(timeout=60)
+    run.refresh_from_db()
+    return run, seconds, peaks
+
+
+def print_phases(run) -> None:
+    """Prepare, chunk and finish phases of a run from its own records (any process)."""
+    chunks = list(run.chunks.order_by("started_at").values("started_at", "finished_at", "seconds"))
+    if not chunks or chunks[0]["started_at"] is None:
+        return
+    first = min(c["started_at"] for c in chunks)
+    last = max(c["finished_at"] for c in chunks)
+    seconds = sorted(c["seconds"] or 0.0 for c in chunks)
+    print(f"  prepare (read, back-test, fit, score, stage): {(first - run.started_at).total_seconds():.1f} s")
+    print(f"  chunks (write): {(last - first).total_seconds():.1f} s wall, {sum(seconds):.1f} s summed, "
+          f"median {seconds[len(seconds) // 2]:.1f} s, max {seconds[-1]:.1f} s over {len(seconds)} chunks")
+    print(f"  finish (summary, worklists, warm-up): {(run.finished_at - last).total_seconds():.1f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--as-of", type=date.fromisoformat, default=date(2025, 6, 30))
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="Seed N demo customers first.")
     parser.add_argument("--transactions-per-customer", type=float, default=DEFAULT_TRANSACTIONS_PER_CUSTOMER)
     parser.add_argument("--service-events-per-customer", type=float, default=DEFAULT_SERVICE_EVENTS_PER_CUSTOMER)
+    parser.add_argument("--workers", type=int, default=0, metavar="N", help="Run on N Celery workers.")
     args = parser.parse_args()
 
     print(f"database: {connection.vendor} {connection.settings_dict['NAME']}, "
@@ -150,13 +253,26 @@ def main() -> None:
     print(f"data: {customers:,} customers, {transactions:,} transactions, {events:,} service events")
     seeded_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+    floor_before = floor_seconds()
+    print(f"floor (one GROUP BY customer scan of all transactions): {floor_before:.1f} s; "
+          f"load average {os.getloadavg()[0]:.2f}")
     clock = Clock()
     clock.install()
     disk_before = value_table_bytes()
-    started = time.perf_counter()
-    run = services.run_valuation(as_of=args.as_of, progress=print)
-    total = time.perf_counter() - started
+    worker_peaks: dict[str, float] = {}
+    if args.workers:
+        run, total, worker_peaks = run_with_workers(as_of=args.as_of, workers=args.workers)
+    else:
+        started = time.perf_counter()
+        run = services.run_valuation(as_of=args.as_of, progress=print)
+        total = time.perf_counter() - started
     disk_after = value_table_bytes()
+    floor_after = floor_seconds()
+    floor = (floor_before + floor_after) / 2
+    print(f"\nfloor again after the run: {floor_after:.1f} s; load average {os.getloadavg()[0]:.2f}")
+    print(f"run {run.pk} {run.status} ({f'{args.workers} Celery workers' if args.workers else 'in-process'}): "
+          f"{total:.1f} s = {total / floor:.1f}x the floor (mean of before and after, {floor:.1f} s)")
+    print_phases(run)
 
     print("\nstage                                   calls   seconds")
     for phase in ("prepare", "chunks", "run"):
@@ -182,6 +298,8 @@ def main() -> None:
     note = f" (the seed before it peaked at {seeded_rss:,.0f} MiB)" if args.seed else ""
     print(f"peak memory: {peak:,.0f} MiB this process{note}, {children:,.0f} MiB child processes; "
           f"load average {os.getloadavg()[0]:.2f}")
+    for name, mib in sorted(worker_peaks.items()):
+        print(f"  peak memory of {name}: {mib:,.0f} MiB")
 
 
 if __name__ == "__main__":

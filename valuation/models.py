@@ -135,6 +135,10 @@ class ValuationChunk(models.Model):
     rows_written = models.PositiveIntegerField(default=0)
     seconds = models.FloatField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The chunk's customers as prepare_run scored them (services.stage_values): the chunk task
+    # writes these, so it neither reads the transactions again nor scores anything. Kept for
+    # the latest run only (a rerun of its chunks writes the same values).
+    staged = models.BinaryField(null=True, editable=False)
 
     class Meta:
         ordering = ["run", "first_customer_id"]

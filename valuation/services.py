@@ -9,6 +9,7 @@ run in-process (`run_valuation`) or as Celery tasks (valuation/tasks.py).
 """
 
 import datetime as dt
+import io
 import json
 import logging
 import math
@@ -222,30 +223,45 @@ def keep_alive(*, run_id: int, chunk_id: int | None = None) -> Iterator[None]:
 
 
 def prepare_run(*, run_id: int) -> list[int]:
-    """Back-test to choose the model, fit it once on all customers (with the fit-quality
-    gate), fix the global thresholds, and cut the chunks. The fit and the population fence
-    are stored with the run; every chunk scores from them."""
+    """Read once, score once: one pass over the transactions gives the as-of and back-test
+    inputs (selectors.run_transaction_inputs); the back-test chooses the model, which is
+    fitted once on all customers (with the fit-quality gate) and scores every customer once,
+    ranges included; the global thresholds classify them and the referral values are summed
+    in memory. Each chunk's customers are staged with the chunk (stage_values), so the chunk
+    tasks only write. The fit and the population fence are stored with the run."""
     run = ValuationRun.objects.get(pk=run_id)
     settings = run.engine_settings
     _touch(run_id, stage="back-testing")
-    backtest = run_backtest(as_of=run.as_of, settings=settings)
+    calibration_end = run.as_of - dt.timedelta(weeks=settings.holdout_weeks)
+    ends = growth_period_ends(run.as_of)
+    reads = selectors.run_transaction_inputs(as_of=run.as_of, window_months=settings.window_months,
+                                             calibration_end=calibration_end, period_ends=ends)
+    customers = selectors.customer_frame(as_of=run.as_of).set_index("customer_id")
+    backtest = run_backtest(as_of=run.as_of, settings=settings, reads=reads, customers=customers)
 
     _touch(run_id, stage="fitting")
-    inputs = load_inputs(as_of=run.as_of, settings=settings)
+    inputs = inputs_from_reads(reads, customers=customers, as_of=run.as_of, settings=settings)
     models = engine.fit_chosen_model(inputs.summary, backtest, settings)
     backtest["fit_quality"] = models.fit_quality
-    scored = score(inputs, models, settings, ranges=False)
+    scored = score(inputs, models, settings)
     thresholds = engine.compute_thresholds(scored.fillna({"clv": 0.0}), settings)
-    company = {"earned_growth": earned_growth(as_of=run.as_of)}
+    classified = engine.classify(scored, thresholds, settings)
+    del scored
+    classified["referral_value"] = referral_values(customers, classified["clv"])
+    company = {"earned_growth": earned_growth(as_of=run.as_of, revenue=reads.revenue_by_period,
+                                              customers=customers.reset_index())}
     parameters = {**models.to_dict(), "fence": inputs.fence if np.isfinite(inputs.fence) else None}
 
+    _touch(run_id, stage="scoring")
     ranges = selectors.customer_id_ranges(chunk_size=django_settings.CVM_VALUATION_CHUNK_SIZE)
     with transaction.atomic():
         history.open_run(run_id=run_id)  # a fresh table without indexes for the run's rows
         ValuationChunk.objects.filter(run_id=run_id).delete()
-        chunks = ValuationChunk.objects.bulk_create(
-            ValuationChunk(run_id=run_id, first_customer_id=lo, last_customer_id=hi) for lo, hi in ranges
-        )
+        chunk_ids = [
+            ValuationChunk.objects.create(run_id=run_id, first_customer_id=lo, last_customer_id=hi,
+                                          staged=stage_values(classified, inputs.by_type, id_range=(lo, hi))).pk
+            for lo, hi in ranges
+        ]
         ValuationRun.objects.filter(pk=run_id).update(
             stage="scoring",
             heartbeat_at=timezone.now(),
@@ -254,11 +270,71 @@ def prepare_run(*, run_id: int) -> list[int]:
             backtest=_finite_json(backtest),
             company=company,
             customer_count=len(inputs.customers),
-            transaction_count=selectors.transaction_count(until=run.as_of),
+            transaction_count=reads.transaction_count,
             service_event_count=int(inputs.service_totals["service_count"].sum()) if len(inputs.service_totals) else 0,
-            chunk_count=len(chunks),
+            chunk_count=len(chunk_ids),
         )
-    return [chunk.pk for chunk in chunks]
+    return chunk_ids
+
+
+def inputs_from_reads(reads: selectors.TransactionInputs, *, customers: pd.DataFrame, as_of: dt.date,
+                      settings: engine.EngineSettings) -> RunInputs:
+    """load_inputs for all customers, with the transaction summary of the run's one pass."""
+    summary = selectors.engine_summary(reads.summary, customer_ids=customers.index)
+    summary["lost"] = ~customers["active"].to_numpy(dtype=bool)
+    by_type = selectors.service_cost_by_type(as_of=as_of, window_months=settings.window_months)
+    return RunInputs(summary, customers, by_type, selectors.service_totals(by_type, hours_per_day=settings.hours_per_day),
+                     reads.fence)
+
+
+def referral_values(customers: pd.DataFrame, clv: pd.Series) -> pd.Series:
+    """Referral value per customer (engine.incremental_referral_value: the positive CLVs of
+    the customers it referred directly, self-referrals ignored), summed over the CLVs as
+    written, in cents, so that the figure equals the sum of the stored values."""
+    cents = pd.Series(np.rint(clv.to_numpy(dtype=float) * 100.0), index=clv.index)
+    links = customers.reset_index()[["customer_id", "referred_by"]]
+    return engine.incremental_referral_value(links, cents).reindex(clv.index, fill_value=0.0) / 100.0
+
+
+# What a chunk writes (_write_values' columns), staged by prepare_run.
+STAGED_COLUMNS = [
+    "revenue_lifetime", "margin_lifetime", "revenue_window", "margin_window", "profit_after_services", "clv",
+    "value_to_customer", "service_hours", "clv_low", "clv_high", "clv_to_infinity", "median_lifetime_weeks", "basis",
+    "share_of_supply", "abc_class", "purchase_days", "p_alive", "expected_purchases", "is_thin", "service_count",
+    "segment", "referral_value", *MODEL_INPUTS,
+]
+STAGED_TYPE_COLUMNS = ["customer_id", "service_type", "unit", "count", "quantity", "cost"]
+_TEXT_COLUMNS = {"basis", "abc_class", "segment", "service_type", "unit"}
+TYPE_DTYPES = {"customer_id": np.int64, "count": np.int64}
+
+
+def stage_values(classified: pd.DataFrame, by_type: pd.DataFrame, *, id_range: tuple[int, int]) -> bytes:
+    """One chunk's scored customers and service costs as numpy arrays (npz, no pickles):
+    what score_chunk writes. The same bytes whoever reads them, however often."""
+    ids = classified.index.to_numpy()
+    lo, hi = np.searchsorted(ids, id_range[0], side="left"), np.searchsorted(ids, id_range[1], side="right")
+    part = classified.iloc[lo:hi]
+    types = by_type[(by_type["customer_id"] >= id_range[0]) & (by_type["customer_id"] <= id_range[1])]
+    arrays = {"customer_id": part.index.to_numpy(dtype=np.int64)}
+    for name in STAGED_COLUMNS:
+        values = part[name].to_numpy()
+        arrays[name] = values.astype(str) if name in _TEXT_COLUMNS else values.astype(
+            bool if name == "is_thin" else np.int64 if name in ("purchase_days", "service_count") else float)
+    for name in STAGED_TYPE_COLUMNS:
+        values = types[name].to_numpy()
+        arrays[f"type:{name}"] = values.astype(str if name in _TEXT_COLUMNS else TYPE_DTYPES.get(name, float))
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def staged_values(data: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """stage_values' frame (indexed by customer_id) and service costs by type."""
+    with np.load(io.BytesIO(bytes(data)), allow_pickle=False) as arrays:
+        frame = pd.DataFrame({name: arrays[name] for name in STAGED_COLUMNS},
+                             index=pd.Index(arrays["customer_id"], name="customer_id"))
+        by_type = pd.DataFrame({name: arrays[f"type:{name}"] for name in STAGED_TYPE_COLUMNS})
+    return frame, by_type
 
 
 def stored_models(run: ValuationRun) -> tuple[engine.ValuationModels, float]:
@@ -303,17 +379,15 @@ def score_chunk(*, chunk_id: int) -> int:
     chunk = ValuationChunk.objects.select_related("run").get(pk=chunk_id)
     run = chunk.run
     with keep_alive(run_id=run.pk, chunk_id=chunk_id):
-        settings = run.engine_settings
         id_range = (chunk.first_customer_id, chunk.last_customer_id)
-        models, fence = stored_models(run)
-        inputs = load_inputs(as_of=run.as_of, settings=settings, id_range=id_range, fence=fence)
-        scored = score(inputs, models, settings)
-        classified = engine.classify(scored, engine.Thresholds.from_dict(run.thresholds), settings)
+        if chunk.staged is None:
+            raise RuntimeError(f"Chunk {chunk_id} has no staged values: its run must be prepared again.")
+        classified, by_type = staged_values(chunk.staged)
         with transaction.atomic():
             # Only the claim's holder may complete it: a chunk taken over meanwhile rolls back.
             finished = ValuationChunk.objects.filter(pk=chunk_id, owner=owner_label(), status=ValuationChunk.Status.RUNNING)
             history.clear_chunk(run_id=run.pk, id_range=id_range, first_attempt=chunk.attempts == 1)
-            rows = _write_values(run.pk, classified, inputs.by_type)
+            rows = _write_values(run.pk, classified, by_type)
             if not finished.update(
                 status=ValuationChunk.Status.DONE, rows_written=rows, seconds=time.monotonic() - started,
                 finished_at=timezone.now(),
@@ -380,7 +454,7 @@ def _write_values(run_id: int, frame: pd.DataFrame, by_type: pd.DataFrame) -> in
         "p_alive": copy_text.floats(frame["p_alive"].to_numpy(dtype=float), null_nan=True),
         "expected_purchases": copy_text.floats(frame["expected_purchases"].to_numpy(dtype=float), null_nan=True),
         "is_thin": copy_text.booleans(frame["is_thin"].to_numpy()),
-        "referral_value": copy_text.strings(np.full(n, "0")),  # filled in by the finish step
+        "referral_value": copy_text.money(frame["referral_value"].to_numpy(dtype=float), exact=_money),
         "service_count": copy_text.integers(frame["service_count"].to_numpy()),
         "value_to_by_type": copy_text.strings(by_type_json),
         "segment": copy_text.strings(frame["segment"].to_numpy()),
@@ -398,7 +472,7 @@ def _value_rows(run_id: int, frame: pd.DataFrame, by_type: pd.DataFrame):
         "revenue_lifetime", "margin_lifetime", "revenue_window", "margin_window", "profit_after_services",
         "share_of_supply", "abc_class", "purchase_days", "p_alive", "expected_purchases", "clv", "clv_low",
         "clv_high", "is_thin", "value_to_customer", "service_count", "service_hours", "segment",
-        "clv_to_infinity", "median_lifetime_weeks", "basis", *MODEL_INPUTS,
+        "clv_to_infinity", "median_lifetime_weeks", "basis", "referral_value", *MODEL_INPUTS,
     ]
     for customer_id, *values in frame[columns].itertuples(name=None):
         row = dict(zip(columns, values, strict=False))
@@ -428,6 +502,7 @@ def _value_rows(run_id: int, frame: pd.DataFrame, by_type: pd.DataFrame):
             service_hours=_money(row["service_hours"]),
             value_to_by_type=type_costs.get(int(customer_id), {}),
             segment=row["segment"],
+            referral_value=_money(row["referral_value"]),
             **{name: float(row[name]) for name in MODEL_INPUTS},
         )
 
@@ -447,7 +522,6 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True) -> bool:
         return False
     run = ValuationRun.objects.get(pk=run_id)
     with transaction.atomic():
-        _write_referral_values(run_id)
         history.close_run(run_id=run_id)  # index the rows and attach them as the run's partition
         rows = CustomerValue.objects.filter(run_id=run_id).count()
         ValuationRun.objects.filter(pk=run_id).update(
@@ -457,6 +531,9 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True) -> bool:
         history.drop_runs(list(ValuationRun.objects.filter(as_of=run.as_of).exclude(pk=run_id).exclude(
             status=ValuationRun.Status.RUNNING
         ).values_list("pk", flat=True)))
+        # The staged values of earlier runs are not needed any more (this run's stay, so that
+        # a chunk of it can be written again).
+        ValuationChunk.objects.exclude(run_id=run_id).exclude(staged=None).update(staged=None)
         dashboard.write_run_summary(run_id=run_id)
     # Its own short transaction: dropping a partition locks the whole value table until commit.
     try:
@@ -489,34 +566,6 @@ def _warm_dashboard() -> None:
         logger.exception("Warming the dashboard cache failed")
 
 
-def _write_referral_values(run_id: int) -> None:
-    """Referral value, incremental and counted once (engine.incremental_referral_value): the
-    discounted CLV of the customers a customer referred directly, negative CLVs as 0, self-
-    referrals ignored. Their past margin is theirs, not the referrer's, and the credit is
-    never added to the referrer's own CLV or to any total."""
-    # The run's own table while its rows load (PostgreSQL), before any index is built on it.
-    values = history.load_table(run_id=run_id)
-    customers = "customers_customer"
-    # The statistics do not know this run's rows yet: the planner then expects a handful of
-    # rows and joins a million of them by nested loops (minutes instead of seconds at 1M).
-    history.analyze_run(run_id=run_id)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            UPDATE {values} SET referral_value = sub.referred_value
-            FROM (
-                SELECT c.referred_by_id AS referrer_id,
-                       SUM(CASE WHEN v.clv > 0 THEN v.clv ELSE 0 END) AS referred_value
-                FROM {values} v JOIN {customers} c ON c.id = v.customer_id
-                WHERE v.run_id = %s AND c.referred_by_id IS NOT NULL AND c.referred_by_id <> c.id
-                GROUP BY c.referred_by_id
-            ) AS sub
-            WHERE {values}.run_id = %s AND {values}.customer_id = sub.referrer_id
-            """,
-            [run_id, run_id],
-        )
-
-
 def apply_retention() -> history.ThinningResult:
     """The value history's nightly step (valuation/history.py): every run of the last 90
     days, month-end snapshots up to the retention period, older runs' list indexes dropped.
@@ -533,7 +582,8 @@ def fail_run(*, run_id: int, error: str) -> None:
 # --- model health and company figures -------------------------------------------------------
 
 
-def run_backtest(*, as_of: dt.date, settings: engine.EngineSettings) -> dict:
+def run_backtest(*, as_of: dt.date, settings: engine.EngineSettings,
+                 reads: selectors.TransactionInputs | None = None, customers: pd.DataFrame | None = None) -> dict:
     """Choose the purchase model by a holdout back-test on the company's own history
     (engine.compare_models): fit each model on history up to as_of minus the holdout and
     compare its forecast of holdout purchases and margin with what happened.
@@ -544,14 +594,19 @@ def run_backtest(*, as_of: dt.date, settings: engine.EngineSettings) -> dict:
     """
     weeks = float(settings.holdout_weeks)
     calibration_end = as_of - dt.timedelta(weeks=settings.holdout_weeks)
-    fence = selectors.purchase_day_fence(as_of=calibration_end)
-    summary = selectors.transaction_summary(as_of=calibration_end, window_months=settings.window_months, fence=fence)
-    summary = summary[summary["purchase_days"] > 0]
+    if reads is None:
+        fence = selectors.purchase_day_fence(as_of=calibration_end)
+        summary = selectors.transaction_summary(as_of=calibration_end, window_months=settings.window_months, fence=fence)
+        summary = summary[summary["purchase_days"] > 0]
+        holdout = selectors.holdout_outcome(after=calibration_end, until=as_of)
+    else:
+        summary, holdout = reads.calibration, reads.holdout
     if len(summary) < 20:
         return {"model": "bgnbd", "skipped": "Too little history before the holdout period for a back-test."}
-    customers = selectors.customer_frame(as_of=calibration_end).set_index("customer_id")
-    summary = summary.assign(lost=~customers["active"].reindex(summary.index, fill_value=True).to_numpy(dtype=bool))
-    holdout = selectors.holdout_outcome(after=calibration_end, until=as_of)
+    if customers is None:
+        customers = selectors.customer_frame(as_of=calibration_end).set_index("customer_id")
+    lost_on = pd.to_datetime(customers["lost_on"]).reindex(summary.index)
+    summary = summary.assign(lost=(lost_on <= pd.Timestamp(calibration_end)).to_numpy(dtype=bool))
     comparison = engine.compare_models(summary, holdout, weeks, settings)
     actual = holdout["holdout_purchases"].reindex(summary.index, fill_value=0).to_numpy(dtype=float)
     x, T = summary["frequency"].to_numpy(dtype=float), summary["age_weeks"].to_numpy(dtype=float)
@@ -568,11 +623,21 @@ def run_backtest(*, as_of: dt.date, settings: engine.EngineSettings) -> dict:
     }
 
 
-def earned_growth(*, as_of: dt.date, years: int = 3) -> list[dict]:
-    """Earned growth for trailing 12-month periods ending at as_of (complete years only)."""
-    ends = [(pd.Timestamp(as_of) - pd.DateOffset(years=k)).date() for k in range(years, -1, -1)]
-    revenue = selectors.revenue_by_customer_period(period_ends=ends)
-    customers = selectors.customer_frame(as_of=as_of)
+def growth_period_ends(as_of: dt.date, years: int = 3) -> list[dt.date]:
+    """The ends of the trailing 12-month periods of earned growth, oldest first."""
+    return [(pd.Timestamp(as_of) - pd.DateOffset(years=k)).date() for k in range(years, -1, -1)]
+
+
+def earned_growth(*, as_of: dt.date, years: int = 3, revenue: pd.DataFrame | None = None,
+                  customers: pd.DataFrame | None = None) -> list[dict]:
+    """Earned growth for trailing 12-month periods ending at as_of (complete years only).
+    ``revenue`` (revenue_by_customer_period's frame for these periods) and ``customers``
+    (customer_frame) when the run has read them already."""
+    ends = growth_period_ends(as_of, years)
+    if revenue is None:
+        revenue = selectors.revenue_by_customer_period(period_ends=ends)
+    if customers is None:
+        customers = selectors.customer_frame(as_of=as_of)
     table = engine.earned_growth(revenue, customers, period_end_dates=ends)
     return [
         {k: (v.date().isoformat() if isinstance(v, pd.Timestamp) else (None if pd.isna(v) else v)) for k, v in row.items()}

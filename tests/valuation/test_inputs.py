@@ -194,3 +194,35 @@ def test_a_customer_range_caps_against_the_whole_company(returns_and_outlier):
     fence = selectors.purchase_day_fence(as_of=AS_OF)
     part = selectors.transaction_summary(as_of=AS_OF, window_months=12, id_range=(outlier.pk, big.pk), fence=fence)
     pd.testing.assert_frame_equal(part, whole.loc[[outlier.pk, big.pk]], check_dtype=False, check_index_type=False)
+
+
+def test_one_pass_gives_what_the_separate_reads_give(history):
+    """The run reads the transactions once (run_transaction_inputs): its as-of and back-test
+    summaries, fences, holdout and revenue by period equal the separate queries'."""
+    TransactionFactory(customer=history[0], date=dt.date(2026, 5, 2), revenue=Decimal("-40.00"),
+                       cost_of_goods=Decimal("-25.00"))  # a credit note
+    TransactionFactory(customer=history[1], date=dt.date(2026, 3, 3), revenue=Decimal("0.00"),
+                       cost_of_goods=Decimal("0.00"))  # a zero row on a purchase day
+    calibration_end = dt.date(2025, 12, 31)
+    ends = [dt.date(2023, 6, 30), dt.date(2024, 6, 30), dt.date(2025, 6, 30), AS_OF]
+    reads = selectors.run_transaction_inputs(as_of=AS_OF, window_months=12, calibration_end=calibration_end,
+                                             period_ends=ends)
+
+    def same(left, right):
+        pd.testing.assert_frame_equal(left.sort_index(), right.sort_index()[left.columns], check_dtype=False,
+                                      check_index_type=False, check_freq=False, atol=1e-9)
+
+    fence = selectors.purchase_day_fence(as_of=AS_OF)
+    assert reads.fence == fence or (reads.fence == pytest.approx(fence))
+    same(reads.summary, selectors.transaction_summary(as_of=AS_OF, window_months=12, fence=fence))
+    calibration = selectors.transaction_summary(as_of=calibration_end, window_months=12)
+    same(reads.calibration, calibration[calibration["purchase_days"] > 0])
+    same(reads.holdout, selectors.holdout_outcome(after=calibration_end, until=AS_OF))
+    separate = selectors.revenue_by_customer_period(period_ends=ends)
+    key = ["customer_id", "date"]
+    pd.testing.assert_frame_equal(reads.revenue_by_period.sort_values(key).reset_index(drop=True),
+                                  separate.sort_values(key).reset_index(drop=True), check_dtype=False,
+                                  check_index_type=False)
+    assert reads.transaction_count == selectors.transaction_count(until=AS_OF) == 11
+    a = reads.summary.loc[history[0].pk]
+    assert a["returned_revenue"] == pytest.approx(40.0) and a["purchase_days"] == 4

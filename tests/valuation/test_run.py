@@ -264,3 +264,57 @@ def test_a_completed_run_has_its_dashboard_summary(company):
     assert RunSummary.objects.filter(run=run).exists()
     cells = RunSummaryCell.objects.filter(run=run)
     assert sum(cells.values_list("customers", flat=True)) == CustomerValue.objects.filter(run=run).count()
+
+
+def _queries_touching(captured, table: str, copies: list[str]) -> list[str]:
+    statements = [query["sql"] for query in captured.captured_queries] + copies
+    copies.clear()
+    return [sql for sql in statements if table in sql]
+
+
+def test_the_run_reads_the_transactions_once_and_its_chunks_never(company, settings, monkeypatch):
+    """Read once, score once: the prepare step scans the transactions in one query; each chunk
+    only writes what was staged for it, and a chunk written again writes the same values."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    copies: list[str] = []
+    if connection.vendor == "postgresql":  # COPY goes past Django's query log: record it too
+        import psycopg
+
+        original = psycopg.Cursor.copy
+        monkeypatch.setattr(psycopg.Cursor, "copy",
+                            lambda self, statement, *a, **k: copies.append(str(statement)) or original(self, statement, *a, **k))
+    settings.CVM_VALUATION_CHUNK_SIZE = 40
+    transactions = Transaction._meta.db_table
+    run = services.start_run(as_of=AS_OF, trigger="manual", owner=services.owner_label())
+    with CaptureQueriesContext(connection) as prepare:
+        chunk_ids = services.prepare_run(run_id=run.pk)
+    assert len(_queries_touching(prepare, transactions, copies)) == 1
+    assert len(chunk_ids) == 4
+    with CaptureQueriesContext(connection) as chunks:
+        for chunk_id in chunk_ids:
+            services.score_chunk(chunk_id=chunk_id)
+    assert _queries_touching(chunks, transactions, copies) == []
+    assert services.finish_run_if_complete(run_id=run.pk, warm=False)
+    first = {v["customer_id"]: v for v in CustomerValue.objects.filter(run=run).values()}
+    assert len(first) == len(company)
+
+    # A redelivered chunk (its holder lost, the chunk handed out again) writes the same values.
+    ValuationRun.objects.filter(pk=run.pk).update(status=ValuationRun.Status.RUNNING, stage="scoring")
+    ValuationChunk.objects.filter(pk=chunk_ids[1]).update(status=ValuationChunk.Status.PENDING)
+    with CaptureQueriesContext(connection) as again:
+        written = services.score_chunk(chunk_id=chunk_ids[1])
+    assert written == 40 and _queries_touching(again, transactions, copies) == []
+    second = {v["customer_id"]: v for v in CustomerValue.objects.filter(run=run).values()}
+    assert {k: {f: x for f, x in v.items() if f != "id"} for k, v in second.items()} == {
+        k: {f: x for f, x in v.items() if f != "id"} for k, v in first.items()}
+    assert any(v["clv_low"] is not None and v["clv_high"] > v["clv_low"] for v in second.values())
+
+
+def test_only_the_latest_run_keeps_its_staged_chunk_values(company):
+    first = services.run_valuation(as_of=AS_OF - dt.timedelta(days=1), warm=False)
+    assert ValuationChunk.objects.filter(run=first, staged__isnull=False).exists()
+    second = services.run_valuation(as_of=AS_OF, warm=False)
+    assert not ValuationChunk.objects.filter(run=first, staged__isnull=False).exists()
+    assert ValuationChunk.objects.filter(run=second, staged__isnull=True).count() == 0
