@@ -71,12 +71,13 @@ def seed(n: int, reps: list) -> None:
                     revenue_window, margin_window, profit_after_services, abc_class, purchase_days, p_alive,
                     expected_purchases, clv, clv_low, clv_high, is_thin, referral_value, value_to_customer,
                     service_count, service_hours, value_to_by_type, segment, recency_weeks, age_weeks,
-                    mean_repeat_margin)
+                    mean_repeat_margin, basis)
                 SELECT %s, c.id, h.m * 3, h.m, h.m * 0.3, h.m * 0.1, h.m * 0.1 - h.v,
                        CASE WHEN h.m > 40000 THEN 'A' WHEN h.m > 15000 THEN 'B' ELSE 'C' END,
                        1 + (h.x %% 40), h.p, 3.0, h.m * 0.2, 0, h.m * 0.4, false, 0, h.v, h.x %% 9, 0, '{{}}'::jsonb,
                        ({SEGMENTS})[1 + ((h.x / 7 + %s * (h.x %% 5 / 4)) %% 4)],
-                       (h.x %% 100)::float, 100 + (h.x %% 50)::float, 150.0
+                       (h.x %% 100)::float, 100 + (h.x %% 50)::float, 150.0,
+                       CASE WHEN c.status = 'lost' THEN 'lost' ELSE 'model' END
                 FROM customers_customer c,
                      LATERAL (SELECT abs(hashint8(c.id)) AS x) r,
                      LATERAL (SELECT (r.x %% 50000)::numeric AS m, ((r.x / 50000) %% 2000)::numeric AS v,

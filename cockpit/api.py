@@ -38,7 +38,7 @@ class WorklistView(CvmApiMixin, APIView):
     @extend_schema(responses={200: WorklistSerializer, 403: error_response("403")})
     def get(self, request):
         run = worklist.latest_completed_run()
-        data = {"as_of": run.as_of if run else None, "items": worklist.worklist(user=request.user)}
+        data = {"as_of": run.as_of if run else None, "items": worklist.worklist(user=request.user, run=run)}
         return Response(WorklistSerializer(data).data)
 
 

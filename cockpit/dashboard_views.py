@@ -68,7 +68,8 @@ def _separators() -> str:
 @require_GET
 def segment_dashboard(request):
     runs = dashboard.completed_runs()
-    form = DashboardFilterForm(request.GET, choices=dashboard.filter_choices(), runs=runs[1:])
+    form = DashboardFilterForm(request.GET, choices=dashboard.filter_choices(run=runs[0] if runs else None),
+                               runs=runs[1:])
     form.is_valid()  # invalid filters are shown with their error and otherwise ignored
     data = form.cleaned_data
     filters = dashboard.DashboardFilters(

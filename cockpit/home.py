@@ -12,6 +12,7 @@ from customers.access import any_role
 from customers.roles import Role, role_of
 from services.forms import ServiceEventForm
 from services.selectors import recent_service_events
+from valuation.selectors import latest_completed_run
 
 from . import selectors, worklist
 
@@ -20,10 +21,12 @@ from . import selectors, worklist
 def home(request):
     role = role_of(request.user)
     context = {"role": role}
-    if role in (Role.SALES_REP, Role.MANAGER):
+    if role == Role.SALES_REP:
         context["worklist"] = worklist.worklist(user=request.user)
     if role == Role.MANAGER:
-        context["run"], context["changes"] = worklist.manager_changes()
+        run = latest_completed_run()  # read once for both panels
+        context["worklist"] = worklist.worklist(user=request.user, run=run)
+        context["run"], context["changes"] = worklist.manager_changes(run=run)
     if role == Role.INSIDE_SALES:
         context["log_form"] = ServiceEventForm(user=request.user)
         recent = recent_service_events(user=request.user)

@@ -76,10 +76,14 @@ def reason_line(item: WorkItem) -> str:
     return str(WorkItem.Reason(item.reason).label)
 
 
-def worklist(*, user, limit: int = WORKLIST_LENGTH, today: dt.date | None = None) -> list[WorklistEntry]:
+# "The latest completed run, read here": callers that have read it already pass it instead.
+LATEST = object()
+
+
+def worklist(*, user, limit: int = WORKLIST_LENGTH, today: dt.date | None = None, run=LATEST) -> list[WorklistEntry]:
     """The user's open items of the latest run. Inside sales, who sees no money, gets the
     free-service reasons only."""
-    run = latest_completed_run()
+    run = latest_completed_run() if run is LATEST else run
     if run is None:
         return []
     today = today or timezone.localdate()
@@ -117,9 +121,9 @@ def visible_item(*, user, pk: int) -> WorkItem | None:
     return items.filter(pk=pk).first()
 
 
-def manager_changes() -> tuple:
+def manager_changes(*, run=LATEST) -> tuple:
     """The latest run and what changed since the previous one (stored by the run)."""
-    run = latest_completed_run()
+    run = latest_completed_run() if run is LATEST else run
     changes = (run.company or {}).get("changes") if run else None
     if changes:
         if isinstance(changes.get("previous_as_of"), str):

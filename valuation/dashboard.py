@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
+import pandas as pd
 from dateutil.relativedelta import relativedelta
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import (
+    BooleanField,
     Case,
     Count,
     DecimalField,
@@ -29,8 +32,8 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.expressions import RowRange, Window
-from django.db.models.functions import Greatest, RowNumber
+from django.db.models.expressions import RawSQL, RowRange, Window
+from django.db.models.functions import Greatest, RowNumber, TruncMonth
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy
@@ -40,10 +43,11 @@ from customers.selectors import filter_choices as customer_filter_choices
 from services.models import ServiceEvent, ServiceType, StandardCost
 from services.selectors import CostHistory
 
-from .models import CustomerValue, RunSummary, RunSummaryCell, Segment, ValuationRun, ValueBasis
+from .models import CustomerValue, RunSummary, RunSummaryCell, RunSummaryView, Segment, ValuationRun, ValueBasis
 
 SEGMENTS = [Segment.UNCRITICAL, Segment.PROBLEM, Segment.POTENTIAL, Segment.INVESTMENT]
 SCATTER_BUDGET = 5000
+FILTER_CHOICES_LIMIT = 500  # as many regions or industries as the customer list offers
 WHALE_POINTS = 500
 ACTION_LIST_LENGTH = 20
 SERVICE_COST_MONTHS = 24
@@ -108,8 +112,24 @@ class Dashboard:
 # --- filters and runs ---------------------------------------------------------------------------
 
 
-def filter_choices() -> dict[str, list]:
-    """Owners, regions and industries that occur among the customers (cached, see there)."""
+def filter_choices(*, run: ValuationRun | None = None) -> dict[str, list]:
+    """Owners, regions and industries the dashboard offers: those of the run's summary (its
+    customers' when it completed, the filters it holds figures for: two small queries), else
+    those among the customers (cached, see there; each a scan of the customers)."""
+    if run is not None:
+        single = (Q(owner_id__isnull=False, region="", industry="") | Q(owner_id__isnull=True, region__gt="", industry="")
+                  | Q(owner_id__isnull=True, region="", industry__gt="") | Q(owner_id__isnull=True, region="", industry=""))
+        views = list(RunSummaryView.objects.filter(single, run=run).values_list("owner_id", "region", "industry"))
+        if views:  # the run has a summary: at least its every-customer view
+            owner_ids = {owner_id for owner_id, _region, _industry in views if owner_id is not None}
+            owners = [
+                (user.pk, user.get_full_name() or user.get_username())
+                for user in get_user_model().objects.filter(pk__in=owner_ids)
+                .order_by("last_name", "first_name", "username").only("pk", "first_name", "last_name", "username")
+            ] if owner_ids else []
+            return {"owners": owners,
+                    "regions": sorted({region for _o, region, _i in views if region})[:FILTER_CHOICES_LIMIT],
+                    "industries": sorted({industry for _o, _r, industry in views if industry})[:FILTER_CHOICES_LIMIT]}
     return customer_filter_choices()
 
 
@@ -294,7 +314,8 @@ def whale_curve(values: QuerySet[CustomerValue], *, ranks: list[int]) -> list[tu
         rank=Window(RowNumber(), order_by=order),
         cumulative=Window(Sum("profit_after_services"), order_by=order, frame=RowRange(start=None, end=0)),
     )
-    return [(rank, Decimal(cumulative)) for rank, cumulative in
+    # Sums of cents are cents (SQLite sums decimals as floats).
+    return [(rank, Decimal(cumulative).quantize(CENT)) for rank, cumulative in
             ranked.filter(rank__in=ranks).order_by("rank").values_list("rank", "cumulative")]
 
 
@@ -334,27 +355,35 @@ def service_cost_by_month(*, filters: DashboardFilters, months: list[dt.date]) -
         total = totals.setdefault((type_id, day.replace(day=1)), [Decimal("0.0000"), 0])
         total[0] += quantity * history.unit_cost(type_id, day)
         total[1] += events
+    return service_cost_rows([(type_id, month, cost, events) for (type_id, month), (cost, events) in totals.items()])
+
+
+def service_cost_rows(totals: list[tuple[int, dt.date, Decimal, int]]) -> list[dict]:
+    """The panel's rows from (type id, month, cost, events), in the types' order: one query."""
     types = {
         pk: (code, name, order, name_de)
-        for pk, code, name, order, name_de in ServiceType.objects.filter(pk__in={type_id for type_id, _m in totals})
+        for pk, code, name, order, name_de in ServiceType.objects.filter(pk__in={row[0] for row in totals})
         .values_list("pk", "code", "name", "sort_order", "name_de")
-    }
+    } if totals else {}
     # Both names: the figures are cached for every reader; the page picks the reader's language.
     result = [
         {"month": month, "code": types[type_id][0], "name": types[type_id][1], "name_de": types[type_id][3],
          "order": types[type_id][2],
          "cost": cost, "events": events}
-        for (type_id, month), (cost, events) in totals.items()
+        for type_id, month, cost, events in totals
     ]
     result.sort(key=lambda row: (row["order"], row["code"], row["month"]))
     return result
 
 
+ACTION_COLUMNS = ["customer_id", "customer__name", "customer__number", "segment", "abc_class", "clv",
+                  "margin_window", "margin_lifetime", "profit_after_services", "value_to_customer", "p_alive"]
+
+
 def action_lists(values: QuerySet[CustomerValue], *, horizon_months: int,
                  limit: int = ACTION_LIST_LENGTH) -> dict[str, list[dict]]:
     """The four work lists of the dashboard, top `limit` each: four queries."""
-    columns = ["customer_id", "customer__name", "customer__number", "segment", "abc_class", "clv",
-               "margin_window", "margin_lifetime", "profit_after_services", "value_to_customer", "p_alive"]
+    columns = ACTION_COLUMNS
     horizon_factor = Decimal(horizon_months) / Decimal(12)
     expected = ExpressionWrapper(F("margin_window") * Value(horizon_factor), output_field=MONEY_SUM)
     lists = {
@@ -403,37 +432,39 @@ def segment_dashboard(*, filters: DashboardFilters, compare_run_id: int | None =
     # page (services logged after it are not in the run); without a run, this month.
     months = month_starts(today=runs[0].as_of if runs else today)
     board = Dashboard(run=runs[0] if runs else None, filters=filters, service_months=months)
-    # Services are logged all day: this figure is cached briefly, not per run.
+    if board.run is not None:
+        run = board.run
+        board.classic_value = run.engine_settings.classic_value
+        board.horizon_months = run.engine_settings.horizon_months
+        board.comparison_runs = runs[1:]
+        board.earlier = next((r for r in runs[1:] if r.pk == compare_run_id), None) or default_comparison(runs)
+        # A completed run never changes: its figures are computed once per run, comparison and
+        # filters, and served from the cache after that.
+        key = (f"dashboard:{run.pk}:{board.earlier.pk if board.earlier else 0}:{filters.owner_id}:{filters.region}:"
+               f"{filters.industry}:{translation.get_language()}")
+        figures = cache.get(key)
+        if figures is None:
+            figures = run_figures(run=run, earlier=board.earlier, filters=filters,
+                                  horizon_months=board.horizon_months, classic_value=board.classic_value)
+            cache.set(key, figures, timeout=RUN_FIGURES_TTL)
+        for name, value in figures.items():
+            setattr(board, name, value)
+        if "service_cost" in figures:  # the run's summary holds its months of services
+            return board
+    # Without a summary services are read as logged: cached briefly, not per run.
     cost_key = f"dashboard:service-cost:{months[-1]}:{filters.owner_id}:{filters.region}:{filters.industry}"
     board.service_cost = cache.get(cost_key)
     if board.service_cost is None:
         board.service_cost = service_cost_by_month(filters=filters, months=months)
         cache.set(cost_key, board.service_cost, timeout=SERVICE_COST_TTL)
-    if board.run is None:
-        return board
-    run = board.run
-    board.classic_value = run.engine_settings.classic_value
-    board.horizon_months = run.engine_settings.horizon_months
-    board.comparison_runs = runs[1:]
-    board.earlier = next((r for r in runs[1:] if r.pk == compare_run_id), None) or default_comparison(runs)
-
-    # A completed run never changes: its figures are computed once per run, comparison and
-    # filters, and served from the cache after that (at 1M customers they take seconds).
-    key = f"dashboard:{run.pk}:{board.earlier.pk if board.earlier else 0}:{filters.owner_id}:{filters.region}:{filters.industry}:{translation.get_language()}"
-    figures = cache.get(key)
-    if figures is None:
-        figures = run_figures(run=run, earlier=board.earlier, filters=filters, horizon_months=board.horizon_months,
-                              classic_value=board.classic_value)
-        cache.set(key, figures, timeout=RUN_FIGURES_TTL)
-    for name, value in figures.items():
-        setattr(board, name, value)
     return board
 
 
 def run_figures(*, run: ValuationRun, earlier: ValuationRun | None, filters: DashboardFilters,
                 horizon_months: int, classic_value: str) -> dict:
     """The figures of one run: from its summary when it has one (see write_run_summary), else
-    from its value rows. Both give the same figures."""
+    from its value rows. Both give the same figures; the summary's also hold the service cost
+    by month, the value rows' leave it to the page (service_cost_by_month)."""
     summary = RunSummary.objects.filter(run=run).first()
     if summary is None:
         return figures_from_values(run=run, earlier=earlier, filters=filters, horizon_months=horizon_months,
@@ -445,15 +476,8 @@ def run_figures(*, run: ValuationRun, earlier: ValuationRun | None, filters: Das
         if summary.earlier_id != earlier.pk:  # another comparison than the default: one join
             pairs = segment_migration(run=run, earlier=earlier, filters=filters)["counts"]
         figures["migration"] = migration_matrix(pairs, counts)
-    book = summary.whole_book
-    if not filters.active and (book.get("classic_value"), book.get("horizon_months")) == (classic_value, horizon_months):
-        figures.update(unpack_whole_book(book))
-        return figures
-    # A filtered view reads only its own customers' value rows for these.
-    values = run_values(run=run, filters=filters)
-    figures["scatter"] = scatter_sample(values, classic_field=classic_value, counts=counts)
-    figures["whale"] = whale_curve(values, ranks=whale_pick_ranks(totals["customers"], totals["profitable"]))
-    figures["actions"] = action_lists(values, horizon_months=horizon_months)
+    view = summary_view(run=run, filters=filters)
+    figures.update(unpack_view(view, run=run, classic_value=classic_value, horizon_months=horizon_months))
     return figures
 
 
@@ -576,17 +600,48 @@ def model_health(run: ValuationRun | None) -> dict | None:
 
 # --- per-run summaries ------------------------------------------------------------------------------
 # Written once when a run completes (valuation.services.finish_run_if_complete), so that the
-# first view of any filter reads a few hundred summed rows instead of scanning the run's value
-# rows several times (at 1M customers the segment-migration join alone took 1.3-1.5 s).
+# first view of any filter reads a few hundred summed cells and one stored view instead of
+# scanning the run's value rows several times (at 1M customers the segment-migration join
+# alone took 1.3-1.5 s, the whale-curve window 1.0-1.3 s).
+#
+# Cells (segment x earlier segment x owner x region x industry) hold everything that sums:
+# the segment table, its totals and the migration counts. What does not sum, the whale
+# curve, the scatter sample and the work lists, is computed here for every filter the
+# dashboard offers: owner, region and industry each fixed or "every", 8 patterns, each
+# filter a group of the run's rows. The run's rows are read once (one query) and grouped in
+# memory (numpy), with the same orderings, ties and picks as the value-row figures above.
+# A view stores numbers only: the whale points, customer ids, service cost per type and month.
 
-ACTION_MONEY = ["clv", "margin_window", "margin_lifetime", "profit_after_services", "value_to_customer",
-                "expected_margin"]
+FILTER_DIMENSIONS = ("owner_id", "region", "industry")
+EVERY = {"owner_id": None, "region": "", "industry": ""}
+# Money as integer cents in memory: sums and comparisons are exact, like the database's.
+SUMMARY_ROW_COLUMNS = ["customer_id", "owner_id", "region", "industry", "segment", "basis", "abc_class", "p_alive",
+                       "profit", "clv", "margin_window", "margin_lifetime", "value_to_customer"]
+CENTS_COLUMNS = ["profit", "clv", "margin_window", "margin_lifetime", "value_to_customer"]
 
 
 def write_run_summary(*, run_id: int) -> None:
-    """The run's summary cells and whole-book figures; replaces any earlier summary of the run."""
+    """The run's summary cells and filter views; replaces any earlier summary of the run."""
+    from django.db import transaction
+
     run = ValuationRun.objects.get(pk=run_id)
     earlier = default_comparison([run, *(other for other in completed_runs() if other.pk != run.pk)])
+    with transaction.atomic():
+        RunSummaryCell.objects.filter(run=run).delete()
+        RunSummaryView.objects.filter(run=run).delete()
+        _write_cells(run=run, earlier=earlier)
+        views = filter_views(rows=_summary_rows(run=run), horizon_months=run.engine_settings.horizon_months)
+        for key, costs in _service_cost_views(months=month_starts(today=run.as_of)).items():
+            views.setdefault(key, empty_view())["service_cost"] = costs
+        RunSummaryView.objects.bulk_create(
+            (RunSummaryView(run=run, owner_id=owner_id, region=region, industry=industry, figures=figures)
+             for (owner_id, region, industry), figures in views.items()),
+            batch_size=500,
+        )
+        RunSummary.objects.update_or_create(run=run, defaults={"earlier": earlier})
+
+
+def _write_cells(*, run: ValuationRun, earlier: ValuationRun | None) -> None:
     values, customers = CustomerValue._meta.db_table, Customer._meta.db_table
     cells = RunSummaryCell._meta.db_table
     before, join, group, params = "''", "", "", [run.pk]
@@ -594,7 +649,6 @@ def write_run_summary(*, run_id: int) -> None:
         before = "COALESCE(e.segment, '')"
         join = f"LEFT JOIN {values} e ON e.run_id = %s AND e.customer_id = v.customer_id"
         group, params = f", {before}", [earlier.pk, run.pk]
-    RunSummaryCell.objects.filter(run=run).delete()
     with connection.cursor() as cursor:
         cursor.execute(f"""
             INSERT INTO {cells} (run_id, segment, before_segment, owner_id, region, industry, customers, revenue,
@@ -607,21 +661,249 @@ def write_run_summary(*, run_id: int) -> None:
             WHERE v.run_id = %s
             GROUP BY v.run_id, v.segment{group}, c.owner_id, c.region, c.industry
         """, params)
-    everyone = DashboardFilters()
-    segments, totals, _pairs = summary_cells(run=run, filters=everyone)
-    counts = {row["segment"]: row["customers"] for row in segments}
-    engine_settings = run.engine_settings
-    classic_value, horizon_months = engine_settings.classic_value, engine_settings.horizon_months
-    book = run_values(run=run, filters=everyone)
-    whole_book = pack_whole_book(
-        scatter=scatter_sample(book, classic_field=classic_value, counts=counts),
-        whale=whale_curve(book, ranks=whale_pick_ranks(totals["customers"], totals["profitable"])),
-        actions=action_lists(book, horizon_months=horizon_months),
+
+
+def _summary_rows(*, run: ValuationRun) -> dict[str, np.ndarray]:
+    """The run's value rows with their customer's owner, region and industry: one query,
+    money as integer cents."""
+    values, customers = CustomerValue._meta.db_table, Customer._meta.db_table
+    cents = ", ".join(f"CAST(ROUND(v.{column} * 100) AS BIGINT)" for column in
+                      ("profit_after_services", "clv", "margin_window", "margin_lifetime", "value_to_customer"))
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            SELECT v.customer_id, COALESCE(c.owner_id, 0), c.region, c.industry, v.segment, v.basis, v.abc_class, v.p_alive, {cents}
+            FROM {values} v JOIN {customers} c ON c.id = v.customer_id
+            WHERE v.run_id = %s
+        """, [run.pk])
+        records = cursor.fetchall()
+    columns = list(zip(*records, strict=True)) if records else [()] * len(SUMMARY_ROW_COLUMNS)
+    rows: dict[str, np.ndarray] = {}
+    for name, column in zip(SUMMARY_ROW_COLUMNS, columns, strict=True):
+        if name in CENTS_COLUMNS or name in ("customer_id", "owner_id"):
+            rows[name] = np.asarray(column, dtype=np.int64)
+        elif name == "p_alive":
+            rows[name] = np.asarray([np.nan if x is None else x for x in column], dtype=np.float64)
+        else:
+            rows[name] = np.asarray(column, dtype=object)
+    return rows
+
+
+def empty_view() -> dict:
+    return {"whale": [], "scatter": [], "actions": {name: [] for name in ACTION_LISTS}, "service_cost": []}
+
+
+ACTION_LISTS = ("unprofitable", "renegotiate", "win_back", "a_today_c_tomorrow")
+
+
+def filter_patterns() -> list[tuple[str, ...]]:
+    """Which dimensions a filter fixes: none, each one, each pair, all three."""
+    return [tuple(d for k, d in enumerate(FILTER_DIMENSIONS) if mask >> k & 1) for mask in range(8)]
+
+
+def _group(codes: dict[str, np.ndarray], rows: dict[str, np.ndarray],
+           pattern: tuple[str, ...]) -> tuple[np.ndarray, list[tuple]]:
+    """Each row's filter group under the pattern (-1: no filter reaches it, as a fixed dimension
+    is empty: no owner, no region) and the groups' (owner_id, region, industry) keys."""
+    n = len(rows["customer_id"])
+    reachable = np.ones(n, dtype=bool)
+    combined = np.zeros(n, dtype=np.int64)
+    for dimension in pattern:
+        code, distinct = codes[dimension]
+        reachable &= code >= 0
+        combined = combined * (distinct + 1) + code
+    _codes, first, inverse = np.unique(combined[reachable], return_index=True, return_inverse=True)
+    group = np.full(n, -1, dtype=np.int64)
+    group[reachable] = inverse
+    rows_of_first = np.flatnonzero(reachable)[first]
+    keys = [tuple(_plain(rows[d][row]) if d in pattern else EVERY[d] for d in FILTER_DIMENSIONS)
+            for row in rows_of_first]
+    return group, keys
+
+
+def _plain(value):
+    return int(value) if isinstance(value, np.integer) else value
+
+
+def _dimension_codes(rows: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, int]]:
+    """Per filter dimension: each row's value as a code (-1 for none or empty) and how many."""
+    codes = {}
+    for dimension in FILTER_DIMENSIONS:
+        values = rows[dimension]
+        code, distinct = pd.factorize(values)
+        empty = [k for k, value in enumerate(distinct) if value is None or value == "" or value == 0]
+        code = code.astype(np.int64)
+        code[np.isin(code, empty)] = -1
+        codes[dimension] = (code, len(distinct))
+    return codes
+
+
+def _top_per_group(order: np.ndarray, group_of_row: np.ndarray, groups: int, limit: int | None) -> list[np.ndarray]:
+    """Rows (indices, in `order`'s order) per group, the first `limit` of each (all if None)."""
+    by_group = order[np.argsort(group_of_row[order], kind="stable")]
+    bounds = np.searchsorted(group_of_row[by_group], np.arange(groups + 1))
+    return [by_group[bounds[g]:bounds[g + 1] if limit is None else min(bounds[g + 1], bounds[g] + limit)]
+            for g in range(groups)]
+
+
+def filter_views(*, rows: dict[str, np.ndarray], horizon_months: int) -> dict[tuple, dict]:
+    """{(owner_id, region, industry): figures} for every reachable filter of the run's rows.
+
+    The same figures as whale_curve, scatter_sample and action_lists on the filter's value rows.
+    """
+    ids, profit = rows["customer_id"], rows["profit"]
+    segment_codes = {s.value: k for k, s in enumerate(SEGMENTS)}
+    segment = np.asarray([segment_codes.get(s, len(SEGMENTS)) for s in rows["segment"]], dtype=np.int64)
+    sample_key = (ids.astype(np.uint64) * np.uint64(SAMPLE_MULTIPLIER)) % np.uint64(SAMPLE_MODULUS)
+    at_stake = np.maximum(rows["clv"], rows["margin_lifetime"])
+    share_above, share_below = A_TODAY_CLV_SHARE.as_integer_ratio()
+    shortfall_twelfths = rows["margin_window"] * horizon_months - 12 * rows["clv"]  # (expected - clv) x 12
+    orders = {
+        "whale": np.lexsort((ids, -profit)),
+        "unprofitable": _ordered(profit < 0, (ids, profit)),
+        "renegotiate": _ordered((rows["segment"] == Segment.PROBLEM.value) & (rows["basis"] != ValueBasis.LOST.value),
+                                (ids, -rows["value_to_customer"])),
+        "win_back": _ordered((rows["p_alive"] < AT_RISK_P_ALIVE) & (at_stake > 0), (ids, -at_stake)),
+        # clv < expected x share with expected = margin_window x horizon / 12, in whole cents.
+        "a_today_c_tomorrow": _ordered(
+            (rows["abc_class"] == "A") & (rows["clv"] * 12 * share_below < rows["margin_window"] * horizon_months * share_above),
+            (ids, -shortfall_twelfths)),
+    }
+    by_id = np.argsort(ids, kind="stable")
+    codes = _dimension_codes(rows)
+    views: dict[tuple, dict] = {}
+    for pattern in filter_patterns():
+        group, keys = _group(codes, rows, pattern)
+        n_groups = len(keys)
+        if not n_groups:
+            continue
+        in_group = group >= 0
+        sizes = np.bincount(group[in_group], minlength=n_groups)
+        positive = np.bincount(group[in_group & (profit > 0)], minlength=n_groups)
+        per_segment = np.bincount(group[in_group] * (len(SEGMENTS) + 1) + segment[in_group],
+                                  minlength=n_groups * (len(SEGMENTS) + 1)).reshape(n_groups, -1)
+        limits = np.zeros((n_groups, len(SEGMENTS) + 1), dtype=np.uint64)
+        for g in range(n_groups):
+            shares = scatter_quotas({s.value: int(per_segment[g, k]) for k, s in enumerate(SEGMENTS)})
+            for s, share in shares.items():
+                limits[g, segment_codes[s]] = SAMPLE_MODULUS if share >= 1 else int(share * SAMPLE_MODULUS)
+        sampled = in_group.copy()
+        sampled[in_group] = sample_key[in_group] < limits[group[in_group], segment[in_group]]
+        scatter = _top_per_group(by_id[sampled[by_id]], group, n_groups, None)  # ids ascending
+        whale = _top_per_group(orders["whale"][in_group[orders["whale"]]], group, n_groups, None)
+        actions = {name: _top_per_group(orders[name][in_group[orders[name]]], group, n_groups, ACTION_LIST_LENGTH)
+                   for name in ACTION_LISTS}
+        for g, key in enumerate(keys):
+            cumulative = np.cumsum(profit[whale[g]])
+            ranks = whale_pick_ranks(int(sizes[g]), int(positive[g]))
+            views[key] = {
+                "whale": [[rank, str(Decimal(int(cumulative[rank - 1])).scaleb(-2))] for rank in ranks],
+                "scatter": ids[scatter[g]].tolist(),
+                "actions": {name: ids[actions[name][g]].tolist() for name in ACTION_LISTS},
+                "service_cost": [],
+            }
+    return views
+
+
+def _ordered(mask: np.ndarray, keys: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Indices of the rows in `mask`, sorted by the last key, then the ones before (lexsort)."""
+    chosen = np.flatnonzero(mask)
+    return chosen[np.lexsort(tuple(key[chosen] for key in keys))]
+
+
+def _service_cost_views(*, months: list[dt.date]) -> dict[tuple, list]:
+    """Service cost per type and month for every reachable filter: {(owner, region, industry):
+    [[type id, month, cost, events], ...]}, each event valued at the cost valid on its day.
+
+    One grouped query: the cost history (a handful of rows) becomes a CASE on type and day, so
+    the database sums quantity x cost per customer group, type and month.
+    """
+    history = CostHistory.load()
+    unit_cost = Case(
+        *[When(service_type_id=type_id, date__gte=start, then=Value(cost))
+          for type_id, starts in history.starts.items()
+          for start, cost in sorted(zip(starts, history.costs[type_id], strict=True), reverse=True)],
+        default=Value(Decimal("0")),
+        output_field=DecimalField(max_digits=12, decimal_places=2),
     )
-    RunSummary.objects.update_or_create(
-        run=run, defaults={"earlier": earlier,
-                           "whole_book": {**whole_book, "classic_value": classic_value, "horizon_months": horizon_months}},
+    end = months[-1] + relativedelta(months=1)
+    rows = (
+        ServiceEvent.objects.filter(date__gte=months[0], date__lt=end)
+        .order_by()
+        .values(owner=F("customer__owner_id"), region=F("customer__region"), industry=F("customer__industry"),
+                type_id=F("service_type_id"), month=TruncMonth("date"))
+        .annotate(cost=Sum(ExpressionWrapper(F("quantity") * unit_cost, output_field=DecimalField(max_digits=20, decimal_places=4))),
+                  events=Count("pk"))
+        .values_list("owner", "region", "industry", "type_id", "month", "cost", "events")
     )
+    sums: dict[tuple, dict[tuple, list]] = {}
+    for owner, region, industry, type_id, month, cost, events in rows:
+        month = month.date() if isinstance(month, dt.datetime) else month
+        cost = Decimal(cost).quantize(Decimal("0.0001"))
+        fields = {"owner_id": owner, "region": region, "industry": industry}
+        for pattern in filter_patterns():
+            if any(fields[d] in (None, "") for d in pattern):
+                continue
+            key = tuple(fields[d] if d in pattern else EVERY[d] for d in FILTER_DIMENSIONS)
+            total = sums.setdefault(key, {}).setdefault((type_id, month), [Decimal("0.0000"), 0])
+            total[0] += cost
+            total[1] += events
+    return {key: [[type_id, month.isoformat(), str(cost), events] for (type_id, month), (cost, events) in totals.items()]
+            for key, totals in sums.items()}
+
+
+def summary_view(*, run: ValuationRun, filters: DashboardFilters) -> dict:
+    """The stored figures of the filter (empty for a filter without customers): one query."""
+    owner = Q(owner_id__isnull=True) if filters.owner_id is None else Q(owner_id=filters.owner_id)
+    view = (RunSummaryView.objects.filter(owner, run=run, region=filters.region, industry=filters.industry)
+            .values_list("figures", flat=True).first())
+    return view or empty_view()
+
+
+def unpack_view(view: dict, *, run: ValuationRun, classic_value: str, horizon_months: int) -> dict:
+    """Scatter, whale, work lists and service cost of a view, with the customers' rows read by
+    id: one query for the work lists' at most 4 x ACTION_LIST_LENGTH rows, one for the scatter's
+    at most SCATTER_BUDGET, one for the service types."""
+    listed = sorted(set().union(*view["actions"].values()))
+    records = {record["customer_id"]: record
+               for record in shown_values(run=run, customer_ids=listed).values(*ACTION_COLUMNS)} if listed else {}
+    horizon_factor = Decimal(horizon_months) / Decimal(12)
+    template = cockpit_url_template()
+    actions = {}
+    for name, ids in view["actions"].items():
+        rows = []
+        for customer_id in ids:
+            record = dict(records[customer_id])
+            record["name"] = record.pop("customer__name")
+            record["number"] = record.pop("customer__number")
+            record["url"] = template.replace("{id}", str(customer_id))
+            record["expected_margin"] = record["margin_window"] * horizon_factor
+            rows.append(record)
+        actions[name] = rows
+    # The scatter's few columns only: 5,000 rows of every column cost twice as long to read.
+    scatter = list(shown_values(run=run, customer_ids=view["scatter"]).order_by("customer_id").values_list(
+        "customer_id", "customer__name", "customer__number", "segment", classic_value, "value_to_customer",
+    )) if view["scatter"] else []
+    return {
+        "scatter": scatter,
+        "whale": [(rank, Decimal(cumulative)) for rank, cumulative in view["whale"]],
+        "actions": actions,
+        "service_cost": service_cost_rows(
+            [(type_id, dt.date.fromisoformat(month), Decimal(cost), events)
+             for type_id, month, cost, events in view["service_cost"]]),
+    }
+
+
+def shown_values(*, run: ValuationRun, customer_ids: list[int]) -> QuerySet[CustomerValue]:
+    """The run's value rows of these customers, through the (run, customer) index.
+
+    PostgreSQL gets the ids as one array parameter: 5,000 ids as an IN list of parameters took
+    3-5 times longer to send and plan than the index probes themselves.
+    """
+    values = CustomerValue.objects.filter(run=run).order_by()
+    if connection.vendor == "postgresql":
+        table = CustomerValue._meta.db_table
+        return values.filter(RawSQL(f'"{table}"."customer_id" = ANY(%s)', [customer_ids], output_field=BooleanField()))
+    return values.filter(customer_id__in=customer_ids)
 
 
 def summary_cells(*, run: ValuationRun, filters: DashboardFilters) -> tuple[list[dict], dict, dict]:
@@ -643,33 +925,6 @@ def summary_cells(*, run: ValuationRun, filters: DashboardFilters) -> tuple[list
             pairs[(row["before_segment"], row["segment"])] = row["customers"]
     segments, totals = segment_table(by_segment)
     return segments, totals, pairs
-
-
-def pack_whole_book(*, scatter: list[tuple], whale: list[tuple[int, Decimal]], actions: dict[str, list[dict]]) -> dict:
-    """The figures as JSON: money as decimal strings, no translated text, no URLs."""
-    return {
-        "scatter": [[*point[:4], str(point[4]), str(point[5])] for point in scatter],
-        "whale": [[rank, str(cumulative)] for rank, cumulative in whale],
-        "actions": {
-            name: [{key: (str(value) if key in ACTION_MONEY else value) for key, value in record.items() if key != "url"}
-                   for record in records]
-            for name, records in actions.items()
-        },
-    }
-
-
-def unpack_whole_book(book: dict) -> dict:
-    template = cockpit_url_template()
-    return {
-        "scatter": [(*point[:4], Decimal(point[4]), Decimal(point[5])) for point in book["scatter"]],
-        "whale": [(rank, Decimal(cumulative)) for rank, cumulative in book["whale"]],
-        "actions": {
-            name: [{**{key: (Decimal(value) if key in ACTION_MONEY else value) for key, value in record.items()},
-                    "url": template.replace("{id}", str(record["customer_id"]))}
-                   for record in records]
-            for name, records in book["actions"].items()
-        },
-    }
 
 
 # --- settings page --------------------------------------------------------------------------------

@@ -401,20 +401,36 @@ class PeerCategory(models.Model):
 class RunSummary(models.Model):
     """What the dashboard shows of one completed run, written once when the run completes.
 
-    With the cells below any owner/region/industry filter is a sum over a few hundred rows
-    instead of a scan of the run's value rows. The whole book's scatter sample, whale curve and
-    action lists are kept here as numbers (language-neutral); a filtered view reads them from
-    the value rows of its own customers.
+    With the cells and views below any owner/region/industry filter is a read of a few
+    hundred summed rows and one stored view instead of scans of the run's value rows.
     """
 
     run = models.OneToOneField(ValuationRun, on_delete=models.CASCADE, primary_key=True, related_name="summary")
     # The default comparison run when this run completed; its migration counts are in the cells.
     earlier = models.ForeignKey(ValuationRun, null=True, on_delete=models.SET_NULL, related_name="+")
-    whole_book = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return f"summary of run {self.run_id}"
+
+
+class RunSummaryView(models.Model):
+    """The figures of one dashboard filter that cells cannot sum, as plain numbers (no text,
+    no language): the whale curve's points, the scatter sample's and the work lists' customer
+    ids, and the service cost per type and month. One row per filter the dashboard offers
+    that has customers: owner, region and industry each given or "every" (None or "")."""
+
+    run = models.ForeignKey(ValuationRun, on_delete=models.CASCADE, related_name="summary_views")
+    owner_id = models.BigIntegerField(null=True)  # None: every owner
+    region = models.CharField(max_length=100, blank=True)  # "": every region
+    industry = models.CharField(max_length=100, blank=True)  # "": every industry
+    figures = models.JSONField(default=dict)
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "owner_id", "region", "industry"], name="run_summary_view_idx")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id}: {self.owner_id} {self.region} {self.industry}"
 
 
 class RunSummaryCell(models.Model):

@@ -9,10 +9,11 @@ from django.test.utils import CaptureQueriesContext
 
 from customers.models import Customer
 from customers.roles import Role
+from services.models import ServiceEvent, ServiceType, StandardCost
 from tests.conftest import make_user
 from valuation import dashboard
 from valuation.dashboard import DashboardFilters
-from valuation.models import CustomerValue, RunSummary, RunSummaryCell, Segment
+from valuation.models import CustomerValue, RunSummary, RunSummaryCell, RunSummaryView, Segment
 
 from .factories import CompletedRunFactory
 
@@ -46,14 +47,28 @@ def runs():
                 clv_high=Decimal(80 * i), segment=SEGMENTS[(i * 7 + shift) % 4],
             ))
     CustomerValue.objects.bulk_create(rows)
+    # Services over the dashboard's 24 months and outside them, with a cost change on the way;
+    # some by customers who are in no run yet (customers[:5] are not in the latest).
+    hotline, training = ServiceType.objects.get(code="hotline"), ServiceType.objects.get(code="training")
+    StandardCost.objects.create(service_type=hotline, valid_from=dt.date(2025, 10, 15), cost_per_unit=Decimal("80.00"))
+    ServiceEvent.objects.bulk_create(
+        ServiceEvent(customer=customers[i], service_type=[hotline, training][i % 2],
+                     date=dt.date(2026, 2, 27) - dt.timedelta(days=9 * i), quantity=Decimal("1.5") if i % 4 else 1)
+        for i in range(0, 90, 1)
+    )
     return {"latest": latest, "earlier": earlier, "oldest": oldest, "owners": owners}
 
 
 def figures(run, earlier, filters, *, from_summary: bool):
+    """The run's figures either way; the value rows' way reads the service cost from the events."""
     settings = run.engine_settings
     compute = dashboard.run_figures if from_summary else dashboard.figures_from_values
-    return compute(run=run, earlier=earlier, filters=filters, horizon_months=settings.horizon_months,
-                   classic_value=settings.classic_value)
+    result = compute(run=run, earlier=earlier, filters=filters, horizon_months=settings.horizon_months,
+                     classic_value=settings.classic_value)
+    if not from_summary:
+        result["service_cost"] = dashboard.service_cost_by_month(
+            filters=filters, months=dashboard.month_starts(today=run.as_of))
+    return result
 
 
 def test_summary_figures_equal_value_row_figures_for_every_filter(runs):
@@ -74,17 +89,62 @@ def test_summary_figures_equal_value_row_figures_for_every_filter(runs):
         for comparison in (earlier, oldest, None):  # the default comparison comes from the cells
             expected = figures(latest, comparison, chosen, from_summary=False)
             assert figures(latest, comparison, chosen, from_summary=True) == expected, (chosen, comparison)
-    assert figures(latest, earlier, DashboardFilters(), from_summary=False)["migration"]["compared"] > 0
+    whole = figures(latest, earlier, DashboardFilters(), from_summary=False)
+    assert whole["migration"]["compared"] > 0
+    assert whole["service_cost"] and whole["whale"] and whole["scatter"] and all(whole["actions"].values())
 
 
-def test_a_filter_reads_a_few_summary_rows_not_the_value_rows(runs):
-    latest, earlier = runs["latest"], runs["earlier"]
+def test_every_filter_the_form_offers_is_stored(runs):
+    """Each owner, region and industry, alone or combined, has its own view of the run."""
+    latest, owners = runs["latest"], runs["owners"]
     dashboard.write_run_summary(run_id=latest.pk)
-    with CaptureQueriesContext(connection) as captured:
-        whole = figures(latest, earlier, DashboardFilters(), from_summary=True)
-    assert len(captured) == 2  # the summary row and the cells
-    assert not any(CustomerValue._meta.db_table in query["sql"] for query in captured)
-    assert whole["totals"]["customers"] == CustomerValue.objects.filter(run=latest).count()
+    offered = [None, *(owner.pk for owner in owners)], ["", "North", "South"], ["", "Steel", "Food"]
+    for owner_id in offered[0]:
+        for region in offered[1]:
+            for industry in offered[2]:
+                chosen = DashboardFilters(owner_id=owner_id, region=region, industry=industry)
+                expected = figures(latest, runs["earlier"], chosen, from_summary=False)
+                stored = figures(latest, runs["earlier"], chosen, from_summary=True)
+                assert stored == expected, chosen
+    # No view for a filter nobody can choose: customers without an owner or a region.
+    assert not RunSummaryView.objects.filter(run=latest, region="", owner_id__isnull=False, industry="").exclude(
+        owner_id__in=[owner.pk for owner in owners]).exists()
+
+
+def test_the_whale_curve_of_a_large_filter_is_the_same_picked_ranks(runs):
+    """Past WHALE_POINTS customers the curve is a pick of ranks: the summary picks the same."""
+    latest = runs["latest"]
+    customers = Customer.objects.bulk_create(
+        Customer(number=f"W-{i:04d}", name=f"Whale {i}", region="East", industry="Glass") for i in range(1200))
+    CustomerValue.objects.bulk_create(
+        CustomerValue(run=latest, customer=customer, revenue_lifetime=Decimal(0), margin_lifetime=Decimal(0),
+                      revenue_window=Decimal(0), margin_window=Decimal(0), value_to_customer=Decimal(0),
+                      profit_after_services=Decimal((i * 37) % 1001 - 300) + Decimal("0.01"), abc_class="C",
+                      p_alive=0.9, expected_purchases=1.0, clv=Decimal(0), clv_low=Decimal(0), clv_high=Decimal(0),
+                      segment=SEGMENTS[i % 4])
+        for i, customer in enumerate(customers)
+    )
+    dashboard.write_run_summary(run_id=latest.pk)
+    chosen = DashboardFilters(region="East")
+    stored = figures(latest, None, chosen, from_summary=True)
+    assert len(stored["whale"]) > dashboard.WHALE_POINTS
+    assert stored["whale"] == figures(latest, None, chosen, from_summary=False)["whale"]
+    assert len(stored["scatter"]) <= dashboard.SCATTER_BUDGET
+
+
+def test_a_filter_reads_a_few_summary_rows_and_its_shown_customers_by_id(runs):
+    latest, earlier, owners = runs["latest"], runs["earlier"], runs["owners"]
+    dashboard.write_run_summary(run_id=latest.pk)
+    for chosen in (DashboardFilters(), DashboardFilters(owner_id=owners[0].pk, region="North")):
+        with CaptureQueriesContext(connection) as captured:
+            shown = figures(latest, earlier, chosen, from_summary=True)
+        # The summary row, the cells, the filter's view, the listed and the plotted customers' rows
+        # (by id: no scan of the run's rows), the service types.
+        assert len(captured) == 6
+        reads = [query["sql"] for query in captured if CustomerValue._meta.db_table in query["sql"]]
+        assert len(reads) == 2 and all('"customer_id" IN (' in sql or "= ANY(" in sql for sql in reads)
+        assert shown["totals"]["customers"] == CustomerValue.objects.filter(
+            chosen.customer_q(), run=latest).count()
 
 
 def test_writing_the_summary_again_replaces_it(runs):

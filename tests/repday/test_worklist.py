@@ -138,3 +138,24 @@ def test_done_button_hides_the_item(two_runs):
     stranger = make_user(Role.SALES_REP)
     client.force_login(stranger)
     assert client.post(f"/worklist/{item.pk}/dismiss/", {"action": "done"}).status_code == 404
+
+
+@pytest.mark.django_db
+def test_no_home_page_reads_the_transactions(two_runs):
+    """The start page of every role comes from the run's stored results: it never counts or
+    sums the transactions, which at a million customers are tens of millions of rows."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from customers.models import Transaction
+
+    rep = make_user(Role.SALES_REP)
+    Customer.objects.update(owner=rep)
+    rebuild_work_items()
+    superuser = make_user(None, username="root", is_superuser=True)
+    for user in (rep, make_user(Role.MANAGER), make_user(Role.INSIDE_SALES), make_user(None), superuser):
+        client = Client()
+        client.force_login(user)
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/").status_code == 200
+        assert not [q["sql"] for q in captured if Transaction._meta.db_table in q["sql"]], user.username
