@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('valuation', '0008_run_summary'),
+        ('valuation', '0010_value_history_partitions'),
     ]
 
     operations = [

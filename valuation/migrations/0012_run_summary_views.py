@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('valuation', '0008_run_summary'),
+        ('valuation', '0011_chunk_staged_values'),
     ]
 
     operations = [

@@ -101,7 +101,7 @@ def unpartition(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("valuation", "0008_run_summary"),
+        ("valuation", "0009_value_mean_purchase_margin"),
     ]
 
     operations = [
