@@ -9,8 +9,9 @@ from .factories import UserFactory
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
-# the `broker` fixture and real Celery workers for the integration and fault tests
-pytest_plugins = ["tests.workers"]
+# the `broker` fixture and real Celery workers for the integration and fault tests; the
+# simulated company valued twice (`company`, `two_runs`) for the rep's-day tests
+pytest_plugins = ["tests.workers", "tests.valued_company"]
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +23,9 @@ def _empty_cache(request):
     if marker is None and not {"db", "transactional_db", "live_server"} & names:
         yield
         return
-    transactional = bool({"transactional_db", "live_server"} & names) or bool(marker and marker.kwargs.get("transaction"))
+    transactional = bool({"transactional_db", "live_server"} & names) or bool(
+        marker and marker.kwargs.get("transaction")
+    )
     request.getfixturevalue("transactional_db" if transactional else "db")
     from django.core.cache import cache
 
@@ -37,9 +40,7 @@ def _plain_authentication(request, settings):
     tests marked ``axes`` keep the throttling on."""
     if "axes" not in request.keywords:
         settings.AXES_ENABLED = False
-        settings.AUTHENTICATION_BACKENDS = [
-            b for b in settings.AUTHENTICATION_BACKENDS if not b.startswith("axes.")
-        ]
+        settings.AUTHENTICATION_BACKENDS = [b for b in settings.AUTHENTICATION_BACKENDS if not b.startswith("axes.")]
 
 
 @pytest.fixture(autouse=True)

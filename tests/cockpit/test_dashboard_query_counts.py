@@ -15,7 +15,7 @@ from services.models import ServiceEvent, ServiceType, StandardCost
 from tests.conftest import make_user
 from valuation.models import CustomerValue, Segment
 
-from .factories import ChunkFactory, CompletedRunFactory, RunningRunFactory
+from tests.valuation.factories import ChunkFactory, CompletedRunFactory, RunningRunFactory
 
 pytestmark = pytest.mark.django_db
 
