@@ -23,9 +23,7 @@ def _empty_cache(request):
     if marker is None and not {"db", "transactional_db", "live_server"} & names:
         yield
         return
-    transactional = bool({"transactional_db", "live_server"} & names) or bool(
-        marker and marker.kwargs.get("transaction")
-    )
+    transactional = bool({"transactional_db", "live_server"} & names) or bool(marker and marker.kwargs.get("transaction"))
     request.getfixturevalue("transactional_db" if transactional else "db")
     from django.core.cache import cache
 
@@ -40,7 +38,9 @@ def _plain_authentication(request, settings):
     tests marked ``axes`` keep the throttling on."""
     if "axes" not in request.keywords:
         settings.AXES_ENABLED = False
-        settings.AUTHENTICATION_BACKENDS = [b for b in settings.AUTHENTICATION_BACKENDS if not b.startswith("axes.")]
+        settings.AUTHENTICATION_BACKENDS = [
+            b for b in settings.AUTHENTICATION_BACKENDS if not b.startswith("axes.")
+        ]
 
 
 @pytest.fixture(autouse=True)

@@ -203,15 +203,9 @@ def test_a_fit_that_fails_its_checks_falls_back_and_claims_nothing(db):
         Customer(number=f"F{i:03d}", name=f"Few {i}", acquired_on=dt.date(2025, 1, 1)) for i in range(30)
     )
     Transaction.objects.bulk_create(
-        Transaction(
-            customer=c,
-            external_id=f"F-{c.number}-{k}",
-            date=AS_OF - dt.timedelta(days=40 * k + i),
-            revenue=Decimal("100.00"),
-            cost_of_goods=Decimal("40.00"),
-        )
-        for i, c in enumerate(customers)
-        for k in range(3)
+        Transaction(customer=c, external_id=f"F-{c.number}-{k}", date=AS_OF - dt.timedelta(days=40 * k + i),
+                    revenue=Decimal("100.00"), cost_of_goods=Decimal("40.00"))
+        for i, c in enumerate(customers) for k in range(3)
     )
     run = services.run_valuation(as_of=AS_OF)
     assert run.status == ValuationRun.Status.COMPLETED
@@ -231,15 +225,10 @@ def test_a_fit_that_fails_its_checks_falls_back_and_claims_nothing(db):
 def test_run_counts_transactions_not_purchase_days(company):
     # A second transaction on a day the customer already bought: one more transaction, the same days.
     first = Transaction.objects.filter(date__lte=AS_OF).order_by("pk").first()
-    Transaction.objects.create(
-        customer_id=first.customer_id, external_id="SAME-DAY", date=first.date, revenue=Decimal("1.00")
-    )
-    Transaction.objects.create(
-        customer_id=first.customer_id,
-        external_id="AFTER-AS-OF",
-        date=AS_OF + dt.timedelta(days=1),
-        revenue=Decimal("1.00"),
-    )
+    Transaction.objects.create(customer_id=first.customer_id, external_id="SAME-DAY", date=first.date,
+                               revenue=Decimal("1.00"))
+    Transaction.objects.create(customer_id=first.customer_id, external_id="AFTER-AS-OF",
+                               date=AS_OF + dt.timedelta(days=1), revenue=Decimal("1.00"))
     run = services.run_valuation(as_of=AS_OF)
     dated = Transaction.objects.filter(date__lte=AS_OF)
     purchase_days = dated.values("customer_id", "date").distinct().count()
