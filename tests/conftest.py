@@ -9,8 +9,9 @@ from .factories import UserFactory
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
-# the `broker` fixture and real Celery workers for the integration and fault tests
-pytest_plugins = ["tests.workers"]
+# the `broker` fixture and real Celery workers for the integration and fault tests; the
+# simulated company valued twice (`company`, `two_runs`) for the rep's-day tests
+pytest_plugins = ["tests.workers", "tests.valued_company"]
 
 
 @pytest.fixture(autouse=True)

@@ -18,9 +18,9 @@ from django.utils import timezone
 
 from services.models import ServiceEvent, ServiceType, StandardCost
 from tests.cockpit.factories import CustomerValueFactory, ValuationRunFactory
-from tests.dashboard.factories import CompletedRunFactory
-from tests.dashboard.factories import CustomerValueFactory as DashboardValueFactory
 from tests.factories import CustomerFactory, ServiceEventFactory
+from tests.valuation.factories import CompletedRunFactory
+from tests.valuation.factories import CustomerValueFactory as DashboardValueFactory
 
 PO_FILE = Path(settings.BASE_DIR) / "locale" / "de" / "LC_MESSAGES" / "django.po"
 MO_FILE = PO_FILE.with_suffix(".mo")

@@ -10,8 +10,8 @@ from playwright.sync_api import expect
 
 from customers.models import Customer
 from services.models import ServiceEvent, ServiceType
-from tests.dashboard.factories import ChunkFactory, CompletedRunFactory, RunningRunFactory
 from tests.e2e.conftest import screenshot
+from tests.valuation.factories import ChunkFactory, CompletedRunFactory, RunningRunFactory
 from valuation.models import CustomerValue
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

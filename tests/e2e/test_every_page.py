@@ -20,10 +20,10 @@ from customers.roles import Role
 from services.models import ServiceEvent, ServiceType
 from tests.cockpit.factories import CustomerValueFactory
 from tests.conftest import make_user
-from tests.dashboard.factories import CompletedRunFactory
 from tests.e2e.conftest import SCREENSHOTS
 from tests.e2e.test_dashboard import make_valuation
 from tests.factories import CustomerFactory, ServiceEventFactory, TransactionFactory
+from tests.valuation.factories import CompletedRunFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 from django.utils import timezone
 
-from tests.dashboard.factories import ChunkFactory, RunningRunFactory
+from tests.valuation.factories import ChunkFactory, RunningRunFactory
 from valuation import services
 from valuation.models import ValuationChunk, ValuationRun
 

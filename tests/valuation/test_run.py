@@ -3,46 +3,23 @@
 import datetime as dt
 from decimal import Decimal
 
-import numpy as np
 import pytest
 from django.core.management import call_command
 
 from customers.models import Customer, Transaction
-from services.models import ServiceType
-from tests.factories import ServiceEventFactory
+from tests.valued_company import AS_OF, simulated_company
 from valuation import services, tasks
-from valuation.engine import SEGMENTS, BgNbdParams, GammaGammaParams
-from valuation.engine.simulate import simulate_transactions
+from valuation.engine import SEGMENTS
 from valuation.models import CustomerValue, RunSummary, RunSummaryCell, ValuationChunk, ValuationRun
 
 pytestmark = pytest.mark.django_db
 
-AS_OF = dt.date(2026, 6, 30)
-
 
 @pytest.fixture
 def company():
-    """120 customers buying by the BG/NBD story over two and a half years, some spoiled with
-    free services, plus two customers who never bought."""
-    tx = simulate_transactions(
-        120, BgNbdParams(r=0.8, alpha=6.0, a=0.6, b=3.0), GammaGammaParams(p=4.0, q=3.0, v=120.0),
-        dt.date(2024, 1, 1), AS_OF, seed=7,
-    )
-    customers = Customer.objects.bulk_create(
-        Customer(number=f"S{i:04d}", name=f"Sim {i}", acquired_on=dt.date(2024, 1, 1)) for i in range(122)
-    )
-    ids = np.array([c.pk for c in customers])
-    Transaction.objects.bulk_create(
-        Transaction(customer_id=int(ids[row.customer_id - 1]), external_id=f"SIM-{n}", date=row.date.date(),
-                    revenue=Decimal(f"{row.revenue:.2f}"), cost_of_goods=Decimal(f"{row.cost:.2f}"))
-        for n, row in enumerate(tx.itertuples())
-    )
-    hotline = ServiceType.objects.get(code="hotline")
-    for customer in customers[:40:3]:
-        for k in range(4):
-            ServiceEventFactory(customer=customer, service_type=hotline, date=AS_OF - dt.timedelta(days=30 * k + 5),
-                                quantity=Decimal("2.5"))
-    return customers
+    """120 customers buying over two and a half years, some spoiled with free services, plus
+    two customers who never bought."""
+    return simulated_company(buyers=120, seed=7, service_every_days=30, service_offset_days=5)
 
 
 def values_by_customer(run):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from .factories import CompletedRunFactory
+from tests.valuation.factories import CompletedRunFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -9,10 +9,9 @@ import pytest
 from services.models import ServiceEvent, ServiceType, StandardCost
 from services.selectors import service_event_value
 from tests.factories import ServiceEventFactory
+from tests.valuation.factories import ChunkFactory, CompletedRunFactory, RunningRunFactory
 from valuation.models import ValuationPolicy, ValuationRun
 from valuation.selectors import valuation_policy
-
-from .factories import ChunkFactory, CompletedRunFactory, RunningRunFactory
 
 pytestmark = pytest.mark.django_db
 
