@@ -116,10 +116,6 @@ def _index_names(table: str) -> list[str]:
         return [name for (name,) in cursor.fetchall()]
 
 
-def has_full_indexes(run_id: int) -> bool:
-    return len(_index_names(partition_name(run_id))) > 1
-
-
 # --- writing a run --------------------------------------------------------------------------
 
 
