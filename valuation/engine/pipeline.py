@@ -64,7 +64,9 @@ def combine(
     scored["profit_after_services"] = scored["margin_window"] - scored["value_to_customer"]
     info = customers.reindex(scored.index)
     scored["active"] = info["active"].fillna(True).astype(bool)
-    wallet = pd.to_numeric(info["wallet"], errors="coerce") if "wallet" in info else pd.Series(np.nan, index=scored.index)
+    wallet = (
+        pd.to_numeric(info["wallet"], errors="coerce") if "wallet" in info else pd.Series(np.nan, index=scored.index)
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         scored["share_of_supply"] = np.where(wallet > 0, scored["revenue_window"] / wallet, np.nan)
     return scored
@@ -129,12 +131,26 @@ def lost_flags(customers: pd.DataFrame, as_of: DateLike) -> pd.Series:
     return pd.Series(False, index=frame.index, name="lost")
 
 
+def _choose_model(transactions, calibration_end, as_of, settings, customers) -> tuple[dict, str]:
+    from .value import backtest_models
+
+    try:
+        comparison, _ = backtest_models(
+            transactions, calibration_end, as_of, settings, lost=lost_flags(customers, calibration_end)
+        )
+        return comparison, comparison["model"]
+    except ValueError as error:
+        return {"model": "bgnbd", "reason": f"no back-test: {error}"}, "bgnbd"
+
+
 def valuate_with_backtest(
     transactions: pd.DataFrame,
     services: pd.DataFrame,
     customers: pd.DataFrame,
     as_of: DateLike,
     settings: EngineSettings | None = None,
+    *,
+    model: str | None = None,
 ) -> ValuationResult:
     """The valuation with model choice, fit-quality gate and honest ranges, in one call.
 
@@ -146,9 +162,10 @@ def valuate_with_backtest(
     4. combine, thresholds, classify as in :func:`valuate`; referral_value is
        referral.incremental_referral_value over the referred customers' clv (NaN counts 0).
     ``result.fit`` is a value.ValuationModels (model, models_compared, fit_quality, ...).
+    A ``model`` given by the caller (one of PURCHASE_MODELS) skips step 1.
     """
     from .referral import incremental_referral_value
-    from .value import backtest_models, fit_valuation_models, value_customers
+    from .value import fit_valuation_models, value_customers
 
     settings = settings or EngineSettings()
     ids = pd.Index(customers["customer_id"], name="customer_id")
@@ -156,12 +173,10 @@ def valuate_with_backtest(
         raise ValueError("customer_id must be unique in customers")
     listed_tx = transactions[transactions["customer_id"].isin(ids)]
     calibration_end = as_timestamp(as_of) - pd.Timedelta(weeks=settings.holdout_weeks)
-    try:
-        comparison, _ = backtest_models(listed_tx, calibration_end, as_of, settings,
-                                        lost=lost_flags(customers, calibration_end))
-        model = comparison["model"]
-    except ValueError as error:
-        comparison, model = {"model": "bgnbd", "reason": f"no back-test: {error}"}, "bgnbd"
+    if model is not None:
+        comparison = {"model": model, "reason": "chosen by the caller, no back-test"}
+    else:
+        comparison, model = _choose_model(listed_tx, calibration_end, as_of, settings, customers)
 
     summary = _complete_summary(summarise_transactions(listed_tx, as_of, settings, input_rule_columns=True), ids)
     summary["lost"] = lost_flags(customers, as_of).reindex(ids).fillna(False).astype(bool).to_numpy()
@@ -177,6 +192,10 @@ def valuate_with_backtest(
     else:
         result["referral_value"] = 0.0
     return ValuationResult(
-        customers=result, fit=fit, thresholds=thresholds, by_type=by_type, settings=settings,
+        customers=result,
+        fit=fit,
+        thresholds=thresholds,
+        by_type=by_type,
+        settings=settings,
         as_of=as_timestamp(as_of).date(),
     )
