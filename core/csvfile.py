@@ -5,23 +5,41 @@ What files may look like: comma-, semicolon-, tab- or pipe-separated (detected f
 line); UTF-8 with or without byte-order mark, or Windows-1252 (detected); amounts with a
 decimal point (``1,234.56``) or a decimal comma (``1.234,56``, German Excel), decided per file;
 dates as ``YYYY-MM-DD`` or ``DD.MM.YYYY``, optionally followed by a time of day.
+
+Speed: a whole file is read by pyarrow's CSV parser and its cells are checked with pyarrow's
+vectorised string functions (a million rows in about a second); a file that parser does not
+take the same way as Python's csv module (blank lines, line breaks inside quoted cells, a row
+with another number of fields, ...) is read by the csv module instead, so both give the same
+frame and the same messages.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 # A date, optionally followed by a time (" 14:30", "T14:30:00", "14:30:00.123", "+01:00"):
 # the valuation counts days, so the time is read and dropped.
 ISO_DATE = r"(\d{4}-\d{1,2}-\d{1,2})"
 GERMAN_DATE = r"(\d{1,2}\.\d{1,2}\.\d{4})"
 TIME_OF_DAY = r"(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
-AMOUNT_NOISE = r"[\s\u00a0\u202f\u2009€$']|EUR"
+# Spaces (also no-break and thin), currency signs and apostrophes (Swiss thousands) in amounts.
+AMOUNT_NOISE = "[\t\n\r\f\v \u00a0\u202f\u2009€$']|EUR"
+AMOUNT = r"^[-+]?\d+(\.\d+)?$"
+DATE = (
+    r"^(?:(?P<y1>\d{4})-(?P<m1>\d{1,2})-(?P<d1>\d{1,2})|(?P<d2>\d{1,2})\.(?P<m2>\d{1,2})\.(?P<y2>\d{4}))"
+    + TIME_OF_DAY
+    + "$"
+)
 
 
 def detect_encoding(path: Path) -> str:
@@ -74,8 +92,16 @@ def first_line(path: Path, encoding: str) -> str:
 
 def detect_decimal_comma(values: pd.Series, *, delimiter: str) -> bool:
     """Decimal comma when more amounts end in ``,dd`` than in ``.dd``; without a hint, ';' files use it."""
-    comma = values.str.contains(r",\d{1,2}$|\.\d{3},", regex=True).sum()
-    point = values.str.contains(r"\.\d{1,2}$|,\d{3}\.", regex=True).sum()
+    text = _arrow_text(values)
+
+    def count(pattern: str, *marks: str) -> int:
+        # Each pattern needs its marks in the cell: a mark found nowhere spares the scan.
+        if not all(pc.sum(pc.count_substring(text, mark)).as_py() for mark in marks):
+            return 0
+        return pc.sum(pc.match_substring_regex(text, pattern)).as_py() or 0
+
+    comma = count(r",\d{1,2}$", ",") + count(r"\.\d{3},", ",", ".")
+    point = count(r"\.\d{1,2}$", ".") + count(r",\d{3}\.", ",", ".")
     if comma or point:
         return bool(comma > point)
     return delimiter == ";"
@@ -89,6 +115,62 @@ def read_table(path: Path, *, delimiter: str | None = None) -> tuple[pd.DataFram
     import reads large files in batches with the same pieces)."""
     encoding = detect_encoding(path)
     delimiter = normalise_delimiter(delimiter) or sniff_delimiter(first_line(path, encoding))
+    frame = _read_table_arrow(path, encoding, delimiter)
+    if frame is None:
+        frame = _read_table_python(path, encoding, delimiter)
+    return frame, encoding, delimiter
+
+
+def _read_table_arrow(path: Path, encoding: str, delimiter: str) -> pd.DataFrame | None:
+    """The frame of :func:`read_table` from pyarrow's parser, or None when the file needs the
+    csv module: the header is not on the first line, a line is blank, a quoted cell spans lines,
+    a row has another number of fields, or the parser rejects the file for any other reason.
+    Each row's line number is its position + 2 (header on line 1), which holds because the
+    rows read must equal the lines in the file."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    with open_text(path, encoding) as handle:
+        header_line = handle.readline()
+    if not header_line.strip():
+        return None
+    header = next(csv.reader([header_line], delimiter=delimiter))
+    names = [f"c{i}" for i in range(len(header))]
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(data),
+            read_options=pacsv.ReadOptions(
+                column_names=names, skip_rows=1, encoding="utf8" if encoding.startswith("utf-8") else encoding
+            ),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False, ignore_empty_lines=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError, LookupError):
+        return None
+    if table.num_rows != lines - 1:
+        return None
+    cells = [_trim(table[name]) for name in names]
+    filled = functools.reduce(pc.or_, [pc.not_equal(pc.binary_length(cell), 0) for cell in cells])
+    line = np.arange(2, table.num_rows + 2, dtype=np.int64)
+    frame = pd.DataFrame({"line": line, **{f"_{i}": cell.to_pandas() for i, cell in enumerate(cells)}})
+    frame.columns = ["line", *(normalise_header(cell) for cell in header)]
+    if not pc.all(filled).as_py():
+        frame = frame[filled.to_numpy(zero_copy_only=False)].reset_index(drop=True)
+    return frame
+
+
+def _trim(cells: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The cells stripped as str.strip strips them (the ASCII variant when all are ASCII: faster)."""
+    if pc.all(pc.string_is_ascii(cells)).as_py() is not False:
+        return pc.ascii_trim_whitespace(cells)
+    return pc.utf8_trim_whitespace(cells)
+
+
+def _read_table_python(path: Path, encoding: str, delimiter: str) -> pd.DataFrame:
     rows: list[list[str]] = []
     with open_text(path, encoding) as handle:
         reader = csv.reader(handle, delimiter=delimiter)
@@ -104,31 +186,77 @@ def read_table(path: Path, *, delimiter: str | None = None) -> tuple[pd.DataFram
             if not "".join(raw).strip():
                 continue
             if len(raw) != width:
-                raise ValueError(f"line {reader.line_num}: expected {width} fields as in the header line, found {len(raw)}")
+                raise ValueError(
+                    f"line {reader.line_num}: expected {width} fields as in the header line, found {len(raw)}"
+                )
             rows.append([reader.line_num, *map(str.strip, raw)])
     frame = pd.DataFrame(rows, columns=["line", *header], dtype=object)
     frame["line"] = frame["line"].astype("int64")
-    return frame, encoding, delimiter
+    return frame
+
+
+def _arrow_text(values: pd.Series) -> pa.Array:
+    """The cells as one pyarrow string array (a missing cell becomes the text "nan", as
+    ``astype(str)`` makes it, so it is reported like any other bad text)."""
+    text = values.astype(str)
+    try:
+        return pa.array(text, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([str(v) for v in text], type=pa.string())
 
 
 def parse_dates(values: pd.Series) -> pd.Series:
     """Day of each ``YYYY-MM-DD`` or ``DD.MM.YYYY`` text, a time of day after it dropped;
     NaT where the text is no such date (or no day in the calendar)."""
-    text = values.astype(str).str.strip()
-    iso = text.str.extract(rf"^{ISO_DATE}{TIME_OF_DAY}$", expand=False)
-    german = text.str.extract(rf"^{GERMAN_DATE}{TIME_OF_DAY}$", expand=False)
-    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[s]")
-    if iso.notna().any():
-        parsed[iso.notna()] = pd.to_datetime(iso[iso.notna()], format="%Y-%m-%d", errors="coerce").astype("datetime64[s]")
-    if german.notna().any():
-        parsed[german.notna()] = pd.to_datetime(german[german.notna()], format="%d.%m.%Y", errors="coerce").astype("datetime64[s]")
+    text = pc.utf8_trim_whitespace(_arrow_text(values))
+    # Most files write every date one way, zero-padded and without a time: then the parts
+    # stand at fixed places. Otherwise each cell is taken apart by the pattern DATE.
+    for pattern, places in (
+        (r"^\d{4}-\d{2}-\d{2}$", ((0, 4), (5, 7), (8, 10))),
+        (r"^\d{2}\.\d{2}\.\d{4}$", ((6, 10), (3, 5), (0, 2))),
+    ):
+        if len(text) and pc.all(pc.match_substring_regex(text, pattern)).as_py():
+            year, month, day = (pc.utf8_slice_codeunits(text, start, stop) for start, stop in places)
+            break
+    else:
+        parts = pc.extract_regex(text, pattern=DATE)
+        year, month, day = (
+            pc.if_else(
+                pc.not_equal(pc.struct_field(parts, f"{p}1"), ""),
+                pc.struct_field(parts, f"{p}1"),
+                pc.struct_field(parts, f"{p}2"),
+            )
+            for p in ("y", "m", "d")
+        )
+    year, month, day = (
+        pc.fill_null(pc.cast(pc.if_else(pc.equal(part, ""), None, part), pa.int64()), 0).to_numpy(zero_copy_only=False)
+        for part in (year, month, day)
+    )
+    return pd.Series(_calendar_days(year, month, day), index=values.index, dtype="datetime64[s]")
+
+
+def _calendar_days(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """The days as datetime64[s]; NaT where year, month and day name no day of the calendar."""
+    ok = (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1)
+    first = ((np.where(ok, year, 1970) - 1970) * 12 + np.where(ok, month, 1) - 1).astype("datetime64[M]")
+    days_in_month = ((first + 1).astype("datetime64[D]") - first.astype("datetime64[D]")).astype(np.int64)
+    ok &= day <= days_in_month
+    parsed = (first.astype("datetime64[D]") + np.where(ok, day - 1, 0)).astype("datetime64[s]")
+    parsed[~ok] = np.datetime64("NaT")
     return parsed
 
 
 def parse_amounts(values: pd.Series, *, decimal_comma: bool) -> pd.Series:
     """Numbers from amount texts: thousands separators, spaces and currency signs dropped,
     the decimal separator of the file made a point; NaN where the text is no number."""
-    table = str.maketrans(",", ".", ".") if decimal_comma else str.maketrans("", "", ",")
-    cleaned = values.astype(str).str.translate(table).str.replace(AMOUNT_NOISE, "", regex=True)
-    number = cleaned.str.fullmatch(r"[-+]?\d+(\.\d+)?")
-    return pd.to_numeric(cleaned.where(number), errors="coerce")
+    text = _arrow_text(values)
+    if not decimal_comma and pc.all(pc.match_substring_regex(text, AMOUNT)).as_py():
+        # Plain numbers everywhere (the usual export): nothing to clean.
+        return pd.Series(pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False), index=values.index)
+    if decimal_comma:
+        text = pc.replace_substring(pc.replace_substring(text, ".", ""), ",", ".")
+    else:
+        text = pc.replace_substring(text, ",", "")
+    cleaned = pc.replace_substring_regex(text, AMOUNT_NOISE, "")
+    number = pc.if_else(pc.match_substring_regex(cleaned, AMOUNT), cleaned, None)
+    return pd.Series(pc.cast(number, pa.float64()).to_numpy(zero_copy_only=False), index=values.index)

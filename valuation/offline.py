@@ -76,8 +76,14 @@ def read_transactions(path: Path) -> pd.DataFrame:
     if raw.empty:
         raise ExportError(f"{path}: no transactions in the file")
     frame = pd.DataFrame(
-        {"customer_id": customer, "date": date.astype("datetime64[ns]"), "revenue": numbers["revenue"],
-         "cost": numbers.get("cost", 0.0)}
+        # Python strings: the engine matches and groups ids with pandas' hash tables, which
+        # pyarrow-backed strings would send through a Python loop (isin).
+        {
+            "customer_id": customer.astype(object),
+            "date": date.astype("datetime64[ns]"),
+            "revenue": numbers["revenue"],
+            "cost": numbers.get("cost", 0.0),
+        }
     )
     frame.attrs["has_cost"] = "cost" in numbers
     return frame
@@ -89,6 +95,7 @@ def analyse(
     calibration_end: dt.date,
     holdout_end: dt.date | None = None,
     settings: engine.EngineSettings | None = None,
+    model: str | None = None,
 ) -> OfflineResult:
     """Value every customer on the transactions up to and including calibration_end, as the
     nightly run does (engine.valuate_with_backtest: input rules, model choice by a back-test
@@ -103,6 +110,9 @@ def analyse(
     With a holdout the values get holdout_expected, holdout_low, holdout_high (undiscounted
     margin after the calibration end; revenue alone when the file has no cost column),
     holdout_purchases and holdout_margin.
+
+    ``model`` (one of engine.PURCHASE_MODELS) fixes the purchase model: no back-test inside the
+    calibration history chooses it (model_choice then says so).
     """
     settings = settings or engine.EngineSettings()
     end = pd.Timestamp(calibration_end)
@@ -112,7 +122,7 @@ def analyse(
     ids = pd.Index(calibration["customer_id"].unique())
     customers = pd.DataFrame({"customer_id": ids, "active": True, "referred_by": None, "wallet": np.nan})
     no_services = pd.DataFrame(columns=["customer_id", "date", "service_type", "quantity", "unit", "cost"])
-    result = engine.valuate_with_backtest(calibration, no_services, customers, calibration_end, settings)
+    result = engine.valuate_with_backtest(calibration, no_services, customers, calibration_end, settings, model=model)
     models = result.fit
     report = {
         "customers": int(len(ids)),
@@ -123,8 +133,11 @@ def analyse(
         "time_unit": "weeks",
         "model": models.model,
         "model_choice": _choice(models.models_compared),
-        "fit_quality": {"ok": bool(models.fit_quality["ok"]), "problems": models.fit_quality["problems"],
-                        "fallback": models.fallback},
+        "fit_quality": {
+            "ok": bool(models.fit_quality["ok"]),
+            "problems": models.fit_quality["problems"],
+            "fallback": models.fallback,
+        },
         "cost_column": bool(transactions.attrs.get("has_cost", True)),
     }
     values = result.customers
@@ -134,7 +147,9 @@ def analyse(
         raise ExportError(f"the holdout end {holdout_end} must lie after the calibration end {calibration_end}")
     if until > end:
         report["holdout_end"] = until.date().isoformat()
-        report.update(_holdout(transactions[transactions["date"] <= until], calibration_end, until, models, settings, values))
+        report.update(
+            _holdout(transactions[transactions["date"] <= until], calibration_end, until, models, settings, values)
+        )
         values = values.join(report.pop("_per_customer"))
     return OfflineResult(report=_finite(report), values=values)
 
@@ -172,7 +187,9 @@ def _holdout(transactions, calibration_end, holdout_end, models, settings, value
             "share_above_high": float(np.mean(actual_margin > predicted["holdout_high"])),
             "share_below_low": float(np.mean(actual_margin < predicted["holdout_low"])),
             "interval": [settings.interval_low, settings.interval_high],
-        } if has_range else None,
+        }
+        if has_range
+        else None,
     }
     per_customer = predicted.reindex(values.index)
     for column in ("holdout_expected", "holdout_purchases", "holdout_margin"):

@@ -14,8 +14,9 @@ CAL_END = dt.date(2025, 6, 30)
 
 @pytest.fixture(scope="module")
 def export(tmp_path_factory):
-    tx = simulate_transactions(6000, TRUE_BGNBD, GammaGammaParams(p=5.0, q=3.5, v=40.0),
-                               dt.date(2024, 1, 1), dt.date(2025, 12, 31), seed=3)
+    tx = simulate_transactions(
+        6000, TRUE_BGNBD, GammaGammaParams(p=5.0, q=3.5, v=40.0), dt.date(2024, 1, 1), dt.date(2025, 12, 31), seed=3
+    )
     tx = tx[(tx["date"] <= pd.Timestamp("2025-12-31"))]
     path = tmp_path_factory.mktemp("export") / "transactions.csv"
     tx.assign(date=tx["date"].dt.strftime("%Y-%m-%d")).round(2).to_csv(path, index=False)
@@ -81,8 +82,9 @@ def test_german_excel_file_with_times_reads_like_the_plain_file(tmp_path):
     plain.write_text("customer_id,date,revenue,cost\nMüller,2025-01-02,1234.50,1000\nB,2025-03-04,-10.25,\n")
     german = tmp_path / "german.csv"
     german.write_bytes(
-        "Customer_ID;Date;Revenue;Cost\nMüller;02.01.2025 14:30;1.234,50;1.000,00\nB;04.03.2025 08:00:59;-10,25;\n"
-        .encode("cp1252")
+        "Customer_ID;Date;Revenue;Cost\nMüller;02.01.2025 14:30;1.234,50;1.000,00\nB;04.03.2025 08:00:59;-10,25;\n".encode(
+            "cp1252"
+        )
     )
     expected = read_transactions(plain)
     got = read_transactions(german)
@@ -110,13 +112,22 @@ def test_report_names_the_chosen_model_the_comparison_and_the_holdout_columns(ex
     tied = {name for name, versus in choice["versus_best"].items() if versus and versus["tied"]}
     assert tied == set(choice["tied"])
     backtest = report["backtest"]
-    holdout = tx[(tx["date"] > pd.Timestamp(CAL_END)) & (tx["customer_id"].isin(tx[tx["date"] <= pd.Timestamp(CAL_END)]["customer_id"]))]
+    holdout = tx[
+        (tx["date"] > pd.Timestamp(CAL_END))
+        & (tx["customer_id"].isin(tx[tx["date"] <= pd.Timestamp(CAL_END)]["customer_id"]))
+    ]
     assert backtest["actual_margin"] == pytest.approx((holdout["revenue"] - holdout["cost"]).round(2).sum(), rel=1e-3)
     assert abs(backtest["margin_total_error"]) < 0.25  # simulated by the models' own story
     assert 0 <= backtest["range_calibration"]["share_above_high"] <= 0.2
     values = pd.read_csv(tmp_path / "v.csv")
-    assert {"holdout_expected", "holdout_low", "holdout_high", "clv_to_infinity", "median_lifetime_weeks",
-            "basis"} <= set(values.columns)
+    assert {
+        "holdout_expected",
+        "holdout_low",
+        "holdout_high",
+        "clv_to_infinity",
+        "median_lifetime_weeks",
+        "basis",
+    } <= set(values.columns)
     assert (values["holdout_low"] <= values["holdout_expected"] + 1e-6).mean() > 0.95
     assert values["holdout_expected"].sum() == pytest.approx(backtest["predicted_margin"], rel=1e-6)
 
@@ -139,7 +150,9 @@ def test_everyone_bought_once_fails_the_gate_and_claims_no_model_figures(tmp_pat
     assert (values["basis"] == "trailing_margin_rate").all()
     c1 = values.loc["C1"]  # bought 2025-02-02 for 101 at cost 60: margin 41 in the window
     weeks = (dt.date(2025, 12, 31) - dt.date(2025, 6, 30)).days / 7
-    assert c1["holdout_expected"] == pytest.approx(41 / 12 * weeks / (365.2425 / 12 / 7), rel=1e-4)  # CSV has 4 decimals
+    assert c1["holdout_expected"] == pytest.approx(
+        41 / 12 * weeks / (365.2425 / 12 / 7), rel=1e-4
+    )  # CSV has 4 decimals
     assert pd.isna(c1["holdout_low"]) and pd.isna(c1["holdout_high"])
 
 
@@ -181,3 +194,12 @@ def test_returns_do_not_change_purchase_counts(export, tmp_path):
     pd.testing.assert_series_equal(a["holdout_purchases"], b["holdout_purchases"])
     assert plain["backtest"]["actual_repeat_purchases"] == returned["backtest"]["actual_repeat_purchases"]
     assert b["margin_lifetime"].sum() < a["margin_lifetime"].sum()
+
+
+def test_a_model_given_skips_the_choice(export):
+    path, _ = export
+    report = run(path, "--calibration-end", CAL_END, "--model", "pareto_nbd")
+    assert report["model"] == "pareto_nbd"
+    assert "no back-test" in report["model_choice"]["reason"]
+    with pytest.raises(CommandError):
+        run(path, "--calibration-end", CAL_END, "--model", "weibull")

@@ -65,7 +65,9 @@ def combine(
     scored["profit_after_services"] = scored["margin_window"] - scored["value_to_customer"]
     info = customers.reindex(scored.index)
     scored["active"] = info["active"].fillna(True).astype(bool)
-    wallet = pd.to_numeric(info["wallet"], errors="coerce") if "wallet" in info else pd.Series(np.nan, index=scored.index)
+    wallet = (
+        pd.to_numeric(info["wallet"], errors="coerce") if "wallet" in info else pd.Series(np.nan, index=scored.index)
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         scored["share_of_supply"] = np.where(wallet > 0, scored["revenue_window"] / wallet, np.nan)
     return scored
@@ -137,23 +139,34 @@ def lost_flags(customers: pd.DataFrame, as_of: DateLike) -> pd.Series:
     return pd.Series(False, index=frame.index, name="lost")
 
 
+def _choose_model(transactions, calibration_end, as_of, settings, customers) -> tuple[dict, str]:
+    try:
+        comparison, _ = backtest_models(
+            transactions, calibration_end, as_of, settings, lost=lost_flags(customers, calibration_end)
+        )
+        return comparison, comparison["model"]
+    except ValueError as error:
+        return {"model": "bgnbd", "reason": f"no back-test: {error}"}, "bgnbd"
+
+
 def valuate_with_backtest(
     transactions: pd.DataFrame,
     services: pd.DataFrame,
     customers: pd.DataFrame,
     as_of: DateLike,
     settings: EngineSettings | None = None,
+    *,
+    model: str | None = None,
 ) -> ValuationResult:
     """:func:`valuate` with the purchase model chosen by a back-test (value.backtest_models)
     with calibration end as_of - holdout_weeks and holdout end as_of. If the history is too
-    short for it the model stays BG/NBD and models_compared records why."""
+    short for it the model stays BG/NBD and models_compared records why. A ``model`` given
+    by the caller (one of PURCHASE_MODELS) skips the back-test."""
     settings = settings or EngineSettings()
     _ids, listed_tx = _listed(customers, transactions)
     calibration_end = as_timestamp(as_of) - pd.Timedelta(weeks=settings.holdout_weeks)
-    try:
-        comparison, _ = backtest_models(listed_tx, calibration_end, as_of, settings,
-                                        lost=lost_flags(customers, calibration_end))
-        model = comparison["model"]
-    except ValueError as error:
-        comparison, model = {"model": "bgnbd", "reason": f"no back-test: {error}"}, "bgnbd"
+    if model is not None:
+        comparison = {"model": model, "reason": "chosen by the caller, no back-test"}
+    else:
+        comparison, model = _choose_model(listed_tx, calibration_end, as_of, settings, customers)
     return valuate(listed_tx, services, customers, as_of, settings, model=model, models_compared=comparison)

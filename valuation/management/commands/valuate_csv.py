@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from valuation import offline
+from valuation import engine, offline
 
 
 class Command(BaseCommand):
@@ -18,17 +18,28 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("file", type=Path)
         parser.add_argument("--calibration-end", required=True, type=dt.date.fromisoformat, help="YYYY-MM-DD")
-        parser.add_argument("--holdout-end", type=dt.date.fromisoformat, help="YYYY-MM-DD, inclusive (default: the last day in the file)")
         parser.add_argument(
-            "--output", type=Path,
+            "--holdout-end",
+            type=dt.date.fromisoformat,
+            help="YYYY-MM-DD, inclusive (default: the last day in the file)",
+        )
+        parser.add_argument(
+            "--model",
+            choices=engine.PURCHASE_MODELS,
+            help="Use this purchase model instead of choosing one by a back-test inside the calibration history.",
+        )
+        parser.add_argument(
+            "--output",
+            type=Path,
             help="Write one row of values per customer to this CSV (with a holdout: holdout_expected, "
-                 "holdout_low, holdout_high, the undiscounted margin after the calibration end).",
+            "holdout_low, holdout_high, the undiscounted margin after the calibration end).",
         )
 
-    def handle(self, *args, file, calibration_end, holdout_end=None, output=None, **options):
+    def handle(self, *args, file, calibration_end, holdout_end=None, output=None, model=None, **options):
         try:
-            result = offline.analyse(offline.read_transactions(file), calibration_end=calibration_end,
-                                     holdout_end=holdout_end)
+            result = offline.analyse(
+                offline.read_transactions(file), calibration_end=calibration_end, holdout_end=holdout_end, model=model
+            )
         except offline.ExportError as exc:
             raise CommandError(str(exc)) from exc
         if output:

@@ -1,0 +1,198 @@
+"""`manage.py valuate_csv` against `lifetimes` on a 1M-customer transactions file, as whole processes.
+
+    python bench/bench_offline.py [--customers 1000000] [--runs 3] [--file PATH] [--keep]
+
+1. Writes a synthetic BG/NBD file (valuation.engine.simulate.simulate_transactions with
+   r=0.25, alpha=4.4, a=0.8, b=2.4 per week and Gamma-Gamma p=6.25, q=3.74, v=15.44, first
+   purchases from 2023-07-01 to 2026-06-30, seed 7; 1M customers give about 2.8M rows):
+   customer_id,date,revenue,cost with two decimals. --file reuses (or keeps) such a file.
+2. Times, as separate processes, in turn A B C D A B C D ... (--runs rounds, after one read of
+   the file that warms the page cache):
+   - floor: reading the file with pyarrow's CSV reader and nothing else;
+   - `valuate_csv FILE --calibration-end LAST --model bgnbd` (BG/NBD + Gamma-Gamma only, the
+     work lifetimes does, plus scoring every customer);
+   - `valuate_csv FILE --calibration-end LAST` (the default: three models, a back-test
+     choosing among them, fit-quality gate, scoring);
+   - lifetimes 0.11: pandas.read_csv, summary_data_from_transaction_data (days, margin =
+     revenue - cost), BetaGeoFitter on weeks and GammaGammaFitter on the repeat buyers.
+   Each process's wall time and peak RSS (wait4), medians, the ratios to lifetimes and to the
+   floor, and the parameters side by side (equal to 3 significant digits or not).
+
+lifetimes is a benchmark-only dependency (the `bench` extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+START, END = dt.date(2023, 7, 1), dt.date(2026, 6, 30)
+
+FLOOR = """
+import sys, pyarrow.csv as c
+t = c.read_csv(sys.argv[1])
+print(t.num_rows)
+"""
+
+LIFETIMES = """
+import json, sys, warnings
+warnings.filterwarnings("ignore")
+import pandas as pd
+from lifetimes import BetaGeoFitter, GammaGammaFitter
+from lifetimes.utils import summary_data_from_transaction_data
+tx = pd.read_csv(sys.argv[1], parse_dates=["date"])
+tx = tx[tx["revenue"] > 0]
+tx["margin"] = tx["revenue"] - tx["cost"]
+s = summary_data_from_transaction_data(tx, "customer_id", "date", monetary_value_col="margin",
+                                       observation_period_end=sys.argv[2], freq="D")
+bgf = BetaGeoFitter().fit(s["frequency"], s["recency"] / 7.0, s["T"] / 7.0)
+rep = s[(s["frequency"] > 0) & (s["monetary_value"] > 0)]
+ggf = GammaGammaFitter().fit(rep["frequency"], rep["monetary_value"])
+print(json.dumps({"bgnbd": {k: float(v) for k, v in bgf.params_.items()},
+                  "gamma_gamma": {k: float(v) for k, v in ggf.params_.items()}}))
+"""
+
+
+def write_file(customers: int, path: Path) -> None:
+    sys.path.insert(0, str(ROOT))
+    from valuation.engine import BgNbdParams, GammaGammaParams
+    from valuation.engine.simulate import simulate_transactions
+
+    tx = simulate_transactions(
+        customers,
+        BgNbdParams(r=0.25, alpha=4.4, a=0.8, b=2.4),
+        GammaGammaParams(p=6.25, q=3.74, v=15.44),
+        START,
+        END,
+        seed=7,
+    )
+    tx = tx[tx["date"] <= END.isoformat()]
+    tx.assign(date=tx["date"].dt.strftime("%Y-%m-%d")).round(2).to_csv(path, index=False)
+
+
+def timed(argv: list[str], out: Path) -> tuple[float, float, int]:
+    """Wall seconds, peak RSS in MiB and exit code of one process; its stdout goes to out."""
+    with open(out, "w") as stdout:
+        t0 = time.perf_counter()
+        process = subprocess.Popen(
+            argv, stdout=stdout, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - t0
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_maxrss / 1024, process.returncode
+
+
+def parse_report(path: Path) -> dict:
+    text = path.read_text()
+    return json.loads(text[text.index("{") :])
+
+
+def same3(a: float, b: float) -> bool:
+    return f"{a:.3g}" == f"{b:.3g}"
+
+
+def breakdown(path: Path) -> None:
+    """valuate_csv's two steps timed in this process: reading and checking the file, valuing."""
+    sys.path.insert(0, str(ROOT))
+    from valuation import offline
+
+    t0 = time.perf_counter()
+    transactions = offline.read_transactions(path)
+    t1 = time.perf_counter()
+    offline.analyse(transactions, calibration_end=END, model="bgnbd")
+    t2 = time.perf_counter()
+    print(f"read_transactions {t1 - t0:.2f} s, analyse --model bgnbd {t2 - t1:.2f} s; load average {os.getloadavg()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3, help="rounds of the four processes")
+    parser.add_argument("--file", type=Path, help="the transactions file (written when missing)")
+    parser.add_argument("--skip-lifetimes", action="store_true")
+    parser.add_argument("--breakdown", action="store_true", help="only time reading and valuing in this process")
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="bench_offline_"))
+    path = args.file or scratch / "transactions.csv"
+    if not path.exists():
+        t0 = time.perf_counter()
+        write_file(args.customers, path)
+        print(f"wrote {path} in {time.perf_counter() - t0:.0f} s")
+    with open(path) as handle:
+        rows = sum(1 for _ in handle) - 1
+    print(f"file: {path} ({path.stat().st_size / 2**20:.0f} MiB, {rows:,} rows); load average {os.getloadavg()}")
+    if args.breakdown:
+        breakdown(path)
+        return
+    last = END.isoformat()
+    manage = [PYTHON, "manage.py", "valuate_csv", str(path), "--calibration-end", last]
+    commands = {
+        "floor: pyarrow read_csv": [PYTHON, "-c", FLOOR, str(path)],
+        "valuate_csv --model bgnbd": [*manage, "--model", "bgnbd"],
+        "valuate_csv (default)": manage,
+    }
+    if not args.skip_lifetimes:
+        commands["lifetimes BG/NBD + GG"] = [PYTHON, "-c", LIFETIMES, str(path), last]
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    peaks: dict[str, list[float]] = {name: [] for name in commands}
+    outputs = {name: scratch / f"out{i}.txt" for i, name in enumerate(commands)}
+    timed(commands["floor: pyarrow read_csv"], outputs["floor: pyarrow read_csv"])  # warms the page cache
+    for round_ in range(1, args.runs + 1):
+        for name, argv in commands.items():
+            wall, peak, code = timed(argv, outputs[name])
+            if code != 0:
+                print(outputs[name].read_text()[-3000:])
+                raise SystemExit(f"{name} exited with {code}")
+            times[name].append(wall)
+            peaks[name].append(peak)
+            print(
+                f"  round {round_} {name}: {wall:.2f} s, peak {peak:.0f} MiB, load average {os.getloadavg()}",
+                flush=True,
+            )
+
+    floor = statistics.median(times["floor: pyarrow read_csv"])
+    reference = statistics.median(times["lifetimes BG/NBD + GG"]) if not args.skip_lifetimes else None
+    print(
+        f"\n{'process':28s} {'median s':>9s} {'runs':>24s} {'x floor':>8s} {'lifetimes / this':>17s} {'peak MiB':>9s}"
+    )
+    for name in commands:
+        median = statistics.median(times[name])
+        ratio = f"{reference / median:17.1f}" if reference else f"{'':17s}"
+        print(
+            f"{name:28s} {median:9.2f} {', '.join(f'{t:.2f}' for t in times[name]):>24s} "
+            f"{median / floor:8.1f} {ratio} {max(peaks[name]):9.0f}"
+        )
+    if args.skip_lifetimes:
+        return
+    ours = parse_report(outputs["valuate_csv --model bgnbd"])
+    full = parse_report(outputs["valuate_csv (default)"])
+    theirs = parse_report(outputs["lifetimes BG/NBD + GG"])
+    print(
+        f"\ncustomers {ours['customers']:,}, transactions {ours['transactions']:,}; default run chose {full['model']}"
+    )
+    agree = True
+    for group, names in (("bgnbd", ("r", "alpha", "a", "b")), ("gamma_gamma", ("p", "q", "v"))):
+        for name in names:
+            a, b = ours[group][name], theirs[group][name]
+            same = same3(a, b)
+            agree &= same
+            print(
+                f"  {group:11s} {name:5s} valuate_csv {a:.6g}  lifetimes {b:.6g}  "
+                f"{'equal to 3 significant digits' if same else 'DIFFERENT at 3 significant digits'}"
+            )
+    print(f"parameters equal to 3 significant digits: {agree}; load average {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
