@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from customers.models import Customer
-from tests.repday.conftest import AS_OF, PREVIOUS_AS_OF
+from tests.valued_company import AS_OF, PREVIOUS_AS_OF
 from valuation import services
 from valuation.engine import PURCHASE_MODELS, BgNbdParams, EngineSettings, GammaGammaParams, ValuationModels
 from valuation.engine.attribution import CLV_DRIVERS, RunModel, clv_change_drivers, point_clv
