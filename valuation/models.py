@@ -408,10 +408,10 @@ class RunSummary(models.Model):
 
 
 class RunSummaryView(models.Model):
-    """The figures of one dashboard filter that cells cannot sum, as plain numbers (no text,
-    no language): the whale curve's points, the scatter sample's and the work lists' customer
-    ids, and the service cost per type and month. One row per filter the dashboard offers
-    that has customers: owner, region and industry each given or "every" (None or "")."""
+    """The figures of one dashboard filter that cells cannot sum, without translated text: the
+    whale curve's points, the scatter sample's points, the work lists' customer ids, and the
+    service cost per type and month. One row per filter the dashboard offers that has
+    customers: owner, region and industry each given or "every" (None or "")."""
 
     run = models.ForeignKey(ValuationRun, on_delete=models.CASCADE, related_name="summary_views")
     owner_id = models.BigIntegerField(null=True)  # None: every owner
