@@ -338,6 +338,10 @@ class WorkItem(models.Model):
         ]
         indexes = [
             models.Index(fields=["run", "-amount", "customer"], name="work_item_amount_idx"),
+            # Inside sales' list (the free-service reasons only): walking the index above skipped
+            # ~40,000 other items at a million customers before finding 25.
+            models.Index(fields=["run", "-amount", "customer"], name="work_item_service_amount_idx",
+                         condition=Q(reason__in=["renegotiate", "service_spend"])),
             models.Index(fields=["customer", "run"], name="work_item_customer_idx"),
         ]
 
