@@ -1,19 +1,27 @@
-"""Time the manager pages (segment dashboard, settings) against the configured database.
+"""Time the first view of the dashboard for every kind of filter and the home page of every
+role against the configured database, each next to two floors measured in the same run: one
+scan of the latest run's value rows and the cheapest page (a form on the base template).
 
-A manager is logged in with Django's test Client (no web server); each dashboard is fetched
---cold times right after clearing the cache (every figure computed) and --repeat times warm
-(a completed run's figures come from the cache); the median, p95 and the number of SQL
-queries are printed. The cache is a LocMem cache of this process, never the shared database
-cache of the web processes. Any answer other than 200 stops the bench with an error. The last dashboard is a sales rep's book (owner filter).
+A user is logged in with Django's test Client (no web server). Before each dashboard view the
+cache is cleared, so every figure is computed (the first view of a filter after a run); the
+cache is a LocMem cache of this process, never the shared database cache of the web
+processes. Any answer other than 200 stops the bench with an error. p50 and p95 are printed
+with the number of SQL queries and the load average.
 
-    python bench/bench_dashboard.py --repeat 7
+    python bench/bench_dashboard.py --cold 7 --repeat 15
     python bench/bench_dashboard.py --synthetic 100000     # throw-away data, rolled back
-    DATABASE_URL=postgres://... python bench/bench_dashboard.py --synthetic 200000
 
-Without --synthetic it reads what is there (the latest completed valuation run; the login
-session is the one write). With --synthetic N it adds N customers, two completed runs of
-value rows and a year of service events inside one transaction and rolls it back at the end,
-so the database is left as it was.
+A million customers on PostgreSQL, kept (about 25 minutes on a loaded 2-core machine):
+
+    DATABASE_URL=postgres://.../db python bench/bench_rep_day.py --customers 1000000 --repeat 5
+    DATABASE_URL=postgres://.../db python bench/bench_dashboard.py --add-activity
+    DATABASE_URL=postgres://.../db python bench/bench_dashboard.py
+
+bench_rep_day.py makes the customers, two runs of value rows and the work items in SQL;
+--add-activity adds a transaction and a service event per customer, an inside-sales user and a
+user without a role, and writes the latest run's summary. With --synthetic N the bench adds N
+customers, two completed runs of value rows and a year of service events inside one
+transaction and rolls it back at the end.
 """
 
 import argparse
@@ -38,7 +46,7 @@ django.setup()
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
@@ -168,53 +176,137 @@ def synthesise(n: int) -> None:
           f"in {time.perf_counter() - started:.1f} s (rolled back at the end)")
 
 
+def add_activity(*, transactions_per_customer: int = 1, events_per_customer: int = 1) -> None:
+    """Transactions and service events over two years for every customer already there (in SQL,
+    hashed figures), the users of the other roles, and the latest run's summary.
+
+    For a database seeded by bench_rep_day.py (customers and two runs of value rows): the pages'
+    cost depends on row counts and indexes, not on the figures.
+    """
+    from customers.models import Transaction
+
+    run = ValuationRun.objects.filter(status="completed").order_by("-as_of", "-pk").first()
+    as_of = run.as_of
+    with connection.cursor() as cursor:
+        if Transaction.objects.exists():
+            transactions_per_customer = events_per_customer = 0  # added before: users and summary only
+        started = time.perf_counter()
+        cursor.execute("""
+            INSERT INTO customers_transaction (customer_id, external_id, date, revenue, cost_of_goods, product, channel)
+            SELECT c.id, 'T' || c.id || '-' || k, %s::date - ((abs(hashint8(c.id * 31 + k)) %% 730)::int),
+                   (abs(hashint8(c.id * 17 + k)) %% 500000) / 100.0, (abs(hashint8(c.id * 17 + k)) %% 300000) / 100.0,
+                   '', ''
+            FROM customers_customer c, generate_series(1, %s) k
+        """, [as_of, transactions_per_customer])
+        print(f"transactions: {cursor.rowcount:,} in {time.perf_counter() - started:.1f} s", flush=True)
+        started = time.perf_counter()
+        cursor.execute("""
+            INSERT INTO services_serviceevent (customer_id, service_type_id, date, quantity, note, created_at, updated_at)
+            SELECT c.id, t.ids[1 + (abs(hashint8(c.id * 13 + k)) %% array_length(t.ids, 1))],
+                   %s::date - ((abs(hashint8(c.id * 7 + k)) %% 730)::int), 1 + (abs(hashint8(c.id + k)) %% 3),
+                   '', now(), now()
+            FROM customers_customer c, generate_series(1, %s) k,
+                 (SELECT array_agg(id ORDER BY id) AS ids FROM services_servicetype) t
+        """, [as_of, events_per_customer])
+        print(f"service events: {cursor.rowcount:,} in {time.perf_counter() - started:.1f} s", flush=True)
+        cursor.execute("ANALYZE")
+    from tests.conftest import make_user
+
+    for username, role in (("bench_inside", Role.INSIDE_SALES), ("bench_plain", None)):
+        if not get_user_model().objects.filter(username=username).exists():
+            make_user(role, username=username)
+    started = time.perf_counter()
+    write_run_summary(run_id=run.pk)
+    print(f"run summary of run {run.pk}: {time.perf_counter() - started:.1f} s", flush=True)
+
+
+CHEAPEST_PAGE = "/account/password/"  # a form and the base template: the floor of any page
+
+
+def dashboard_filters() -> dict[str, str]:
+    """Every kind of filter the dashboard form offers, with values that have customers."""
+    sample = (Customer.objects.exclude(region="").exclude(industry="").filter(owner__isnull=False)
+              .values("owner_id", "region", "industry").first())
+    filters = {"dashboard, every customer": ""}
+    if sample is None:
+        return filters
+    owner, region, industry = sample["owner_id"], sample["region"], sample["industry"]
+    books = {
+        "owner": {"owner": owner},
+        "region": {"region": region},
+        "industry": {"industry": industry},
+        "owner+region": {"owner": owner, "region": region},
+        "region+industry": {"region": region, "industry": industry},
+        "owner+region+industry": {"owner": owner, "region": region, "industry": industry},
+    }
+    for name, query in books.items():
+        filters[f"dashboard, {name}"] = urlencode(query)
+    earlier = list(ValuationRun.objects.filter(status="completed").order_by("-as_of", "-pk").values_list("pk", flat=True))
+    if len(earlier) > 2:  # another comparison than the default one (the default is the last)
+        filters["dashboard, compare with another run"] = urlencode({"compare": earlier[1]})
+    return filters
+
+
+def role_users() -> dict[str, object]:
+    """One user per role with a home page: a rep, a manager, inside sales, a user without a role."""
+    users = get_user_model().objects
+    found = {}
+    for role in (Role.SALES_REP, Role.MANAGER, Role.INSIDE_SALES):
+        user = users.filter(groups__name=role.value, is_superuser=False).order_by("pk").first()
+        if user is not None:
+            found[str(role.value)] = user
+    plain = users.filter(groups__isnull=True, is_superuser=False).order_by("pk").first()
+    if plain is not None:
+        found["no role"] = plain
+    return found
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def measure(args) -> None:
     client = Client(HTTP_HOST="localhost")  # an allowed host of the default settings
     client.force_login(manager_user(args.username))
-    run = ValuationRun.objects.filter(status="completed").order_by("-finished_at", "-pk").first()
+    run = ValuationRun.objects.filter(status="completed").order_by("-as_of", "-finished_at", "-pk").first()
     customers = CustomerValue.objects.filter(run=run).count()
     runs = ValuationRun.objects.filter(status="completed").count()
     print(f"database: {connection.vendor}; {Customer.objects.count():,} customers, {runs} completed runs, "
-          f"{customers:,} value rows in the latest; load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    pages = {
-        "dashboard": "/dashboard/",
-        "dashboard, filtered (region)": "/dashboard/?region=North",
-        "dashboard, filtered (region+industry)": "/dashboard/?region=North&industry=Steel",
-    }
-    sample = Customer.objects.exclude(region="").exclude(industry="").values("region", "industry").first()
-    if sample:
-        pages["dashboard, filtered (region)"] = f"/dashboard/?{urlencode({'region': sample['region']})}"
-        pages["dashboard, filtered (region+industry)"] = f"/dashboard/?{urlencode(sample)}"
-    # A sales rep's book: the manager's dashboard filtered by that owner (reps cannot open it).
-    rep = Customer.objects.filter(owner__isnull=False).values("owner_id").annotate(n=Count("pk")).order_by("n").first()
-    if rep and args.owner is None:
-        args.owner = rep["owner_id"]
-    if args.owner is not None:
-        owned = Customer.objects.filter(owner_id=args.owner).count()
-        pages[f"dashboard, owner {args.owner} ({owned:,} customers)"] = f"/dashboard/?owner={args.owner}"
+          f"{customers:,} value rows in the latest, summary: {RunSummary.objects.filter(run=run).exists()}; "
+          f"load average {load()}")
     timed_get(client, "/settings/")  # warm imports, templates and the policy row
-    summary = RunSummary.objects.filter(run=run).first()
-    variants = [("", summary)]
-    if summary is not None and args.without_summary_too and args.synthetic:  # rolled back afterwards
-        variants.append((" without summary", None))
-    for suffix, chosen in variants:
-        if chosen is None and summary is not None:
-            RunSummary.objects.filter(run=run).delete()  # the value-row path (inside --synthetic's rollback)
-        for name, url in pages.items():
-            cold = []
-            floors = []
-            for _ in range(args.cold):
-                floors.append(scan_floor(run))
-                cache.clear()  # the bench's own LocMem cache (see main): the page computes every figure again
-                cold.append(timed_get(client, url))
-            report(f"{name}{suffix} [cold]", cold)
-            print(f"{'':<38} floor, one scan of the run's value rows: p50={statistics.median(floors) * 1000:8.1f} ms; "
-                  f"cold p50 / floor = {statistics.median(s[0] for s in cold) / statistics.median(floors):.2f}; "
-                  f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-            timed_get(client, url)
-            report(f"{name}{suffix} [warm]", [timed_get(client, url) for _ in range(args.repeat)])
-    report("settings", [timed_get(client, "/settings/") for _ in range(args.repeat)])
+    timed_get(client, CHEAPEST_PAGE)
+    print(f"{'first view (cache cleared before each)':<44} {'p50':>9} {'p95':>9}   floors in the same run: "
+          f"one scan of the run's value rows / cheapest page ({CHEAPEST_PAGE})")
+    for name, query in dashboard_filters().items():
+        cold, scans, cheapest = [], [], []
+        for _ in range(args.cold):
+            scans.append(scan_floor(run))
+            cheapest.append(timed_get(client, CHEAPEST_PAGE)[0])
+            cache.clear()  # the bench's own LocMem cache (see main): the page computes every figure again
+            cold.append(timed_get(client, f"/dashboard/?{query}" if query else "/dashboard/"))
+        summarise(name, cold, scans, cheapest)
+    for role, user in role_users().items():
+        home = Client(HTTP_HOST="localhost")
+        home.force_login(user)
+        timed_get(home, "/")
+        samples, scans, cheapest = [], [], []
+        for _ in range(args.repeat):
+            scans.append(scan_floor(run))
+            cheapest.append(timed_get(home, CHEAPEST_PAGE)[0])
+            cache.clear()
+            samples.append(timed_get(home, "/"))
+        summarise(f"home page, {role}", samples, scans, cheapest)
+    print(f"load average {load()}")
+
+
+def summarise(name: str, samples: list[tuple], scans: list[float], cheapest: list[float]) -> None:
+    seconds = [s[0] for s in samples]
+    p50, scan, page = statistics.median(seconds), statistics.median(scans), statistics.median(cheapest)
+    print(f"{name:<44} {p50 * 1000:7.1f} ms {percentile(seconds, 0.95) * 1000:7.1f} ms   "
+          f"scan {scan * 1000:6.1f} ms ({p50 / scan:4.2f}x)  cheapest {page * 1000:5.1f} ms ({p50 / page:5.1f}x)  "
+          f"queries={','.join(map(str, sorted({s[2] for s in samples})))}  n={len(samples)}  load {load()}",
+          flush=True)
 
 
 def scan_floor(run: ValuationRun) -> float:
@@ -231,20 +323,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=7, help="warm requests per page")
     parser.add_argument("--cold", type=int, default=3, help="requests per page after clearing the cache")
-    parser.add_argument("--owner", type=int, help="owner id for the rep's view (default: the smallest book)")
     parser.add_argument("--username")
     parser.add_argument("--synthetic", type=int, default=0, help="add N throw-away customers (rolled back)")
-    parser.add_argument("--without-summary-too", action="store_true",
-                        help="with --synthetic: measure again after removing the run's summary (value-row path)")
+    parser.add_argument("--without-summary", action="store_true",
+                        help="measure the value-row path: the latest run's summary is deleted, then restored (rolled back)")
+    parser.add_argument("--add-activity", action="store_true",
+                        help="add transactions, service events and users to a database seeded by bench_rep_day.py")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
+    if args.add_activity:
+        add_activity()
+        return
     with override_settings(CACHES=BENCH_CACHES):
-        if not args.synthetic:
+        if not (args.synthetic or args.without_summary):
             measure(args)
             return
         try:
             with transaction.atomic():
-                synthesise(args.synthetic)
+                if args.synthetic:
+                    synthesise(args.synthetic)
+                if args.without_summary:
+                    RunSummary.objects.all().delete()
                 measure(args)
                 raise Rollback
         except Rollback:

@@ -345,6 +345,10 @@ class WorkItem(models.Model):
         ]
         indexes = [
             models.Index(fields=["run", "-amount", "customer"], name="work_item_amount_idx"),
+            # Inside sales' list (the free-service reasons only): walking the index above skipped
+            # ~40,000 other items at a million customers before finding 25.
+            models.Index(fields=["run", "-amount", "customer"], name="work_item_service_amount_idx",
+                         condition=Q(reason__in=["renegotiate", "service_spend"])),
             models.Index(fields=["customer", "run"], name="work_item_customer_idx"),
         ]
 
@@ -415,10 +419,10 @@ class RunSummary(models.Model):
 
 
 class RunSummaryView(models.Model):
-    """The figures of one dashboard filter that cells cannot sum, as plain numbers (no text,
-    no language): the whale curve's points, the scatter sample's and the work lists' customer
-    ids, and the service cost per type and month. One row per filter the dashboard offers
-    that has customers: owner, region and industry each given or "every" (None or "")."""
+    """The figures of one dashboard filter that cells cannot sum, without translated text: the
+    whale curve's points, the scatter sample's points, the work lists' customer ids, and the
+    service cost per type and month. One row per filter the dashboard offers that has
+    customers: owner, region and industry each given or "every" (None or "")."""
 
     run = models.ForeignKey(ValuationRun, on_delete=models.CASCADE, related_name="summary_views")
     owner_id = models.BigIntegerField(null=True)  # None: every owner

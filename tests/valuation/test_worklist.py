@@ -180,3 +180,12 @@ def test_no_home_page_reads_the_transactions(two_runs):
         with CaptureQueriesContext(connection) as captured:
             assert client.get("/").status_code == 200
         assert not [q["sql"] for q in captured if Transaction._meta.db_table in q["sql"]], user.username
+
+
+def test_inside_sales_list_has_its_own_index():
+    """The partial index serves inside sales' list only if its condition names the same reasons."""
+    from valuation.models import WorkItem
+    from valuation.worklist import SERVICE_REASONS
+
+    index = next(i for i in WorkItem._meta.indexes if i.name == "work_item_service_amount_idx")
+    assert set(dict(index.condition.children)["reason__in"]) == {str(reason) for reason in SERVICE_REASONS}
