@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('valuation', '0008_run_summary'),
+        ("valuation", "0008_run_summary"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='valuationchunk',
-            name='staged',
+            model_name="valuationchunk",
+            name="staged",
             field=models.BinaryField(null=True),
         ),
     ]
