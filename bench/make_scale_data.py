@@ -83,23 +83,33 @@ def main() -> None:
 
     started = time.perf_counter()
     report = seed_demo(
-        customers=args.customers, seed=args.seed, as_of=args.as_of, chunk_size=args.chunk_size,
+        customers=args.customers,
+        seed=args.seed,
+        as_of=args.as_of,
+        chunk_size=args.chunk_size,
         transactions_per_customer=args.transactions_per_customer,
-        service_events_per_customer=args.service_events_per_customer, progress=print,
+        service_events_per_customer=args.service_events_per_customer,
+        progress=print,
     )
     seeded = time.perf_counter() - started
-    print(f"generated and loaded in {seeded:.1f} s (indexes rebuilt at the end): {report.customers:,} customers, "
-          f"{report.transactions:,} transactions, {report.service_events:,} service events")
+    print(
+        f"generated and loaded in {seeded:.1f} s (indexes rebuilt at the end): {report.customers:,} customers, "
+        f"{report.transactions:,} transactions, {report.service_events:,} service events"
+    )
     returns_started = time.perf_counter()
     returns = add_returns(as_of=args.as_of, share=args.return_share, seed=args.seed) if args.return_share > 0 else 0
     print(f"returns: {returns:,} credit notes in {time.perf_counter() - returns_started:.1f} s")
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE") if connection.vendor == "postgresql" else None
     total = time.perf_counter() - started
-    print(f"data: {Customer.objects.count():,} customers, {Transaction.objects.count():,} transactions, "
-          f"{ServiceEvent.objects.count():,} service events")
-    print(f"total {total:.1f} s; peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB; "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"data: {Customer.objects.count():,} customers, {Transaction.objects.count():,} transactions, "
+        f"{ServiceEvent.objects.count():,} service events"
+    )
+    print(
+        f"total {total:.1f} s; peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -238,6 +238,9 @@ def prepare_run(*, run_id: int) -> list[int]:
                                              calibration_end=calibration_end, period_ends=ends)
     customers = selectors.customer_frame(as_of=run.as_of).set_index("customer_id")
     backtest = run_backtest(as_of=run.as_of, settings=settings, reads=reads, customers=customers)
+    company = {"earned_growth": earned_growth(as_of=run.as_of, revenue=reads.revenue_by_period,
+                                              customers=customers.reset_index())}
+    reads.calibration = reads.holdout = reads.revenue_by_period = None  # done with: free them before scoring
 
     _touch(run_id, stage="fitting")
     inputs = inputs_from_reads(reads, customers=customers, as_of=run.as_of, settings=settings)
@@ -248,8 +251,6 @@ def prepare_run(*, run_id: int) -> list[int]:
     classified = engine.classify(scored, thresholds, settings)
     del scored
     classified["referral_value"] = referral_values(customers, classified["clv"])
-    company = {"earned_growth": earned_growth(as_of=run.as_of, revenue=reads.revenue_by_period,
-                                              customers=customers.reset_index())}
     parameters = {**models.to_dict(), "fence": inputs.fence if np.isfinite(inputs.fence) else None}
 
     _touch(run_id, stage="scoring")

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('valuation', '0010_value_history_partitions'),
+        ("valuation", "0010_value_history_partitions"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='valuationchunk',
-            name='staged',
+            model_name="valuationchunk",
+            name="staged",
             field=models.BinaryField(null=True),
         ),
     ]
