@@ -175,6 +175,9 @@ def main() -> None:
         )
     if args.skip_lifetimes:
         return
+    for name in ("valuate_csv --model bgnbd", "valuate_csv (default)"):
+        pairs = [theirs / ours for theirs, ours in zip(times["lifetimes BG/NBD + GG"], times[name], strict=True)]
+        print(f"lifetimes / {name}, round by round: {', '.join(f'{r:.2f}' for r in pairs)}")
     ours = parse_report(outputs["valuate_csv --model bgnbd"])
     full = parse_report(outputs["valuate_csv (default)"])
     theirs = parse_report(outputs["lifetimes BG/NBD + GG"])
