@@ -1,15 +1,19 @@
 """The manager's upload page: check a CSV file, preview it, then commit the import."""
 
 import csv
+import datetime as dt
 import re
 import secrets
+import shutil
 import tempfile
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
+from django.core.files.storage import Storage, storages
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import formats, timezone
@@ -23,9 +27,8 @@ from valuation import exporting
 from . import importing
 
 SESSION_KEY = "cvm_import"
-# Uploaded files wait here between preview and commit; older ones are removed.
-UPLOAD_DIR = Path(tempfile.gettempdir()) / "cvm-imports"
-UPLOAD_MAX_AGE_SECONDS = 24 * 3600
+# Uploaded files wait in the "imports" storage between preview and commit; older ones are removed.
+UPLOAD_MAX_AGE = dt.timedelta(hours=24)
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 
@@ -56,23 +59,54 @@ class UploadForm(forms.Form):
         return upload
 
 
-def _stored_path(token: str) -> Path:
+def upload_storage() -> Storage:
+    """Where a checked file waits for its commit: the "imports" storage of STORAGES, which every
+    web host sees (the commit may reach another host than the preview did)."""
+    return storages["imports"]
+
+
+def _stored_name(token: str) -> str:
     if not TOKEN_PATTERN.match(token or ""):
         raise Http404
-    return UPLOAD_DIR / f"{token}.csv"
+    return f"{token}.csv"
+
+
+def _remove_expired(storage: Storage) -> None:
+    cutoff = timezone.now() - UPLOAD_MAX_AGE
+    try:
+        names = storage.listdir("")[1]
+    except FileNotFoundError:  # nothing stored yet
+        return
+    for name in names:
+        if name.endswith(".csv") and storage.get_modified_time(name) < cutoff:
+            storage.delete(name)
 
 
 def _store(upload) -> str:
-    UPLOAD_DIR.mkdir(mode=0o700, exist_ok=True)
-    cutoff = time.time() - UPLOAD_MAX_AGE_SECONDS
-    for old in UPLOAD_DIR.glob("*.csv"):
-        if old.stat().st_mtime < cutoff:
-            old.unlink(missing_ok=True)
+    storage = upload_storage()
+    _remove_expired(storage)
     token = secrets.token_urlsafe(24)
-    with open(_stored_path(token), "wb") as handle:
-        for block in upload.chunks():
-            handle.write(block)
+    if storage.save(_stored_name(token), upload) != _stored_name(token):
+        raise RuntimeError("the imports storage renamed an upload")  # a random token never collides
     return token
+
+
+@contextmanager
+def _local_file(token: str) -> Iterator[Path]:
+    """The stored file as a path for the importer (it sniffs, scans and COPYs from a file): the
+    storage's own file where it has one on this host, else a copy for this request only."""
+    storage, name = upload_storage(), _stored_name(token)
+    try:
+        local_path = Path(storage.path(name))
+    except NotImplementedError:  # a storage without local files (object stores)
+        local_path = None
+    if local_path is not None and local_path.is_file():
+        yield local_path
+        return
+    with storage.open(name, "rb") as source, tempfile.NamedTemporaryFile(suffix=".csv") as local:
+        shutil.copyfileobj(source, local, 1 << 20)
+        local.flush()
+        yield Path(local.name)
 
 
 def _announced_size(request) -> int:
@@ -85,7 +119,7 @@ def _announced_size(request) -> int:
 def _forget(request) -> None:
     pending = request.session.pop(SESSION_KEY, None)
     if pending:
-        _stored_path(pending["token"]).unlink(missing_ok=True)
+        upload_storage().delete(_stored_name(pending["token"]))
 
 
 @manager_only
@@ -103,14 +137,15 @@ def upload(request):
             token = _store(form.cleaned_data["file"])
             pending = {"token": token, "kind": form.cleaned_data["kind"], "delimiter": form.cleaned_data["delimiter"],
                        "name": form.cleaned_data["file"].name}
-            result = importing.import_file(
-                kind=pending["kind"], path=_stored_path(token), dry_run=True, delimiter=pending["delimiter"],
-                user=request.user, time_limit=settings.CVM_IMPORT_PAGE_SECONDS,
-            )
+            with _local_file(token) as path:
+                result = importing.import_file(
+                    kind=pending["kind"], path=path, dry_run=True, delimiter=pending["delimiter"],
+                    user=request.user, time_limit=settings.CVM_IMPORT_PAGE_SECONDS,
+                )
             if result.ok:
                 request.session[SESSION_KEY] = pending
             else:
-                _stored_path(token).unlink(missing_ok=True)
+                upload_storage().delete(_stored_name(token))
             return render(request, "cockpit/imports/preview.html", {"result": result, "pending": pending})
     else:
         form = UploadForm()
@@ -123,14 +158,14 @@ def upload(request):
 def commit(request):
     """Import the file checked in the preview; all or nothing, as the preview showed."""
     pending = request.session.get(SESSION_KEY)
-    path = _stored_path(pending["token"]) if pending else None
-    if not pending or not path.exists():
+    if not pending or not upload_storage().exists(_stored_name(pending["token"])):
         messages.error(request, _("There is no checked file waiting for import; upload it again."))
         return redirect("imports:upload")
-    result = importing.import_file(
-        kind=pending["kind"], path=path, delimiter=pending["delimiter"], user=request.user,
-        time_limit=settings.CVM_IMPORT_PAGE_SECONDS,
-    )
+    with _local_file(pending["token"]) as path:
+        result = importing.import_file(
+            kind=pending["kind"], path=path, delimiter=pending["delimiter"], user=request.user,
+            time_limit=settings.CVM_IMPORT_PAGE_SECONDS,
+        )
     _forget(request)
     if result.ok:
         messages.success(

@@ -205,8 +205,16 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # Development serves straight from static/; production from collectstatic's output.
 WHITENOISE_USE_FINDERS = DEBUG
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Uploaded files (the import page's checked file, kept between preview and commit). With more
+# than one web host, point CVM_MEDIA_ROOT at a folder they all share, or give the "imports"
+# storage another backend (an object store): the pages use it only through the storage API.
+MEDIA_ROOT = Path(env("CVM_MEDIA_ROOT", str(BASE_DIR / "media")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "imports": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": MEDIA_ROOT / "imports", "file_permissions_mode": 0o600, "directory_permissions_mode": 0o700},
+    },
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"

@@ -1,4 +1,4 @@
-"""Import customers, transactions or services from a CSV file (formats: cockpit/importing.py)."""
+"""Import customers, transactions or services from a CSV file (formats: cockpit/importing/__init__.py)."""
 
 from django.core.management.base import BaseCommand, CommandError
 

@@ -1,4 +1,4 @@
-"""Fill the database with a reproducible demo company (see cockpit/demo.py)."""
+"""Fill the database with a reproducible demo company (see cockpit/demo/)."""
 
 import time
 from datetime import date

@@ -9,6 +9,7 @@ import pytest
 from django.db import connection
 
 from cockpit import importing
+from cockpit.importing import transactions_sql
 from customers.models import Transaction
 from tests.conftest import require_service
 from tests.factories import CustomerFactory
@@ -68,7 +69,7 @@ def both_ways(tmp_path, monkeypatch, text: str, encoding: str):
     copied_outcome = outcome(copied)
     Transaction.objects.all().delete()
     with monkeypatch.context() as patch:
-        patch.setattr(importing, "_plain_header", lambda path, result: None)
+        patch.setattr(transactions_sql, "_plain_header", lambda path, result: None)
         read = importing.import_file(kind="transactions", path=path)
     return copied, copied_outcome, read, outcome(read)
 
