@@ -132,13 +132,17 @@ class Clock:
 
 
 def value_table_bytes() -> tuple[int, int, int, int] | None:
-    """PostgreSQL: total, number of indexes, heap with TOAST, and indexes of the value table."""
+    """PostgreSQL: total, number of indexes, heap with TOAST, and indexes of the value table,
+    summed over its partitions (one per run, valuation/history.py) when it is partitioned."""
     if connection.vendor != "postgresql":
         return None
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pg_total_relation_size(%s::regclass), (SELECT COUNT(*) FROM pg_index WHERE indrelid = %s::regclass), "
-            "pg_table_size(%s::regclass), pg_indexes_size(%s::regclass)", [CustomerValue._meta.db_table] * 4
+            "SELECT COALESCE(SUM(pg_total_relation_size(t.relid)), 0)::bigint, "
+            "(SELECT COUNT(*) FROM pg_index i JOIN pg_partition_tree(%s::regclass) p ON i.indrelid = p.relid), "
+            "COALESCE(SUM(pg_table_size(t.relid)), 0)::bigint, COALESCE(SUM(pg_indexes_size(t.relid)), 0)::bigint "
+            "FROM pg_partition_tree(%s::regclass) t",
+            [CustomerValue._meta.db_table] * 2,
         )
         return cursor.fetchone()
 
