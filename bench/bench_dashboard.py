@@ -46,11 +46,11 @@ django.setup()
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Q
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 
+from bench._people import manager_user
 from customers.models import Customer
 from customers.roles import Role
 from services.models import ServiceEvent, ServiceType
@@ -64,16 +64,6 @@ SEGMENTS = ["uncritical", "problem", "potential", "investment"]
 
 class Rollback(Exception):
     pass
-
-
-def manager_user(username: str | None):
-    users = get_user_model().objects
-    if username:
-        return users.get(username=username)
-    user = users.filter(Q(is_superuser=True) | Q(groups__name=Role.MANAGER.value)).order_by("pk").first()
-    if user is None:
-        user = users.create(username=f"bench-manager-{os.getpid()}", is_superuser=True)
-    return user
 
 
 class PageFailed(SystemExit):
@@ -267,7 +257,7 @@ def load() -> str:
 
 def measure(args) -> None:
     client = Client(HTTP_HOST="localhost")  # an allowed host of the default settings
-    client.force_login(manager_user(args.username))
+    client.force_login(manager_user(args.username, create=True))
     run = ValuationRun.objects.filter(status="completed").order_by("-as_of", "-finished_at", "-pk").first()
     customers = CustomerValue.objects.filter(run=run).count()
     runs = ValuationRun.objects.filter(status="completed").count()

@@ -32,27 +32,16 @@ import django
 django.setup()
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Q
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from bench._people import manager_user
 from customers.access import visible_customers
 from customers.models import Customer, Transaction
-from customers.roles import Role, role_of
+from customers.roles import role_of
 from services.models import ServiceEvent
-
-
-def manager_user(username: str | None):
-    users = get_user_model().objects
-    if username:
-        return users.get(username=username)
-    user = users.filter(Q(is_superuser=True) | Q(groups__name=Role.MANAGER.value)).order_by("pk").first()
-    if user is None:
-        sys.exit("No manager found: pass --username or run `manage.py seed_demo` first.")
-    return user
 
 
 def timed_get(client: Client, url: str) -> tuple[float, int, int]:
