@@ -16,16 +16,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
+from .likelihood import LOG_BOUND as _LOG_BOUND
+from .likelihood import minimise_with_gradient  # keeps the optimiser away from overflow
 from .reductions import dot
 from .stored import FittedParams
 
 ArrayLike = np.ndarray | pd.Series | list[float] | float
 
-# Bounds of the log-parameters: keep the optimiser away from overflow on degenerate data.
-_LOG_BOUND = 12.0
 # Above this many distinct rows a subsample fit supplies the starting point of the full fit,
 # which then needs only a few passes over all rows.
 _WARM_START_ROWS = 60_000
@@ -226,14 +225,7 @@ class _FitData:
 
 
 def _minimise(data: _FitData, theta0: np.ndarray, gtol: float) -> Any:
-    return minimize(
-        data.negative_log_likelihood,
-        theta0,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=[(-_LOG_BOUND, _LOG_BOUND)] * 4,
-        options={"maxiter": 1000, "ftol": 1e-15, "gtol": gtol},
-    )
+    return minimise_with_gradient(data.negative_log_likelihood, theta0, [(-_LOG_BOUND, _LOG_BOUND)] * 4, gtol)
 
 
 def _converged(result: Any) -> bool:

@@ -17,12 +17,13 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import digamma, gammaln
 
+from .likelihood import LOG_BOUND as _LOG_BOUND
+from .likelihood import minimise_with_gradient
 from .reductions import dot
 from .stored import FittedParams
 
 ArrayLike = np.ndarray | pd.Series | list[float] | float
 
-_LOG_BOUND = 12.0
 _WARM_START_ROWS = 50_000
 
 
@@ -88,14 +89,7 @@ class _FitData:
 
 
 def _minimise(data: _FitData, theta0: np.ndarray, gtol: float) -> Any:
-    return minimize(
-        data.negative_log_likelihood,
-        theta0,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=[(-_LOG_BOUND, _LOG_BOUND)] * 2 + [(-30.0, 30.0)],
-        options={"maxiter": 1000, "ftol": 1e-15, "gtol": gtol},
-    )
+    return minimise_with_gradient(data.negative_log_likelihood, theta0, [(-_LOG_BOUND, _LOG_BOUND)] * 2 + [(-30.0, 30.0)], gtol)
 
 
 def fit_gamma_gamma(frequency: ArrayLike, mean_value: ArrayLike) -> GammaGammaParams:

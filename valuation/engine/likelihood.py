@@ -13,7 +13,8 @@ from scipy.optimize import minimize
 
 from .reductions import dot
 
-# Bounds of the log-parameters, as in bgnbd.py: far enough to never bind on sane data.
+# Bounds of the log-parameters of every fit (BG/NBD, MBG/NBD, Pareto/NBD, Gamma-Gamma): far
+# enough to never bind on sane data, near enough to keep the optimiser away from overflow.
 LOG_BOUND = 12.0
 # A parameter this close to its bound (in log units) is reported as at the bound.
 AT_BOUND = 1e-3
@@ -21,6 +22,14 @@ AT_BOUND = 1e-3
 # size: their likelihood has no analytic gradient here, and 50,000 customers pin four
 # parameters to well under 1 % (the standard errors reported are those of the sample).
 MAX_FIT_CUSTOMERS = 50_000
+
+
+def minimise_with_gradient(objective, theta0: np.ndarray, bounds, gtol: float):
+    """L-BFGS-B on an objective that returns (value, gradient): the closed-form fits
+    (BG/NBD, Gamma-Gamma) share these tolerances; ftol is below float precision so that
+    gtol decides when to stop."""
+    return minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
+                    options={"maxiter": 1000, "ftol": 1e-15, "gtol": gtol})
 
 
 @dataclass(frozen=True)
