@@ -94,14 +94,24 @@ def detect_decimal_comma(values: pd.Series, *, delimiter: str) -> bool:
     """Decimal comma when more amounts end in ``,dd`` than in ``.dd``; without a hint, ';' files use it."""
     text = _arrow_text(values)
 
-    def count(pattern: str, *marks: str) -> int:
+    def matches(pattern: str, *marks: str):
         # Each pattern needs its marks in the cell: a mark found nowhere spares the scan.
         if not all(pc.sum(pc.count_substring(text, mark)).as_py() for mark in marks):
-            return 0
-        return pc.sum(pc.match_substring_regex(text, pattern)).as_py() or 0
+            return None
+        return pc.match_substring_regex(text, pattern)
 
-    comma = count(r",\d{1,2}$", ",") + count(r"\.\d{3},", ",", ".")
-    point = count(r"\.\d{1,2}$", ".") + count(r",\d{3}\.", ",", ".")
+    def rows(*masks) -> int:
+        # Cells matching either pattern, each counted once ("1.234,56" matches both).
+        found = [mask for mask in masks if mask is not None]
+        if not found:
+            return 0
+        either = found[0]
+        for mask in found[1:]:
+            either = pc.or_kleene(either, mask)
+        return pc.sum(either).as_py() or 0
+
+    comma = rows(matches(r",\d{1,2}$", ","), matches(r"\.\d{3},", ",", "."))
+    point = rows(matches(r"\.\d{1,2}$", "."), matches(r",\d{3}\.", ",", "."))
     if comma or point:
         return bool(comma > point)
     return delimiter == ";"
@@ -135,6 +145,8 @@ def _read_table_arrow(path: Path, encoding: str, delimiter: str) -> pd.DataFrame
     if not header_line.strip():
         return None
     header = next(csv.reader([header_line], delimiter=delimiter))
+    if not any(cell.strip() for cell in header):  # an Excel ";;;" line first: the csv module skips it
+        return None
     names = [f"c{i}" for i in range(len(header))]
     try:
         table = pacsv.read_csv(

@@ -902,6 +902,8 @@ def unpack_view(view: dict, *, run: ValuationRun, classic_value: str, horizon_mo
     for name, ids in view["actions"].items():
         rows = []
         for customer_id in ids:
+            if customer_id not in records:  # deleted since the run: listed until the next run
+                continue
             record = dict(records[customer_id])
             record["name"] = record.pop("customer__name")
             record["number"] = record.pop("customer__number")

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from django.conf import settings as django_settings
 from django.db import connection, transaction
 
+from customers.models import Customer
+
 from .models import CustomerValue, RunSummary, ValuationRun
 
 logger = logging.getLogger(__name__)
@@ -182,6 +184,12 @@ def close_run(*, run_id: int) -> None:
     if _table_state(table) != "loading":
         return
     with transaction.atomic(), connection.cursor() as cursor:
+        # The loading table has no foreign keys of its own (LIKE copies none): a customer deleted
+        # while the run was scored would fail the attach, and with it the whole run.
+        cursor.execute(
+            f'DELETE FROM "{table}" v WHERE NOT EXISTS '
+            f'(SELECT 1 FROM {Customer._meta.db_table} c WHERE c.id = v.customer_id)'
+        )
         for sql in full_index_sql(table, _index_prefix(run_id)):
             cursor.execute(sql)
         cursor.execute(f'ANALYZE "{table}"')

@@ -31,7 +31,7 @@ from django.utils import timezone
 from core import copy_text
 
 from . import cross_sell, dashboard, engine, history, selectors, worklist
-from .engine.money import to_money
+from .engine.money import to_cents, to_money
 from .models import CustomerValue, ValuationChunk, ValuationRun
 
 logger = logging.getLogger(__name__)
@@ -292,7 +292,7 @@ def referral_values(customers: pd.DataFrame, clv: pd.Series) -> pd.Series:
     """Referral value per customer (engine.incremental_referral_value: the positive CLVs of
     the customers it referred directly, self-referrals ignored), summed over the CLVs as
     written, in cents, so that the figure equals the sum of the stored values."""
-    cents = pd.Series(np.rint(clv.to_numpy(dtype=float) * 100.0), index=clv.index)
+    cents = pd.Series(to_cents(clv.to_numpy(dtype=float)).astype(float), index=clv.index)
     links = customers.reset_index()[["customer_id", "referred_by"]]
     return engine.incremental_referral_value(links, cents).reindex(clv.index, fill_value=0.0) / 100.0
 
@@ -522,25 +522,31 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True) -> bool:
     if not claimed:
         return False
     run = ValuationRun.objects.get(pk=run_id)
-    with transaction.atomic():
-        history.close_run(run_id=run_id)  # index the rows and attach them as the run's partition
-        rows = CustomerValue.objects.filter(run_id=run_id).count()
-        ValuationRun.objects.filter(pk=run_id).update(
-            status=ValuationRun.Status.COMPLETED, stage="done", finished_at=timezone.now(), rows_written=rows
-        )
-        # Same as-of again replaces the earlier result instead of keeping two.
-        history.drop_runs(list(ValuationRun.objects.filter(as_of=run.as_of).exclude(pk=run_id).exclude(
-            status=ValuationRun.Status.RUNNING
-        ).values_list("pk", flat=True)))
-        # The staged values of earlier runs are not needed any more (this run's stay, so that
-        # a chunk of it can be written again).
-        ValuationChunk.objects.exclude(run_id=run_id).exclude(staged=None).update(staged=None)
-        dashboard.write_run_summary(run_id=run_id)
-    # Its own short transaction: dropping a partition locks the whole value table until commit.
-    try:
-        apply_retention()
-    except Exception:  # the next night tries again; the run itself is complete
-        logger.exception("Thinning the value history after run %s failed", run_id)
+    with keep_alive(run_id=run_id):  # the finish takes a minute at 1M customers: still alive
+        # Its own short transaction: attaching the partition locks the value table until commit,
+        # and nothing shows the run before it completes.
+        with transaction.atomic():
+            history.close_run(run_id=run_id)
+        with transaction.atomic():
+            rows = CustomerValue.objects.filter(run_id=run_id).count()
+            if not ValuationRun.objects.filter(pk=run_id, status=ValuationRun.Status.RUNNING).update(
+                status=ValuationRun.Status.COMPLETED, stage="done", finished_at=timezone.now(), rows_written=rows
+            ):  # taken over meanwhile and marked failed: the run that took over owns the day
+                return False
+            # The staged values of earlier runs are not needed any more (this run's stay, so that
+            # a chunk of it can be written again).
+            ValuationChunk.objects.exclude(run_id=run_id).exclude(staged=None).update(staged=None)
+            dashboard.write_run_summary(run_id=run_id)
+    # Short transactions of their own: dropping a partition locks the whole value table until commit.
+    # Same as-of again replaces the earlier result instead of keeping two.
+    replaced = ValuationRun.objects.filter(as_of=run.as_of).exclude(pk=run_id).exclude(status=ValuationRun.Status.RUNNING)
+    for step, call in (("replacing the earlier run of the same day", lambda: history.drop_runs(list(replaced.values_list("pk", flat=True)))),
+                       ("thinning the value history", apply_retention)):
+        try:
+            with transaction.atomic():
+                call()
+        except Exception:  # the next run tries again; this run itself is complete
+            logger.exception("%s after run %s failed", step.capitalize(), run_id)
     _refresh_derived(run_id)
     if warm:
         _warm_dashboard()

@@ -116,6 +116,8 @@ def test_amounts(cells, decimal_comma, expected):
         (["1,234.5"], ";", False),
         (["5", "6"], ";", True),
         (["5", "6"], ",", False),
+        # A cell like "1.234,56" is one decimal-comma amount, not two: three of five cells end in .dd
+        (["1.234,56", "2.345,67", "1.5", "2.25", "3.75"], ",", False),
     ],
 )
 def test_decimal_comma(cells, delimiter, expected):
@@ -135,3 +137,13 @@ def test_plain_and_german_files_take_the_fast_path(tmp_path, monkeypatch):
     german.write_bytes("Kunde;Datum;Umsatz\r\nMüller;02.01.2025 14:30;1.234,50\r\n".encode("cp1252"))
     assert read(plain)[0]["customer_id"].tolist() == ["A"]
     assert read(german)[0]["umsatz"].tolist() == ["1.234,50"]
+
+
+def test_an_excel_line_before_the_header_reads_as_on_the_csv_module_path(tmp_path):
+    path = tmp_path / "excel_first.csv"
+    path.write_text(";;;\ncustomer_id;date;revenue\nA;2025-01-02;1,5\nB;2025-01-03;2\n")
+    frame, _, delimiter = read(path)
+    assert delimiter == ";"
+    assert list(frame.columns) == ["line", "customer_id", "date", "revenue"]
+    assert frame["customer_id"].tolist() == ["A", "B"]
+    assert frame["line"].tolist() == [3, 4]

@@ -118,6 +118,20 @@ def test_a_failed_run_leaves_the_previous_one_in_place(company, monkeypatch):
     assert services.run_valuation(as_of=AS_OF).status == "completed"
 
 
+def test_a_run_taken_over_while_finishing_stays_failed(company, monkeypatch):
+    """A finish that outlives the staleness limit is taken over and marked failed; the old
+    finish must not flip it back to completed."""
+    from valuation import history
+
+    def taken_over(*, run_id):
+        ValuationRun.objects.filter(pk=run_id).update(status=ValuationRun.Status.FAILED, error="taken over")
+
+    monkeypatch.setattr(history, "close_run", taken_over)
+    run = services.run_valuation(as_of=AS_OF)
+    assert (run.status, run.error) == (ValuationRun.Status.FAILED, "taken over")
+    assert not ValuationRun.objects.filter(status=ValuationRun.Status.COMPLETED).exists()
+
+
 def test_recompute_values_command_prints_progress(company, capsys):
     call_command("recompute_values", "--as-of", AS_OF.isoformat())
     out = capsys.readouterr().out

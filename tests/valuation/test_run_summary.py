@@ -147,6 +147,18 @@ def test_a_filter_reads_a_few_summary_rows_and_its_shown_customers_by_id(runs):
             chosen.customer_q(), run=latest).count()
 
 
+def test_a_customer_deleted_after_the_run_drops_out_of_the_work_lists(runs):
+    latest, earlier = runs["latest"], runs["earlier"]
+    dashboard.write_run_summary(run_id=latest.pk)
+    before = figures(latest, earlier, DashboardFilters(), from_summary=True)["actions"]
+    listed = next(row["customer_id"] for rows in before.values() for row in rows)
+    Customer.objects.filter(pk=listed).delete()
+    after = figures(latest, earlier, DashboardFilters(), from_summary=True)["actions"]
+    assert all(row["customer_id"] != listed for rows in after.values() for row in rows)
+    assert sum(map(len, after.values())) == sum(map(len, before.values())) - sum(
+        row["customer_id"] == listed for rows in before.values() for row in rows)
+
+
 def test_writing_the_summary_again_replaces_it(runs):
     latest = runs["latest"]
     dashboard.write_run_summary(run_id=latest.pk)

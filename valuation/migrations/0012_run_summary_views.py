@@ -4,6 +4,12 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 
+def drop_summaries_without_views(apps, schema_editor):
+    # Summaries written before the filter views hold no views: the dashboard reads those runs'
+    # value rows until the next run writes a complete summary (empty panels otherwise).
+    apps.get_model("valuation", "RunSummary").objects.all().delete()
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -39,4 +45,5 @@ class Migration(migrations.Migration):
             model_name='runsummaryview',
             index=models.Index(fields=['run', 'owner_id', 'region', 'industry'], name='run_summary_view_idx'),
         ),
+        migrations.RunPython(drop_summaries_without_views, migrations.RunPython.noop),
     ]
