@@ -592,6 +592,8 @@ def model_health(run: ValuationRun | None) -> dict | None:
         "comparison": rows,
         "conditional": (backtest["models_compared"].get(chosen) or {}).get("conditional_expectations") or [],
         "range_calibration": backtest.get("range_calibration"),
+        "range_calibration_model": MODEL_LABELS.get(measured_on, measured_on) if (
+            measured_on := (backtest.get("range_calibration") or {}).get("model")) else None,
         "holdout_weeks": backtest.get("holdout_weeks"),
         "notes": [BGNBD_ONE_PURCHASE] if chosen == "bgnbd" and not any(
             p.get("model") == "bgnbd" for p in quality.get("problems", [])) else [],

@@ -244,7 +244,9 @@ def prepare_run(*, run_id: int) -> list[int]:
 
     _touch(run_id, stage="fitting")
     inputs = inputs_from_reads(reads, customers=customers, as_of=run.as_of, settings=settings)
+    pick = backtest.get("model")
     models = engine.fit_chosen_model(inputs.summary, backtest, settings)
+    describe_chosen_model(backtest, pick=pick)
     backtest["fit_quality"] = models.fit_quality
     scored = score(inputs, models, settings)
     thresholds = engine.compute_thresholds(scored.fillna({"clv": 0.0}), settings)
@@ -628,6 +630,20 @@ def run_backtest(*, as_of: dt.date, settings: engine.EngineSettings,
         "mae_per_customer": purchases["mae"] if purchases else None,
         "naive_mae_per_customer": float(np.mean(np.abs(naive - actual))),
     }
+
+
+def describe_chosen_model(backtest: dict, *, pick: str | None) -> None:
+    """After a tie broken on the whole history the chosen model is not the back-test's pick:
+    the panel's holdout purchase figures become the chosen model's; the range calibration,
+    measured on the pick's ranges only, says whose it is."""
+    chosen = backtest.get("model")
+    if pick is None or chosen == pick:
+        return
+    purchases = ((backtest.get("models_compared") or {}).get(chosen) or {}).get("purchases")
+    backtest["expected_repeat_purchases"] = purchases["predicted_total"] if purchases else None
+    backtest["mae_per_customer"] = purchases["mae"] if purchases else None
+    if backtest.get("range_calibration"):
+        backtest["range_calibration"] = {**backtest["range_calibration"], "model": pick}
 
 
 def growth_period_ends(as_of: dt.date, years: int = 3) -> list[dt.date]:

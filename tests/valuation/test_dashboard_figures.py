@@ -304,6 +304,24 @@ def test_model_health_panel_and_api_say_why_a_tied_model_won(client, manager):
     # The two tied models are marked, Pareto/NBD (not tied) is not.
     table = html[html.index('id="model-comparison"'):html.index("</table>", html.index('id="model-comparison"'))]
     assert table.count("≈</span>") == 2
+    assert "Measured on the ranges of" not in html  # the calibration is the chosen model's own
+
+
+def test_range_calibration_of_the_back_tests_pick_says_whose_it_is(client, manager):
+    run = CompletedRunFactory(backtest={
+        **TIED_BACKTEST, "range_calibration": {**TIED_BACKTEST["range_calibration"], "model": "mbgnbd"}})
+    value(run, Segment.INVESTMENT, margin=100, services=10)
+    client.force_login(manager)
+    html = client.get("/dashboard/").content.decode()
+    assert "Measured on the ranges of MBG/NBD, the back-test's pick before the tie was broken." in html
+    client.cookies.load({"django_language": "de"})
+    html = client.get("/dashboard/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "Gemessen an den Spannen von MBG/NBD" in html
+
+
+def test_tied_model_api_names_the_chosen_model(client, manager):
+    run = CompletedRunFactory(backtest=TIED_BACKTEST)
+    client.force_login(manager)
     data = client.get(f"/api/v1/valuation-runs/{run.pk}/").json()
     assert data["models_compared"]["bgnbd"]["chosen"] is True
     assert data["models_compared"]["bgnbd"]["reason"].startswith("RMSE of holdout margin within one standard error")

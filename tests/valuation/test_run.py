@@ -132,6 +132,22 @@ def test_a_run_taken_over_while_finishing_stays_failed(company, monkeypatch):
     assert not ValuationRun.objects.filter(status=ValuationRun.Status.COMPLETED).exists()
 
 
+def test_a_tie_broken_away_from_the_back_tests_pick_shows_the_chosen_models_figures():
+    backtest = {
+        "model": "bgnbd",  # fit_chosen_model broke the tie in favour of BG/NBD
+        "models_compared": {"bgnbd": {"purchases": {"predicted_total": 120.0, "mae": 0.8}},
+                            "mbgnbd": {"purchases": {"predicted_total": 90.0, "mae": 0.7}}},
+        "expected_repeat_purchases": 90.0, "mae_per_customer": 0.7,
+        "range_calibration": {"share_above_high": 0.11, "share_below_low": 0.05},
+    }
+    services.describe_chosen_model(backtest, pick="mbgnbd")
+    assert (backtest["expected_repeat_purchases"], backtest["mae_per_customer"]) == (120.0, 0.8)
+    assert backtest["range_calibration"]["model"] == "mbgnbd"
+    unchanged = {**backtest, "range_calibration": {"share_above_high": 0.1}}
+    services.describe_chosen_model(unchanged, pick="bgnbd")
+    assert "model" not in unchanged["range_calibration"]
+
+
 def test_recompute_values_command_prints_progress(company, capsys):
     call_command("recompute_values", "--as-of", AS_OF.isoformat())
     out = capsys.readouterr().out
