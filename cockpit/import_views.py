@@ -78,8 +78,11 @@ def _remove_expired(storage: Storage) -> None:
     except FileNotFoundError:  # nothing stored yet
         return
     for name in names:
-        if name.endswith(".csv") and storage.get_modified_time(name) < cutoff:
-            storage.delete(name)
+        try:
+            if name.endswith(".csv") and storage.get_modified_time(name) < cutoff:
+                storage.delete(name)
+        except FileNotFoundError:  # removed meanwhile by a commit, a cancel or another upload
+            continue
 
 
 def _store(upload) -> str:

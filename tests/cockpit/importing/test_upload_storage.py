@@ -85,3 +85,23 @@ def test_files_older_than_a_day_are_removed_at_the_next_upload(client, manager):
     upload(client, GOOD)
     left = stored_files()
     assert old not in left and recent in left and len(left) == 2
+
+
+def test_an_upload_survives_a_file_removed_while_it_cleans_up(client, manager, monkeypatch):
+    """Another upload, a commit or a cancel may delete a waiting file between the listing and the
+    age check: the upload goes on instead of failing with a server error."""
+    CustomerFactory(number="K-1")
+    storage = storages["imports"]
+    gone = storage.save("c" * 32 + ".csv", ContentFile(GOOD))
+    listdir = type(storage).listdir
+
+    def listed_then_removed(self, path):
+        listing = listdir(self, path)
+        if os.path.exists(self.path(gone)):
+            os.remove(self.path(gone))  # the other request wins the race
+        return listing
+
+    monkeypatch.setattr(type(storage), "listdir", listed_then_removed)
+    client.force_login(manager)
+    assert 'id="new">1<' in upload(client, GOOD).content.decode()
+    assert gone not in stored_files() and len(stored_files()) == 1
