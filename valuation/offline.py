@@ -29,6 +29,9 @@ class OfflineResult:
 COLUMN_ALIASES = {"customer_number": "customer_id", "cost_of_goods": "cost"}
 
 
+FIRST_DAY, LAST_DAY = pd.Timestamp("1678-01-01"), pd.Timestamp("2261-12-31")
+
+
 def read_transactions(path: Path) -> pd.DataFrame:
     """customer_id, date, revenue and optional cost, read as import_csv reads its files
     (core.csvfile: encoding, separator, decimal comma, YYYY-MM-DD or DD.MM.YYYY) and with a
@@ -57,6 +60,10 @@ def read_transactions(path: Path) -> pd.DataFrame:
     date = csvfile.parse_dates(raw["date"])
     for i in raw.index[date.isna()]:
         errors.append(f"line {line[i]}, column date: {raw.at[i, 'date']!r} is not a date (YYYY-MM-DD or DD.MM.YYYY)")
+    # The valuation counts days in pandas' nanosecond timestamps, which end in 1677 and 2262.
+    for i in raw.index[date.notna() & ((date < FIRST_DAY) | (date > LAST_DAY))]:
+        errors.append(f"line {line[i]}, column date: {raw.at[i, 'date']!r} lies outside the years "
+                      f"{FIRST_DAY.year}–{LAST_DAY.year}")
     amounts = [column for column in ("revenue", "cost") if column in raw.columns]
     filled = pd.concat([raw[c][raw[c] != ""] for c in amounts])
     decimal_comma = csvfile.detect_decimal_comma(filled, delimiter=delimiter)

@@ -66,6 +66,16 @@ def test_bad_cells_are_named_by_line_and_column(tmp_path):
     assert "line 4, column revenue: 'ten' is not a number" in message
 
 
+def test_days_beyond_the_timestamp_range_are_named_not_a_traceback(tmp_path):
+    path = tmp_path / "far.csv"
+    path.write_text("customer_id,date,revenue\nA,2024-01-05,10\nA,2999-03-01,12\nB,14.10.1066,5\n")
+    with pytest.raises(CommandError) as excinfo:
+        run(path, "--calibration-end", "2024-06-30")
+    message = str(excinfo.value)
+    assert "line 3, column date: '2999-03-01' lies outside the years 1678–2261" in message
+    assert "line 4, column date: '14.10.1066' lies outside the years 1678–2261" in message
+
+
 def test_missing_columns_are_named(tmp_path):
     path = tmp_path / "cols.csv"
     path.write_text("customer,date,amount\nA,2025-01-02,10\n")
