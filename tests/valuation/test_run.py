@@ -4,7 +4,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from customers.models import Customer, Transaction
 from tests.valued_company import AS_OF, simulated_company
@@ -325,3 +325,12 @@ def test_only_the_latest_run_keeps_its_staged_chunk_values(company):
     second = services.run_valuation(as_of=AS_OF, warm=False)
     assert not ValuationChunk.objects.filter(run=first, staged__isnull=False).exists()
     assert ValuationChunk.objects.filter(run=second, staged__isnull=True).count() == 0
+
+
+def test_recompute_values_refuses_a_day_beyond_the_retention(company, settings):
+    """Thinning would drop such a run the moment it completes: refused before anything runs."""
+    settings.CVM_VALUATION_RETENTION_DAYS = 30
+    too_old = services.today() - dt.timedelta(days=31)
+    with pytest.raises(CommandError, match="beyond the value history's retention of 30 days"):
+        call_command("recompute_values", "--as-of", too_old.isoformat())
+    assert not ValuationRun.objects.exists()

@@ -1,5 +1,6 @@
 import datetime as dt
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from valuation import services
@@ -15,6 +16,14 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, as_of=None, if_missing=False, **options):
+        retained_from = services.today() - dt.timedelta(days=settings.CVM_VALUATION_RETENTION_DAYS)
+        if as_of is not None and as_of < retained_from:
+            # The value history's thinning would drop such a run the moment it completes.
+            raise CommandError(
+                f"{as_of} lies beyond the value history's retention of {settings.CVM_VALUATION_RETENTION_DAYS} days "
+                f"(CVM_VALUATION_RETENTION_DAYS): its values would be removed right after the run. "
+                f"Choose {retained_from} or later."
+            )
         if if_missing and services.has_completed_run(as_of=as_of or services.today()):
             self.stdout.write("Values for that date exist already; nothing recomputed (--if-missing).")
             return
