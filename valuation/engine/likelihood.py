@@ -62,10 +62,13 @@ class Rows:
         T = np.asarray(T, dtype=float)
         w = np.ones_like(x) if w is None else np.asarray(w, dtype=float)
         sampled = w.sum() > MAX_FIT_CUSTOMERS
-        if sampled:
+        if sampled:  # in a canonical order first, so that the sample does not depend on the rows' order
+            order = np.lexsort((w, T, t_x, x))
+            x, t_x, T, w = x[order], t_x[order], T[order], w[order]
             pick = np.random.default_rng([seed, 7]).choice(len(x), MAX_FIT_CUSTOMERS, replace=True, p=w / w.sum())
             x, t_x, T, w = x[pick], t_x[pick], T[pick], np.ones(MAX_FIT_CUSTOMERS)
-        grouped = pd.DataFrame({"x": x, "t_x": t_x, "T": T, "w": w}).groupby(["x", "t_x", "T"], sort=False)["w"].sum()
+        # Sorted: the sums, and so the optimiser's path on a flat likelihood, do not depend on the rows' order.
+        grouped = pd.DataFrame({"x": x, "t_x": t_x, "T": T, "w": w}).groupby(["x", "t_x", "T"], sort=True)["w"].sum()
         index = grouped.index
         return cls(
             index.get_level_values(0).to_numpy(dtype=float),

@@ -105,3 +105,19 @@ def test_bgnbd_covariance_matches_the_bootstrap(cdnow):
     boot_se = np.std(thetas, axis=0, ddof=1)
     # 30 resamples give the standard error to about +-13 % (1/sqrt(2*29)); allow 40 %.
     assert np.all(np.abs(se / boot_se - 1) < 0.4)
+
+
+@pytest.mark.parametrize("fit", [fit_pareto_nbd, fit_mbgnbd])
+@pytest.mark.parametrize("sample_size", [None, 1_000])
+def test_a_fit_does_not_depend_on_the_order_of_the_customers(cdnow, fit, sample_size, monkeypatch):
+    """The same customers in another order give the very same parameters, also when the fit
+    samples (on CDNOW's Pareto/NBD ridge the order used to decide whether the fit looked identified)."""
+    if sample_size:
+        monkeypatch.setattr("valuation.engine.likelihood.MAX_FIT_CUSTOMERS", sample_size)
+    x, t_x, T = (cdnow[c].to_numpy(dtype=float) for c in ("x", "t_x", "T"))
+    fits = []
+    for seed in (0, 1, 2):
+        order = np.random.default_rng(seed).permutation(len(x)) if seed else np.arange(len(x))
+        fits.append(fit(x[order], t_x[order], T[order]))
+    assert fits[0].sampled is bool(sample_size)
+    assert fits[0] == fits[1] == fits[2]
