@@ -145,7 +145,8 @@ def test_report_names_the_chosen_model_the_comparison_and_the_holdout_columns(ex
 def test_everyone_bought_once_fails_the_gate_and_claims_no_model_figures(tmp_path):
     """300 customers with one purchase each: nothing identifies a drop-out process. The
     valuation falls back to the trailing margin rate (hand-worked: margin in the 12-month
-    window / 12 per month) and says so; P(alive) and ranges are not claimed."""
+    window per month of history the window covers) and says so; P(alive) and ranges are not
+    claimed."""
     rows = [(f"C{i}", f"2025-{1 + i % 6:02d}-{1 + i % 28:02d}", 100 + i % 7, 60) for i in range(300)]
     rows += [("C0", "2025-10-01", 50, 20)]  # one holdout purchase
     path = write(tmp_path / "once.csv", rows)
@@ -160,8 +161,10 @@ def test_everyone_bought_once_fails_the_gate_and_claims_no_model_figures(tmp_pat
     assert (values["basis"] == "trailing_margin_rate").all()
     c1 = values.loc["C1"]  # bought 2025-02-02 for 101 at cost 60: margin 41 in the window
     weeks = (dt.date(2025, 12, 31) - dt.date(2025, 6, 30)).days / 7
+    # The file starts 2025-01-01: 180 days = 5.91 months of the 12-month window are covered.
+    covered_months = (dt.date(2025, 6, 30) - dt.date(2025, 1, 1)).days / (365.2425 / 12)
     assert c1["holdout_expected"] == pytest.approx(
-        41 / 12 * weeks / (365.2425 / 12 / 7), rel=1e-4
+        41 / covered_months * weeks / (365.2425 / 12 / 7), rel=1e-4
     )  # CSV has 4 decimals
     assert pd.isna(c1["holdout_low"]) and pd.isna(c1["holdout_high"])
 

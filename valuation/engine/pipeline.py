@@ -24,7 +24,14 @@ from .summary import (
     summarise_services,
     summarise_transactions,
 )
-from .value import ValuationModels, backtest_models, fit_chosen_model, fit_valuation_models, value_customers
+from .value import (
+    ValuationModels,
+    backtest_holdout_weeks,
+    backtest_models,
+    fit_chosen_model,
+    fit_valuation_models,
+    value_customers,
+)
 
 
 @dataclass
@@ -139,8 +146,11 @@ def lost_flags(customers: pd.DataFrame, as_of: DateLike) -> pd.Series:
     return pd.Series(False, index=frame.index, name="lost")
 
 
-def _choose_model(transactions, calibration_end, as_of, settings, customers) -> tuple[dict, str]:
+def _choose_model(transactions, as_of, settings, customers) -> tuple[dict, str]:
     try:
+        history_weeks = (as_timestamp(as_of) - transactions["date"].min()).days / 7.0 if len(transactions) else 0.0
+        weeks = backtest_holdout_weeks(history_weeks, settings.holdout_weeks)
+        calibration_end = as_timestamp(as_of) - pd.Timedelta(weeks=weeks)
         comparison, _ = backtest_models(
             transactions, calibration_end, as_of, settings, lost=lost_flags(customers, calibration_end)
         )
@@ -159,14 +169,14 @@ def valuate_with_backtest(
     model: str | None = None,
 ) -> ValuationResult:
     """:func:`valuate` with the purchase model chosen by a back-test (value.backtest_models)
-    with calibration end as_of - holdout_weeks and holdout end as_of. If the history is too
-    short for it the model stays BG/NBD and models_compared records why. A ``model`` given
+    with holdout end as_of and calibration end as_of minus the holdout's weeks
+    (value.backtest_holdout_weeks: the setting, or half a shorter history). If the history is
+    too short for it the model stays BG/NBD and models_compared records why. A ``model`` given
     by the caller (one of PURCHASE_MODELS) skips the back-test."""
     settings = settings or EngineSettings()
     _ids, listed_tx = _listed(customers, transactions)
-    calibration_end = as_timestamp(as_of) - pd.Timedelta(weeks=settings.holdout_weeks)
     if model is not None:
         comparison = {"model": model, "reason": "chosen by the caller, no back-test"}
     else:
-        comparison, model = _choose_model(listed_tx, calibration_end, as_of, settings, customers)
+        comparison, model = _choose_model(listed_tx, as_of, settings, customers)
     return valuate(listed_tx, services, customers, as_of, settings, model=model, models_compared=comparison)

@@ -93,6 +93,8 @@ class ValuationModels:
     spend_shape: Gamma shape of one purchase's margin around the customer's mean, 1 / mean
     purchase_margin_cv2 over customers with 3+ purchase days (None: too few, or the summary
     lacks the column); used by the ranges only.
+    history_weeks: how far back the fitted history reaches (the oldest customer's age); the
+    fallback's trailing rate divides by it where it is shorter than the window.
     """
 
     model: str
@@ -104,6 +106,7 @@ class ValuationModels:
     models_compared: dict[str, Any] | None = None
     diagnostics: dict[str, Any] = field(default_factory=dict)
     spend_shape: float | None = None
+    history_weeks: float | None = None
 
     @property
     def fallback(self) -> str | None:
@@ -120,6 +123,7 @@ class ValuationModels:
             "models_compared": self.models_compared,
             "diagnostics": self.diagnostics,
             "spend_shape": self.spend_shape,
+            "history_weeks": self.history_weeks,
         }
 
     @classmethod
@@ -146,6 +150,7 @@ class ValuationModels:
             models_compared=data.get("models_compared"),
             diagnostics=dict(data.get("diagnostics", {})),
             spend_shape=data.get("spend_shape"),
+            history_weeks=data.get("history_weeks"),
         )
 
 
@@ -293,15 +298,24 @@ def fit_valuation_models(
         models_compared=models_compared,
         diagnostics=diagnostics,
         spend_shape=spend_shape(d),
+        history_weeks=float(d["T"].max()) if len(d["T"]) else None,
     )
 
 
-def trailing_margin_estimate(margin_window: np.ndarray, weights: np.ndarray, settings: EngineSettings) -> np.ndarray:
+def trailing_margin_estimate(margin_window: np.ndarray, weights: np.ndarray, settings: EngineSettings,
+                             history_weeks: float | None = None) -> np.ndarray:
     """The fallback estimate: the customer's own trailing margin rate, max(margin_window, 0)
-    / window_months per month, carried forward over the months with the given weights
+    per month of the window, carried forward over the months with the given weights
     (discount factors for a CLV, ones for an undiscounted holdout). Claims nothing about
-    drop-out: a customer who stopped buying a month ago keeps the rate of the window."""
-    rate = np.maximum(margin_window, 0.0) / settings.window_months
+    drop-out: a customer who stopped buying a month ago keeps the rate of the window.
+
+    A history shorter than the window (a file of six months, a young company) covers fewer
+    months: the margin is divided by those (``history_weeks``, the whole history's span, the
+    same for every customer), not by the window's, which would halve every rate."""
+    months = float(settings.window_months)
+    if history_weeks is not None and history_weeks > 0:
+        months = min(months, max(history_weeks / WEEKS_PER_MONTH, 1.0))
+    rate = np.maximum(margin_window, 0.0) / months
     return rate * float(np.sum(weights))
 
 
@@ -346,7 +360,7 @@ def value_customers(
                   "clv_low", "clv_high", "clv_to_infinity", "median_lifetime_weeks",
                   "median_lifetime_if_alive_weeks"):
             out[c][b] = np.nan
-        out["clv"][b] = trailing_margin_estimate(d["margin_window"][b], d_h, settings)
+        out["clv"][b] = trailing_margin_estimate(d["margin_window"][b], d_h, settings, models.history_weeks)
     elif len(b) and models.purchase is not None:
         basis[b] = BASIS_MODEL
         params = models.purchase
@@ -406,7 +420,8 @@ def predict_holdout(
     months = int(math.ceil(holdout_weeks / WEEKS_PER_MONTH))
     if models.fallback == FALLBACK_TRAILING:
         # Undiscounted: the rate times the holdout's length in months.
-        expected[b] = trailing_margin_estimate(d["margin_window"][b], np.array([holdout_weeks / WEEKS_PER_MONTH]), settings)
+        expected[b] = trailing_margin_estimate(d["margin_window"][b], np.array([holdout_weeks / WEEKS_PER_MONTH]), settings,
+                                               models.history_weeks)
         low[b] = high[b] = np.nan
     elif len(b) and models.purchase is not None:
         params = models.purchase
@@ -495,6 +510,20 @@ CHOICE_RULE = (
     f"the history the valuation is fitted on wins (all have four parameters, so this is also the BIC "
     f"order). No candidate: the smallest total error."
 )
+
+
+MIN_BACKTEST_WEEKS = 4.0
+
+
+def backtest_holdout_weeks(history_weeks: float, holdout_weeks: float) -> float:
+    """Weeks of the model-choice back-test's holdout: the setting, or half the history when
+    the history is shorter than twice that (six months of invoices and a 26-week setting would
+    fit the models on nine days). ValueError when even half is under MIN_BACKTEST_WEEKS."""
+    weeks = min(float(holdout_weeks), float(history_weeks) / 2.0)
+    if weeks < MIN_BACKTEST_WEEKS:
+        raise ValueError(f"a history of {history_weeks:.1f} weeks is too short for a back-test "
+                         f"(at least {2 * MIN_BACKTEST_WEEKS:g} weeks)")
+    return weeks
 
 
 def paired_difference(errors: np.ndarray, best_errors: np.ndarray) -> dict[str, float]:

@@ -17,9 +17,10 @@ from valuation.engine import (
     fit_valuation_models,
     predict_holdout,
     summarise_transactions,
+    valuate_with_backtest,
 )
 from valuation.engine.simulate import simulate_customers, simulate_transactions
-from valuation.engine.value import choose_by_backtest, paired_difference, tied_models
+from valuation.engine.value import backtest_holdout_weeks, choose_by_backtest, paired_difference, tied_models
 
 
 def test_paired_difference_by_hand():
@@ -134,3 +135,33 @@ def test_range_without_a_spend_model_holds_the_spend_uncertainty(population):
     # Every future purchase worth exactly the own mean (the range before) misses more often.
     fixed = _shares(*population, _known(spend_model=False, spend_shape=None))
     assert fixed["above_positive"] + fixed["below_positive"] > own["above_positive"] + own["below_positive"] + 0.02
+
+
+@pytest.mark.parametrize(("history_weeks", "setting", "expected"), [
+    (104.0, 26, 26.0),  # long enough: the setting
+    (27.4, 26, 13.7),  # six months of invoices: half for fitting, half for judging
+    (8.0, 26, 4.0),
+])
+def test_the_back_test_holdout_is_at_most_half_the_history(history_weeks, setting, expected):
+    assert backtest_holdout_weeks(history_weeks, setting) == pytest.approx(expected)
+
+
+def test_a_history_under_eight_weeks_gets_no_back_test():
+    with pytest.raises(ValueError, match="7.0 weeks is too short for a back-test"):
+        backtest_holdout_weeks(7.0, 26)
+
+
+def test_a_short_history_is_back_tested_on_its_second_half():
+    """Six months of history and the default 26-week setting: the choice is made on a 13-week
+    holdout after a 13-week calibration, not on nine days of calibration."""
+    start, as_of = dt.date(2025, 12, 1), dt.date(2026, 6, 1)
+    tx = simulate_transactions(1500, BgNbdParams(r=0.6, alpha=8.0, a=0.8, b=3.0), GammaGammaParams(p=5.0, q=4.0, v=80.0),
+                               start, as_of, seed=3)
+    customers = pd.DataFrame({"customer_id": tx["customer_id"].unique(), "active": True, "referred_by": None,
+                              "wallet": np.nan})
+    no_services = pd.DataFrame(columns=["customer_id", "date", "service_type", "quantity", "unit", "cost"])
+    result = valuate_with_backtest(tx, no_services, customers, as_of, EngineSettings())
+    history_weeks = (pd.Timestamp(as_of) - tx["date"].min()).days / 7
+    comparison = result.fit.models_compared
+    assert comparison["holdout_weeks"] == pytest.approx(history_weeks / 2)
+    assert set(comparison["models_compared"]) == {"bgnbd", "mbgnbd", "pareto_nbd"}

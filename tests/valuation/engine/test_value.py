@@ -11,6 +11,7 @@ from valuation.engine import (
     BgNbdParams,
     EngineSettings,
     GammaGammaParams,
+    ValuationModels,
     backtest_models,
     fit_valuation_models,
     incremental_referral_value,
@@ -79,19 +80,30 @@ def test_all_revenue_zero_fails_the_gate():
     assert (values["basis"] == "no_purchase").all() and (values["clv"] == 0).all()
 
 
-def test_trailing_margin_fallback_by_hand():
-    # Margin 40 + 46 in the 12-month window -> 86 / 12 a month; 36 months at 10 % a year:
-    # sum_{m=1..36} 1.1^(-m/12) = 31.29... ; clv = 86/12 * that.
-    tx = frame([(1, "2026-01-10", 100.0, 60.0), (1, "2026-03-10", 106.0, 60.0), (2, "2026-02-01", 50.0, 70.0)])
+@pytest.mark.parametrize(("first_row", "months"), [
+    # The history reaches back 18 months: the 12-month window is covered, margin / 12 a month.
+    ((3, "2025-01-01", 10.0, 10.0), 12.0),
+    # The history starts 2026-01-10, 171 days before the as-of: 171 / 7 / (365.2425 / 12 / 7)
+    # = 5.618 months of the window are covered, so the margin is divided by those.
+    (None, 171 / (365.2425 / 12)),
+])
+def test_trailing_margin_fallback_by_hand(first_row, months):
+    # Margin 40 + 46 in the 12-month window -> 86 / months a month; 36 months at 10 % a year:
+    # sum_{m=1..36} 1.1^(-m/12) = 31.29... ; clv = 86 / months * that.
+    rows = [(1, "2026-01-10", 100.0, 60.0), (1, "2026-03-10", 106.0, 60.0), (2, "2026-02-01", 50.0, 70.0)]
+    tx = frame(rows + ([first_row] if first_row else []))
     summary = summarise_transactions(tx, AS_OF, input_rule_columns=True)
     fit = fit_valuation_models(summary)
     values = value_customers(summary, fit, EngineSettings())
     factors = (1.1 ** (-1 / 12)) ** np.arange(1, 37)
-    assert values.loc[1, "clv"] == pytest.approx(86 / 12 * factors.sum())
+    assert values.loc[1, "clv"] == pytest.approx(86 / months * factors.sum())
     assert values.loc[2, "clv"] == 0.0  # a negative trailing margin forecasts nothing
     holdout = predict_holdout(summary, fit, 26.0)
-    assert holdout.loc[1, "holdout_expected"] == pytest.approx(86 / 12 * 26 / (365.2425 / 12 / 7))
+    assert holdout.loc[1, "holdout_expected"] == pytest.approx(86 / months * 26 / (365.2425 / 12 / 7))
     assert np.isnan(holdout.loc[1, "holdout_low"])
+    # Stored with the run and read back, the valuation divides alike.
+    again = value_customers(summary, ValuationModels.from_dict(fit.to_dict()), EngineSettings())
+    assert again.loc[1, "clv"] == pytest.approx(values.loc[1, "clv"])
 
 
 def test_spend_q_at_most_one_is_reported_and_replaced():
