@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from .gamma_gamma import GammaGammaParams
+from .likelihood import LOG_BOUND
 from .purchase_models import (
     PurchaseParams,
     expected_purchases_if_alive,
@@ -70,14 +71,17 @@ def parameter_draws(
     theta = log_parameters(purchase)
     cov = np.asarray(purchase.covariance) if purchase.covariance is not None else None
     if cov is not None:
-        P = np.exp(rng.multivariate_normal(theta, cov, draws, method="cholesky"))
+        # Draws stay inside the bounds the fit itself searched: a nearly flat likelihood (a
+        # huge variance) would otherwise overflow into infinite parameters.
+        P = np.exp(np.clip(rng.multivariate_normal(theta, cov, draws, method="cholesky"), -LOG_BOUND, LOG_BOUND))
     else:
         P = np.tile(np.exp(theta), (draws, 1))
     if gamma_gamma is None:
         return P, None
     phi = np.array([math.log(gamma_gamma.p), math.log(max(gamma_gamma.q - 1.0, 1e-12)), math.log(gamma_gamma.v)])
     if gamma_gamma.covariance is not None:
-        d = rng.multivariate_normal(phi, np.asarray(gamma_gamma.covariance), draws, method="cholesky")
+        d = np.clip(rng.multivariate_normal(phi, np.asarray(gamma_gamma.covariance), draws, method="cholesky"),
+                    -LOG_BOUND, LOG_BOUND)
     else:
         d = np.tile(phi, (draws, 1))
     G = np.column_stack([np.exp(d[:, 0]), 1.0 + np.exp(d[:, 1]), np.exp(d[:, 2])])

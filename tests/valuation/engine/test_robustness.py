@@ -79,3 +79,22 @@ def assert_claims_only_finite_numbers(result) -> None:
     assert (claimed["clv_low"] <= claimed["clv_high"] + 1e-9).all()
     assert ((claimed["p_alive"] >= 0) & (claimed["p_alive"] <= 1)).all()
     assert frame.loc["never", "clv"] == 0
+
+
+def test_parameter_draws_of_a_nearly_flat_fit_stay_finite():
+    """Six months of wholesaler invoices leave Pareto/NBD's drop-out on a flat ridge (s ~ 5e-5,
+    beta ~ 66,000, variances in the hundreds on the log scale): the range draws stay inside the
+    fit's own bounds instead of overflowing into infinite parameters."""
+    import warnings
+
+    from valuation.engine import ParetoNbdParams
+    from valuation.engine.forecast import parameter_draws
+    from valuation.engine.likelihood import LOG_BOUND
+
+    flat = ParetoNbdParams(r=0.74, alpha=8.8, s=5e-5, beta=65_780.0,
+                           covariance=tuple(map(tuple, np.diag([0.01, 0.01, 400.0, 400.0]).tolist())))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflow in exp() fails the test
+        draws, _ = parameter_draws(flat, None, 2000, seed=1)
+    assert np.isfinite(draws).all()
+    assert (np.abs(np.log(draws)) <= LOG_BOUND + 1e-9).all()
