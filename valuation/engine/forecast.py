@@ -339,27 +339,37 @@ def median_remaining_weeks(
     for start in range(0, len(unique), _ROWS_PER_BATCH):
         block = unique[start : start + _ROWS_PER_BATCH]
         surv[start : start + len(block)] = survival_if_alive(purchase, grid[None, :], block[:, :1], block[:, 1:])
-    surv = surv[inverse]
 
-    def solve(target: np.ndarray) -> np.ndarray:
-        # First grid point where S(t) <= target; interpolate log t between it and the one before.
-        below = surv <= target[:, None]
-        idx = np.where(below.any(axis=1), below.argmax(axis=1), len(grid))
-        result = np.full(n, MAX_LIFETIME_WEEKS)
+    def solve(target: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        # First grid point where S(t) <= target (S of the distinct (x, T) ``rows``); interpolate
+        # log t between it and the one before. Grid point by grid point, so that no
+        # (customers x grid) table is made.
+        m = len(target)
+        idx = np.full(m, len(grid))
+        for j in range(len(grid)):
+            open_ = np.flatnonzero(idx == len(grid))
+            if not len(open_):
+                break
+            hit = open_[surv[rows[open_], j] <= target[open_]]
+            idx[hit] = j
+        result = np.full(m, MAX_LIFETIME_WEEKS)
         inside = idx < len(grid)
         i = idx[inside]
-        rows = np.flatnonzero(inside)
-        s_hi = surv[rows, i]
-        s_lo = np.where(i > 0, surv[rows, np.maximum(i - 1, 0)], 1.0)
+        r = rows[inside]
+        s_hi = surv[r, i]
+        s_lo = np.where(i > 0, surv[r, np.maximum(i - 1, 0)], 1.0)
         t_lo = np.where(i > 0, grid[np.maximum(i - 1, 0)], 0.0)
         frac = np.where(s_lo > s_hi, (s_lo - target[inside]) / np.maximum(s_lo - s_hi, 1e-300), 1.0)
         log_lo = np.log(np.where(t_lo > 0, t_lo, grid[0]))
         value = np.exp(log_lo + frac * (np.log(grid[i]) - log_lo))
-        result[rows] = np.where(t_lo > 0, value, grid[0] * frac)
+        result[np.flatnonzero(inside)] = np.where(t_lo > 0, value, grid[0] * frac)
         return result
 
-    if_alive = solve(np.full(n, 0.5))
+    # Given alive the median depends on (x, T) only: solved once per distinct pair.
+    if_alive = solve(np.full(len(unique), 0.5), np.arange(len(unique)))[inverse]
     with np.errstate(divide="ignore", invalid="ignore"):
         target = np.where(p_alive > 0.5, 0.5 / np.maximum(p_alive, 1e-300), 1.0)
-    unconditional = np.where(p_alive > 0.5, solve(np.minimum(target, 1.0)), 0.0)
+    likely = np.flatnonzero(p_alive > 0.5)
+    unconditional = np.zeros(n)
+    unconditional[likely] = solve(np.minimum(target[likely], 1.0), inverse[likely])
     return unconditional, if_alive
