@@ -42,6 +42,10 @@ DATE = (
 )
 
 
+# 0001-01-01 in days since 1970-01-01: the first day datetime64 and Python's date share.
+FIRST_DAY = -719162
+
+
 def detect_encoding(path: Path) -> str:
     """utf-8-sig when a BOM is present, utf-8 when the whole file decodes, else Windows-1252."""
     with open(path, "rb") as handle:
@@ -93,10 +97,17 @@ def first_line(path: Path, encoding: str) -> str:
 def detect_decimal_comma(values: pd.Series | pa.ChunkedArray, *, delimiter: str) -> bool:
     """Decimal comma when more amounts end in ``,dd`` than in ``.dd``; without a hint, ';' files use it."""
     text = _arrow_text(values)
+    chunks = text.chunks if isinstance(text, pa.ChunkedArray) else [text]
+    present: dict[str, bool] = {}
+
+    def has(mark: str) -> bool:
+        if mark not in present:
+            present[mark] = any(pc.any(pc.match_substring(chunk, mark)).as_py() for chunk in chunks)
+        return present[mark]
 
     def matches(pattern: str, *marks: str):
         # Each pattern needs its marks in the cell: a mark found nowhere spares the scan.
-        if not all(pc.sum(pc.count_substring(text, mark)).as_py() for mark in marks):
+        if not all(has(mark) for mark in marks):
             return None
         return pc.match_substring_regex(text, pattern)
 
@@ -111,10 +122,18 @@ def detect_decimal_comma(values: pd.Series | pa.ChunkedArray, *, delimiter: str)
         return pc.sum(either).as_py() or 0
 
     comma = rows(matches(r",\d{1,2}$", ","), matches(r"\.\d{3},", ",", "."))
+    if not comma:
+        # Then one cell with a decimal point decides (point > comma): the scan stops at the
+        # first block of cells that has one, which in a plain file is the first.
+        point_patterns = [
+            pattern for pattern, marks in ((r"\.\d{1,2}$", "."), (r",\d{3}\.", ",.")) if all(map(has, marks))
+        ]
+        for chunk in chunks:
+            if any(pc.any(pc.match_substring_regex(chunk, pattern)).as_py() for pattern in point_patterns):
+                return False
+        return delimiter == ";"
     point = rows(matches(r"\.\d{1,2}$", "."), matches(r",\d{3}\.", ",", "."))
-    if comma or point:
-        return bool(comma > point)
-    return delimiter == ";"
+    return bool(comma > point)
 
 
 def read_table(path: Path, *, delimiter: str | None = None) -> tuple[pd.DataFrame, str, str]:
@@ -275,6 +294,8 @@ def parse_dates(values: pd.Series | pa.ChunkedArray) -> pd.Series:
         (r"^\d{2}\.\d{2}\.\d{4}$", ((6, 10), (3, 5), (0, 2))),
     ):
         if len(text) and pc.all(pc.match_substring_regex(text, pattern)).as_py():
+            if places[0] == (0, 4) and (days := _iso_days(text)) is not None:
+                return pd.Series(days, index=_index(values), dtype="datetime64[s]")
             year, month, day = (pc.utf8_slice_codeunits(text, start, stop) for start, stop in places)
             break
     else:
@@ -292,6 +313,18 @@ def parse_dates(values: pd.Series | pa.ChunkedArray) -> pd.Series:
         for part in (year, month, day)
     )
     return pd.Series(_calendar_days(year, month, day), index=_index(values), dtype="datetime64[s]")
+
+
+def _iso_days(text: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
+    """YYYY-MM-DD texts as datetime64[s] by pyarrow's date parser, or None when one of them is
+    no day of the calendar from year 1 on (then _calendar_days names which)."""
+    try:
+        days = pc.cast(text, pa.date32())
+    except pa.ArrowInvalid:
+        return None
+    if pc.min(pc.cast(days, pa.int32())).as_py() < FIRST_DAY:  # year 0 parses, but is no year
+        return None
+    return days.to_numpy(zero_copy_only=False).astype("datetime64[D]").astype("datetime64[s]")
 
 
 def _calendar_days(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
