@@ -238,8 +238,13 @@ def margin_quantiles(
     pos = _grid_position(purchase.alpha, T)
     k_lo = np.floor(pos).astype(np.int64)
     frac = pos - k_lo
-    for value in np.unique(x_int[use]):
-        members = np.flatnonzero(use & (x_int == value))
+    # Customers grouped by x with one stable sort (each group in customer order).
+    used = np.flatnonzero(use)
+    order = used[np.argsort(x_int[used], kind="stable")]
+    values, starts = np.unique(x_int[order], return_index=True)
+    ends = np.r_[starts[1:], len(order)]
+    for value, start, end in zip(values, starts, ends, strict=True):
+        members = order[start:end]
         grid = np.unique(np.r_[k_lo[members], k_lo[members] + 1])
         table = _simulate_group(int(value), grid, purchase, P, G, v_hat, horizon_weeks, month_weights,
                                 settings.random_seed, spend_shape)
