@@ -133,7 +133,8 @@ def _sorted_codes(ids: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
 
 def _coded(transactions: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
     """The transactions with integer customer codes (read_transactions' or made here) and the
-    ids by code; None when the ids cannot be sorted (mixed types): then they are used as they are.
+    ids by code; None when the ids cannot be sorted (mixed types) or one is missing: then they
+    are used as they are.
     Integer codes make every match and grouping by customer a numpy operation."""
     known = transactions.attrs.get("customer_ids")
     if known is not None:
@@ -141,6 +142,8 @@ def _coded(transactions: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]
     try:
         codes, uniques = pd.factorize(transactions["customer_id"].to_numpy(dtype=object), sort=True)
     except TypeError:
+        return transactions, None
+    if (codes < 0).any():  # a missing id: left to the engine as it is
         return transactions, None
     coded = transactions.assign(customer_id=codes.astype(np.int64))
     coded.attrs = dict(transactions.attrs)
