@@ -269,10 +269,20 @@ def _holdout(transactions, calibration_end, holdout_end, models, settings, value
 def _choice(comparison: dict | None) -> dict | None:
     if not comparison:
         return None
-    keys = ("model", "reason", "rule", "tied", "tie_break_log_likelihood", "holdout_weeks", "customers",
-            "range_calibration")
+    keys = (
+        "model",
+        "reason",
+        "rule",
+        "tied",
+        "tie_break_log_likelihood",
+        "holdout_weeks",
+        "customers",
+        "range_calibration",
+    )
     choice = {k: comparison.get(k) for k in keys}
-    choice["versus_best"] = {name: entry.get("versus_best") for name, entry in (comparison.get("models_compared") or {}).items()}
+    choice["versus_best"] = {
+        name: entry.get("versus_best") for name, entry in (comparison.get("models_compared") or {}).items()
+    }
     return choice
 
 

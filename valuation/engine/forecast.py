@@ -148,8 +148,11 @@ def _simulate_group(
     open_ = np.flatnonzero((K > 0) & (u_max > 0))
     while len(open_) and column < _MAX_PURCHASES:
         arrivals = running[:, None] + np.cumsum(rng.standard_exponential((S, _BLOCK)), axis=1)
-        spend = (spend_rng.standard_gamma(np.repeat(shape[:, None], _BLOCK, axis=1))
-                 if G is not None or spend_shape else np.ones((S, _BLOCK)))
+        spend = (
+            spend_rng.standard_gamma(np.repeat(shape[:, None], _BLOCK, axis=1))
+            if G is not None or spend_shape
+            else np.ones((S, _BLOCK))
+        )
         running = arrivals[:, -1].copy()
         cols = column + np.arange(_BLOCK)
         valid = (cols[None, :] < K[:, None]) & (arrivals <= u_max[:, None])
@@ -200,12 +203,23 @@ def simulation_mean(
     """Mean of the simulated W (discounted horizon margin per unit of scale, given alive) at
     the grid point nearest below T, at the estimated parameters: a check on the draws."""
     k = int(math.floor(_grid_position(purchase.alpha, np.array([T]))[0]))
-    P, G = parameter_draws(replace(purchase, covariance=None),
-                           replace(gamma_gamma, covariance=None) if gamma_gamma is not None else None,
-                           settings.simulation_draws, settings.random_seed)
-    table = _simulate_group(x, np.array([k]), purchase, P, G, gamma_gamma.v if gamma_gamma is not None else 1.0,
-                            settings.horizon_weeks, discount_factors(settings, settings.horizon_months),
-                            settings.random_seed)
+    P, G = parameter_draws(
+        replace(purchase, covariance=None),
+        replace(gamma_gamma, covariance=None) if gamma_gamma is not None else None,
+        settings.simulation_draws,
+        settings.random_seed,
+    )
+    table = _simulate_group(
+        x,
+        np.array([k]),
+        purchase,
+        P,
+        G,
+        gamma_gamma.v if gamma_gamma is not None else 1.0,
+        settings.horizon_weeks,
+        discount_factors(settings, settings.horizon_months),
+        settings.random_seed,
+    )
     return float(table.mean())
 
 
@@ -246,8 +260,9 @@ def margin_quantiles(
     for value, start, end in zip(values, starts, ends, strict=True):
         members = order[start:end]
         grid = np.unique(np.r_[k_lo[members], k_lo[members] + 1])
-        table = _simulate_group(int(value), grid, purchase, P, G, v_hat, horizon_weeks, month_weights,
-                                settings.random_seed, spend_shape)
+        table = _simulate_group(
+            int(value), grid, purchase, P, G, v_hat, horizon_weeks, month_weights, settings.random_seed, spend_shape
+        )
         row_lo = np.searchsorted(grid, k_lo[members])
         pa = p_alive[members]
         w = frac[members]
@@ -316,7 +331,7 @@ def purchases_if_alive(
         inc = np.diff(G_month, axis=1, prepend=0.0)
         plain[start : start + len(block)] = G_month[:, -1]
         horizon[start : start + len(block)] = row_dot(inc, d_h)
-        tail_inc = np.diff(np.c_[G_month[:, -1], Gt[:, len(coarse):]], axis=1)
+        tail_inc = np.diff(np.c_[G_month[:, -1], Gt[:, len(coarse) :]], axis=1)
         infinite[start : start + len(block)] = horizon[start : start + len(block)] + row_dot(tail_inc, tail_weights)
     return plain[inverse], horizon[inverse], infinite[inverse]
 

@@ -25,8 +25,7 @@ SEGMENTS: dict[str, tuple[str, str]] = {
     ),
     "potential": (
         "Check potential",
-        "Look for hidden win-win potential; don't over-offer, but ask whether enough is done "
-        "for loyalty.",
+        "Look for hidden win-win potential; don't over-offer, but ask whether enough is done for loyalty.",
     ),
     "investment": (
         "Investment customers",
@@ -55,8 +54,12 @@ class Thresholds:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Thresholds:
-        return cls(**{k: float(data[k]) for k in ("abc_a_min_margin", "abc_b_min_margin",
-                                                    "classic_threshold", "value_to_threshold")})
+        return cls(
+            **{
+                k: float(data[k])
+                for k in ("abc_a_min_margin", "abc_b_min_margin", "classic_threshold", "value_to_threshold")
+            }
+        )
 
 
 def classic_value(scored: pd.DataFrame, settings: EngineSettings) -> pd.Series:
@@ -108,9 +111,7 @@ def compute_thresholds(scored: pd.DataFrame, settings: EngineSettings | None = N
     return Thresholds(a_min, b_min, classic_t, value_to_t)
 
 
-def classify(
-    scored: pd.DataFrame, thresholds: Thresholds, settings: EngineSettings | None = None
-) -> pd.DataFrame:
+def classify(scored: pd.DataFrame, thresholds: Thresholds, settings: EngineSettings | None = None) -> pd.DataFrame:
     """A copy of ``scored`` with abc_class, segment and strategy.
 
     abc_class: A if margin_window >= abc_a_min_margin, else B if >= abc_b_min_margin, else C;
@@ -145,7 +146,9 @@ def classify(
         strategy[result["lost"].fillna(False).astype(bool).to_numpy()] = len(codes)
     result["abc_class"] = _labels(["C", "A", "B"], abc, result.index)
     result["segment"] = _labels(codes, segment, result.index)
-    result["strategy"] = _labels([strategy for _, strategy in SEGMENTS.values()] + [LOST_STRATEGY], strategy, result.index)
+    result["strategy"] = _labels(
+        [strategy for _, strategy in SEGMENTS.values()] + [LOST_STRATEGY], strategy, result.index
+    )
     return result
 
 
