@@ -17,6 +17,9 @@
      revenue - cost), BetaGeoFitter on weeks and GammaGammaFitter on the repeat buyers.
    Each process's wall time and peak RSS (wait4), medians, the ratios to lifetimes and to the
    floor, and the parameters side by side (equal to 3 significant digits or not).
+   --baseline DIR adds both valuate_csv processes run from another checkout (e.g. `git worktree
+   add DIR main`) to each round, so that a change is measured against the code before it in
+   the same run.
 
 lifetimes is a benchmark-only dependency (the `bench` extra).
 """
@@ -80,12 +83,12 @@ def write_file(customers: int, path: Path) -> None:
     tx.assign(date=tx["date"].dt.strftime("%Y-%m-%d")).round(2).to_csv(path, index=False)
 
 
-def timed(argv: list[str], out: Path) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS in MiB and exit code of one process; its stdout goes to out."""
+def timed(argv: list[str], out: Path, root: Path = ROOT) -> tuple[float, float, int]:
+    """Wall seconds, peak RSS in MiB and exit code of one process run in root; its stdout goes to out."""
     with open(out, "w") as stdout:
         t0 = time.perf_counter()
         process = subprocess.Popen(
-            argv, stdout=stdout, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+            argv, stdout=stdout, stderr=subprocess.STDOUT, cwd=root, env={**os.environ, "PYTHONPATH": str(root)}
         )
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - t0
@@ -122,6 +125,7 @@ def main() -> None:
     parser.add_argument("--file", type=Path, help="the transactions file (written when missing)")
     parser.add_argument("--skip-lifetimes", action="store_true")
     parser.add_argument("--breakdown", action="store_true", help="only time reading and valuing in this process")
+    parser.add_argument("--baseline", type=Path, help="another checkout whose valuate_csv runs in each round too")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="bench_offline_"))
     path = args.file or scratch / "transactions.csv"
@@ -142,15 +146,21 @@ def main() -> None:
         "valuate_csv --model bgnbd": [*manage, "--model", "bgnbd"],
         "valuate_csv (default)": manage,
     }
+    roots = dict.fromkeys(commands, ROOT)
+    if args.baseline:
+        for name in ("valuate_csv --model bgnbd", "valuate_csv (default)"):
+            commands[f"baseline {name}"] = commands[name]
+            roots[f"baseline {name}"] = args.baseline.resolve()
     if not args.skip_lifetimes:
         commands["lifetimes BG/NBD + GG"] = [PYTHON, "-c", LIFETIMES, str(path), last]
+        roots["lifetimes BG/NBD + GG"] = ROOT
     times: dict[str, list[float]] = {name: [] for name in commands}
     peaks: dict[str, list[float]] = {name: [] for name in commands}
     outputs = {name: scratch / f"out{i}.txt" for i, name in enumerate(commands)}
     timed(commands["floor: pyarrow read_csv"], outputs["floor: pyarrow read_csv"])  # warms the page cache
     for round_ in range(1, args.runs + 1):
         for name, argv in commands.items():
-            wall, peak, code = timed(argv, outputs[name])
+            wall, peak, code = timed(argv, outputs[name], roots[name])
             if code != 0:
                 print(outputs[name].read_text()[-3000:])
                 raise SystemExit(f"{name} exited with {code}")
@@ -164,20 +174,25 @@ def main() -> None:
     floor = statistics.median(times["floor: pyarrow read_csv"])
     reference = statistics.median(times["lifetimes BG/NBD + GG"]) if not args.skip_lifetimes else None
     print(
-        f"\n{'process':28s} {'median s':>9s} {'runs':>24s} {'x floor':>8s} {'lifetimes / this':>17s} {'peak MiB':>9s}"
+        f"\n{'process':37s} {'median s':>9s} {'runs':>24s} {'x floor':>8s} {'lifetimes / this':>17s} {'peak MiB':>9s}"
     )
     for name in commands:
         median = statistics.median(times[name])
         ratio = f"{reference / median:17.1f}" if reference else f"{'':17s}"
         print(
-            f"{name:28s} {median:9.2f} {', '.join(f'{t:.2f}' for t in times[name]):>24s} "
+            f"{name:37s} {median:9.2f} {', '.join(f'{t:.2f}' for t in times[name]):>24s} "
             f"{median / floor:8.1f} {ratio} {max(peaks[name]):9.0f}"
         )
     if args.skip_lifetimes:
         return
-    for name in ("valuate_csv --model bgnbd", "valuate_csv (default)"):
+    for name in [n for n in commands if n.startswith(("valuate_csv", "baseline"))]:
         pairs = [theirs / ours for theirs, ours in zip(times["lifetimes BG/NBD + GG"], times[name], strict=True)]
         print(f"lifetimes / {name}, round by round: {', '.join(f'{r:.2f}' for r in pairs)}")
+    compare_reports(outputs, baseline=bool(args.baseline))
+
+
+def compare_reports(outputs: dict[str, Path], *, baseline: bool) -> None:
+    """The parameters next to lifetimes', and (with a baseline) whether the reports are the baseline's."""
     ours = parse_report(outputs["valuate_csv --model bgnbd"])
     full = parse_report(outputs["valuate_csv (default)"])
     theirs = parse_report(outputs["lifetimes BG/NBD + GG"])
@@ -195,6 +210,19 @@ def main() -> None:
                 f"{'equal to 3 significant digits' if same else 'DIFFERENT at 3 significant digits'}"
             )
     print(f"parameters equal to 3 significant digits: {agree}; load average {os.getloadavg()}")
+    if baseline:
+        for name in ("valuate_csv --model bgnbd", "valuate_csv (default)"):
+            same = _untimed(parse_report(outputs[name])) == _untimed(parse_report(outputs[f"baseline {name}"]))
+            print(f"{name}: report {'identical to' if same else 'DIFFERENT from'} the baseline's (timings aside)")
+
+
+def _untimed(report):
+    """The report without its measured seconds."""
+    if isinstance(report, dict):
+        return {k: _untimed(v) for k, v in report.items() if k not in ("seconds", "fit_seconds")}
+    if isinstance(report, list):
+        return [_untimed(v) for v in report]
+    return report
 
 
 if __name__ == "__main__":

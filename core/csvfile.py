@@ -42,6 +42,10 @@ DATE = (
 )
 
 
+# 0001-01-01 in days since 1970-01-01: the first day datetime64 and Python's date share.
+FIRST_DAY = -719162
+
+
 def detect_encoding(path: Path) -> str:
     """utf-8-sig when a BOM is present, utf-8 when the whole file decodes, else Windows-1252."""
     with open(path, "rb") as handle:
@@ -90,13 +94,20 @@ def first_line(path: Path, encoding: str) -> str:
     return ""
 
 
-def detect_decimal_comma(values: pd.Series, *, delimiter: str) -> bool:
+def detect_decimal_comma(values: pd.Series | pa.ChunkedArray, *, delimiter: str) -> bool:
     """Decimal comma when more amounts end in ``,dd`` than in ``.dd``; without a hint, ';' files use it."""
     text = _arrow_text(values)
+    chunks = text.chunks if isinstance(text, pa.ChunkedArray) else [text]
+    present: dict[str, bool] = {}
+
+    def has(mark: str) -> bool:
+        if mark not in present:
+            present[mark] = any(pc.any(pc.match_substring(chunk, mark)).as_py() for chunk in chunks)
+        return present[mark]
 
     def matches(pattern: str, *marks: str):
         # Each pattern needs its marks in the cell: a mark found nowhere spares the scan.
-        if not all(pc.sum(pc.count_substring(text, mark)).as_py() for mark in marks):
+        if not all(has(mark) for mark in marks):
             return None
         return pc.match_substring_regex(text, pattern)
 
@@ -111,10 +122,18 @@ def detect_decimal_comma(values: pd.Series, *, delimiter: str) -> bool:
         return pc.sum(either).as_py() or 0
 
     comma = rows(matches(r",\d{1,2}$", ","), matches(r"\.\d{3},", ",", "."))
+    if not comma:
+        # Then one cell with a decimal point decides (point > comma): the scan stops at the
+        # first block of cells that has one, which in a plain file is the first.
+        point_patterns = [
+            pattern for pattern, marks in ((r"\.\d{1,2}$", "."), (r",\d{3}\.", ",.")) if all(map(has, marks))
+        ]
+        for chunk in chunks:
+            if any(pc.any(pc.match_substring_regex(chunk, pattern)).as_py() for pattern in point_patterns):
+                return False
+        return delimiter == ";"
     point = rows(matches(r"\.\d{1,2}$", "."), matches(r",\d{3}\.", ",", "."))
-    if comma or point:
-        return bool(comma > point)
-    return delimiter == ";"
+    return bool(comma > point)
 
 
 def read_table(path: Path, *, delimiter: str | None = None) -> tuple[pd.DataFrame, str, str]:
@@ -131,12 +150,52 @@ def read_table(path: Path, *, delimiter: str | None = None) -> tuple[pd.DataFram
     return frame, encoding, delimiter
 
 
+def read_columns(
+    path: Path, *, delimiter: str | None = None
+) -> tuple[dict[str, pa.ChunkedArray], np.ndarray, str, str]:
+    """:func:`read_table` without the pandas frame: each column's stripped cells as one pyarrow
+    string array, so that a caller that checks and converts whole columns makes no Python
+    string per cell. Returns (columns by normalised header name, in the file's order; where
+    two headers normalise alike the first is kept), the line number of each row, the
+    encoding and the delimiter. Same files, same rows, same errors as read_table."""
+    encoding = detect_encoding(path)
+    delimiter = normalise_delimiter(delimiter) or sniff_delimiter(first_line(path, encoding))
+    cells = _read_cells_arrow(path, encoding, delimiter)
+    if cells is None:
+        frame = _read_table_python(path, encoding, delimiter)
+        names = list(frame.columns[1:])
+        cells = (
+            names,
+            [pa.chunked_array([pa.array(frame.iloc[:, i + 1].tolist(), type=pa.string())]) for i in range(len(names))],
+            frame["line"].to_numpy(dtype=np.int64),
+        )
+    names, arrays, line = cells
+    columns: dict[str, pa.ChunkedArray] = {}
+    for name, array in zip(names, arrays, strict=True):
+        columns.setdefault(name, array)
+    return columns, line, encoding, delimiter
+
+
 def _read_table_arrow(path: Path, encoding: str, delimiter: str) -> pd.DataFrame | None:
-    """The frame of :func:`read_table` from pyarrow's parser, or None when the file needs the
-    csv module: the header is not on the first line, a line is blank, a quoted cell spans lines,
-    a row has another number of fields, or the parser rejects the file for any other reason.
-    Each row's line number is its position + 2 (header on line 1), which holds because the
-    rows read must equal the lines in the file."""
+    """The frame of :func:`read_table` from pyarrow's parser (see _read_cells_arrow), or None."""
+    cells = _read_cells_arrow(path, encoding, delimiter)
+    if cells is None:
+        return None
+    names, arrays, line = cells
+    frame = pd.DataFrame({"line": line, **{f"_{i}": cell.to_pandas() for i, cell in enumerate(arrays)}})
+    frame.columns = ["line", *names]
+    return frame
+
+
+def _read_cells_arrow(
+    path: Path, encoding: str, delimiter: str
+) -> tuple[list[str], list[pa.ChunkedArray], np.ndarray] | None:
+    """(normalised header names, stripped cells per column, line numbers) from pyarrow's
+    parser, or None when the file needs the csv module: the header is not on the first line,
+    a line is blank, a quoted cell spans lines, a row has another number of fields, or the
+    parser rejects the file for any other reason. Each row's line number is its position + 2
+    (header on line 1), which holds because the rows read must equal the lines in the file;
+    Excel's ";;;" rows are dropped afterwards."""
     with open(path, "rb") as handle:
         data = handle.read()
     lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
@@ -168,11 +227,10 @@ def _read_table_arrow(path: Path, encoding: str, delimiter: str) -> pd.DataFrame
     cells = [_trim(table[name]) for name in names]
     filled = functools.reduce(pc.or_, [pc.not_equal(pc.binary_length(cell), 0) for cell in cells])
     line = np.arange(2, table.num_rows + 2, dtype=np.int64)
-    frame = pd.DataFrame({"line": line, **{f"_{i}": cell.to_pandas() for i, cell in enumerate(cells)}})
-    frame.columns = ["line", *(normalise_header(cell) for cell in header)]
     if not pc.all(filled).as_py():
-        frame = frame[filled.to_numpy(zero_copy_only=False)].reset_index(drop=True)
-    return frame
+        cells = [pc.filter(cell, filled) for cell in cells]
+        line = line[filled.to_numpy(zero_copy_only=False)]
+    return [normalise_header(cell) for cell in header], cells, line
 
 
 def _trim(cells: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -207,9 +265,12 @@ def _read_table_python(path: Path, encoding: str, delimiter: str) -> pd.DataFram
     return frame
 
 
-def _arrow_text(values: pd.Series) -> pa.Array:
+def _arrow_text(values: pd.Series | pa.ChunkedArray | pa.Array) -> pa.Array | pa.ChunkedArray:
     """The cells as one pyarrow string array (a missing cell becomes the text "nan", as
-    ``astype(str)`` makes it, so it is reported like any other bad text)."""
+    ``astype(str)`` makes it, so it is reported like any other bad text); pyarrow strings
+    (read_columns) are taken as they are."""
+    if isinstance(values, pa.ChunkedArray | pa.Array):
+        return values if values.type == pa.string() else pc.cast(values, pa.string())
     text = values.astype(str)
     try:
         return pa.array(text, type=pa.string(), from_pandas=True)
@@ -217,7 +278,12 @@ def _arrow_text(values: pd.Series) -> pa.Array:
         return pa.array([str(v) for v in text], type=pa.string())
 
 
-def parse_dates(values: pd.Series) -> pd.Series:
+def _index(values) -> pd.Index | None:
+    # Results of a pandas Series keep its index; of pyarrow cells, positions.
+    return values.index if isinstance(values, pd.Series) else None
+
+
+def parse_dates(values: pd.Series | pa.ChunkedArray) -> pd.Series:
     """Day of each ``YYYY-MM-DD`` or ``DD.MM.YYYY`` text, a time of day after it dropped;
     NaT where the text is no such date (or no day in the calendar)."""
     text = pc.utf8_trim_whitespace(_arrow_text(values))
@@ -228,6 +294,8 @@ def parse_dates(values: pd.Series) -> pd.Series:
         (r"^\d{2}\.\d{2}\.\d{4}$", ((6, 10), (3, 5), (0, 2))),
     ):
         if len(text) and pc.all(pc.match_substring_regex(text, pattern)).as_py():
+            if places[0] == (0, 4) and (days := _iso_days(text)) is not None:
+                return pd.Series(days, index=_index(values), dtype="datetime64[s]")
             year, month, day = (pc.utf8_slice_codeunits(text, start, stop) for start, stop in places)
             break
     else:
@@ -244,7 +312,19 @@ def parse_dates(values: pd.Series) -> pd.Series:
         pc.fill_null(pc.cast(pc.if_else(pc.equal(part, ""), None, part), pa.int64()), 0).to_numpy(zero_copy_only=False)
         for part in (year, month, day)
     )
-    return pd.Series(_calendar_days(year, month, day), index=values.index, dtype="datetime64[s]")
+    return pd.Series(_calendar_days(year, month, day), index=_index(values), dtype="datetime64[s]")
+
+
+def _iso_days(text: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
+    """YYYY-MM-DD texts as datetime64[s] by pyarrow's date parser, or None when one of them is
+    no day of the calendar from year 1 on (then _calendar_days names which)."""
+    try:
+        days = pc.cast(text, pa.date32())
+    except pa.ArrowInvalid:
+        return None
+    if pc.min(pc.cast(days, pa.int32())).as_py() < FIRST_DAY:  # year 0 parses, but is no year
+        return None
+    return days.to_numpy(zero_copy_only=False).astype("datetime64[D]").astype("datetime64[s]")
 
 
 def _calendar_days(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
@@ -258,17 +338,17 @@ def _calendar_days(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.n
     return parsed
 
 
-def parse_amounts(values: pd.Series, *, decimal_comma: bool) -> pd.Series:
+def parse_amounts(values: pd.Series | pa.ChunkedArray, *, decimal_comma: bool) -> pd.Series:
     """Numbers from amount texts: thousands separators, spaces and currency signs dropped,
     the decimal separator of the file made a point; NaN where the text is no number."""
     text = _arrow_text(values)
     if not decimal_comma and pc.all(pc.match_substring_regex(text, AMOUNT)).as_py():
         # Plain numbers everywhere (the usual export): nothing to clean.
-        return pd.Series(pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False), index=values.index)
+        return pd.Series(pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False), index=_index(values))
     if decimal_comma:
         text = pc.replace_substring(pc.replace_substring(text, ".", ""), ",", ".")
     else:
         text = pc.replace_substring(text, ",", "")
     cleaned = pc.replace_substring_regex(text, AMOUNT_NOISE, "")
     number = pc.if_else(pc.match_substring_regex(cleaned, AMOUNT), cleaned, None)
-    return pd.Series(pc.cast(number, pa.float64()).to_numpy(zero_copy_only=False), index=values.index)
+    return pd.Series(pc.cast(number, pa.float64()).to_numpy(zero_copy_only=False), index=_index(values))

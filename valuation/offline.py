@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from core import csvfile
 
@@ -36,64 +38,123 @@ def read_transactions(path: Path) -> pd.DataFrame:
     """customer_id, date, revenue and optional cost, read as import_csv reads its files
     (core.csvfile: encoding, separator, decimal comma, YYYY-MM-DD or DD.MM.YYYY) and with a
     time of day allowed after the date (dropped: the valuation counts days). Every bad cell
-    is reported with its line and column."""
+    is reported with its line and column.
+
+    customer_id holds integer codes numbered in the sorted order of the ids (so every
+    grouping and ordering by customer is the one the ids would give); ``attrs["customer_ids"]``
+    maps a code back to the id, which :func:`analyse` puts on its results. The cells stay
+    pyarrow strings until converted: no Python string is made per row."""
     try:
-        raw, _, delimiter = csvfile.read_table(path)
+        columns, line, _, delimiter = csvfile.read_columns(path)
     except FileNotFoundError as exc:
         raise ExportError(f"{path}: no such file") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise ExportError(f"{path}: not a readable CSV file ({exc})") from exc
-    raw = raw.rename(columns={k: v for k, v in COLUMN_ALIASES.items() if v not in raw.columns})
-    missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
+    renamed = {k: v for k, v in COLUMN_ALIASES.items() if v not in columns}
+    columns = {renamed.get(name, name): cells for name, cells in columns.items()}
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
-        found = ", ".join(c for c in raw.columns if c != "line")
+        found = ", ".join(c for c in columns if c != "line")
         raise ExportError(
             f"{path}: missing column(s) {', '.join(missing)}; the header must contain "
             f"customer_id,date,revenue (cost optional), found: {found}"
         )
-    line = raw["line"]
     errors: list[str] = []
 
-    customer = raw["customer_id"]
-    for i in raw.index[customer == ""]:
+    def cells(column: str, rows: np.ndarray) -> list[str]:
+        return columns[column].take(pa.array(rows)).to_pylist()
+
+    customer = columns["customer_id"]
+    for i in np.flatnonzero(_mask(pc.equal(customer, ""))):
         errors.append(f"line {line[i]}, column customer_id: empty")
-    date = csvfile.parse_dates(raw["date"])
-    for i in raw.index[date.isna()]:
-        errors.append(f"line {line[i]}, column date: {raw.at[i, 'date']!r} is not a date (YYYY-MM-DD or DD.MM.YYYY)")
+    date = csvfile.parse_dates(columns["date"]).to_numpy()
+    bad = np.flatnonzero(np.isnat(date))
+    for i, text in zip(bad, cells("date", bad), strict=True):
+        errors.append(f"line {line[i]}, column date: {text!r} is not a date (YYYY-MM-DD or DD.MM.YYYY)")
     # The valuation counts days in pandas' nanosecond timestamps, which end in 1677 and 2262.
-    for i in raw.index[date.notna() & ((date < FIRST_DAY) | (date > LAST_DAY))]:
-        errors.append(f"line {line[i]}, column date: {raw.at[i, 'date']!r} lies outside the years "
-                      f"{FIRST_DAY.year}–{LAST_DAY.year}")
-    amounts = [column for column in ("revenue", "cost") if column in raw.columns]
-    filled = pd.concat([raw[c][raw[c] != ""] for c in amounts])
+    outside = np.flatnonzero(~np.isnat(date) & ((date < FIRST_DAY.to_datetime64()) | (date > LAST_DAY.to_datetime64())))
+    for i, text in zip(outside, cells("date", outside), strict=True):
+        errors.append(f"line {line[i]}, column date: {text!r} lies outside the years {FIRST_DAY.year}–{LAST_DAY.year}")
+    amounts = [column for column in ("revenue", "cost") if column in columns]
+    empty = {column: _mask(pc.equal(columns[column], "")) for column in amounts}
+    filled = pa.chunked_array(
+        [chunk for c in amounts for chunk in pc.filter(columns[c], pa.array(~empty[c])).chunks], type=pa.string()
+    )
     decimal_comma = csvfile.detect_decimal_comma(filled, delimiter=delimiter)
     numbers = {}
     for column in amounts:
-        text = raw[column]
-        value = csvfile.parse_amounts(text, decimal_comma=decimal_comma)
-        bad = value.isna() & ~((column == "cost") & (text == ""))
-        bad |= ~np.isfinite(value.fillna(0.0))
-        for i in raw.index[bad]:
-            errors.append(f"line {line[i]}, column {column}: {raw.at[i, column]!r} is not a number")
-        numbers[column] = value.fillna(0.0)
+        value = csvfile.parse_amounts(columns[column], decimal_comma=decimal_comma).to_numpy()
+        missing_value = np.isnan(value)
+        bad = missing_value & ~((column == "cost") & empty[column])
+        bad |= np.isinf(value)
+        rows = np.flatnonzero(bad)
+        for i, text in zip(rows, cells(column, rows), strict=True):
+            errors.append(f"line {line[i]}, column {column}: {text!r} is not a number")
+        numbers[column] = np.where(missing_value, 0.0, value)
     if errors:
         shown = "\n  ".join(errors[:MAX_ERRORS_SHOWN])
         more = f"\n  … and {len(errors) - MAX_ERRORS_SHOWN} more" if len(errors) > MAX_ERRORS_SHOWN else ""
         raise ExportError(f"{path}: {len(errors)} bad value(s):\n  {shown}{more}")
-    if raw.empty:
+    if len(line) == 0:
         raise ExportError(f"{path}: no transactions in the file")
+    codes, ids = _sorted_codes(customer)
     frame = pd.DataFrame(
-        # Python strings: the engine matches and groups ids with pandas' hash tables, which
-        # pyarrow-backed strings would send through a Python loop (isin).
         {
-            "customer_id": customer.astype(object),
+            "customer_id": codes,
             "date": date.astype("datetime64[ns]"),
             "revenue": numbers["revenue"],
             "cost": numbers.get("cost", 0.0),
         }
     )
     frame.attrs["has_cost"] = "cost" in numbers
+    frame.attrs["customer_ids"] = CustomerIds(ids)
     return frame
+
+
+class CustomerIds:
+    """The ids by code, kept in DataFrame.attrs: pandas deep-copies attrs into every frame
+    derived from one, which for a million ids would cost more than the work itself; this
+    copies as itself (the ids are never changed)."""
+
+    def __init__(self, ids: np.ndarray):
+        self.ids = ids
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+def _mask(values: pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _sorted_codes(ids: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of the ids, 0, 1, ... in the ids' sorted order (code points, as Python
+    sorts strings; UTF-8 bytes sort alike), and the ids by code."""
+    encoded = pc.dictionary_encode(ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids)
+    order = pc.array_sort_indices(encoded.dictionary).to_numpy()
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order), dtype=np.int64)
+    codes = rank[encoded.indices.to_numpy(zero_copy_only=False)]
+    return codes, np.asarray(encoded.dictionary.take(pa.array(order)).to_pylist(), dtype=object)
+
+
+def _coded(transactions: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """The transactions with integer customer codes (read_transactions' or made here) and the
+    ids by code; None when the ids cannot be sorted (mixed types) or one is missing: then they
+    are used as they are.
+    Integer codes make every match and grouping by customer a numpy operation."""
+    known = transactions.attrs.get("customer_ids")
+    if known is not None:
+        return transactions, known.ids
+    try:
+        codes, uniques = pd.factorize(transactions["customer_id"].to_numpy(dtype=object), sort=True)
+    except TypeError:
+        return transactions, None
+    if (codes < 0).any():  # a missing id: left to the engine as it is
+        return transactions, None
+    coded = transactions.assign(customer_id=codes.astype(np.int64))
+    coded.attrs = dict(transactions.attrs)
+    return coded, np.asarray(uniques, dtype=object)
 
 
 def analyse(
@@ -122,6 +183,7 @@ def analyse(
     calibration history chooses it (model_choice then says so).
     """
     settings = settings or engine.EngineSettings()
+    transactions, customer_ids = _coded(transactions)
     end = pd.Timestamp(calibration_end)
     calibration = transactions[transactions["date"] <= end]
     if calibration.empty:
@@ -158,6 +220,8 @@ def analyse(
             _holdout(transactions[transactions["date"] <= until], calibration_end, until, models, settings, values)
         )
         values = values.join(report.pop("_per_customer"))
+    if customer_ids is not None:
+        values.index = pd.Index(customer_ids[values.index.to_numpy()], name=values.index.name, dtype=object)
     return OfflineResult(report=_finite(report), values=values)
 
 
@@ -212,10 +276,20 @@ def _holdout(transactions, calibration_end, holdout_end, models, settings, value
 def _choice(comparison: dict | None) -> dict | None:
     if not comparison:
         return None
-    keys = ("model", "reason", "rule", "tied", "tie_break_log_likelihood", "holdout_weeks", "customers",
-            "range_calibration")
+    keys = (
+        "model",
+        "reason",
+        "rule",
+        "tied",
+        "tie_break_log_likelihood",
+        "holdout_weeks",
+        "customers",
+        "range_calibration",
+    )
     choice = {k: comparison.get(k) for k in keys}
-    choice["versus_best"] = {name: entry.get("versus_best") for name, entry in (comparison.get("models_compared") or {}).items()}
+    choice["versus_best"] = {
+        name: entry.get("versus_best") for name, entry in (comparison.get("models_compared") or {}).items()
+    }
     return choice
 
 

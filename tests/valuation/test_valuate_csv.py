@@ -216,3 +216,30 @@ def test_a_model_given_skips_the_choice(export):
     assert "no back-test" in report["model_choice"]["reason"]
     with pytest.raises(CommandError):
         run(path, "--calibration-end", CAL_END, "--model", "weibull")
+
+
+def test_each_customer_id_keeps_its_own_values(export, tmp_path):
+    """The file's ids (any text, numbered internally) come back on the right customers: the
+    per-customer values equal the engine's on the same rows with the ids as they are."""
+    from valuation import engine
+    from valuation.offline import analyse, read_transactions
+
+    _, tx = export
+    names = {
+        cid: f"{'Kunde Müller ' if cid % 3 else '00'}{cid}-{chr(65 + cid % 26)}" for cid in tx["customer_id"].unique()
+    }
+    renamed = tx.assign(customer_id=tx["customer_id"].map(names))
+    path = tmp_path / "named.csv"
+    renamed.assign(date=renamed["date"].dt.strftime("%Y-%m-%d")).round(2).to_csv(path, index=False)
+
+    values = analyse(read_transactions(path), calibration_end=dt.date(2025, 12, 31), model="bgnbd").values
+    rows = pd.read_csv(path, dtype={"customer_id": str}, parse_dates=["date"])
+    ids = pd.Index(rows["customer_id"].unique())
+    customers = pd.DataFrame({"customer_id": ids, "active": True, "referred_by": None, "wallet": float("nan")})
+    no_services = pd.DataFrame(columns=["customer_id", "date", "service_type", "quantity", "unit", "cost"])
+    direct = engine.valuate_with_backtest(rows, no_services, customers, dt.date(2025, 12, 31), model="bgnbd").customers
+
+    assert set(values.index) == set(names.values())
+    assert values.index.tolist() == direct.index.tolist()
+    for column in ("purchase_days", "margin_lifetime", "p_alive", "clv", "clv_low", "clv_high", "segment"):
+        assert values[column].tolist() == direct[column].tolist(), column

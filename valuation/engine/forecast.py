@@ -152,8 +152,11 @@ def _simulate_group(
     open_ = np.flatnonzero((K > 0) & (u_max > 0))
     while len(open_) and column < _MAX_PURCHASES:
         arrivals = running[:, None] + np.cumsum(rng.standard_exponential((S, _BLOCK)), axis=1)
-        spend = (spend_rng.standard_gamma(np.repeat(shape[:, None], _BLOCK, axis=1))
-                 if G is not None or spend_shape else np.ones((S, _BLOCK)))
+        spend = (
+            spend_rng.standard_gamma(np.repeat(shape[:, None], _BLOCK, axis=1))
+            if G is not None or spend_shape
+            else np.ones((S, _BLOCK))
+        )
         running = arrivals[:, -1].copy()
         cols = column + np.arange(_BLOCK)
         valid = (cols[None, :] < K[:, None]) & (arrivals <= u_max[:, None])
@@ -204,12 +207,23 @@ def simulation_mean(
     """Mean of the simulated W (discounted horizon margin per unit of scale, given alive) at
     the grid point nearest below T, at the estimated parameters: a check on the draws."""
     k = int(math.floor(_grid_position(purchase.alpha, np.array([T]))[0]))
-    P, G = parameter_draws(replace(purchase, covariance=None),
-                           replace(gamma_gamma, covariance=None) if gamma_gamma is not None else None,
-                           settings.simulation_draws, settings.random_seed)
-    table = _simulate_group(x, np.array([k]), purchase, P, G, gamma_gamma.v if gamma_gamma is not None else 1.0,
-                            settings.horizon_weeks, discount_factors(settings, settings.horizon_months),
-                            settings.random_seed)
+    P, G = parameter_draws(
+        replace(purchase, covariance=None),
+        replace(gamma_gamma, covariance=None) if gamma_gamma is not None else None,
+        settings.simulation_draws,
+        settings.random_seed,
+    )
+    table = _simulate_group(
+        x,
+        np.array([k]),
+        purchase,
+        P,
+        G,
+        gamma_gamma.v if gamma_gamma is not None else 1.0,
+        settings.horizon_weeks,
+        discount_factors(settings, settings.horizon_months),
+        settings.random_seed,
+    )
     return float(table.mean())
 
 
@@ -242,11 +256,17 @@ def margin_quantiles(
     pos = _grid_position(purchase.alpha, T)
     k_lo = np.floor(pos).astype(np.int64)
     frac = pos - k_lo
-    for value in np.unique(x_int[use]):
-        members = np.flatnonzero(use & (x_int == value))
+    # Customers grouped by x with one stable sort (each group in customer order).
+    used = np.flatnonzero(use)
+    order = used[np.argsort(x_int[used], kind="stable")]
+    values, starts = np.unique(x_int[order], return_index=True)
+    ends = np.r_[starts[1:], len(order)]
+    for value, start, end in zip(values, starts, ends, strict=True):
+        members = order[start:end]
         grid = np.unique(np.r_[k_lo[members], k_lo[members] + 1])
-        table = _simulate_group(int(value), grid, purchase, P, G, v_hat, horizon_weeks, month_weights,
-                                settings.random_seed, spend_shape)
+        table = _simulate_group(
+            int(value), grid, purchase, P, G, v_hat, horizon_weeks, month_weights, settings.random_seed, spend_shape
+        )
         row_lo = np.searchsorted(grid, k_lo[members])
         pa = p_alive[members]
         w = frac[members]
@@ -315,7 +335,7 @@ def purchases_if_alive(
         inc = np.diff(G_month, axis=1, prepend=0.0)
         plain[start : start + len(block)] = G_month[:, -1]
         horizon[start : start + len(block)] = row_dot(inc, d_h)
-        tail_inc = np.diff(np.c_[G_month[:, -1], Gt[:, len(coarse):]], axis=1)
+        tail_inc = np.diff(np.c_[G_month[:, -1], Gt[:, len(coarse) :]], axis=1)
         infinite[start : start + len(block)] = horizon[start : start + len(block)] + row_dot(tail_inc, tail_weights)
     return plain[inverse], horizon[inverse], infinite[inverse]
 
@@ -343,27 +363,37 @@ def median_remaining_weeks(
     for start in range(0, len(unique), _ROWS_PER_BATCH):
         block = unique[start : start + _ROWS_PER_BATCH]
         surv[start : start + len(block)] = survival_if_alive(purchase, grid[None, :], block[:, :1], block[:, 1:])
-    surv = surv[inverse]
 
-    def solve(target: np.ndarray) -> np.ndarray:
-        # First grid point where S(t) <= target; interpolate log t between it and the one before.
-        below = surv <= target[:, None]
-        idx = np.where(below.any(axis=1), below.argmax(axis=1), len(grid))
-        result = np.full(n, MAX_LIFETIME_WEEKS)
+    def solve(target: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        # First grid point where S(t) <= target (S of the distinct (x, T) ``rows``); interpolate
+        # log t between it and the one before. Grid point by grid point, so that no
+        # (customers x grid) table is made.
+        m = len(target)
+        idx = np.full(m, len(grid))
+        for j in range(len(grid)):
+            open_ = np.flatnonzero(idx == len(grid))
+            if not len(open_):
+                break
+            hit = open_[surv[rows[open_], j] <= target[open_]]
+            idx[hit] = j
+        result = np.full(m, MAX_LIFETIME_WEEKS)
         inside = idx < len(grid)
         i = idx[inside]
-        rows = np.flatnonzero(inside)
-        s_hi = surv[rows, i]
-        s_lo = np.where(i > 0, surv[rows, np.maximum(i - 1, 0)], 1.0)
+        r = rows[inside]
+        s_hi = surv[r, i]
+        s_lo = np.where(i > 0, surv[r, np.maximum(i - 1, 0)], 1.0)
         t_lo = np.where(i > 0, grid[np.maximum(i - 1, 0)], 0.0)
         frac = np.where(s_lo > s_hi, (s_lo - target[inside]) / np.maximum(s_lo - s_hi, 1e-300), 1.0)
         log_lo = np.log(np.where(t_lo > 0, t_lo, grid[0]))
         value = np.exp(log_lo + frac * (np.log(grid[i]) - log_lo))
-        result[rows] = np.where(t_lo > 0, value, grid[0] * frac)
+        result[np.flatnonzero(inside)] = np.where(t_lo > 0, value, grid[0] * frac)
         return result
 
-    if_alive = solve(np.full(n, 0.5))
+    # Given alive the median depends on (x, T) only: solved once per distinct pair.
+    if_alive = solve(np.full(len(unique), 0.5), np.arange(len(unique)))[inverse]
     with np.errstate(divide="ignore", invalid="ignore"):
         target = np.where(p_alive > 0.5, 0.5 / np.maximum(p_alive, 1e-300), 1.0)
-    unconditional = np.where(p_alive > 0.5, solve(np.minimum(target, 1.0)), 0.0)
+    likely = np.flatnonzero(p_alive > 0.5)
+    unconditional = np.zeros(n)
+    unconditional[likely] = solve(np.minimum(target[likely], 1.0), inverse[likely])
     return unconditional, if_alive
