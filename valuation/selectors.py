@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from django.db import connection, transaction
-from django.db.models import Case, Count, F, Sum, Value, When
+from django.db.models import Case, Count, F, Min, Sum, Value, When
 
 from customers.models import Customer, Transaction
 from services.models import ServiceEvent
@@ -31,6 +31,7 @@ from .engine.summary import (
     summarise_transactions,
 )
 from .engine.summary import window_start as engine_window_start
+from .engine.value import backtest_calibration_end as engine_backtest_calibration_end
 from .engine.value import holdout_outcome as engine_holdout_outcome
 from .models import CustomerValue, ValuationPolicy, ValuationRun
 
@@ -582,16 +583,26 @@ class TransactionInputs:
     holdout: pd.DataFrame  # holdout_outcome's columns for (calibration end, as_of]
     revenue_by_period: pd.DataFrame  # revenue_by_customer_period's columns
     transaction_count: int  # transactions dated up to as_of
+    calibration_end: dt.date | None  # the back-test's (engine.backtest_calibration_end); None: too little history
+
+
+def first_transaction_day(*, until: dt.date) -> dt.date | None:
+    """The day of the oldest transaction on or before ``until`` (one step down the date index)."""
+    return Transaction.objects.filter(date__lte=until).aggregate(first=Min("date"))["first"]
 
 
 def run_transaction_inputs(
-    *, as_of: dt.date, window_months: int, calibration_end: dt.date, period_ends: list[dt.date]
+    *, as_of: dt.date, window_months: int, holdout_weeks: float, period_ends: list[dt.date]
 ) -> TransactionInputs:
     """Every transaction input of a run from one scan (transaction_days), with the engine's
     own rules (engine.summarise_transactions, population_fence, holdout_outcome): the same
     figures as transaction_summary, purchase_day_fence, holdout_outcome and
-    revenue_by_customer_period, which each scan the table again."""
+    revenue_by_customer_period, which each scan the table again. The back-test's calibration
+    end follows from the oldest day read (engine.backtest_calibration_end)."""
     days = transaction_days(until=as_of)
+    first_day = _EPOCH + dt.timedelta(days=int(days["day"].min())) if len(days) else None
+    backtest_end = engine_backtest_calibration_end(first_day, as_of, holdout_weeks)
+    calibration_end = backtest_end or as_of - dt.timedelta(weeks=holdout_weeks)  # unused when None
     count = int(days["rows"].to_numpy().sum(dtype=np.int64))
     revenue = days["purchase_revenue"].to_numpy() + days["other_revenue"].to_numpy()
     revenue_by_period = _revenue_by_period(days["customer_id"].to_numpy(), days["day"].to_numpy(), revenue,
@@ -624,7 +635,7 @@ def run_transaction_inputs(
     return TransactionInputs(
         summary=summary[SUMMARY_OUTPUT_COLUMNS], fence=fence, calibration=calibration[SUMMARY_OUTPUT_COLUMNS],
         holdout=holdout[["holdout_purchases", "holdout_margin"]], revenue_by_period=revenue_by_period,
-        transaction_count=count,
+        transaction_count=count, calibration_end=backtest_end,
     )
 
 

@@ -232,10 +232,9 @@ def prepare_run(*, run_id: int) -> list[int]:
     run = ValuationRun.objects.get(pk=run_id)
     settings = run.engine_settings
     _touch(run_id, stage="back-testing")
-    calibration_end = run.as_of - dt.timedelta(weeks=settings.holdout_weeks)
     ends = growth_period_ends(run.as_of)
     reads = selectors.run_transaction_inputs(as_of=run.as_of, window_months=settings.window_months,
-                                             calibration_end=calibration_end, period_ends=ends)
+                                             holdout_weeks=settings.holdout_weeks, period_ends=ends)
     customers = selectors.customer_frame(as_of=run.as_of).set_index("customer_id")
     backtest = run_backtest(as_of=run.as_of, settings=settings, reads=reads, customers=customers)
     company = {"earned_growth": earned_growth(as_of=run.as_of, revenue=reads.revenue_by_period,
@@ -601,8 +600,14 @@ def run_backtest(*, as_of: dt.date, settings: engine.EngineSettings,
     for the model-health chart, the chosen model's purchase figures against the naive guess
     (each customer buys as often as before).
     """
-    weeks = float(settings.holdout_weeks)
-    calibration_end = as_of - dt.timedelta(weeks=settings.holdout_weeks)
+    if reads is None:
+        first = selectors.first_transaction_day(until=as_of)
+        calibration_end = engine.backtest_calibration_end(first, as_of, settings.holdout_weeks)
+    else:
+        calibration_end = reads.calibration_end
+    if calibration_end is None:
+        return {"model": "bgnbd", "skipped": "Too little history for a back-test (under 8 weeks)."}
+    weeks = (as_of - calibration_end).days / 7.0
     if reads is None:
         fence = selectors.purchase_day_fence(as_of=calibration_end)
         summary = selectors.transaction_summary(as_of=calibration_end, window_months=settings.window_months, fence=fence)

@@ -11,6 +11,7 @@ from services.models import ServiceEvent, ServiceType, StandardCost
 from services.selectors import service_event_value
 from tests.factories import CustomerFactory, ServiceEventFactory, TransactionFactory
 from valuation import selectors
+from valuation.engine import backtest_calibration_end as engine_backtest_calibration_end
 from valuation.engine.settings import EngineSettings
 from valuation.engine.summary import summarise_services, summarise_transactions
 
@@ -205,10 +206,11 @@ def test_one_pass_gives_what_the_separate_reads_give(history, monkeypatch):
                        cost_of_goods=Decimal("-25.00"))  # a credit note
     TransactionFactory(customer=history[1], date=dt.date(2026, 3, 3), revenue=Decimal("0.00"),
                        cost_of_goods=Decimal("0.00"))  # a zero row on a purchase day
-    calibration_end = dt.date(2025, 12, 31)
     ends = [dt.date(2023, 6, 30), dt.date(2024, 6, 30), dt.date(2025, 6, 30), AS_OF]
-    reads = selectors.run_transaction_inputs(as_of=AS_OF, window_months=12, calibration_end=calibration_end,
-                                             period_ends=ends)
+    reads = selectors.run_transaction_inputs(as_of=AS_OF, window_months=12, holdout_weeks=26, period_ends=ends)
+    calibration_end = reads.calibration_end  # from the oldest day the pass read
+    first = selectors.first_transaction_day(until=AS_OF)
+    assert calibration_end == engine_backtest_calibration_end(first, AS_OF, 26) is not None
 
     def same(left, right):
         pd.testing.assert_frame_equal(left.sort_index(), right.sort_index()[left.columns], check_dtype=False,

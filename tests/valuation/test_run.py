@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 
 from customers.models import Customer, Transaction
 from tests.valued_company import AS_OF, simulated_company
-from valuation import services, tasks
+from valuation import selectors, services, tasks
 from valuation.engine import SEGMENTS
 from valuation.models import CustomerValue, RunSummary, RunSummaryCell, ValuationChunk, ValuationRun
 
@@ -223,8 +223,8 @@ def test_recompute_values_if_missing_skips_a_valued_date(company, capsys):
 
 def test_a_fit_that_fails_its_checks_falls_back_and_claims_nothing(db):
     """30 customers are too few to identify a purchase model: the run values each by its
-    trailing margin rate (hand-worked: window margin / 12 per month, discounted over 36
-    months) and writes P(alive), purchases, range and value to infinity as NULL (the COPY
+    trailing margin rate (hand-worked: window margin per month of history, discounted
+    over 36 months) and writes P(alive), purchases, range and value to infinity as NULL (the COPY
     writer on PostgreSQL, bulk_create elsewhere)."""
     from valuation.engine import EngineSettings
     from valuation.engine.forecast import discount_factors
@@ -248,7 +248,10 @@ def test_a_fit_that_fails_its_checks_falls_back_and_claims_nothing(db):
     assert value.clv_low is None and value.clv_high is None and value.clv_to_infinity is None
     assert value.median_lifetime_weeks is None
     settings = EngineSettings()
-    expected = 3 * 60.0 / 12 * float(discount_factors(settings, settings.horizon_months)[1:].sum())
+    # The oldest purchase is 80 + 29 = 109 days old: the history covers 109 / 30.44 = 3.58 months
+    # of the 12-month window, so the window's margin of 3 x 60 is spread over those.
+    covered_months = 109 / (365.2425 / 12)
+    expected = 3 * 60.0 / covered_months * float(discount_factors(settings, settings.horizon_months)[1:].sum())
     assert float(value.clv) == pytest.approx(expected, abs=0.01)
 
 
@@ -334,3 +337,21 @@ def test_recompute_values_refuses_a_day_beyond_the_retention(company, settings):
     with pytest.raises(CommandError, match="beyond the value history's retention of 30 days"):
         call_command("recompute_values", "--as-of", too_old.isoformat())
     assert not ValuationRun.objects.exists()
+
+
+def test_the_back_test_of_a_young_company_judges_on_the_second_half_of_its_history():
+    """Nine months of transactions and the 26-week holdout setting: the models are fitted on
+    the first half and judged on the second, not fitted on three months and judged on six."""
+    simulated_company(buyers=400, seed=11, service_every_days=30, service_offset_days=5)
+    as_of = dt.date(2024, 9, 30)
+    first = Transaction.objects.order_by("date").values_list("date", flat=True).first()
+    history_days = (as_of - first).days
+    backtest = services.run_backtest(as_of=as_of, settings=selectors.engine_settings())
+    assert backtest["calibration_end"] == (as_of - dt.timedelta(days=round(history_days / 2))).isoformat()
+    assert backtest["holdout_weeks"] == pytest.approx(round(history_days / 2) / 7)
+    assert set(backtest["models_compared"]) == {"bgnbd", "mbgnbd", "pareto_nbd"}
+
+
+def test_a_history_under_eight_weeks_is_not_back_tested(company):
+    backtest = services.run_backtest(as_of=dt.date(2024, 1, 30), settings=selectors.engine_settings())
+    assert backtest["model"] == "bgnbd" and "Too little history" in backtest["skipped"]

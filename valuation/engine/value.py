@@ -17,6 +17,7 @@ Entry points (plain DataFrames in and out, see each docstring):
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import time
 from dataclasses import dataclass, field
@@ -524,6 +525,19 @@ def backtest_holdout_weeks(history_weeks: float, holdout_weeks: float) -> float:
         raise ValueError(f"a history of {history_weeks:.1f} weeks is too short for a back-test "
                          f"(at least {2 * MIN_BACKTEST_WEEKS:g} weeks)")
     return weeks
+
+
+def backtest_calibration_end(first_day: DateLike | None, as_of: DateLike, holdout_weeks: float) -> dt.date | None:
+    """The back-test's calibration end for a history from first_day to as_of
+    (backtest_holdout_weeks, in whole days); None when the history is too short."""
+    if first_day is None:
+        return None
+    end = as_timestamp(as_of)
+    try:
+        weeks = backtest_holdout_weeks((end - as_timestamp(first_day)).days / 7.0, holdout_weeks)
+    except ValueError:
+        return None
+    return (end - pd.Timedelta(days=round(weeks * 7))).date()
 
 
 def paired_difference(errors: np.ndarray, best_errors: np.ndarray) -> dict[str, float]:
