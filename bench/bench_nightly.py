@@ -78,8 +78,29 @@ STEPS = [
     (services, "stage_values", "stage chunk values"),
     (services, "staged_values", "read staged values"),
     (services, "_write_values", "write value rows"),
-    (services, "finish_run_if_complete", "finish (referrals, retention)"),
+    (services, "finish_run_if_complete", "finish (total)"),
 ]
+# The finish's sub-steps, by module name (a module that does not exist is skipped).
+FINISH_STEPS = [
+    ("valuation.history", "close_run", "finish: index + attach partition"),
+    ("valuation.dashboard", "write_run_summary", "finish: run summary (total)"),
+    ("valuation.run_summary", "write_run_summary", "finish: run summary (total)"),
+    ("valuation.dashboard", "_write_cells", "finish: summary cells (SQL)"),
+    ("valuation.run_summary", "_write_cells", "finish: summary cells"),
+    ("valuation.dashboard", "_summary_rows", "finish: summary rows (read)"),
+    ("valuation.run_summary", "_summary_rows", "finish: summary rows (read)"),
+    ("valuation.dashboard", "filter_views", "finish: filter views (numpy)"),
+    ("valuation.run_summary", "filter_views", "finish: filter views (numpy)"),
+    ("valuation.dashboard", "_service_cost_views", "finish: service cost views"),
+    ("valuation.run_summary", "_service_cost_views", "finish: service cost views"),
+    ("valuation.history", "drop_runs", "finish: drop runs (same day, old)"),
+    ("valuation.services", "apply_retention", "finish: retention"),
+    ("valuation.worklist", "rebuild_work_items", "finish: work items (total)"),
+    ("valuation.worklist", "_values", "finish: work items, read values"),
+    ("valuation.cross_sell", "rebuild_peer_categories", "finish: cross-sell peers"),
+    ("valuation.dashboard", "warm_dashboard", "finish: dashboard warm-up"),
+]
+SLOW_SQL_SECONDS = 1.0  # in-process runs list every statement that took longer
 PHASES = [(services, "prepare_run", "prepare"), (services, "score_chunk", "chunks")]
 
 
@@ -91,6 +112,17 @@ class Clock:
         self.calls = defaultdict(int)
         self.phase = "run"
         self.chunk_seconds: list[float] = []
+        self.slow_sql: list[tuple[float, str, str]] = []
+
+    def sql(self, execute, sql, params, many, context):
+        """connection.execute_wrapper: note every statement slower than SLOW_SQL_SECONDS."""
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            elapsed = time.perf_counter() - started
+            if elapsed >= SLOW_SQL_SECONDS:
+                self.slow_sql.append((elapsed, self.phase, " ".join(str(sql).split())[:150]))
 
     def step(self, label, function):
         @functools.wraps(function)
@@ -122,6 +154,15 @@ class Clock:
 
     def install(self):
         for module, name, label in STEPS:
+            if hasattr(module, name):
+                setattr(module, name, self.step(label, getattr(module, name)))
+        import importlib
+
+        for module_name, name, label in FINISH_STEPS:
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError:
+                continue
             if hasattr(module, name):
                 setattr(module, name, self.step(label, getattr(module, name)))
         for module, name, phase in PHASES:
@@ -268,7 +309,8 @@ def main() -> None:
         run, total, worker_peaks = run_with_workers(as_of=args.as_of, workers=args.workers)
     else:
         started = time.perf_counter()
-        run = services.run_valuation(as_of=args.as_of, progress=print)
+        with connection.execute_wrapper(clock.sql):
+            run = services.run_valuation(as_of=args.as_of, progress=print)
         total = time.perf_counter() - started
     disk_after = value_table_bytes()
     floor_after = floor_seconds()
@@ -287,6 +329,10 @@ def main() -> None:
         ordered = sorted(clock.chunk_seconds)
         print(f"  per chunk: median {ordered[len(ordered) // 2]:.1f} s, max {ordered[-1]:.1f} s "
               f"over {len(ordered)} chunks")
+    if clock.slow_sql:
+        print(f"\nstatements slower than {SLOW_SQL_SECONDS:.0f} s (phase, seconds, SQL):")
+        for seconds, phase, sql in clock.slow_sql:
+            print(f"  {phase:<8} {seconds:6.1f}  {sql}")
     rows = run.rows_written
     print(f"\nrun {run.pk} {run.status}: {rows:,} value rows in {total:.1f} s ({rows / total:,.0f} rows/s, "
           f"{transactions / total:,.0f} transactions/s)")
