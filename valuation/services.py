@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from core import copy_text
 
-from . import cross_sell, dashboard, engine, history, selectors, worklist
+from . import cross_sell, engine, history, run_summary, selectors, worklist
 from .engine.money import to_cents, to_money
 from .models import CustomerValue, ValuationChunk, ValuationRun
 
@@ -538,7 +538,7 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True) -> bool:
             # The staged values of earlier runs are not needed any more (this run's stay, so that
             # a chunk of it can be written again).
             ValuationChunk.objects.exclude(run_id=run_id).exclude(staged=None).update(staged=None)
-            dashboard.write_run_summary(run_id=run_id)
+            run_summary.write_run_summary(run_id=run_id)
     # Short transactions of their own: dropping a partition locks the whole value table until commit.
     # Same as-of again replaces the earlier result instead of keeping two.
     replaced = ValuationRun.objects.filter(as_of=run.as_of).exclude(pk=run_id).exclude(status=ValuationRun.Status.RUNNING)
