@@ -5,6 +5,9 @@ read by the dashboard (dashboard.run_figures) for the latest run.
 from __future__ import annotations
 
 import datetime as dt
+import io
+import json
+import zlib
 from decimal import Decimal
 
 import numpy as np
@@ -77,6 +80,8 @@ SUMMARY_ROW_COLUMNS = [
     "industry",
     "name",
     "number",
+    "status",
+    "lost_on",
     "segment",
     "basis",
     "abc_class",
@@ -86,34 +91,46 @@ SUMMARY_ROW_COLUMNS = [
     "margin_window",
     "margin_lifetime",
     "value_to_customer",
+    "revenue_window",
 ]
-CENTS_COLUMNS = ["profit", "clv", "margin_window", "margin_lifetime", "value_to_customer"]
+CENTS_COLUMNS = ["profit", "clv", "margin_window", "margin_lifetime", "value_to_customer", "revenue_window"]
+_TEXT_COLUMNS = ("region", "industry", "name", "number", "status", "lost_on", "segment", "basis", "abc_class")
 
 
-def write_run_summary(*, run_id: int) -> None:
-    """The run's summary cells and filter views; replaces any earlier summary of the run."""
+def write_run_summary(*, run_id: int, rows: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """The run's summary cells and filter views; replaces any earlier summary of the run.
+
+    Everything comes from the run's rows read once (summary_rows; pass them if at hand) and,
+    for the migration counts, the earlier run's segments: cells and views are grouped in
+    memory. Returns the rows, for the other figures the finish derives from them (work
+    items, cross-sell peers)."""
     from django.db import transaction
 
     run = ValuationRun.objects.get(pk=run_id)
-    earlier = default_comparison([run, *(other for other in completed_runs() if other.pk != run.pk)])
+    # A run of the same as-of date is replaced by this one right after: never the comparison.
+    earlier = default_comparison(
+        [run, *(other for other in completed_runs() if other.pk != run.pk and other.as_of != run.as_of)]
+    )
+    if rows is None:
+        rows = summary_rows(run=run)
+    before = _segments_before(rows["customer_id"], earlier) if earlier is not None else None
     with transaction.atomic():
         RunSummaryCell.objects.filter(run=run).delete()
         RunSummaryView.objects.filter(run=run).delete()
-        _write_cells(run=run, earlier=earlier)
+        RunSummaryCell.objects.bulk_create(summary_cell_rows(run=run, rows=rows, before=before), batch_size=2000)
         views = filter_views(
-            rows=_summary_rows(run=run),
-            horizon_months=run.engine_settings.horizon_months,
-            classic_value=run.engine_settings.classic_value,
+            rows=rows, horizon_months=run.engine_settings.horizon_months, classic_value=run.engine_settings.classic_value
         )
         for key, costs in _service_cost_views(months=month_starts(today=run.as_of)).items():
             views.setdefault(key, empty_view())["service_cost"] = costs
         RunSummaryView.objects.bulk_create(
             (
-                RunSummaryView(run=run, owner_id=owner_id, region=region, industry=industry, figures=figures)
+                RunSummaryView(run=run, owner_id=owner_id, region=region, industry=industry, packed=pack(figures))
                 for (owner_id, region, industry), figures in views.items()
             ),
-            batch_size=500,
+            batch_size=50,
         )
+        del views
         RunSummary.objects.update_or_create(run=run, defaults={"earlier": earlier})
         # The dashboard shows the latest run only: older runs' summaries (their views hold the
         # scatter points, up to ~100 MB at a million customers) go; such a run's figures, if it
@@ -122,68 +139,119 @@ def write_run_summary(*, run_id: int) -> None:
         if latest and latest[0].pk == run.pk:
             for model in (RunSummaryView, RunSummaryCell, RunSummary):
                 model.objects.exclude(run=run).delete()
+    return rows
 
 
-def _write_cells(*, run: ValuationRun, earlier: ValuationRun | None) -> None:
-    values, customers = CustomerValue._meta.db_table, Customer._meta.db_table
-    cells = RunSummaryCell._meta.db_table
-    before, join, group, params = "''", "", "", [run.pk]
-    if earlier is not None:
-        before = "COALESCE(e.segment, '')"
-        join = f"LEFT JOIN {values} e ON e.run_id = %s AND e.customer_id = v.customer_id"
-        group, params = f", {before}", [earlier.pk, run.pk]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            INSERT INTO {cells} (run_id, segment, before_segment, owner_id, region, industry, customers, revenue,
-                                 margin, service_cost, clv, profit, profitable, unprofitable)
-            SELECT v.run_id, v.segment, {before}, c.owner_id, c.region, c.industry, COUNT(*), SUM(v.revenue_window),
-                   SUM(v.margin_window), SUM(v.value_to_customer), SUM(v.clv), SUM(v.profit_after_services),
-                   SUM(CASE WHEN v.profit_after_services > 0 THEN 1 ELSE 0 END),
-                   SUM(CASE WHEN v.profit_after_services < 0 THEN 1 ELSE 0 END)
-            FROM {values} v JOIN {customers} c ON c.id = v.customer_id {join}
-            WHERE v.run_id = %s
-            GROUP BY v.run_id, v.segment{group}, c.owner_id, c.region, c.industry
-        """,
-            params,
-        )
+def pack(figures: dict) -> bytes:
+    """A view's figures as stored: compact JSON, compressed. At a million customers the views
+    hold ~60 MB of scatter points as JSON; as jsonb PostgreSQL spent longer parsing and
+    compressing them than the rest of the summary took."""
+    return zlib.compress(json.dumps(figures, separators=(",", ":")).encode(), 1)
 
 
-def _summary_rows(*, run: ValuationRun) -> dict[str, np.ndarray]:
-    """The run's value rows with their customer's owner, region, industry, name and number: one
-    query, money as integer cents. PostgreSQL sends them as CSV through COPY (a million rows in
-    seconds; row by row through the driver took ~6 times longer)."""
+def unpack(packed: bytes | memoryview) -> dict:
+    return json.loads(zlib.decompress(bytes(packed)))
+
+
+def summary_cell_rows(*, run: ValuationRun, rows: dict[str, np.ndarray], before: np.ndarray | None) -> list:
+    """RunSummaryCell per segment x earlier segment ("" when the customer was not in the earlier
+    run, or there is none) x owner x region x industry: the run's rows summed in cents."""
+    n = len(rows["customer_id"])
+    if not n:
+        return []
+    profit = rows["profit"]
+    frame = pd.DataFrame({
+        "segment": rows["segment"],
+        "before": before if before is not None else np.full(n, "", dtype=object),
+        "owner_id": rows["owner_id"],
+        "region": rows["region"],
+        "industry": rows["industry"],
+        "customers": np.ones(n, dtype=np.int64),
+        **{key: rows[column] for key, column in CELL_SUMS.items()},
+        "profitable": (profit > 0).astype(np.int64),
+        "unprofitable": (profit < 0).astype(np.int64),
+    })
+    sums = frame.groupby(["segment", "before", "owner_id", "region", "industry"], sort=False).sum()
+    cells = []
+    for (segment, before_segment, owner_id, region, industry), row in zip(
+        sums.index.tolist(), sums.itertuples(index=False, name=None), strict=True
+    ):
+        values = dict(zip(sums.columns, row, strict=True))
+        cells.append(RunSummaryCell(
+            run=run, segment=segment, before_segment=before_segment, owner_id=int(owner_id) or None, region=region,
+            industry=industry, customers=int(values["customers"]), profitable=int(values["profitable"]),
+            unprofitable=int(values["unprofitable"]),
+            **{key: Decimal(int(values[key])).scaleb(-2) for key in CELL_SUMS},
+        ))
+    return cells
+
+
+# The cells' money sums and the rows' columns (cents) they sum.
+CELL_SUMS = {"revenue": "revenue_window", "margin": "margin_window", "service_cost": "value_to_customer",
+             "clv": "clv", "profit": "profit"}
+
+
+def _copy_csv(sql: str) -> io.BytesIO:
+    """PostgreSQL: a query's rows as CSV through COPY (no parameters: the callers put in ints)."""
+    buffer = io.BytesIO()
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
+        for block in copy:
+            buffer.write(block)
+    buffer.seek(0)
+    return buffer
+
+
+def _segments_before(customer_ids: np.ndarray, earlier: ValuationRun) -> np.ndarray:
+    """Each customer's segment in the earlier run, "" where it was not in it: one query."""
+    sql = f"SELECT customer_id, segment FROM {CustomerValue._meta.db_table} WHERE run_id = {int(earlier.pk)}"
+    if connection.vendor == "postgresql":
+        frame = pd.read_csv(_copy_csv(sql), names=["customer_id", "segment"], keep_default_na=False,
+                            dtype={"customer_id": np.int64, "segment": str})
+        ids, segments = frame["customer_id"].to_numpy(), frame["segment"].to_numpy(dtype=object)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            records = cursor.fetchall()
+        ids = np.asarray([r[0] for r in records], dtype=np.int64)
+        segments = np.asarray([r[1] for r in records], dtype=object)
+    order = np.argsort(ids, kind="stable")
+    ids, segments = ids[order], segments[order]
+    at = np.minimum(np.searchsorted(ids, customer_ids), max(len(ids) - 1, 0))
+    found = (ids[at] == customer_ids) if len(ids) else np.zeros(len(customer_ids), dtype=bool)
+    before = np.full(len(customer_ids), "", dtype=object)
+    before[found] = segments[at[found]]
+    return before
+
+
+def summary_rows(*, run: ValuationRun) -> dict[str, np.ndarray]:
+    """The run's value rows with their customer's owner, region, industry, name, number, status
+    and lost date: one query, money as integer cents. PostgreSQL sends them as CSV through COPY
+    (a million rows in seconds; row by row through the driver took ~6 times longer). The
+    summary, the work items and the cross-sell peers all take their figures from these rows."""
     values, customers = CustomerValue._meta.db_table, Customer._meta.db_table
     cents = ", ".join(
         f"CAST(ROUND(v.{column} * 100) AS BIGINT)"
-        for column in ("profit_after_services", "clv", "margin_window", "margin_lifetime", "value_to_customer")
+        for column in (
+            "profit_after_services", "clv", "margin_window", "margin_lifetime", "value_to_customer", "revenue_window"
+        )
     )
     sql = f"""
-        SELECT v.customer_id, COALESCE(c.owner_id, 0), c.region, c.industry, c.name, c.number, v.segment, v.basis,
-               v.abc_class, v.p_alive, {cents}
+        SELECT v.customer_id, COALESCE(c.owner_id, 0), c.region, c.industry, c.name, c.number, c.status,
+               COALESCE(CAST(c.lost_on AS VARCHAR(10)), ''), v.segment, v.basis, v.abc_class, v.p_alive, {cents}
         FROM {values} v JOIN {customers} c ON c.id = v.customer_id
         WHERE v.run_id = %s
     """
     if connection.vendor == "postgresql":
-        import io
-
-        buffer = io.BytesIO()
-        with (
-            connection.cursor() as cursor,
-            cursor.cursor.copy(f"COPY ({sql.replace('%s', str(int(run.pk)))}) TO STDOUT WITH (FORMAT csv)") as copy,
-        ):
-            for block in copy:
-                buffer.write(block)
-        buffer.seek(0)
         # Empty strings stay strings (a region may be ""); only P(alive) may be NULL.
         frame = pd.read_csv(
-            buffer,
+            _copy_csv(sql.replace("%s", str(int(run.pk)))),
             names=SUMMARY_ROW_COLUMNS,
             keep_default_na=False,
             na_values={"p_alive": [""]},
-            dtype=dict.fromkeys(("region", "industry", "name", "number", "segment", "basis", "abc_class"), str),
+            dtype=dict.fromkeys(_TEXT_COLUMNS, str),
         )
         columns = [frame[name].to_numpy() for name in SUMMARY_ROW_COLUMNS]
+        del frame
     else:
         with connection.cursor() as cursor:
             cursor.execute(sql, [run.pk])
@@ -196,8 +264,32 @@ def _summary_rows(*, run: ValuationRun) -> dict[str, np.ndarray]:
         elif name == "p_alive":
             rows[name] = pd.to_numeric(pd.Series(column, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
         else:
-            rows[name] = np.asarray(column, dtype=object)
+            rows[name] = np.asarray(["" if value is None else str(value) for value in column], dtype=object) \
+                if name == "lost_on" else np.asarray(column, dtype=object)
     return rows
+
+
+def worklist_frames(rows: dict[str, np.ndarray]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The run's values and customers as worklist.rebuild_work_items reads them from the
+    database (money as floats of the stored cents, status and lost date by customer id)."""
+    index = pd.Index(rows["customer_id"], name="customer_id")
+    values = pd.DataFrame(
+        {"segment": rows["segment"], "clv": rows["clv"] / 100.0, "p_alive": rows["p_alive"],
+         **{name: rows[column] / 100.0 for name, column in (
+             ("value_to_customer", "value_to_customer"), ("margin_window", "margin_window"),
+             ("margin_lifetime", "margin_lifetime"), ("profit_after_services", "profit"))}},
+        index=index,
+    )
+    lost_on = [value or None for value in rows["lost_on"].tolist()]
+    customers = pd.DataFrame({"status": rows["status"], "lost_on": lost_on}, index=index)
+    return values, customers
+
+
+def peer_counts(rows: dict[str, np.ndarray]) -> dict[tuple[str, str], int]:
+    """Customers of the run per (industry, ABC class), customers without an industry left out."""
+    frame = pd.DataFrame({"industry": rows["industry"], "abc_class": rows["abc_class"]})
+    counts = frame[frame["industry"] != ""].value_counts()
+    return {(industry, abc): int(n) for (industry, abc), n in counts.items()}
 
 
 def empty_view() -> dict:
@@ -290,14 +382,8 @@ def filter_views(*, rows: dict[str, np.ndarray], horizon_months: int, classic_va
     }
     by_id = np.argsort(ids, kind="stable")
     # A scatter point as the page draws it: id, name, number, segment, amounts in cents.
-    point_columns = [
-        ids.tolist(),
-        rows["name"].tolist(),
-        rows["number"].tolist(),
-        rows["segment"].tolist(),
-        rows[classic_value if classic_value in CENTS_COLUMNS else "clv"].tolist(),
-        rows["value_to_customer"].tolist(),
-    ]
+    point_columns = [ids, rows["name"], rows["number"], rows["segment"],
+                     rows[classic_value if classic_value in CENTS_COLUMNS else "clv"], rows["value_to_customer"]]
 
     codes = _dimension_codes(rows)
     views: dict[tuple, dict] = {}
@@ -330,7 +416,8 @@ def filter_views(*, rows: dict[str, np.ndarray], horizon_months: int, classic_va
             ranks = whale_pick_ranks(int(sizes[g]), int(positive[g]))
             views[key] = {
                 "whale": [[rank, str(Decimal(int(cumulative[rank - 1])).scaleb(-2))] for rank in ranks],
-                "scatter": [[column[row] for column in point_columns] for row in scatter[g].tolist()],
+                "scatter": [list(point) for point in zip(
+                    *(column[scatter[g]].tolist() for column in point_columns), strict=True)],
                 "actions": {name: ids[actions[name][g]].tolist() for name in ACTION_LISTS},
                 "service_cost": [],
             }
@@ -400,12 +487,12 @@ def _service_cost_views(*, months: list[dt.date]) -> dict[tuple, list]:
 def summary_view(*, run: ValuationRun, filters: DashboardFilters) -> dict:
     """The stored figures of the filter (empty for a filter without customers): one query."""
     owner = Q(owner_id__isnull=True) if filters.owner_id is None else Q(owner_id=filters.owner_id)
-    view = (
+    packed = (
         RunSummaryView.objects.filter(owner, run=run, region=filters.region, industry=filters.industry)
-        .values_list("figures", flat=True)
+        .values_list("packed", flat=True)
         .first()
     )
-    return view or empty_view()
+    return unpack(packed) if packed else empty_view()
 
 
 def unpack_view(view: dict, *, run: ValuationRun, classic_value: str, horizon_months: int) -> dict:

@@ -176,3 +176,23 @@ def test_only_the_latest_run_keeps_a_summary(runs):
     assert set(RunSummary.objects.values_list("run_id", flat=True)) == {runs["latest"].pk}
     assert not RunSummaryView.objects.exclude(run=runs["latest"]).exists()
     assert not RunSummaryCell.objects.exclude(run=runs["latest"]).exists()
+
+
+def test_a_run_of_the_same_day_is_never_the_comparison(runs):
+    """A run that replaces one of its own as-of date compares with an earlier day's run, never
+    with the run it replaces (that one is dropped as soon as this one completes)."""
+    replaced = runs["latest"]
+    again = CompletedRunFactory(as_of=replaced.as_of)
+    CustomerValue.objects.bulk_create(
+        CustomerValue(**{f.attname: getattr(value, f.attname) for f in CustomerValue._meta.concrete_fields
+                         if f.attname not in ("id", "run_id")}, run=again)
+        for value in CustomerValue.objects.filter(run=replaced)
+    )
+    run_summary.write_run_summary(run_id=again.pk)
+    assert RunSummary.objects.get(run=again).earlier == runs["earlier"]
+    CustomerValue.objects.filter(run__in=[runs["earlier"], runs["oldest"]]).delete()
+    for run in (runs["earlier"], runs["oldest"]):
+        run.delete()
+    run_summary.write_run_summary(run_id=again.pk)
+    assert RunSummary.objects.get(run=again).earlier is None
+    assert set(RunSummaryCell.objects.filter(run=again).values_list("before_segment", flat=True)) == {""}
