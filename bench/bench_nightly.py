@@ -110,6 +110,7 @@ class Clock:
         self.phase = "run"
         self.chunk_seconds: list[float] = []
         self.slow_sql: list[tuple[float, str, str]] = []
+        self.peak, self.peak_step = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "before the run"
 
     def sql(self, execute, sql, params, many, context):
         """connection.execute_wrapper: note every statement slower than SLOW_SQL_SECONDS."""
@@ -131,6 +132,9 @@ class Clock:
                 key = (self.phase, label)
                 self.seconds[key] += time.perf_counter() - started
                 self.calls[key] += 1
+                peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                if peak > self.peak:  # the innermost step that raised this process's peak memory
+                    self.peak, self.peak_step = peak, f"{self.phase}: {label}"
         return timed
 
     def phase_of(self, phase, function):
@@ -345,6 +349,8 @@ def main() -> None:
     note = f" (the seed before it peaked at {seeded_rss:,.0f} MiB)" if args.seed else ""
     print(f"peak memory: {peak:,.0f} MiB this process{note}, {children:,.0f} MiB child processes; "
           f"load average {os.getloadavg()[0]:.2f}")
+    if not args.workers:
+        print(f"  the peak was reached in: {clock.peak_step} ({clock.peak:,.0f} MiB)")
     for name, mib in sorted(worker_peaks.items()):
         print(f"  peak memory of {name}: {mib:,.0f} MiB")
 

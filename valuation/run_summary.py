@@ -94,7 +94,7 @@ SUMMARY_ROW_COLUMNS = [
     "revenue_window",
 ]
 CENTS_COLUMNS = ["profit", "clv", "margin_window", "margin_lifetime", "value_to_customer", "revenue_window"]
-_TEXT_COLUMNS = ("region", "industry", "name", "number", "status", "lost_on", "segment", "basis", "abc_class")
+_TEXT_COLUMNS = ("region", "industry", "status", "lost_on", "segment", "basis", "abc_class")
 
 
 def write_run_summary(*, run_id: int, rows: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
@@ -119,7 +119,9 @@ def write_run_summary(*, run_id: int, rows: dict[str, np.ndarray] | None = None)
         RunSummaryView.objects.filter(run=run).delete()
         RunSummaryCell.objects.bulk_create(summary_cell_rows(run=run, rows=rows, before=before), batch_size=2000)
         views = filter_views(
-            rows=rows, horizon_months=run.engine_settings.horizon_months, classic_value=run.engine_settings.classic_value
+            rows=rows,
+            horizon_months=run.engine_settings.horizon_months,
+            classic_value=run.engine_settings.classic_value,
         )
         for key, costs in _service_cost_views(months=month_starts(today=run.as_of)).items():
             views.setdefault(key, empty_view())["service_cost"] = costs
@@ -160,35 +162,50 @@ def summary_cell_rows(*, run: ValuationRun, rows: dict[str, np.ndarray], before:
     if not n:
         return []
     profit = rows["profit"]
-    frame = pd.DataFrame({
-        "segment": rows["segment"],
-        "before": before if before is not None else np.full(n, "", dtype=object),
-        "owner_id": rows["owner_id"],
-        "region": rows["region"],
-        "industry": rows["industry"],
-        "customers": np.ones(n, dtype=np.int64),
-        **{key: rows[column] for key, column in CELL_SUMS.items()},
-        "profitable": (profit > 0).astype(np.int64),
-        "unprofitable": (profit < 0).astype(np.int64),
-    })
+    frame = pd.DataFrame(
+        {
+            "segment": rows["segment"],
+            "before": before if before is not None else np.full(n, "", dtype=object),
+            "owner_id": rows["owner_id"],
+            "region": rows["region"],
+            "industry": rows["industry"],
+            "customers": np.ones(n, dtype=np.int64),
+            **{key: rows[column] for key, column in CELL_SUMS.items()},
+            "profitable": (profit > 0).astype(np.int64),
+            "unprofitable": (profit < 0).astype(np.int64),
+        }
+    )
     sums = frame.groupby(["segment", "before", "owner_id", "region", "industry"], sort=False).sum()
     cells = []
     for (segment, before_segment, owner_id, region, industry), row in zip(
         sums.index.tolist(), sums.itertuples(index=False, name=None), strict=True
     ):
         values = dict(zip(sums.columns, row, strict=True))
-        cells.append(RunSummaryCell(
-            run=run, segment=segment, before_segment=before_segment, owner_id=int(owner_id) or None, region=region,
-            industry=industry, customers=int(values["customers"]), profitable=int(values["profitable"]),
-            unprofitable=int(values["unprofitable"]),
-            **{key: Decimal(int(values[key])).scaleb(-2) for key in CELL_SUMS},
-        ))
+        cells.append(
+            RunSummaryCell(
+                run=run,
+                segment=segment,
+                before_segment=before_segment,
+                owner_id=int(owner_id) or None,
+                region=region,
+                industry=industry,
+                customers=int(values["customers"]),
+                profitable=int(values["profitable"]),
+                unprofitable=int(values["unprofitable"]),
+                **{key: Decimal(int(values[key])).scaleb(-2) for key in CELL_SUMS},
+            )
+        )
     return cells
 
 
 # The cells' money sums and the rows' columns (cents) they sum.
-CELL_SUMS = {"revenue": "revenue_window", "margin": "margin_window", "service_cost": "value_to_customer",
-             "clv": "clv", "profit": "profit"}
+CELL_SUMS = {
+    "revenue": "revenue_window",
+    "margin": "margin_window",
+    "service_cost": "value_to_customer",
+    "clv": "clv",
+    "profit": "profit",
+}
 
 
 def _copy_csv(sql: str) -> io.BytesIO:
@@ -205,8 +222,12 @@ def _segments_before(customer_ids: np.ndarray, earlier: ValuationRun) -> np.ndar
     """Each customer's segment in the earlier run, "" where it was not in it: one query."""
     sql = f"SELECT customer_id, segment FROM {CustomerValue._meta.db_table} WHERE run_id = {int(earlier.pk)}"
     if connection.vendor == "postgresql":
-        frame = pd.read_csv(_copy_csv(sql), names=["customer_id", "segment"], keep_default_na=False,
-                            dtype={"customer_id": np.int64, "segment": str})
+        frame = pd.read_csv(
+            _copy_csv(sql),
+            names=["customer_id", "segment"],
+            keep_default_na=False,
+            dtype={"customer_id": np.int64, "segment": str},
+        )
         ids, segments = frame["customer_id"].to_numpy(), frame["segment"].to_numpy(dtype=object)
     else:
         with connection.cursor() as cursor:
@@ -232,7 +253,12 @@ def summary_rows(*, run: ValuationRun) -> dict[str, np.ndarray]:
     cents = ", ".join(
         f"CAST(ROUND(v.{column} * 100) AS BIGINT)"
         for column in (
-            "profit_after_services", "clv", "margin_window", "margin_lifetime", "value_to_customer", "revenue_window"
+            "profit_after_services",
+            "clv",
+            "margin_window",
+            "margin_lifetime",
+            "value_to_customer",
+            "revenue_window",
         )
     )
     sql = f"""
@@ -248,9 +274,14 @@ def summary_rows(*, run: ValuationRun) -> dict[str, np.ndarray]:
             names=SUMMARY_ROW_COLUMNS,
             keep_default_na=False,
             na_values={"p_alive": [""]},
-            dtype=dict.fromkeys(_TEXT_COLUMNS, str),
+            # Few distinct values: read as categories, each row then refers to one shared string
+            # (a million rows of str objects per column took ~50 MB each).
+            dtype={**dict.fromkeys(_TEXT_COLUMNS, "category"), "name": str, "number": str},
         )
-        columns = [frame[name].to_numpy() for name in SUMMARY_ROW_COLUMNS]
+        columns = [
+            frame[name].to_numpy(dtype=object) if name in _TEXT_COLUMNS else frame[name].to_numpy()
+            for name in SUMMARY_ROW_COLUMNS
+        ]
         del frame
     else:
         with connection.cursor() as cursor:
@@ -264,8 +295,7 @@ def summary_rows(*, run: ValuationRun) -> dict[str, np.ndarray]:
         elif name == "p_alive":
             rows[name] = pd.to_numeric(pd.Series(column, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
         else:
-            rows[name] = np.asarray(["" if value is None else str(value) for value in column], dtype=object) \
-                if name == "lost_on" else np.asarray(column, dtype=object)
+            rows[name] = np.asarray(column, dtype=object)
     return rows
 
 
@@ -274,10 +304,20 @@ def worklist_frames(rows: dict[str, np.ndarray]) -> tuple[pd.DataFrame, pd.DataF
     database (money as floats of the stored cents, status and lost date by customer id)."""
     index = pd.Index(rows["customer_id"], name="customer_id")
     values = pd.DataFrame(
-        {"segment": rows["segment"], "clv": rows["clv"] / 100.0, "p_alive": rows["p_alive"],
-         **{name: rows[column] / 100.0 for name, column in (
-             ("value_to_customer", "value_to_customer"), ("margin_window", "margin_window"),
-             ("margin_lifetime", "margin_lifetime"), ("profit_after_services", "profit"))}},
+        {
+            "segment": rows["segment"],
+            "clv": rows["clv"] / 100.0,
+            "p_alive": rows["p_alive"],
+            **{
+                name: rows[column] / 100.0
+                for name, column in (
+                    ("value_to_customer", "value_to_customer"),
+                    ("margin_window", "margin_window"),
+                    ("margin_lifetime", "margin_lifetime"),
+                    ("profit_after_services", "profit"),
+                )
+            },
+        },
         index=index,
     )
     lost_on = [value or None for value in rows["lost_on"].tolist()]
@@ -345,7 +385,10 @@ def _dimension_codes(rows: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray,
 
 def _top_per_group(order: np.ndarray, group_of_row: np.ndarray, groups: int, limit: int | None) -> list[np.ndarray]:
     """Rows (indices, in `order`'s order) per group, the first `limit` of each (all if None)."""
-    by_group = order[np.argsort(group_of_row[order], kind="stable")]
+    keys = group_of_row[order]
+    if groups <= np.iinfo(np.int16).max:  # numpy sorts small integers stably by radix: ~7x faster
+        keys = keys.astype(np.int16)
+    by_group = order[np.argsort(keys, kind="stable")]
     bounds = np.searchsorted(group_of_row[by_group], np.arange(groups + 1))
     return [
         by_group[bounds[g] : bounds[g + 1] if limit is None else min(bounds[g + 1], bounds[g] + limit)]
@@ -382,8 +425,14 @@ def filter_views(*, rows: dict[str, np.ndarray], horizon_months: int, classic_va
     }
     by_id = np.argsort(ids, kind="stable")
     # A scatter point as the page draws it: id, name, number, segment, amounts in cents.
-    point_columns = [ids, rows["name"], rows["number"], rows["segment"],
-                     rows[classic_value if classic_value in CENTS_COLUMNS else "clv"], rows["value_to_customer"]]
+    point_columns = [
+        ids,
+        rows["name"],
+        rows["number"],
+        rows["segment"],
+        rows[classic_value if classic_value in CENTS_COLUMNS else "clv"],
+        rows["value_to_customer"],
+    ]
 
     codes = _dimension_codes(rows)
     views: dict[tuple, dict] = {}
@@ -416,8 +465,10 @@ def filter_views(*, rows: dict[str, np.ndarray], horizon_months: int, classic_va
             ranks = whale_pick_ranks(int(sizes[g]), int(positive[g]))
             views[key] = {
                 "whale": [[rank, str(Decimal(int(cumulative[rank - 1])).scaleb(-2))] for rank in ranks],
-                "scatter": [list(point) for point in zip(
-                    *(column[scatter[g]].tolist() for column in point_columns), strict=True)],
+                "scatter": [
+                    list(point)
+                    for point in zip(*(column[scatter[g]].tolist() for column in point_columns), strict=True)
+                ],
                 "actions": {name: ids[actions[name][g]].tolist() for name in ACTION_LISTS},
                 "service_cost": [],
             }
