@@ -20,7 +20,6 @@ def unpack_figures(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("valuation", "0012_run_summary_views"),
     ]
