@@ -216,6 +216,26 @@ def process_peaks(pgid: int) -> dict[int, float]:
     return peaks
 
 
+IDLE_SECONDS = 5.0
+
+
+def process_cpu(processes) -> float:
+    """CPU seconds (user + system) used so far by the worker processes and their children."""
+    total = 0.0
+    for process in processes:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if os.getpgid(int(entry.name)) != process.pid:
+                    continue
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            except (OSError, ProcessLookupError, IndexError, ValueError):
+                continue
+    return total
+
+
 def run_with_workers(*, as_of: date, workers: int):
     """Start the workers, queue the run, wait; returns (run, seconds, peaks by worker)."""
     import subprocess
@@ -249,7 +269,18 @@ def run_with_workers(*, as_of: date, workers: int):
                 for pid, mib in process_peaks(process.pid).items():
                     peaks[f"worker {k} pid {pid}"] = max(peaks.get(f"worker {k} pid {pid}", 0.0), mib)
             time.sleep(0.5)
-        seconds = time.perf_counter() - started
+        completed = time.perf_counter() - started
+        # The finish goes on after the run shows as completed (replacing the same day's run,
+        # retention, work items, cross-sell peers, warm-up): wait until the workers are idle.
+        seconds = completed
+        last, idle_since = process_cpu(processes), time.perf_counter()
+        while time.perf_counter() - idle_since < IDLE_SECONDS:
+            time.sleep(0.5)
+            now = process_cpu(processes)
+            if now - last > 0.05 * 0.5:  # busy in the last half second
+                idle_since, seconds = time.perf_counter(), time.perf_counter() - started
+            last = now
+        print(f"run shown as completed after {completed:.1f} s; workers idle after {seconds:.1f} s")
         for k, process in enumerate(processes):
             for pid, mib in process_peaks(process.pid).items():
                 peaks[f"worker {k} pid {pid}"] = max(peaks.get(f"worker {k} pid {pid}", 0.0), mib)
