@@ -54,8 +54,8 @@ from bench._people import manager_user
 from customers.models import Customer
 from customers.roles import Role
 from services.models import ServiceEvent, ServiceType
-from valuation.dashboard import write_run_summary
 from valuation.models import CustomerValue, RunSummary, ValuationRun
+from valuation.run_summary import write_run_summary
 
 BATCH = 5000
 OWNERS = 40  # sales reps of the synthetic data: books of n/40 customers

@@ -78,8 +78,26 @@ STEPS = [
     (services, "stage_values", "stage chunk values"),
     (services, "staged_values", "read staged values"),
     (services, "_write_values", "write value rows"),
-    (services, "finish_run_if_complete", "finish (referrals, retention)"),
+    (services, "finish_run_if_complete", "finish (total)"),
 ]
+# The finish's sub-steps, by module name (a module that does not exist is skipped).
+FINISH_STEPS = [
+    ("valuation.history", "close_run", "finish: index + attach partition"),
+    ("valuation.run_summary", "write_run_summary", "finish: run summary (total)"),
+    ("valuation.run_summary", "summary_rows", "finish: summary rows (read)"),
+    ("valuation.run_summary", "_segments_before", "finish: earlier run's segments"),
+    ("valuation.run_summary", "summary_cell_rows", "finish: summary cells"),
+    ("valuation.run_summary", "filter_views", "finish: filter views (numpy)"),
+    ("valuation.run_summary", "pack", "finish: pack views"),
+    ("valuation.run_summary", "_service_cost_views", "finish: service cost views"),
+    ("valuation.history", "drop_runs", "finish: drop runs (same day, old)"),
+    ("valuation.services", "apply_retention", "finish: retention"),
+    ("valuation.worklist", "rebuild_work_items", "finish: work items (total)"),
+    ("valuation.worklist", "_values", "finish: work items, read values"),
+    ("valuation.cross_sell", "rebuild_peer_categories", "finish: cross-sell peers"),
+    ("valuation.dashboard", "warm_dashboard", "finish: dashboard warm-up"),
+]
+SLOW_SQL_SECONDS = 1.0  # in-process runs list every statement that took longer
 PHASES = [(services, "prepare_run", "prepare"), (services, "score_chunk", "chunks")]
 
 
@@ -91,6 +109,18 @@ class Clock:
         self.calls = defaultdict(int)
         self.phase = "run"
         self.chunk_seconds: list[float] = []
+        self.slow_sql: list[tuple[float, str, str]] = []
+        self.peak, self.peak_step = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "before the run"
+
+    def sql(self, execute, sql, params, many, context):
+        """connection.execute_wrapper: note every statement slower than SLOW_SQL_SECONDS."""
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            elapsed = time.perf_counter() - started
+            if elapsed >= SLOW_SQL_SECONDS:
+                self.slow_sql.append((elapsed, self.phase, " ".join(str(sql).split())[:150]))
 
     def step(self, label, function):
         @functools.wraps(function)
@@ -102,6 +132,9 @@ class Clock:
                 key = (self.phase, label)
                 self.seconds[key] += time.perf_counter() - started
                 self.calls[key] += 1
+                peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                if peak > self.peak:  # the innermost step that raised this process's peak memory
+                    self.peak, self.peak_step = peak, f"{self.phase}: {label}"
         return timed
 
     def phase_of(self, phase, function):
@@ -122,6 +155,15 @@ class Clock:
 
     def install(self):
         for module, name, label in STEPS:
+            if hasattr(module, name):
+                setattr(module, name, self.step(label, getattr(module, name)))
+        import importlib
+
+        for module_name, name, label in FINISH_STEPS:
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError:
+                continue
             if hasattr(module, name):
                 setattr(module, name, self.step(label, getattr(module, name)))
         for module, name, phase in PHASES:
@@ -174,6 +216,26 @@ def process_peaks(pgid: int) -> dict[int, float]:
     return peaks
 
 
+IDLE_SECONDS = 5.0
+
+
+def process_cpu(processes) -> float:
+    """CPU seconds (user + system) used so far by the worker processes and their children."""
+    total = 0.0
+    for process in processes:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if os.getpgid(int(entry.name)) != process.pid:
+                    continue
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            except (OSError, ProcessLookupError, IndexError, ValueError):
+                continue
+    return total
+
+
 def run_with_workers(*, as_of: date, workers: int):
     """Start the workers, queue the run, wait; returns (run, seconds, peaks by worker)."""
     import subprocess
@@ -207,7 +269,18 @@ def run_with_workers(*, as_of: date, workers: int):
                 for pid, mib in process_peaks(process.pid).items():
                     peaks[f"worker {k} pid {pid}"] = max(peaks.get(f"worker {k} pid {pid}", 0.0), mib)
             time.sleep(0.5)
-        seconds = time.perf_counter() - started
+        completed = time.perf_counter() - started
+        # The finish goes on after the run shows as completed (replacing the same day's run,
+        # retention, work items, cross-sell peers, warm-up): wait until the workers are idle.
+        seconds = completed
+        last, idle_since = process_cpu(processes), time.perf_counter()
+        while time.perf_counter() - idle_since < IDLE_SECONDS:
+            time.sleep(0.5)
+            now = process_cpu(processes)
+            if now - last > 0.05 * 0.5:  # busy in the last half second
+                idle_since, seconds = time.perf_counter(), time.perf_counter() - started
+            last = now
+        print(f"run shown as completed after {completed:.1f} s; workers idle after {seconds:.1f} s")
         for k, process in enumerate(processes):
             for pid, mib in process_peaks(process.pid).items():
                 peaks[f"worker {k} pid {pid}"] = max(peaks.get(f"worker {k} pid {pid}", 0.0), mib)
@@ -268,7 +341,8 @@ def main() -> None:
         run, total, worker_peaks = run_with_workers(as_of=args.as_of, workers=args.workers)
     else:
         started = time.perf_counter()
-        run = services.run_valuation(as_of=args.as_of, progress=print)
+        with connection.execute_wrapper(clock.sql):
+            run = services.run_valuation(as_of=args.as_of, progress=print)
         total = time.perf_counter() - started
     disk_after = value_table_bytes()
     floor_after = floor_seconds()
@@ -287,6 +361,10 @@ def main() -> None:
         ordered = sorted(clock.chunk_seconds)
         print(f"  per chunk: median {ordered[len(ordered) // 2]:.1f} s, max {ordered[-1]:.1f} s "
               f"over {len(ordered)} chunks")
+    if clock.slow_sql:
+        print(f"\nstatements slower than {SLOW_SQL_SECONDS:.0f} s (phase, seconds, SQL):")
+        for seconds, phase, sql in clock.slow_sql:
+            print(f"  {phase:<8} {seconds:6.1f}  {sql}")
     rows = run.rows_written
     print(f"\nrun {run.pk} {run.status}: {rows:,} value rows in {total:.1f} s ({rows / total:,.0f} rows/s, "
           f"{transactions / total:,.0f} transactions/s)")
@@ -302,6 +380,8 @@ def main() -> None:
     note = f" (the seed before it peaked at {seeded_rss:,.0f} MiB)" if args.seed else ""
     print(f"peak memory: {peak:,.0f} MiB this process{note}, {children:,.0f} MiB child processes; "
           f"load average {os.getloadavg()[0]:.2f}")
+    if not args.workers:
+        print(f"  the peak was reached in: {clock.peak_step} ({clock.peak:,.0f} MiB)")
     for name, mib in sorted(worker_peaks.items()):
         print(f"  peak memory of {name}: {mib:,.0f} MiB")
 

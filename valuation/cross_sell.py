@@ -26,8 +26,11 @@ MIN_PEERS = 5
 HINTS = 3
 
 
-def rebuild_peer_categories(*, run_id: int | None = None) -> int:
-    """Peer categories of the latest run (a back-fill of an older date changes nothing)."""
+def rebuild_peer_categories(*, run_id: int | None = None, peers: dict[tuple[str, str], int] | None = None) -> int:
+    """Peer categories of the latest run (a back-fill of an older date changes nothing).
+
+    `peers`: the run's customers per (industry, ABC class), when the caller has them counted
+    (run_summary.peer_counts); only used when `run_id` is the latest run."""
     latest = completed_runs_newest_first().only("pk", "as_of", "settings").first()
     if latest is None or (run_id is not None and run_id != latest.pk):
         return 0
@@ -44,12 +47,13 @@ def rebuild_peer_categories(*, run_id: int | None = None) -> int:
     with connection.cursor() as cursor:
         cursor.execute(sql, [latest.pk, window_start(latest.as_of, months), latest.as_of])
         rows = cursor.fetchall()
-    peers = {
-        (row["customer__industry"], row["abc_class"]): row["n"]
-        for row in CustomerValue.objects.filter(run=latest).exclude(customer__industry="")
-        .values("customer__industry", "abc_class").annotate(n=Count("id"))
-        .order_by()
-    }
+    if peers is None or run_id != latest.pk:
+        peers = {
+            (row["customer__industry"], row["abc_class"]): row["n"]
+            for row in CustomerValue.objects.filter(run=latest).exclude(customer__industry="")
+            .values("customer__industry", "abc_class").annotate(n=Count("id"))
+            .order_by()
+        }
     objects = [
         PeerCategory(run_id=latest.pk, industry=industry, abc_class=abc, category=category, buyers=buyers,
                      peers=peers.get((industry, abc), buyers),

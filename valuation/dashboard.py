@@ -3,6 +3,8 @@
 Every figure is aggregated in the database: one grouped query per figure, never one query
 per customer, so a page costs the same number of queries for 100 or 100,000 customers.
 The scatter plot gets a deterministic stratified sample of at most SCATTER_BUDGET points.
+A run with a summary (run_summary.py, written when the run completes) is shown from it; the
+figures' definitions both ways share are in figure_rules.py.
 """
 
 from __future__ import annotations
@@ -11,14 +13,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-import numpy as np
-import pandas as pd
 from dateutil.relativedelta import relativedelta
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.db import connection
 from django.db.models import (
-    BooleanField,
     Case,
     Count,
     DecimalField,
@@ -32,63 +30,45 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.expressions import RawSQL, RowRange, Window
-from django.db.models.functions import Greatest, RowNumber, TruncMonth
-from django.urls import NoReverseMatch, reverse
+from django.db.models.expressions import RowRange, Window
+from django.db.models.functions import Greatest, RowNumber
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy
 
-from customers.models import Customer
 from customers.selectors import filter_choices as customer_filter_choices
 from services.models import ServiceEvent, ServiceType, StandardCost
 from services.selectors import CostHistory
 
-from .models import CustomerValue, RunSummary, RunSummaryCell, RunSummaryView, Segment, ValuationRun, ValueBasis
+from .figure_rules import (
+    A_TODAY_CLV_SHARE,
+    ACTION_COLUMNS,
+    ACTION_LIST_LENGTH,
+    AT_RISK_P_ALIVE,
+    CENT,
+    SAMPLE_MODULUS,
+    SAMPLE_MULTIPLIER,
+    SCATTER_BUDGET,
+    SEGMENTS,
+    DashboardFilters,
+    cockpit_url_template,
+    completed_runs,
+    default_comparison,
+    month_starts,
+    scatter_quotas,
+    segment_table,
+    service_cost_rows,
+    whale_pick_ranks,
+)
+from .models import CustomerValue, RunSummary, RunSummaryView, Segment, ValuationRun, ValueBasis
+from .run_summary import summary_cells, summary_view, unpack_view
 
-SEGMENTS = [Segment.UNCRITICAL, Segment.PROBLEM, Segment.POTENTIAL, Segment.INVESTMENT]
-SCATTER_BUDGET = 5000
 FILTER_CHOICES_LIMIT = 500  # as many regions or industries as the customer list offers
-WHALE_POINTS = 500
-ACTION_LIST_LENGTH = 20
-SERVICE_COST_MONTHS = 24
-# A customer whose P(alive) is below this is "at risk" on the win-back list.
-AT_RISK_P_ALIVE = 0.5
-# "A today, C tomorrow": CLV below this share of the window margin continued over the horizon.
-A_TODAY_CLV_SHARE = Decimal("0.5")
-# How far back the default comparison run of the migration matrix lies.
-DEFAULT_COMPARISON_DAYS = 90
 RUN_FIGURES_TTL = 7 * 24 * 3600  # a completed run's figures never change
 SERVICE_COST_TTL = 5 * 60  # new services show on the dashboard within five minutes
 MONEY_SUM = DecimalField(max_digits=20, decimal_places=2)
 
-# Deterministic sampling without a window function: a Weyl sequence over the customer id
-# (id x an odd constant, mod 2^32) spreads consecutive ids evenly over [0, 2^32), so
-# "key < share x 2^32" keeps about that share of a segment, the same customers every time.
-SAMPLE_MULTIPLIER = 2654435761
-SAMPLE_MODULUS = 2**32
 
 
-@dataclass(frozen=True)
-class DashboardFilters:
-    """Owner, region and industry: applied to every figure of the dashboard."""
-
-    owner_id: int | None = None
-    region: str = ""
-    industry: str = ""
-
-    def customer_q(self, prefix: str = "customer__") -> Q:
-        q = Q()
-        if self.owner_id is not None:
-            q &= Q(**{f"{prefix}owner_id": self.owner_id})
-        if self.region:
-            q &= Q(**{f"{prefix}region": self.region})
-        if self.industry:
-            q &= Q(**{f"{prefix}industry": self.industry})
-        return q
-
-    @property
-    def active(self) -> bool:
-        return self.owner_id is not None or bool(self.region or self.industry)
 
 
 @dataclass
@@ -133,37 +113,12 @@ def filter_choices(*, run: ValuationRun | None = None) -> dict[str, list]:
     return customer_filter_choices()
 
 
-def completed_runs(*, limit: int = 60) -> list[ValuationRun]:
-    """Completed runs, newest as-of date first (the first one is the latest); one query."""
-    return list(
-        ValuationRun.objects.filter(status=ValuationRun.Status.COMPLETED)
-        .order_by("-as_of", "-finished_at", "-pk")
-        .only("pk", "as_of", "finished_at", "settings", "thresholds", "backtest", "parameters", "company",
-              "customer_count", "rows_written")[:limit]
-    )
-
-
-def default_comparison(runs: list[ValuationRun]) -> ValuationRun | None:
-    """The newest run at least DEFAULT_COMPARISON_DAYS before the latest, else the oldest other run."""
-    if len(runs) < 2:
-        return None
-    latest, earlier = runs[0], runs[1:]
-    cutoff = latest.as_of - dt.timedelta(days=DEFAULT_COMPARISON_DAYS)
-    return next((run for run in earlier if run.as_of <= cutoff), earlier[-1])
 
 
 def cockpit_url(customer_id: int) -> str:
     return cockpit_url_template().replace("{id}", str(customer_id))
 
 
-def cockpit_url_template() -> str:
-    """The cockpit URL with an `{id}` placeholder (for the chart's click handler)."""
-    for name in ("customers:cockpit", "customers:detail"):
-        try:
-            return reverse(name, args=[0]).replace("/0/", "/{id}/")
-        except NoReverseMatch:
-            continue
-    return "/customers/{id}/"
 
 
 def run_values(*, run: ValuationRun, filters: DashboardFilters) -> QuerySet[CustomerValue]:
@@ -197,47 +152,8 @@ def segment_summary(values: QuerySet[CustomerValue]) -> tuple[list[dict], dict]:
     return segment_table(rows)
 
 
-CENT = Decimal("0.01")
-SEGMENT_KEYS = ["customers", "revenue", "margin", "service_cost", "clv", "profit", "profitable", "unprofitable"]
 
 
-def segment_table(rows: dict[str, dict]) -> tuple[list[dict], dict]:
-    """The segment table and its totals row from {segment: sums}, in the segments' order."""
-    keys = SEGMENT_KEYS
-    zero = {"customers": 0, "profitable": 0, "unprofitable": 0}
-
-    def cell(key: str, value):
-        if value is None:
-            return zero.get(key, Decimal("0.00"))
-        # Sums of cents are cents; SQLite sums decimals as floats, which differ in the last
-        # digits with the order of summation, so both ways to the table round the same way.
-        return value if key in zero else Decimal(value).quantize(CENT)
-
-    table = []
-    for segment in SEGMENTS:
-        row = rows.get(segment.value, {})
-        table.append(
-            {"segment": segment.value, "label": segment.label, "strategy": segment.strategy,
-             **{k: cell(k, row.get(k)) for k in keys}}
-        )
-    totals = {k: sum((row[k] for row in table), zero.get(k, Decimal("0.00"))) for k in keys}
-    return table, totals
-
-
-def scatter_quotas(counts: dict[str, int], budget: int = SCATTER_BUDGET) -> dict[str, float]:
-    """Share of each segment to draw: small segments whole, the rest share what is left evenly.
-
-    Pure: {segment: customers} -> {segment: share in [0, 1]}.
-    """
-    shares: dict[str, float] = {}
-    remaining = budget
-    ordered = sorted((n, s) for s, n in counts.items() if n > 0)
-    for position, (n, segment) in enumerate(ordered):
-        quota = remaining / (len(ordered) - position)
-        take = min(n, quota)
-        shares[segment] = min(1.0, take / n)
-        remaining -= take
-    return shares
 
 
 def scatter_sample(values: QuerySet[CustomerValue], *, classic_field: str, counts: dict[str, int],
@@ -292,14 +208,6 @@ def migration_matrix(counts: dict[tuple[str, str], int], now_by_segment: dict[st
             "new": new, "new_total": sum(new), "moved": moved, "compared": sum(counts.values())}
 
 
-def whale_pick_ranks(n: int, n_positive: int, points: int = WHALE_POINTS) -> list[int]:
-    """Ranks (1-based) to draw: evenly spaced, plus the peak and the ends. Pure."""
-    if n <= 0:
-        return []
-    ranks = set(np.unique(np.linspace(1, n, num=min(n, points)).round().astype(int)).tolist())
-    ranks |= {1, n}
-    ranks |= {r for r in (n_positive, n_positive + 1) if 1 <= r <= n}
-    return sorted(ranks)
 
 
 def whale_curve(values: QuerySet[CustomerValue], *, ranks: list[int]) -> list[tuple[int, Decimal]]:
@@ -319,14 +227,6 @@ def whale_curve(values: QuerySet[CustomerValue], *, ranks: list[int]) -> list[tu
             ranked.filter(rank__in=ranks).order_by("rank").values_list("rank", "cumulative")]
 
 
-def month_starts(*, today: dt.date, months: int = SERVICE_COST_MONTHS) -> list[dt.date]:
-    """First days of the last `months` months, the current month last. Pure."""
-    year, month = today.year, today.month
-    starts = []
-    for _ in range(months):
-        starts.append(dt.date(year, month, 1))
-        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
-    return starts[::-1]
 
 
 def service_cost_by_month(*, filters: DashboardFilters, months: list[dt.date]) -> list[dict]:
@@ -358,26 +258,8 @@ def service_cost_by_month(*, filters: DashboardFilters, months: list[dt.date]) -
     return service_cost_rows([(type_id, month, cost, events) for (type_id, month), (cost, events) in totals.items()])
 
 
-def service_cost_rows(totals: list[tuple[int, dt.date, Decimal, int]]) -> list[dict]:
-    """The panel's rows from (type id, month, cost, events), in the types' order: one query."""
-    types = {
-        pk: (code, name, order, name_de)
-        for pk, code, name, order, name_de in ServiceType.objects.filter(pk__in={row[0] for row in totals})
-        .values_list("pk", "code", "name", "sort_order", "name_de")
-    } if totals else {}
-    # Both names: the figures are cached for every reader; the page picks the reader's language.
-    result = [
-        {"month": month, "code": types[type_id][0], "name": types[type_id][1], "name_de": types[type_id][3],
-         "order": types[type_id][2],
-         "cost": cost, "events": events}
-        for type_id, month, cost, events in totals
-    ]
-    result.sort(key=lambda row: (row["order"], row["code"], row["month"]))
-    return result
 
 
-ACTION_COLUMNS = ["customer_id", "customer__name", "customer__number", "segment", "abc_class", "clv",
-                  "margin_window", "margin_lifetime", "profit_after_services", "value_to_customer", "p_alive"]
 
 
 def action_lists(values: QuerySet[CustomerValue], *, horizon_months: int,
@@ -600,364 +482,6 @@ def model_health(run: ValuationRun | None) -> dict | None:
     }
 
 
-# --- per-run summaries ------------------------------------------------------------------------------
-# Written once when a run completes (valuation.services.finish_run_if_complete), so that the
-# first view of any filter reads a few hundred summed cells and one stored view instead of
-# scanning the run's value rows several times (at 1M customers the segment-migration join
-# alone took 1.3-1.5 s, the whale-curve window 1.0-1.3 s).
-#
-# Cells (segment x earlier segment x owner x region x industry) hold everything that sums:
-# the segment table, its totals and the migration counts. What does not sum, the whale
-# curve, the scatter sample and the work lists, is computed here for every filter the
-# dashboard offers: owner, region and industry each fixed or "every", 8 patterns, each
-# filter a group of the run's rows. The run's rows are read once (one query) and grouped in
-# memory (numpy), with the same orderings, ties and picks as the value-row figures above.
-# A view stores no translated text: the whale points, the scatter's points (id, name, number,
-# segment, amounts in cents), the work lists' customer ids, service cost per type and month.
-
-FILTER_DIMENSIONS = ("owner_id", "region", "industry")
-EVERY = {"owner_id": None, "region": "", "industry": ""}
-# Money as integer cents in memory: sums and comparisons are exact, like the database's.
-SUMMARY_ROW_COLUMNS = ["customer_id", "owner_id", "region", "industry", "name", "number", "segment", "basis",
-                       "abc_class", "p_alive", "profit", "clv", "margin_window", "margin_lifetime", "value_to_customer"]
-CENTS_COLUMNS = ["profit", "clv", "margin_window", "margin_lifetime", "value_to_customer"]
-
-
-def write_run_summary(*, run_id: int) -> None:
-    """The run's summary cells and filter views; replaces any earlier summary of the run."""
-    from django.db import transaction
-
-    run = ValuationRun.objects.get(pk=run_id)
-    earlier = default_comparison([run, *(other for other in completed_runs() if other.pk != run.pk)])
-    with transaction.atomic():
-        RunSummaryCell.objects.filter(run=run).delete()
-        RunSummaryView.objects.filter(run=run).delete()
-        _write_cells(run=run, earlier=earlier)
-        views = filter_views(rows=_summary_rows(run=run), horizon_months=run.engine_settings.horizon_months,
-                             classic_value=run.engine_settings.classic_value)
-        for key, costs in _service_cost_views(months=month_starts(today=run.as_of)).items():
-            views.setdefault(key, empty_view())["service_cost"] = costs
-        RunSummaryView.objects.bulk_create(
-            (RunSummaryView(run=run, owner_id=owner_id, region=region, industry=industry, figures=figures)
-             for (owner_id, region, industry), figures in views.items()),
-            batch_size=500,
-        )
-        RunSummary.objects.update_or_create(run=run, defaults={"earlier": earlier})
-        # The dashboard shows the latest run only: older runs' summaries (their views hold the
-        # scatter points, up to ~100 MB at a million customers) go; such a run's figures, if it
-        # were ever shown again, come from its value rows.
-        latest = completed_runs(limit=1)
-        if latest and latest[0].pk == run.pk:
-            for model in (RunSummaryView, RunSummaryCell, RunSummary):
-                model.objects.exclude(run=run).delete()
-
-
-def _write_cells(*, run: ValuationRun, earlier: ValuationRun | None) -> None:
-    values, customers = CustomerValue._meta.db_table, Customer._meta.db_table
-    cells = RunSummaryCell._meta.db_table
-    before, join, group, params = "''", "", "", [run.pk]
-    if earlier is not None:
-        before = "COALESCE(e.segment, '')"
-        join = f"LEFT JOIN {values} e ON e.run_id = %s AND e.customer_id = v.customer_id"
-        group, params = f", {before}", [earlier.pk, run.pk]
-    with connection.cursor() as cursor:
-        cursor.execute(f"""
-            INSERT INTO {cells} (run_id, segment, before_segment, owner_id, region, industry, customers, revenue,
-                                 margin, service_cost, clv, profit, profitable, unprofitable)
-            SELECT v.run_id, v.segment, {before}, c.owner_id, c.region, c.industry, COUNT(*), SUM(v.revenue_window),
-                   SUM(v.margin_window), SUM(v.value_to_customer), SUM(v.clv), SUM(v.profit_after_services),
-                   SUM(CASE WHEN v.profit_after_services > 0 THEN 1 ELSE 0 END),
-                   SUM(CASE WHEN v.profit_after_services < 0 THEN 1 ELSE 0 END)
-            FROM {values} v JOIN {customers} c ON c.id = v.customer_id {join}
-            WHERE v.run_id = %s
-            GROUP BY v.run_id, v.segment{group}, c.owner_id, c.region, c.industry
-        """, params)
-
-
-def _summary_rows(*, run: ValuationRun) -> dict[str, np.ndarray]:
-    """The run's value rows with their customer's owner, region, industry, name and number: one
-    query, money as integer cents. PostgreSQL sends them as CSV through COPY (a million rows in
-    seconds; row by row through the driver took ~6 times longer)."""
-    values, customers = CustomerValue._meta.db_table, Customer._meta.db_table
-    cents = ", ".join(f"CAST(ROUND(v.{column} * 100) AS BIGINT)" for column in
-                      ("profit_after_services", "clv", "margin_window", "margin_lifetime", "value_to_customer"))
-    sql = f"""
-        SELECT v.customer_id, COALESCE(c.owner_id, 0), c.region, c.industry, c.name, c.number, v.segment, v.basis,
-               v.abc_class, v.p_alive, {cents}
-        FROM {values} v JOIN {customers} c ON c.id = v.customer_id
-        WHERE v.run_id = %s
-    """
-    if connection.vendor == "postgresql":
-        import io
-
-        buffer = io.BytesIO()
-        with connection.cursor() as cursor, cursor.cursor.copy(
-                f"COPY ({sql.replace('%s', str(int(run.pk)))}) TO STDOUT WITH (FORMAT csv)") as copy:
-            for block in copy:
-                buffer.write(block)
-        buffer.seek(0)
-        # Empty strings stay strings (a region may be ""); only P(alive) may be NULL.
-        frame = pd.read_csv(buffer, names=SUMMARY_ROW_COLUMNS, keep_default_na=False, na_values={"p_alive": [""]},
-                            dtype=dict.fromkeys(("region", "industry", "name", "number", "segment", "basis", "abc_class"), str))
-        columns = [frame[name].to_numpy() for name in SUMMARY_ROW_COLUMNS]
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [run.pk])
-            records = cursor.fetchall()
-        columns = list(zip(*records, strict=True)) if records else [()] * len(SUMMARY_ROW_COLUMNS)
-    rows: dict[str, np.ndarray] = {}
-    for name, column in zip(SUMMARY_ROW_COLUMNS, columns, strict=True):
-        if name in CENTS_COLUMNS or name in ("customer_id", "owner_id"):
-            rows[name] = np.asarray(column, dtype=np.int64)
-        elif name == "p_alive":
-            rows[name] = pd.to_numeric(pd.Series(column, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
-        else:
-            rows[name] = np.asarray(column, dtype=object)
-    return rows
-
-
-def empty_view() -> dict:
-    return {"whale": [], "scatter": [], "actions": {name: [] for name in ACTION_LISTS}, "service_cost": []}
-
-
-ACTION_LISTS = ("unprofitable", "renegotiate", "win_back", "a_today_c_tomorrow")
-
-
-def filter_patterns() -> list[tuple[str, ...]]:
-    """Which dimensions a filter fixes: none, each one, each pair, all three."""
-    return [tuple(d for k, d in enumerate(FILTER_DIMENSIONS) if mask >> k & 1) for mask in range(8)]
-
-
-def _group(codes: dict[str, np.ndarray], rows: dict[str, np.ndarray],
-           pattern: tuple[str, ...]) -> tuple[np.ndarray, list[tuple]]:
-    """Each row's filter group under the pattern (-1: no filter reaches it, as a fixed dimension
-    is empty: no owner, no region) and the groups' (owner_id, region, industry) keys."""
-    n = len(rows["customer_id"])
-    reachable = np.ones(n, dtype=bool)
-    combined = np.zeros(n, dtype=np.int64)
-    for dimension in pattern:
-        code, distinct = codes[dimension]
-        reachable &= code >= 0
-        combined = combined * (distinct + 1) + code
-    _codes, first, inverse = np.unique(combined[reachable], return_index=True, return_inverse=True)
-    group = np.full(n, -1, dtype=np.int64)
-    group[reachable] = inverse
-    rows_of_first = np.flatnonzero(reachable)[first]
-    keys = [tuple(_plain(rows[d][row]) if d in pattern else EVERY[d] for d in FILTER_DIMENSIONS)
-            for row in rows_of_first]
-    return group, keys
-
-
-def _plain(value):
-    return int(value) if isinstance(value, np.integer) else value
-
-
-def _dimension_codes(rows: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, int]]:
-    """Per filter dimension: each row's value as a code (-1 for none or empty) and how many."""
-    codes = {}
-    for dimension in FILTER_DIMENSIONS:
-        values = rows[dimension]
-        code, distinct = pd.factorize(values)
-        empty = [k for k, value in enumerate(distinct) if value is None or value == "" or value == 0]
-        code = code.astype(np.int64)
-        code[np.isin(code, empty)] = -1
-        codes[dimension] = (code, len(distinct))
-    return codes
-
-
-def _top_per_group(order: np.ndarray, group_of_row: np.ndarray, groups: int, limit: int | None) -> list[np.ndarray]:
-    """Rows (indices, in `order`'s order) per group, the first `limit` of each (all if None)."""
-    by_group = order[np.argsort(group_of_row[order], kind="stable")]
-    bounds = np.searchsorted(group_of_row[by_group], np.arange(groups + 1))
-    return [by_group[bounds[g]:bounds[g + 1] if limit is None else min(bounds[g + 1], bounds[g] + limit)]
-            for g in range(groups)]
-
-
-def filter_views(*, rows: dict[str, np.ndarray], horizon_months: int, classic_value: str = "clv") -> dict[tuple, dict]:
-    """{(owner_id, region, industry): figures} for every reachable filter of the run's rows.
-
-    The same figures as whale_curve, scatter_sample and action_lists on the filter's value rows.
-    """
-    ids, profit = rows["customer_id"], rows["profit"]
-    segment_codes = {s.value: k for k, s in enumerate(SEGMENTS)}
-    segment = np.asarray([segment_codes.get(s, len(SEGMENTS)) for s in rows["segment"]], dtype=np.int64)
-    sample_key = (ids.astype(np.uint64) * np.uint64(SAMPLE_MULTIPLIER)) % np.uint64(SAMPLE_MODULUS)
-    at_stake = np.maximum(rows["clv"], rows["margin_lifetime"])
-    share_above, share_below = A_TODAY_CLV_SHARE.as_integer_ratio()
-    shortfall_twelfths = rows["margin_window"] * horizon_months - 12 * rows["clv"]  # (expected - clv) x 12
-    orders = {
-        "whale": np.lexsort((ids, -profit)),
-        "unprofitable": _ordered(profit < 0, (ids, profit)),
-        "renegotiate": _ordered((rows["segment"] == Segment.PROBLEM.value) & (rows["basis"] != ValueBasis.LOST.value),
-                                (ids, -rows["value_to_customer"])),
-        "win_back": _ordered((rows["p_alive"] < AT_RISK_P_ALIVE) & (at_stake > 0), (ids, -at_stake)),
-        # clv < expected x share with expected = margin_window x horizon / 12, in whole cents.
-        "a_today_c_tomorrow": _ordered(
-            (rows["abc_class"] == "A") & (rows["clv"] * 12 * share_below < rows["margin_window"] * horizon_months * share_above),
-            (ids, -shortfall_twelfths)),
-    }
-    by_id = np.argsort(ids, kind="stable")
-    # A scatter point as the page draws it: id, name, number, segment, amounts in cents.
-    point_columns = [ids.tolist(), rows["name"].tolist(), rows["number"].tolist(), rows["segment"].tolist(),
-                     rows[classic_value if classic_value in CENTS_COLUMNS else "clv"].tolist(),
-                     rows["value_to_customer"].tolist()]
-
-    codes = _dimension_codes(rows)
-    views: dict[tuple, dict] = {}
-    for pattern in filter_patterns():
-        group, keys = _group(codes, rows, pattern)
-        n_groups = len(keys)
-        if not n_groups:
-            continue
-        in_group = group >= 0
-        sizes = np.bincount(group[in_group], minlength=n_groups)
-        positive = np.bincount(group[in_group & (profit > 0)], minlength=n_groups)
-        per_segment = np.bincount(group[in_group] * (len(SEGMENTS) + 1) + segment[in_group],
-                                  minlength=n_groups * (len(SEGMENTS) + 1)).reshape(n_groups, -1)
-        limits = np.zeros((n_groups, len(SEGMENTS) + 1), dtype=np.uint64)
-        for g in range(n_groups):
-            shares = scatter_quotas({s.value: int(per_segment[g, k]) for k, s in enumerate(SEGMENTS)})
-            for s, share in shares.items():
-                limits[g, segment_codes[s]] = SAMPLE_MODULUS if share >= 1 else int(share * SAMPLE_MODULUS)
-        sampled = in_group.copy()
-        sampled[in_group] = sample_key[in_group] < limits[group[in_group], segment[in_group]]
-        scatter = _top_per_group(by_id[sampled[by_id]], group, n_groups, None)  # ids ascending
-        whale = _top_per_group(orders["whale"][in_group[orders["whale"]]], group, n_groups, None)
-        actions = {name: _top_per_group(orders[name][in_group[orders[name]]], group, n_groups, ACTION_LIST_LENGTH)
-                   for name in ACTION_LISTS}
-        for g, key in enumerate(keys):
-            cumulative = np.cumsum(profit[whale[g]])
-            ranks = whale_pick_ranks(int(sizes[g]), int(positive[g]))
-            views[key] = {
-                "whale": [[rank, str(Decimal(int(cumulative[rank - 1])).scaleb(-2))] for rank in ranks],
-                "scatter": [[column[row] for column in point_columns] for row in scatter[g].tolist()],
-                "actions": {name: ids[actions[name][g]].tolist() for name in ACTION_LISTS},
-                "service_cost": [],
-            }
-    return views
-
-
-def _ordered(mask: np.ndarray, keys: tuple[np.ndarray, ...]) -> np.ndarray:
-    """Indices of the rows in `mask`, sorted by the last key, then the ones before (lexsort)."""
-    chosen = np.flatnonzero(mask)
-    return chosen[np.lexsort(tuple(key[chosen] for key in keys))]
-
-
-def _service_cost_views(*, months: list[dt.date]) -> dict[tuple, list]:
-    """Service cost per type and month for every reachable filter: {(owner, region, industry):
-    [[type id, month, cost, events], ...]}, each event valued at the cost valid on its day.
-
-    One grouped query: the cost history (a handful of rows) becomes a CASE on type and day, so
-    the database sums quantity x cost per customer group, type and month.
-    """
-    history = CostHistory.load()
-    unit_cost = Case(
-        *[When(service_type_id=type_id, date__gte=start, then=Value(cost))
-          for type_id, starts in history.starts.items()
-          for start, cost in sorted(zip(starts, history.costs[type_id], strict=True), reverse=True)],
-        default=Value(Decimal("0")),
-        output_field=DecimalField(max_digits=12, decimal_places=2),
-    )
-    end = months[-1] + relativedelta(months=1)
-    rows = (
-        ServiceEvent.objects.filter(date__gte=months[0], date__lt=end)
-        .order_by()
-        .values(owner=F("customer__owner_id"), region=F("customer__region"), industry=F("customer__industry"),
-                type_id=F("service_type_id"), month=TruncMonth("date"))
-        .annotate(cost=Sum(ExpressionWrapper(F("quantity") * unit_cost, output_field=DecimalField(max_digits=20, decimal_places=4))),
-                  events=Count("pk"))
-        .values_list("owner", "region", "industry", "type_id", "month", "cost", "events")
-    )
-    sums: dict[tuple, dict[tuple, list]] = {}
-    for owner, region, industry, type_id, month, cost, events in rows:
-        month = month.date() if isinstance(month, dt.datetime) else month
-        cost = Decimal(cost).quantize(Decimal("0.0001"))
-        fields = {"owner_id": owner, "region": region, "industry": industry}
-        for pattern in filter_patterns():
-            if any(fields[d] in (None, "") for d in pattern):
-                continue
-            key = tuple(fields[d] if d in pattern else EVERY[d] for d in FILTER_DIMENSIONS)
-            total = sums.setdefault(key, {}).setdefault((type_id, month), [Decimal("0.0000"), 0])
-            total[0] += cost
-            total[1] += events
-    return {key: [[type_id, month.isoformat(), str(cost), events] for (type_id, month), (cost, events) in totals.items()]
-            for key, totals in sums.items()}
-
-
-def summary_view(*, run: ValuationRun, filters: DashboardFilters) -> dict:
-    """The stored figures of the filter (empty for a filter without customers): one query."""
-    owner = Q(owner_id__isnull=True) if filters.owner_id is None else Q(owner_id=filters.owner_id)
-    view = (RunSummaryView.objects.filter(owner, run=run, region=filters.region, industry=filters.industry)
-            .values_list("figures", flat=True).first())
-    return view or empty_view()
-
-
-def unpack_view(view: dict, *, run: ValuationRun, classic_value: str, horizon_months: int) -> dict:
-    """Scatter, whale, work lists and service cost of a view: one query for the work lists'
-    at most 4 x ACTION_LIST_LENGTH value rows (by id), one for the service types."""
-    listed = sorted(set().union(*view["actions"].values()))
-    records = {record["customer_id"]: record
-               for record in shown_values(run=run, customer_ids=listed).values(*ACTION_COLUMNS)} if listed else {}
-    horizon_factor = Decimal(horizon_months) / Decimal(12)
-    template = cockpit_url_template()
-    actions = {}
-    for name, ids in view["actions"].items():
-        rows = []
-        for customer_id in ids:
-            if customer_id not in records:  # deleted since the run: listed until the next run
-                continue
-            record = dict(records[customer_id])
-            record["name"] = record.pop("customer__name")
-            record["number"] = record.pop("customer__number")
-            record["url"] = template.replace("{id}", str(customer_id))
-            record["expected_margin"] = record["margin_window"] * horizon_factor
-            rows.append(record)
-        actions[name] = rows
-    # The scatter's points are stored whole: reading 5,000 sampled rows by id from a million
-    # took ~0.8 s of random reads at a million customers.
-    scatter = [(*stored[:4], Decimal(stored[4]).scaleb(-2), Decimal(stored[5]).scaleb(-2)) for stored in view["scatter"]]
-    return {
-        "scatter": scatter,
-        "whale": [(rank, Decimal(cumulative)) for rank, cumulative in view["whale"]],
-        "actions": actions,
-        "service_cost": service_cost_rows(
-            [(type_id, dt.date.fromisoformat(month), Decimal(cost), events)
-             for type_id, month, cost, events in view["service_cost"]]),
-    }
-
-
-def shown_values(*, run: ValuationRun, customer_ids: list[int]) -> QuerySet[CustomerValue]:
-    """The run's value rows of these customers, through the (run, customer) index.
-
-    PostgreSQL gets the ids as one array parameter: 5,000 ids as an IN list of parameters took
-    3-5 times longer to send and plan than the index probes themselves.
-    """
-    values = CustomerValue.objects.filter(run=run).order_by()
-    if connection.vendor == "postgresql":
-        table = CustomerValue._meta.db_table
-        return values.filter(RawSQL(f'"{table}"."customer_id" = ANY(%s)', [customer_ids], output_field=BooleanField()))
-    return values.filter(customer_id__in=customer_ids)
-
-
-def summary_cells(*, run: ValuationRun, filters: DashboardFilters) -> tuple[list[dict], dict, dict]:
-    """Segment table, totals and migration counts {(before, now): customers} of the filter's
-    cells: one grouped query over the run's summary cells."""
-    rows = (
-        RunSummaryCell.objects.filter(filters.customer_q(prefix=""), run=run)
-        .order_by()
-        .values("segment", "before_segment")
-        .annotate(**{key: Sum(key) for key in SEGMENT_KEYS})
-    )
-    by_segment: dict[str, dict] = {}
-    pairs: dict[tuple[str, str], int] = {}
-    for row in rows:
-        sums = by_segment.setdefault(row["segment"], dict.fromkeys(SEGMENT_KEYS, 0))
-        for key in SEGMENT_KEYS:
-            sums[key] += row[key]
-        if row["before_segment"]:
-            pairs[(row["before_segment"], row["segment"])] = row["customers"]
-    segments, totals = segment_table(by_segment)
-    return segments, totals, pairs
 
 
 # --- settings page --------------------------------------------------------------------------------

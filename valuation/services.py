@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from core import copy_text
 
-from . import cross_sell, dashboard, engine, history, selectors, worklist
+from . import cross_sell, engine, history, run_summary, selectors, worklist
 from .engine.money import to_cents, to_money
 from .models import CustomerValue, ValuationChunk, ValuationRun
 
@@ -537,7 +537,8 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True) -> bool:
             # The staged values of earlier runs are not needed any more (this run's stay, so that
             # a chunk of it can be written again).
             ValuationChunk.objects.exclude(run_id=run_id).exclude(staged=None).update(staged=None)
-            dashboard.write_run_summary(run_id=run_id)
+            # The run's rows are read once: the summary, the work items and the peers use them.
+            rows = run_summary.write_run_summary(run_id=run_id)
     # Short transactions of their own: dropping a partition locks the whole value table until commit.
     # Same as-of again replaces the earlier result instead of keeping two.
     replaced = ValuationRun.objects.filter(as_of=run.as_of).exclude(pk=run_id).exclude(status=ValuationRun.Status.RUNNING)
@@ -548,20 +549,30 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True) -> bool:
                 call()
         except Exception:  # the next run tries again; this run itself is complete
             logger.exception("%s after run %s failed", step.capitalize(), run_id)
-    _refresh_derived(run_id)
+    _refresh_derived(run_id, rows=rows)
+    del rows
     if warm:
         _warm_dashboard()
     return True
 
 
-def _refresh_derived(run_id: int) -> None:
+def _refresh_derived(run_id: int, *, rows: dict | None = None) -> None:
     """Worklists (the two latest runs compared) and cross-sell peers, when this run is the
-    latest or the one before it. Derived figures: a failure is logged, never fails the run."""
-    for refresh in (worklist.rebuild_work_items, cross_sell.rebuild_peer_categories):
+    latest or the one before it; from the run's rows as the summary read them, when given.
+    Derived figures: a failure is logged, never fails the run."""
+    def work_items():
+        values, customers = run_summary.worklist_frames(rows) if rows is not None else (None, None)
+        worklist.rebuild_work_items(run_id=run_id, latest_values=values, customers=customers)
+
+    def peers():
+        cross_sell.rebuild_peer_categories(run_id=run_id, peers=run_summary.peer_counts(rows) if rows is not None else None)
+
+    refreshes = [("work items", work_items), ("cross-sell peers", peers)]
+    for name, refresh in refreshes:
         try:
-            refresh(run_id=run_id)
+            refresh()
         except Exception:
-            logger.exception("Refreshing %s after run %s failed", refresh.__name__, run_id)
+            logger.exception("Refreshing %s after run %s failed", name, run_id)
 
 
 def _warm_dashboard() -> None:

@@ -234,24 +234,29 @@ def _write_items(run_id: int, items: pd.DataFrame) -> None:
     )
 
 
-def rebuild_work_items(*, run_id: int | None = None) -> int:
+def rebuild_work_items(*, run_id: int | None = None, latest_values: pd.DataFrame | None = None,
+                       customers: pd.DataFrame | None = None) -> int:
     """Find the reasons for the latest run against the one before it and store them.
 
     Called after each completed run; a run that is not one of the two latest by as-of date
     (a back-fill of an older date) changes nothing. Items of older runs are dropped.
-    Returns the number of items written.
+    `latest_values` and `customers` (the run's rows as _values and the customers' status and
+    lost date read them) save reading them again when the caller has them: used only when
+    `run_id` is the latest run. Returns the number of items written.
     """
     runs = list(completed_runs_newest_first().only("pk", "as_of", "thresholds", "company")[:2])
     if not runs or (run_id is not None and run_id not in {run.pk for run in runs}):
         return 0
     latest = runs[0]
     previous = runs[1] if len(runs) > 1 else None
-    cur = _values(latest)
+    given = latest_values is not None and customers is not None and run_id == latest.pk
+    cur = latest_values if given else _values(latest)
     prev = _values(previous) if previous is not None else None
-    customers = pd.DataFrame.from_records(
-        _fetch(Customer.objects.values_list("id", "status", "lost_on").order_by()),
-        columns=["customer_id", "status", "lost_on"],
-    ).set_index("customer_id")
+    if not given:
+        customers = pd.DataFrame.from_records(
+            _fetch(Customer.objects.values_list("id", "status", "lost_on").order_by()),
+            columns=["customer_id", "status", "lost_on"],
+        ).set_index("customer_id")
     items = find_work_items(cur, prev, customers=customers, thresholds=latest.thresholds or {},
                             as_of=latest.as_of, detractors=latest_detractor_scores(as_of=latest.as_of))
     changes = change_summary(cur, prev, items)

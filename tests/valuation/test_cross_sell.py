@@ -8,7 +8,9 @@ import pytest
 
 from customers.models import Customer, Transaction
 from tests.cockpit.factories import CustomerValueFactory, ValuationRunFactory
+from valuation import run_summary
 from valuation.cross_sell import cross_sell_hints, rebuild_peer_categories
+from valuation.models import PeerCategory
 
 pytestmark = pytest.mark.django_db
 AS_OF = dt.date(2026, 6, 30)
@@ -58,3 +60,19 @@ def test_hints_name_what_peers_buy_and_this_customer_does_not():
     peer_hints = [h.category for h in cross_sell_hints(customer=peers[7], value=peers[7].values.get(run=run))]
     assert peer_hints == ["Maintenance contract", "Gearbox"]
     assert "Seal kit" not in peer_hints
+
+
+def test_peers_counted_from_the_runs_rows_equal_the_stored_count():
+    """The finish counts the peers from the rows the summary read: the same categories."""
+    run = ValuationRunFactory(as_of=AS_OF, settings={"window_months": 12})
+    for i in range(12):
+        customer = Customer.objects.create(number=f"C{i}", name=f"C {i}", industry=["Steel", "Food", ""][i % 3])
+        CustomerValueFactory(run=run, customer=customer, abc_class="ABC"[i % 2])
+        buy(customer, ["Seal kit", "Gearbox"][i % 2], 10 * (i + 1))
+    fields = ("industry", "abc_class", "category", "buyers", "peers", "margin_per_buyer")
+    assert rebuild_peer_categories() > 0
+    stored = sorted(PeerCategory.objects.values_list(*fields))
+    rows = run_summary.summary_rows(run=run)
+    assert rebuild_peer_categories(run_id=run.pk, peers=run_summary.peer_counts(rows)) == len(stored)
+    assert sorted(PeerCategory.objects.values_list(*fields)) == stored
+    assert {peers for *_k, peers, _m in stored} == {2}  # 4 customers per industry, 2 per class

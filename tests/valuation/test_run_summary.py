@@ -11,7 +11,7 @@ from customers.models import Customer
 from customers.roles import Role
 from services.models import ServiceEvent, ServiceType, StandardCost
 from tests.conftest import make_user
-from valuation import dashboard
+from valuation import dashboard, figure_rules, run_summary
 from valuation.dashboard import DashboardFilters
 from valuation.models import CustomerValue, RunSummary, RunSummaryCell, RunSummaryView, Segment
 
@@ -73,7 +73,7 @@ def figures(run, earlier, filters, *, from_summary: bool):
 
 def test_summary_figures_equal_value_row_figures_for_every_filter(runs):
     latest, earlier, oldest, owners = runs["latest"], runs["earlier"], runs["oldest"], runs["owners"]
-    dashboard.write_run_summary(run_id=latest.pk)
+    run_summary.write_run_summary(run_id=latest.pk)
     summary = RunSummary.objects.get(run=latest)
     assert summary.earlier == earlier  # the default comparison: the newest run 90+ days before
     filters = [
@@ -97,7 +97,7 @@ def test_summary_figures_equal_value_row_figures_for_every_filter(runs):
 def test_every_filter_the_form_offers_is_stored(runs):
     """Each owner, region and industry, alone or combined, has its own view of the run."""
     latest, owners = runs["latest"], runs["owners"]
-    dashboard.write_run_summary(run_id=latest.pk)
+    run_summary.write_run_summary(run_id=latest.pk)
     offered = [None, *(owner.pk for owner in owners)], ["", "North", "South"], ["", "Steel", "Food"]
     for owner_id in offered[0]:
         for region in offered[1]:
@@ -124,17 +124,17 @@ def test_the_whale_curve_of_a_large_filter_is_the_same_picked_ranks(runs):
                       segment=SEGMENTS[i % 4])
         for i, customer in enumerate(customers)
     )
-    dashboard.write_run_summary(run_id=latest.pk)
+    run_summary.write_run_summary(run_id=latest.pk)
     chosen = DashboardFilters(region="East")
     stored = figures(latest, None, chosen, from_summary=True)
-    assert len(stored["whale"]) > dashboard.WHALE_POINTS
+    assert len(stored["whale"]) > figure_rules.WHALE_POINTS
     assert stored["whale"] == figures(latest, None, chosen, from_summary=False)["whale"]
-    assert len(stored["scatter"]) <= dashboard.SCATTER_BUDGET
+    assert len(stored["scatter"]) <= figure_rules.SCATTER_BUDGET
 
 
 def test_a_filter_reads_a_few_summary_rows_and_its_shown_customers_by_id(runs):
     latest, earlier, owners = runs["latest"], runs["earlier"], runs["owners"]
-    dashboard.write_run_summary(run_id=latest.pk)
+    run_summary.write_run_summary(run_id=latest.pk)
     for chosen in (DashboardFilters(), DashboardFilters(owner_id=owners[0].pk, region="North")):
         with CaptureQueriesContext(connection) as captured:
             shown = figures(latest, earlier, chosen, from_summary=True)
@@ -149,7 +149,7 @@ def test_a_filter_reads_a_few_summary_rows_and_its_shown_customers_by_id(runs):
 
 def test_a_customer_deleted_after_the_run_drops_out_of_the_work_lists(runs):
     latest, earlier = runs["latest"], runs["earlier"]
-    dashboard.write_run_summary(run_id=latest.pk)
+    run_summary.write_run_summary(run_id=latest.pk)
     before = figures(latest, earlier, DashboardFilters(), from_summary=True)["actions"]
     listed = next(row["customer_id"] for rows in before.values() for row in rows)
     Customer.objects.filter(pk=listed).delete()
@@ -161,9 +161,9 @@ def test_a_customer_deleted_after_the_run_drops_out_of_the_work_lists(runs):
 
 def test_writing_the_summary_again_replaces_it(runs):
     latest = runs["latest"]
-    dashboard.write_run_summary(run_id=latest.pk)
+    run_summary.write_run_summary(run_id=latest.pk)
     cells = RunSummaryCell.objects.filter(run=latest).count()
-    dashboard.write_run_summary(run_id=latest.pk)
+    run_summary.write_run_summary(run_id=latest.pk)
     assert RunSummaryCell.objects.filter(run=latest).count() == cells
     assert RunSummary.objects.filter(run=latest).count() == 1
 
@@ -171,8 +171,28 @@ def test_writing_the_summary_again_replaces_it(runs):
 def test_only_the_latest_run_keeps_a_summary(runs):
     """The dashboard shows the latest run: an older run's summary goes, and that run's figures
     come from its value rows again."""
-    dashboard.write_run_summary(run_id=runs["earlier"].pk)
-    dashboard.write_run_summary(run_id=runs["latest"].pk)
+    run_summary.write_run_summary(run_id=runs["earlier"].pk)
+    run_summary.write_run_summary(run_id=runs["latest"].pk)
     assert set(RunSummary.objects.values_list("run_id", flat=True)) == {runs["latest"].pk}
     assert not RunSummaryView.objects.exclude(run=runs["latest"]).exists()
     assert not RunSummaryCell.objects.exclude(run=runs["latest"]).exists()
+
+
+def test_a_run_of_the_same_day_is_never_the_comparison(runs):
+    """A run that replaces one of its own as-of date compares with an earlier day's run, never
+    with the run it replaces (that one is dropped as soon as this one completes)."""
+    replaced = runs["latest"]
+    again = CompletedRunFactory(as_of=replaced.as_of)
+    CustomerValue.objects.bulk_create(
+        CustomerValue(**{f.attname: getattr(value, f.attname) for f in CustomerValue._meta.concrete_fields
+                         if f.attname not in ("id", "run_id")}, run=again)
+        for value in CustomerValue.objects.filter(run=replaced)
+    )
+    run_summary.write_run_summary(run_id=again.pk)
+    assert RunSummary.objects.get(run=again).earlier == runs["earlier"]
+    CustomerValue.objects.filter(run__in=[runs["earlier"], runs["oldest"]]).delete()
+    for run in (runs["earlier"], runs["oldest"]):
+        run.delete()
+    run_summary.write_run_summary(run_id=again.pk)
+    assert RunSummary.objects.get(run=again).earlier is None
+    assert set(RunSummaryCell.objects.filter(run=again).values_list("before_segment", flat=True)) == {""}

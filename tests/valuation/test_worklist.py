@@ -189,3 +189,14 @@ def test_inside_sales_list_has_its_own_index():
 
     index = next(i for i in WorkItem._meta.indexes if i.name == "work_item_service_amount_idx")
     assert set(dict(index.condition.children)["reason__in"]) == {str(reason) for reason in SERVICE_REASONS}
+
+
+@pytest.mark.django_db
+def test_the_finish_finds_the_same_items_from_the_rows_it_read_as_from_the_database(two_runs):
+    """The run's finish gives the worklist the value rows the summary read (money in cents):
+    the items equal those found from the stored values and customers."""
+    fields = ("customer_id", "reason", "amount", "before", "after", "fingerprint")
+    from_finish = sorted(WorkItem.objects.values_list(*fields))
+    assert from_finish and any(reason == "lost_valuable" for _c, reason, *_ in from_finish)
+    rebuild_work_items()
+    assert sorted(WorkItem.objects.values_list(*fields)) == from_finish
