@@ -18,6 +18,7 @@ from customers.models import Customer, Transaction
 from services.models import ServiceEvent
 from services.selectors import VALUE_FIELD, standard_cost_expression
 
+from .customer_days import EPOCH, transaction_days
 from .engine.settings import EngineSettings
 from .engine.summary import (
     CAP_FENCE_IQRS,
@@ -449,104 +450,7 @@ def transaction_count(*, until: dt.date) -> int:
 
 # --- one pass over the transactions ----------------------------------------------------------
 
-# Per (customer, day) up to a date: the sums of the purchase rows (revenue > 0) and of the
-# other rows (returns, credit notes, zero rows), and how many rows each day has.
-DAY_COLUMNS = ["customer_id", "day", "purchase_revenue", "purchase_cost", "other_revenue", "other_cost",
-               "rows", "other_rows"]
-_EPOCH = dt.date(1970, 1, 1)
-# COPY's binary rows of the day query: a field count, then (length, value) per field; all
-# fields are NOT NULL and fixed-width, so every row has the same 82 bytes.
-_DAY_ROW = np.dtype([
-    ("fields", ">i2"),
-    ("l0", ">i4"), ("customer_id", ">i4"), ("l1", ">i4"), ("day", ">i4"),
-    ("l2", ">i4"), ("purchase_revenue", ">f8"), ("l3", ">i4"), ("purchase_cost", ">f8"),
-    ("l4", ">i4"), ("other_revenue", ">f8"), ("l5", ">i4"), ("other_cost", ">f8"),
-    ("l6", ">i4"), ("rows", ">i4"), ("l7", ">i4"), ("other_rows", ">i4"),
-])
-_COPY_HEADER = 19  # signature (11), flags (4), header extension length (4, zero)
-_COPY_BLOCK = 32 * 1024 * 1024
-
-
-def _day_sql(*, day: str, cast_float: str = "", cast_int: str = "") -> str:
-    # PostgreSQL sums float8 (cast_float): summing numeric is several times slower, and a
-    # day's few amounts in cents stay exact to far below a cent; the engine works in floats.
-    table = Transaction._meta.db_table
-    return f"""
-        SELECT customer_id{cast_int}, {day},
-               COALESCE(SUM(revenue{cast_float}) FILTER (WHERE revenue > 0), 0),
-               COALESCE(SUM(cost_of_goods{cast_float}) FILTER (WHERE revenue > 0), 0),
-               COALESCE(SUM(revenue{cast_float}) FILTER (WHERE revenue <= 0), 0),
-               COALESCE(SUM(cost_of_goods{cast_float}) FILTER (WHERE revenue <= 0), 0),
-               COUNT(*){cast_int}, COUNT(*) FILTER (WHERE revenue <= 0){cast_int}
-        FROM {table} WHERE date <= %s GROUP BY customer_id, date
-    """
-
-
-def transaction_days(*, until: dt.date) -> pd.DataFrame:
-    """Every (customer, day) with a transaction up to ``until``, one grouped scan of the
-    transactions: DAY_COLUMNS, ``day`` in days since 1970-01-01, sorted by customer and day.
-
-    The run's transaction inputs (as-of and back-test summaries, holdout, revenue by period,
-    population fences) are all computed from this one frame (run_transaction_inputs).
-    PostgreSQL sends it by binary COPY (fixed-width rows read straight into numpy: at 12M
-    days a row-by-row fetch alone would take minutes); SQLite by an ordinary fetch.
-    """
-    if connection.vendor == "postgresql":
-        sql = _day_sql(day=f"(date - DATE '{_EPOCH.isoformat()}')::int4", cast_float="::float8", cast_int="::int4")
-        sql = sql.replace("%s", f"DATE '{until.isoformat()}'")  # COPY takes no parameters; a date is safe
-        columns: dict[str, list[np.ndarray]] = {name: [] for name in DAY_COLUMNS}
-        pending = bytearray()
-        header_seen = False
-
-        def take(buffer: bytearray, final: bool) -> bytearray:
-            rows = len(buffer) // _DAY_ROW.itemsize
-            if final:
-                rows = (len(buffer) - 2) // _DAY_ROW.itemsize  # the trailer: a field count of -1
-            block = np.frombuffer(bytes(buffer[: rows * _DAY_ROW.itemsize]), dtype=_DAY_ROW)
-            for name in DAY_COLUMNS:
-                columns[name].append(block[name].astype(block[name].dtype.newbyteorder("=")))
-            return buffer[rows * _DAY_ROW.itemsize :]
-
-        with (_day_scan_settings(), connection.cursor() as cursor,
-              cursor.cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)") as copy):
-            for data in copy:
-                pending += data
-                if not header_seen and len(pending) >= _COPY_HEADER:
-                    del pending[:_COPY_HEADER]
-                    header_seen = True
-                if header_seen and len(pending) >= _COPY_BLOCK:
-                    pending = take(pending, final=False)
-        if header_seen:
-            pending = take(pending, final=True)
-        frame = pd.DataFrame({
-            name: (np.concatenate(parts) if parts else np.zeros(0, dtype=_DAY_ROW[name].newbyteorder("=")))
-            for name, parts in columns.items()
-        })
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(_day_sql(day="date"), [until])
-            frame = pd.DataFrame.from_records(cursor.fetchall(), columns=DAY_COLUMNS)
-        frame["day"] = (pd.to_datetime(frame["day"]).to_numpy().astype("datetime64[D]").astype(np.int64)
-                        if len(frame) else np.zeros(0, np.int64))
-    frame = frame.astype({"customer_id": "int64", "day": "int32", "rows": "int32", "other_rows": "int32",
-                          "purchase_revenue": "float64", "purchase_cost": "float64", "other_revenue": "float64",
-                          "other_cost": "float64"})
-    customer, day = frame["customer_id"].to_numpy(), frame["day"].to_numpy()
-    ordered = len(frame) < 2 or bool(np.all((customer[1:] > customer[:-1])
-                                            | ((customer[1:] == customer[:-1]) & (day[1:] > day[:-1]))))
-    if not ordered:
-        frame = frame.iloc[np.lexsort((day, customer))].reset_index(drop=True)
-    return frame
-
-
-@contextmanager
-def _day_scan_settings():
-    """PostgreSQL, for this one query: aggregate along the (customer_id, date) index, which
-    delivers the groups in order, instead of hashing some 12M (customer, day) groups
-    (spilled to disk; see _sorted_aggregation), and no JIT compilation."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('enable_hashagg', 'off', true), set_config('jit', 'off', true)")
-        yield
+# The pass itself (transaction_days, DAY_COLUMNS) lives in customer_days.py.
 
 
 def engine_rows(days: pd.DataFrame) -> pd.DataFrame:
@@ -570,7 +474,7 @@ def engine_rows(days: pd.DataFrame) -> pd.DataFrame:
 
 
 def _epoch_day(day: dt.date) -> int:
-    return (day - _EPOCH).days
+    return (day - EPOCH).days
 
 
 @dataclass
@@ -600,7 +504,7 @@ def run_transaction_inputs(
     revenue_by_customer_period, which each scan the table again. The back-test's calibration
     end follows from the oldest day read (engine.backtest_calibration_end)."""
     days = transaction_days(until=as_of)
-    first_day = _EPOCH + dt.timedelta(days=int(days["day"].min())) if len(days) else None
+    first_day = EPOCH + dt.timedelta(days=int(days["day"].min())) if len(days) else None
     backtest_end = engine_backtest_calibration_end(first_day, as_of, holdout_weeks)
     calibration_end = backtest_end or as_of - dt.timedelta(weeks=holdout_weeks)  # unused when None
     count = int(days["rows"].to_numpy().sum(dtype=np.int64))

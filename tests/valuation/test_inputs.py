@@ -10,7 +10,7 @@ import pytest
 from services.models import ServiceEvent, ServiceType, StandardCost
 from services.selectors import service_event_value
 from tests.factories import CustomerFactory, ServiceEventFactory, TransactionFactory
-from valuation import selectors
+from valuation import customer_days, selectors
 from valuation.engine import backtest_calibration_end as engine_backtest_calibration_end
 from valuation.engine.settings import EngineSettings
 from valuation.engine.summary import summarise_services, summarise_transactions
@@ -230,3 +230,67 @@ def test_one_pass_gives_what_the_separate_reads_give(history, monkeypatch):
     assert reads.transaction_count == selectors.transaction_count(until=AS_OF) == 11
     a = reads.summary.loc[history[0].pk]
     assert a["returned_revenue"] == pytest.approx(40.0) and a["purchase_days"] == 4
+
+
+def _days_by_plain_group_by(until: dt.date) -> pd.DataFrame:
+    """The reference: the plain GROUP BY, fetched row by row (numeric sums, dates)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(customer_days.day_sql() + " ORDER BY customer_id, date", [until])
+        rows = cursor.fetchall()
+    frame = pd.DataFrame.from_records(rows, columns=customer_days.DAY_COLUMNS)
+    frame["day"] = [(day - customer_days.EPOCH).days for day in frame["day"]]
+    return frame.astype({"customer_id": "int64", "day": "int32", "rows": "int32", "other_rows": "int32",
+                         "purchase_revenue": float, "purchase_cost": float, "other_revenue": float,
+                         "other_cost": float})
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)  # committed rows: the other parts read on their own connections
+@pytest.mark.parametrize("block_bytes", [48, 150, customer_days.BLOCK_BYTES])  # one day, about three, all
+def test_packed_parallel_pass_equals_the_plain_group_by(block_bytes, monkeypatch):
+    from django.db import connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite runs the plain GROUP BY")
+    until = dt.date(2026, 6, 30)
+    customers = [CustomerFactory() for _ in range(6)]
+    CustomerFactory()  # never bought: no days
+    rows = [
+        (0, "2026-01-10", "100.00", "60.00"), (0, "2026-01-10", "0.10", "0.03"),  # two purchase rows
+        (0, "2026-01-10", "-20.00", "-12.00"),  # a same-day credit note
+        (0, "2026-02-10", "-50.00", "-30.00"),  # a return on its own day
+        (0, "2026-03-10", "0.00", "0.00"), (0, "2026-03-10", "0.00", "0.00"),  # zero rows only
+        (0, "2026-04-10", "200.00", "120.00"), (0, "2026-07-01", "999.00", "1.00"),  # after until
+        (1, "2025-12-31", "0.10", "0.20"), (1, "2025-12-31", "0.20", "0.10"),
+        (2, "1969-12-31", "15.00", "5.00"),  # before 1970: a negative day number
+        (3, "2026-06-30", "12345678.91", "0.00"), (3, "2026-06-30", "-12345678.91", "0.00"),
+        (4, "2026-05-01", "1.00", "2.00"),
+    ]
+    rows += [(5, dt.date(2026, 1, 1) + dt.timedelta(days=k), f"{k}.{k:02d}", "1.00") for k in range(40)]
+    for index, day, revenue, cost in rows:
+        day = day if isinstance(day, dt.date) else dt.date.fromisoformat(day)
+        TransactionFactory(customer=customers[index], date=day, revenue=Decimal(revenue), cost_of_goods=Decimal(cost))
+    expected = _days_by_plain_group_by(until)
+    assert len(expected) == 4 + 1 + 1 + 1 + 1 + 40
+
+    def same(frame):
+        assert list(frame.columns) == customer_days.DAY_COLUMNS
+        assert frame.dtypes.to_dict() == expected.dtypes.to_dict()
+        pd.testing.assert_frame_equal(frame, expected, check_exact=False, rtol=1e-12, atol=1e-9)
+
+    same(customer_days.transaction_days(until=until, parts=1, block_bytes=block_bytes))
+    same(customer_days.transaction_days(until=until, block_bytes=block_bytes))  # the two default parts
+    # Cuts right at customers with several days: each range starts exactly at its cut.
+    ids = sorted(c.pk for c in customers)
+    monkeypatch.setattr(customer_days, "_customer_splits", lambda parts: [ids[1], ids[5]])
+    same(customer_days.transaction_days(until=until, parts=3, block_bytes=block_bytes))
+    # Inside a transaction only this connection sees its rows: one part, the uncommitted row included.
+    with transaction.atomic():
+        TransactionFactory(customer=customers[4], date=dt.date(2026, 5, 2), revenue=Decimal("3.00"),
+                           cost_of_goods=Decimal("1.00"))
+        inside = customer_days.transaction_days(until=until, block_bytes=block_bytes)
+        expected = _days_by_plain_group_by(until)
+        same(inside)
+        assert len(inside) == 4 + 1 + 1 + 1 + 2 + 40
