@@ -299,7 +299,7 @@ def print_phases(run) -> None:
     print(f"  prepare (read, back-test, fit, score, stage): {(first - run.started_at).total_seconds():.1f} s")
     print(f"  chunks (write): {(last - first).total_seconds():.1f} s wall, {sum(seconds):.1f} s summed, "
           f"median {seconds[len(seconds) // 2]:.1f} s, max {seconds[-1]:.1f} s over {len(seconds)} chunks")
-    print(f"  finish (summary, worklists, warm-up): {(run.finished_at - last).total_seconds():.1f} s")
+    print(f"  finish up to the run's completion (index and attach, summary): {(run.finished_at - last).total_seconds():.1f} s")
 
 
 def main() -> None:
