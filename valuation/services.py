@@ -601,6 +601,10 @@ def fail_run(*, run_id: int, error: str) -> None:
 # --- model health and company figures -------------------------------------------------------
 
 
+# Stored with the run in English; the model-health panel translates it (cockpit STORED_RUN_NOTES).
+TOO_LITTLE_HISTORY = "Too little history before the holdout period for a back-test."
+
+
 def run_backtest(*, as_of: dt.date, settings: engine.EngineSettings,
                  reads: selectors.TransactionInputs | None = None, customers: pd.DataFrame | None = None) -> dict:
     """Choose the purchase model by a holdout back-test on the company's own history
@@ -617,7 +621,7 @@ def run_backtest(*, as_of: dt.date, settings: engine.EngineSettings,
     else:
         calibration_end = reads.calibration_end
     if calibration_end is None:
-        return {"model": "bgnbd", "skipped": "Too little history for a back-test (under 8 weeks)."}
+        return {"model": "bgnbd", "skipped": TOO_LITTLE_HISTORY}
     weeks = (as_of - calibration_end).days / 7.0
     if reads is None:
         fence = selectors.purchase_day_fence(as_of=calibration_end)
@@ -627,7 +631,7 @@ def run_backtest(*, as_of: dt.date, settings: engine.EngineSettings,
     else:
         summary, holdout = reads.calibration, reads.holdout
     if len(summary) < 20:
-        return {"model": "bgnbd", "skipped": "Too little history before the holdout period for a back-test."}
+        return {"model": "bgnbd", "skipped": TOO_LITTLE_HISTORY}
     if customers is None:
         customers = selectors.customer_frame(as_of=calibration_end).set_index("customer_id")
     lost_on = pd.to_datetime(customers["lost_on"]).reindex(summary.index)
