@@ -182,12 +182,17 @@ USE_TZ = True
 
 # One cache shared by web processes and workers (a table in the database, so it needs no
 # extra server and survives a Redis outage): the nightly run warms the dashboard in it.
+# The shared cache of every web process (dashboard figures, API rate-limit counts): a table of
+# the database by default; Redis with CVM_CACHE_URL (the compose file sets it), which spares the
+# database a write on every API request.
+CVM_CACHE_URL = env("CVM_CACHE_URL", "")
 CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
-        "LOCATION": "cvm_cache",
-        "OPTIONS": {"MAX_ENTRIES": 5000},
-    }
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CVM_CACHE_URL, "KEY_PREFIX": "cvm"}
+        if CVM_CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "cvm_cache",
+              "OPTIONS": {"MAX_ENTRIES": 5000}}
+    )
 }
 
 # The company's currency: every money amount in the database is in this currency.

@@ -46,6 +46,7 @@ def test_compose_wires_the_app_to_postgres_and_redis(compose):
         env = service["environment"]
         assert env["DATABASE_URL"].startswith("postgres://") and "@postgres:5432/" in env["DATABASE_URL"]
         assert env["REDIS_URL"] == "redis://redis:6379/0"
+        assert env["CVM_CACHE_URL"] == "redis://redis:6379/1"  # the shared cache apart from Celery's queue
         assert env["DEBUG"] == "false"
         assert service["env_file"] == ".env"
         assert service["depends_on"]["postgres"]["condition"] == "service_healthy"

@@ -119,3 +119,23 @@ def test_requests_are_throttled_per_token(settings, manager, rep):
     assert [boss.get("/api/v1/service-types/").status_code for _ in range(4)] == [200, 200, 200, 429]
     assert boss.get("/api/v1/service-types/")["Retry-After"]
     assert seller.get("/api/v1/service-types/").status_code == 200  # each token counts on its own
+
+
+@pytest.mark.services
+def test_requests_are_throttled_per_token_with_the_cache_in_redis(settings, manager):
+    """Production keeps the shared cache in Redis (CVM_CACHE_URL): the per-token counts live
+    there, every web process counts together, and the limit holds as with the database cache."""
+    import redis
+
+    from tests.conftest import require_service
+    from tests.workers import REDIS_URL, redis_answers
+
+    require_service(redis_answers(REDIS_URL), f"Redis at {REDIS_URL or 'CVM_TEST_REDIS_URL'}")
+    server = redis.Redis.from_url(REDIS_URL)
+    server.flushdb()
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                                   "KEY_PREFIX": "cvm-test"}}
+    settings.CVM_API_THROTTLE_RATES = {"token": "3/min"}
+    boss = client_for(manager)
+    assert [boss.get("/api/v1/service-types/").status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert [key for key in server.keys("cvm-test:*") if b"throttle_token" in key]
