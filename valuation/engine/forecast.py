@@ -34,7 +34,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from .gamma_gamma import GammaGammaParams
+from .gamma_gamma import FINITE_BOUNDS, GammaGammaParams
 from .likelihood import LOG_BOUND
 from .purchase_models import (
     PurchaseParams,
@@ -71,8 +71,9 @@ def parameter_draws(
     theta = log_parameters(purchase)
     cov = np.asarray(purchase.covariance) if purchase.covariance is not None else None
     if cov is not None:
-        # Draws stay inside the bounds the fit itself searched: a nearly flat likelihood (a
-        # huge variance) would otherwise overflow into infinite parameters.
+        # Draws stay inside the bounds the fit itself searched (every purchase model: +-LOG_BOUND
+        # on each log-parameter): a nearly flat likelihood (a huge variance) would otherwise
+        # overflow into infinite parameters.
         P = np.exp(np.clip(rng.multivariate_normal(theta, cov, draws, method="cholesky"), -LOG_BOUND, LOG_BOUND))
     else:
         P = np.tile(np.exp(theta), (draws, 1))
@@ -80,8 +81,9 @@ def parameter_draws(
         return P, None
     phi = np.array([math.log(gamma_gamma.p), math.log(max(gamma_gamma.q - 1.0, 1e-12)), math.log(gamma_gamma.v)])
     if gamma_gamma.covariance is not None:
+        low, high = np.array(FINITE_BOUNDS).T  # the spend fit's own search range per parameter
         d = np.clip(rng.multivariate_normal(phi, np.asarray(gamma_gamma.covariance), draws, method="cholesky"),
-                    -LOG_BOUND, LOG_BOUND)
+                    low, high)
     else:
         d = np.tile(phi, (draws, 1))
     G = np.column_stack([np.exp(d[:, 0]), 1.0 + np.exp(d[:, 1]), np.exp(d[:, 2])])

@@ -150,6 +150,9 @@ def gamma_gamma_expected_value(
 # q - 1 below this counts as "q at 1": the population mean spend p v / (q - 1) is then so large
 # that it is driven by the bound, not by the data.
 _MIN_Q_EXCESS = math.exp(-8.0)
+# The search range of fit_gamma_gamma_finite on (log p, log(q - 1), log v): v is money, so its
+# range is wider (a margin of 290,000 yen per purchase is e^12.6).
+FINITE_BOUNDS = ((-_LOG_BOUND, _LOG_BOUND), (math.log(_MIN_Q_EXCESS), _LOG_BOUND), (-30.0, 30.0))
 
 
 def fit_gamma_gamma_finite(frequency: ArrayLike, mean_value: ArrayLike) -> GammaGammaParams:
@@ -168,7 +171,7 @@ def fit_gamma_gamma_finite(frequency: ArrayLike, mean_value: ArrayLike) -> Gamma
     if keep.sum() < 2:
         raise ValueError("the Gamma-Gamma fit needs at least two customers with repeat purchases")
     data = _FitData(x[keep], z[keep])
-    bounds = [(-_LOG_BOUND, _LOG_BOUND), (math.log(_MIN_Q_EXCESS), _LOG_BOUND), (-30.0, 30.0)]
+    bounds = list(FINITE_BOUNDS)
 
     def objective(phi: np.ndarray) -> tuple[float, np.ndarray]:
         # phi = (log p, log(q - 1), log v); chain rule from the log q gradient.

@@ -4,6 +4,7 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -98,3 +99,17 @@ def test_parameter_draws_of_a_nearly_flat_fit_stay_finite():
         draws, _ = parameter_draws(flat, None, 2000, seed=1)
     assert np.isfinite(draws).all()
     assert (np.abs(np.log(draws)) <= LOG_BOUND + 1e-9).all()
+
+
+def test_spend_draws_keep_a_large_money_scale():
+    """v is money: a margin scale of 290,000 (yen, forint, a big B2B order) lies inside the
+    spend fit's own range (log v up to 30), so its draws stay centred on it; only q - 1 keeps
+    the fit's floor of e^-8."""
+    from valuation.engine import BgNbdParams, GammaGammaParams
+    from valuation.engine.forecast import parameter_draws
+
+    spend = GammaGammaParams(p=2.0, q=30.0, v=290_000.0, covariance=tuple(map(tuple, (0.01 * np.eye(3)).tolist())))
+    _, draws = parameter_draws(BgNbdParams(r=0.5, alpha=5.0, a=0.8, b=2.5), spend, 4000, seed=3)
+    assert np.median(draws[:, 2]) == pytest.approx(290_000, rel=0.02)
+    mean_spend = draws[:, 0] * draws[:, 2] / (draws[:, 1] - 1.0)
+    assert np.median(mean_spend) == pytest.approx(2.0 * 290_000 / 29.0, rel=0.05)
