@@ -523,6 +523,7 @@ def run_transaction_inputs(
     # customers at a time, which keeps its working arrays small (at 1M customers and 12M
     # days, all at once peaked at 2.6 GB).
     summaries, calibrations, holdouts = [], [], []
+    rows = None  # no transaction at all: no block
     for start, stop in _customer_blocks(days["customer_id"].to_numpy(), rows_per_block=DAYS_PER_BLOCK):
         rows = engine_rows(days.iloc[start:stop])
         summaries.append(summarise_transactions(rows, as_of, settings, input_rule_columns=True, fence=fence))

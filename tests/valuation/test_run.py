@@ -355,3 +355,12 @@ def test_the_back_test_of_a_young_company_judges_on_the_second_half_of_its_histo
 def test_a_history_under_eight_weeks_is_not_back_tested(company):
     backtest = services.run_backtest(as_of=dt.date(2024, 1, 30), settings=selectors.engine_settings())
     assert backtest["model"] == "bgnbd" and "Too little history" in backtest["skipped"]
+
+
+def test_a_company_without_any_transaction_is_valued():
+    """Customers entered, nothing bought yet: the run completes and values nobody as a buyer."""
+    customer = Customer.objects.create(number="N-1", name="Not yet", acquired_on=dt.date(2026, 1, 1))
+    run = services.run_valuation(as_of=AS_OF)
+    assert run.status == ValuationRun.Status.COMPLETED
+    value = CustomerValue.objects.get(run=run, customer=customer)
+    assert value.basis == "no_purchase" and float(value.clv) == 0.0
