@@ -26,8 +26,8 @@ from .summary import (
 )
 from .value import (
     ValuationModels,
-    backtest_holdout_weeks,
     backtest_models,
+    backtest_split,
     fit_chosen_model,
     fit_valuation_models,
     value_customers,
@@ -148,9 +148,8 @@ def lost_flags(customers: pd.DataFrame, as_of: DateLike) -> pd.Series:
 
 def _choose_model(transactions, as_of, settings, customers) -> tuple[dict, str]:
     try:
-        history_weeks = (as_timestamp(as_of) - transactions["date"].min()).days / 7.0 if len(transactions) else 0.0
-        weeks = backtest_holdout_weeks(history_weeks, settings.holdout_weeks)
-        calibration_end = as_timestamp(as_of) - pd.Timedelta(weeks=weeks)
+        first_day = transactions["date"].min() if len(transactions) else None
+        calibration_end = pd.Timestamp(backtest_split(first_day, as_of, settings.holdout_weeks))
         comparison, _ = backtest_models(
             transactions, calibration_end, as_of, settings, lost=lost_flags(customers, calibration_end)
         )

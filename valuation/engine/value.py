@@ -519,25 +519,32 @@ MIN_BACKTEST_WEEKS = 4.0
 def backtest_holdout_weeks(history_weeks: float, holdout_weeks: float) -> float:
     """Weeks of the model-choice back-test's holdout: the setting, or half the history when
     the history is shorter than twice that (six months of invoices and a 26-week setting would
-    fit the models on nine days). ValueError when even half is under MIN_BACKTEST_WEEKS."""
+    fit the models on nine days). ValueError when half the history is under MIN_BACKTEST_WEEKS
+    (or under the setting, where that is shorter)."""
     weeks = min(float(holdout_weeks), float(history_weeks) / 2.0)
-    if weeks < MIN_BACKTEST_WEEKS:
+    least = min(MIN_BACKTEST_WEEKS, float(holdout_weeks))
+    if weeks < least:
         raise ValueError(f"a history of {history_weeks:.1f} weeks is too short for a back-test "
-                         f"(at least {2 * MIN_BACKTEST_WEEKS:g} weeks)")
+                         f"(at least {2 * least:g} weeks)")
     return weeks
 
 
-def backtest_calibration_end(first_day: DateLike | None, as_of: DateLike, holdout_weeks: float) -> dt.date | None:
+def backtest_split(first_day: DateLike | None, as_of: DateLike, holdout_weeks: float) -> dt.date:
     """The back-test's calibration end for a history from first_day to as_of
-    (backtest_holdout_weeks, in whole days); None when the history is too short."""
+    (backtest_holdout_weeks, in whole days). ValueError, naming why, when there is none."""
     if first_day is None:
-        return None
+        raise ValueError("no transactions to back-test on")
     end = as_timestamp(as_of)
+    weeks = backtest_holdout_weeks((end - as_timestamp(first_day)).days / 7.0, holdout_weeks)
+    return (end - pd.Timedelta(days=round(weeks * 7))).date()
+
+
+def backtest_calibration_end(first_day: DateLike | None, as_of: DateLike, holdout_weeks: float) -> dt.date | None:
+    """backtest_split, or None when the history is too short for a back-test."""
     try:
-        weeks = backtest_holdout_weeks((end - as_timestamp(first_day)).days / 7.0, holdout_weeks)
+        return backtest_split(first_day, as_of, holdout_weeks)
     except ValueError:
         return None
-    return (end - pd.Timedelta(days=round(weeks * 7))).date()
 
 
 def paired_difference(errors: np.ndarray, best_errors: np.ndarray) -> dict[str, float]:

@@ -141,14 +141,18 @@ def test_range_without_a_spend_model_holds_the_spend_uncertainty(population):
     (104.0, 26, 26.0),  # long enough: the setting
     (27.4, 26, 13.7),  # six months of invoices: half for fitting, half for judging
     (8.0, 26, 4.0),
+    (104.0, 2, 2.0),  # a setting under four weeks is the setting's choice
+    (4.0, 2, 2.0),
 ])
 def test_the_back_test_holdout_is_at_most_half_the_history(history_weeks, setting, expected):
     assert backtest_holdout_weeks(history_weeks, setting) == pytest.approx(expected)
 
 
 def test_a_history_under_eight_weeks_gets_no_back_test():
-    with pytest.raises(ValueError, match="7.0 weeks is too short for a back-test"):
+    with pytest.raises(ValueError, match=r"7.0 weeks is too short for a back-test \(at least 8 weeks\)"):
         backtest_holdout_weeks(7.0, 26)
+    with pytest.raises(ValueError, match=r"3.0 weeks is too short for a back-test \(at least 4 weeks\)"):
+        backtest_holdout_weeks(3.0, 2)
 
 
 def test_a_short_history_is_back_tested_on_its_second_half():
@@ -161,7 +165,7 @@ def test_a_short_history_is_back_tested_on_its_second_half():
                               "wallet": np.nan})
     no_services = pd.DataFrame(columns=["customer_id", "date", "service_type", "quantity", "unit", "cost"])
     result = valuate_with_backtest(tx, no_services, customers, as_of, EngineSettings())
-    history_weeks = (pd.Timestamp(as_of) - tx["date"].min()).days / 7
+    history_days = (pd.Timestamp(as_of) - tx["date"].min()).days
     comparison = result.fit.models_compared
-    assert comparison["holdout_weeks"] == pytest.approx(history_weeks / 2)
+    assert comparison["holdout_weeks"] == pytest.approx(round(history_days / 2) / 7)  # whole days, as the nightly run
     assert set(comparison["models_compared"]) == {"bgnbd", "mbgnbd", "pareto_nbd"}
