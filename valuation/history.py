@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings as django_settings
 from django.db import connection, transaction
+from django.utils import timezone
 
 from customers.models import Customer
 
@@ -339,23 +340,34 @@ class ThinningResult:
     orphans: int
 
 
-def thin_history(*, today: dt.date) -> ThinningResult:
-    """The nightly step: drop what the rule no longer keeps, thin older runs' indexes.
-    Running it twice changes nothing the second time."""
+def _plan(*, today: dt.date, extra: list[RunDay] = ()) -> ThinningPlan:
     runs = [
         RunDay(pk, as_of, status == ValuationRun.Status.COMPLETED, finished_at)
         for pk, as_of, status, finished_at in ValuationRun.objects.exclude(
             status=ValuationRun.Status.RUNNING
         ).values_list("pk", "as_of", "status", "finished_at")
     ]
-    plan = plan_thinning(
-        runs,
+    return plan_thinning(
+        runs + list(extra),
         today=today,
         daily_days=django_settings.CVM_VALUATION_DAILY_DAYS,
         retention_days=django_settings.CVM_VALUATION_RETENTION_DAYS,
         full_index_runs=django_settings.CVM_VALUATION_FULL_INDEX_RUNS,
         protected=protected_runs(),
     )
+
+
+def kept_after_thinning(*, as_of: dt.date, today: dt.date) -> bool:
+    """Whether a run as of ``as_of``, completed now, would survive the thinning that follows
+    it (a back-dated run may be dropped the moment it completes)."""
+    planned = RunDay(0, as_of, True, timezone.now())  # pk 0: no real run has it
+    return 0 not in _plan(today=today, extra=[planned]).drop
+
+
+def thin_history(*, today: dt.date) -> ThinningResult:
+    """The nightly step: drop what the rule no longer keeps, thin older runs' indexes.
+    Running it twice changes nothing the second time."""
+    plan = _plan(today=today)
     with transaction.atomic():
         drop_runs(plan.drop)
         thinned = [run_id for run_id in plan.thin if thin_indexes(run_id=run_id)]

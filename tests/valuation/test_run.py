@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 
 from customers.models import Customer, Transaction
 from tests.valued_company import AS_OF, simulated_company
-from valuation import selectors, services, tasks
+from valuation import history, selectors, services, tasks
 from valuation.engine import SEGMENTS
 from valuation.models import CustomerValue, RunSummary, RunSummaryCell, ValuationChunk, ValuationRun
 
@@ -330,13 +330,20 @@ def test_only_the_latest_run_keeps_its_staged_chunk_values(company):
     assert ValuationChunk.objects.filter(run=second, staged__isnull=True).count() == 0
 
 
-def test_recompute_values_refuses_a_day_beyond_the_retention(company, settings):
-    """Thinning would drop such a run the moment it completes: refused before anything runs."""
+def test_recompute_values_refuses_a_day_thinning_would_drop_at_once(company, settings):
+    """Two newer runs exist: a run 31 days back with 30 days of retention would be dropped the
+    moment it completes, so it is refused before anything runs; on an empty history the same
+    day would be the newest run, which thinning keeps."""
     settings.CVM_VALUATION_RETENTION_DAYS = 30
     too_old = services.today() - dt.timedelta(days=31)
-    with pytest.raises(CommandError, match="beyond the value history's retention of 30 days"):
+    assert history.kept_after_thinning(as_of=too_old, today=services.today())
+    for days_back in (0, 1):
+        ValuationRun.objects.create(as_of=services.today() - dt.timedelta(days=days_back), trigger="manual",
+                                    status=ValuationRun.Status.COMPLETED, stage="done")
+    with pytest.raises(CommandError, match="thinning would remove this run right after it completes"):
         call_command("recompute_values", "--as-of", too_old.isoformat())
-    assert not ValuationRun.objects.exists()
+    assert ValuationRun.objects.count() == 2
+    assert history.kept_after_thinning(as_of=services.today() - dt.timedelta(days=5), today=services.today())
 
 
 def test_the_back_test_of_a_young_company_judges_on_the_second_half_of_its_history():

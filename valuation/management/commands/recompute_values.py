@@ -3,7 +3,7 @@ import datetime as dt
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from valuation import services
+from valuation import history, services
 
 
 class Command(BaseCommand):
@@ -16,13 +16,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, as_of=None, if_missing=False, **options):
-        retained_from = services.today() - dt.timedelta(days=settings.CVM_VALUATION_RETENTION_DAYS)
-        if as_of is not None and as_of < retained_from:
-            # The value history's thinning would drop such a run the moment it completes.
+        if as_of is not None and not history.kept_after_thinning(as_of=as_of, today=services.today()):
             raise CommandError(
-                f"{as_of} lies beyond the value history's retention of {settings.CVM_VALUATION_RETENTION_DAYS} days "
-                f"(CVM_VALUATION_RETENTION_DAYS): its values would be removed right after the run. "
-                f"Choose {retained_from} or later."
+                f"{as_of}: the value history's thinning would remove this run right after it completes "
+                f"(it keeps every run of the last {settings.CVM_VALUATION_DAILY_DAYS} days, the last run of each "
+                f"month up to {settings.CVM_VALUATION_RETENTION_DAYS} days and the "
+                f"{settings.CVM_VALUATION_FULL_INDEX_RUNS} newest runs). Choose a later date or a month's last day."
             )
         if if_missing and services.has_completed_run(as_of=as_of or services.today()):
             self.stdout.write("Values for that date exist already; nothing recomputed (--if-missing).")
