@@ -261,9 +261,11 @@ def summary_rows(*, run: ValuationRun) -> dict[str, np.ndarray]:
             "revenue_window",
         )
     )
+    # ISO text whatever the server's DateStyle (a German DateStyle would write 31.12.2025).
+    lost_on = "to_char(c.lost_on, 'YYYY-MM-DD')" if connection.vendor == "postgresql" else "c.lost_on"
     sql = f"""
         SELECT v.customer_id, COALESCE(c.owner_id, 0), c.region, c.industry, c.name, c.number, c.status,
-               COALESCE(CAST(c.lost_on AS VARCHAR(10)), ''), v.segment, v.basis, v.abc_class, v.p_alive, {cents}
+               COALESCE({lost_on}, ''), v.segment, v.basis, v.abc_class, v.p_alive, {cents}
         FROM {values} v JOIN {customers} c ON c.id = v.customer_id
         WHERE v.run_id = %s
     """

@@ -38,10 +38,10 @@ from customers.models import Customer, SurveyAnswer
 from services.models import ServiceEvent
 from services.selectors import VALUE_FIELD, standard_cost_expression
 
+from .figure_rules import AT_RISK_P_ALIVE
 from .models import CustomerValue, Segment, ValuationRun, WorkItem
 from .selectors import completed_runs_newest_first
 
-AT_RISK_P_ALIVE = 0.5
 SHARP_P_ALIVE_DROP = 0.15
 SERVICE_SPEND_RISE = 0.5
 DETRACTOR_MAX_SCORE = 6

@@ -196,3 +196,16 @@ def test_a_run_of_the_same_day_is_never_the_comparison(runs):
     run_summary.write_run_summary(run_id=again.pk)
     assert RunSummary.objects.get(run=again).earlier is None
     assert set(RunSummaryCell.objects.filter(run=again).values_list("before_segment", flat=True)) == {""}
+
+
+def test_lost_dates_read_as_iso_days_whatever_the_servers_date_style(runs):
+    """A server set to a German DateStyle writes dates as 31.12.2025 when they are cast to
+    text; the work lists read the lost date as an ISO day either way."""
+    customer = Customer.objects.get(number="S-010")
+    Customer.objects.filter(pk=customer.pk).update(status=Customer.Status.LOST, lost_on=dt.date(2025, 12, 31))
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET DateStyle = 'German, DMY'")
+    rows = run_summary.summary_rows(run=runs["latest"])
+    lost_on = dict(zip(rows["customer_id"].tolist(), rows["lost_on"].tolist(), strict=True))
+    assert lost_on[customer.pk] == "2025-12-31"
