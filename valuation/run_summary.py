@@ -545,7 +545,7 @@ def summary_view(*, run: ValuationRun, filters: DashboardFilters) -> dict:
         .values_list("packed", flat=True)
         .first()
     )
-    return unpack(packed) if packed else empty_view()
+    return (unpack(packed) if packed else None) or empty_view()  # a stored {} (an empty view) too
 
 
 def unpack_view(view: dict, *, run: ValuationRun, classic_value: str, horizon_months: int) -> dict:
