@@ -13,7 +13,7 @@ records straight into numpy. Two connections read two halves of the customer ids
 import datetime as dt
 import itertools
 import re
-import select
+import selectors as io_selectors
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -244,24 +244,27 @@ def _copy_messages(copy: psycopg.Copy) -> Iterator[memoryview]:
     Copy.read() costs ~3 µs a message, most of the client's time at 1M customers. Waiting
     for the socket releases the GIL, so the other parts' threads run meanwhile."""
     pgconn = copy.connection.pgconn
-    while True:
-        size, data = pgconn.get_copy_data(1)  # without blocking: 0 means nothing complete yet
-        if size > 0:
-            yield data
-        elif size == 0:
-            select.select([pgconn.socket], [], [])
-            pgconn.consume_input()
-        else:
-            break
-    # The end of the data, then the statement's result (an error raised mid-COPY lands here).
-    while True:
-        while pgconn.is_busy():
-            select.select([pgconn.socket], [], [])
-            pgconn.consume_input()
-        if (result := pgconn.get_result()) is None:
-            break
-        if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
-            raise psycopg.errors.error_from_result(result, encoding=copy.connection.info.encoding)
+    # A selector, not select.select(): that fails on a socket numbered 1024 or more.
+    with io_selectors.DefaultSelector() as readable:
+        readable.register(pgconn.socket, io_selectors.EVENT_READ)
+        while True:
+            size, data = pgconn.get_copy_data(1)  # without blocking: 0 means nothing complete yet
+            if size > 0:
+                yield data
+            elif size == 0:
+                readable.select()
+                pgconn.consume_input()
+            else:
+                break
+        # The end of the data, then the statement's result (an error raised mid-COPY lands here).
+        while True:
+            while pgconn.is_busy():
+                readable.select()
+                pgconn.consume_input()
+            if (result := pgconn.get_result()) is None:
+                break
+            if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
+                raise psycopg.errors.error_from_result(result, encoding=copy.connection.info.encoding)
 
 
 @contextmanager
