@@ -42,7 +42,8 @@ def read_transactions(path: Path) -> pd.DataFrame:
 
     customer_id holds integer codes numbered in the sorted order of the ids (so every
     grouping and ordering by customer is the one the ids would give); ``attrs["customer_ids"]``
-    maps a code back to the id, which :func:`analyse` puts on its results. The cells stay
+    maps a code back to the id, which :func:`analyse` puts on its results (codes of two files
+    are not comparable: value each file as read, never a concatenation). The cells stay
     pyarrow strings until converted: no Python string is made per row."""
     try:
         columns, line, _, delimiter = csvfile.read_columns(path)
@@ -145,7 +146,11 @@ def _coded(transactions: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]
     Integer codes make every match and grouping by customer a numpy operation."""
     known = transactions.attrs.get("customer_ids")
     if known is not None:
-        return transactions, known.ids
+        codes = transactions["customer_id"]
+        # The mapping holds only for the codes it was made with (not for a changed column).
+        if pd.api.types.is_integer_dtype(codes) and (len(codes) == 0 or 0 <= codes.min() <= codes.max() < len(known.ids)):
+            return transactions, known.ids
+        raise ValueError("customer_id no longer holds the codes of attrs['customer_ids']: read the file again")
     try:
         codes, uniques = pd.factorize(transactions["customer_id"].to_numpy(dtype=object), sort=True)
     except TypeError:

@@ -243,3 +243,16 @@ def test_each_customer_id_keeps_its_own_values(export, tmp_path):
     assert values.index.tolist() == direct.index.tolist()
     for column in ("purchase_days", "margin_lifetime", "p_alive", "clv", "clv_low", "clv_high", "segment"):
         assert values[column].tolist() == direct[column].tolist(), column
+
+
+def test_codes_changed_after_reading_are_refused_not_misattributed(tmp_path):
+    """read_transactions numbers the ids; a frame whose customer_id was changed afterwards no
+    longer fits that numbering, and the valuation refuses it instead of naming wrong customers."""
+    from valuation.offline import analyse, read_transactions
+
+    path = write(tmp_path / "t.csv", [("A", "2025-01-02", 10, 5), ("B", "2025-02-03", 20, 5), ("C", "2025-03-04", 30, 5)])
+    frame = read_transactions(path)
+    assert sorted(frame["customer_id"]) == [0, 1, 2]
+    frame["customer_id"] = frame["customer_id"] + 5
+    with pytest.raises(ValueError, match="no longer holds the codes"):
+        analyse(frame, calibration_end=dt.date(2025, 6, 30))
