@@ -31,7 +31,7 @@ class OfflineResult:
 COLUMN_ALIASES = {"customer_number": "customer_id", "cost_of_goods": "cost"}
 
 
-FIRST_DAY, LAST_DAY = pd.Timestamp("1678-01-01"), pd.Timestamp("2261-12-31")
+TIMESTAMP_FIRST_DAY, TIMESTAMP_LAST_DAY = pd.Timestamp("1678-01-01"), pd.Timestamp("2261-12-31")
 
 
 def read_transactions(path: Path) -> pd.DataFrame:
@@ -73,9 +73,9 @@ def read_transactions(path: Path) -> pd.DataFrame:
     for i, text in zip(bad, cells("date", bad), strict=True):
         errors.append(f"line {line[i]}, column date: {text!r} is not a date (YYYY-MM-DD or DD.MM.YYYY)")
     # The valuation counts days in pandas' nanosecond timestamps, which end in 1677 and 2262.
-    outside = np.flatnonzero(~np.isnat(date) & ((date < FIRST_DAY.to_datetime64()) | (date > LAST_DAY.to_datetime64())))
+    outside = np.flatnonzero(~np.isnat(date) & ((date < TIMESTAMP_FIRST_DAY.to_datetime64()) | (date > TIMESTAMP_LAST_DAY.to_datetime64())))
     for i, text in zip(outside, cells("date", outside), strict=True):
-        errors.append(f"line {line[i]}, column date: {text!r} lies outside the years {FIRST_DAY.year}–{LAST_DAY.year}")
+        errors.append(f"line {line[i]}, column date: {text!r} lies outside the years {TIMESTAMP_FIRST_DAY.year}–{TIMESTAMP_LAST_DAY.year}")
     amounts = [column for column in ("revenue", "cost") if column in columns]
     empty = {column: _mask(pc.equal(columns[column], "")) for column in amounts}
     filled = pa.chunked_array(
