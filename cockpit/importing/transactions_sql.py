@@ -81,23 +81,26 @@ def _sql_date_table(cursor, *, earliest: dt.date) -> None:
     cursor.execute(f"ANALYZE {RAW_DATES}")
 
 
-def _sql_amount(column: str, *, decimal_comma: bool, required: bool, minimum: float, maximum: float) -> tuple[str, str]:
-    """SQL for an amount column of the raw table: (its value, its problem or NULL)."""
+def _sql_amount(column: str, *, decimal_comma: bool, required: bool, minimum: float, maximum: float) -> tuple[str, str, str]:
+    """SQL for an amount column of the raw table ``r``, in two steps so that each regex runs
+    once per row: (the amount's plain text, or NULL when it has no amount's shape, for the
+    inner query; its value and its problem or NULL, over the inner query's ``shaped``)."""
     raw = f"r.{column}"
     # Drop thousands separators and make the decimal separator a point (translate drops what has no partner).
     plain = f"translate({raw}, ',.', '.')" if decimal_comma else f"translate({raw}, ',', '')"
     cleaned = f"regexp_replace({plain}, {SQL_AMOUNT_NOISE}, '', 'g')"
-
-    def bounds(text: str) -> str:
-        return f"CASE WHEN {text}::numeric < {minimum!r} THEN 'below' WHEN {text}::numeric > {maximum!r} THEN 'above' END"
-
-    problem = f"""CASE WHEN {raw} = '' THEN {"'required'" if required else 'NULL'}
-                       WHEN {plain} ~ {SQL_AMOUNT} THEN {bounds(plain)}
-                       WHEN {cleaned} ~ {SQL_AMOUNT} THEN {bounds(cleaned)}
-                       WHEN {cleaned} ~ {SQL_NUMBER} THEN 'decimals' ELSE 'number' END"""
-    # Only used once every row has passed the checks.
-    value = f"(CASE WHEN {raw} = '' THEN '0' ELSE translate({plain}, {SQL_AMOUNT_NOISE_CHARS}, '') END)::numeric(14, 2)"
-    return value, problem
+    # CASE stops at the first match: a clean amount costs one regex, noise (currency signs,
+    # inner spaces) a second one. What the second removes is what the pandas check removes.
+    shaped = f"""CASE WHEN {raw} = '' THEN '' WHEN {plain} ~ {SQL_AMOUNT} THEN {plain}
+                      WHEN {cleaned} ~ {SQL_AMOUNT} THEN {cleaned} END"""
+    text = f"p.{column}_shaped"
+    problem = f"""CASE WHEN {text} = '' THEN {"'required'" if required else 'NULL'}
+                       WHEN {text} IS NULL THEN CASE WHEN regexp_replace({plain.replace(raw, f"p.{column}")}, {SQL_AMOUNT_NOISE}, '', 'g')
+                                                         ~ {SQL_NUMBER} THEN 'decimals' ELSE 'number' END
+                       WHEN {text}::numeric < {minimum!r} THEN 'below' WHEN {text}::numeric > {maximum!r} THEN 'above' END"""
+    # Only written for a row without problem, so the cast cannot fail.
+    value = f"CASE WHEN ({problem}) IS NULL THEN (CASE WHEN {text} = '' THEN '0' ELSE {text} END)::numeric(14, 2) END"
+    return shaped, value, problem
 
 
 def _import_transactions_in_sql(cursor, batches: Callable[[], Iterator[list[list]]], path: Path,
@@ -289,82 +292,89 @@ def _check_and_merge_transactions_in_sql(cursor, result: ImportResult) -> None:
     cursor.execute(f"ANALYZE {RAW_TRANSACTIONS}")
     _sql_date_table(cursor, earliest=EARLIEST_DATE)
     amount_limits = {"minimum": -MAX_AMOUNT, "maximum": MAX_AMOUNT}
-    revenue, revenue_problem = _sql_amount("revenue", decimal_comma=result.decimal_comma, required=True, **amount_limits)
-    cost, cost_problem = _sql_amount("cost_of_goods", decimal_comma=result.decimal_comma, required=False, **amount_limits)
+    amounts = {
+        name: _sql_amount(name, decimal_comma=result.decimal_comma, required=required, **amount_limits)
+        for name, required in (("revenue", True), ("cost_of_goods", False))
+    }
 
     def text_problem(name: str, required: bool, extra: str = "") -> str:
-        empty = f"WHEN r.{name} = '' THEN 'required'" if required else ""
-        return f"CASE {empty} WHEN length(r.{name}) > {TRANSACTION_LIMITS[name]} THEN 'long' {extra} END"
+        empty = f"WHEN p.{name} = '' THEN 'required'" if required else ""
+        return f"CASE {empty} WHEN length(p.{name}) > {TRANSACTION_LIMITS[name]} THEN 'long' {extra} END"
 
     problems = {
         "external_id": text_problem("external_id", True),
-        "customer_number": text_problem("customer_number", True, "WHEN c.id IS NULL THEN 'unknown'"),
-        "date": "d.problem",
-        "revenue": revenue_problem,
-        "cost_of_goods": cost_problem,
+        "customer_number": text_problem("customer_number", True, "WHEN p.customer_id IS NULL THEN 'unknown'"),
+        "date": "p.date_problem",
+        "revenue": amounts["revenue"][2],
+        "cost_of_goods": amounts["cost_of_goods"][2],
         "product": text_problem("product", False),
         "channel": text_problem("channel", False),
     }
-    found = "num_nonnulls(" + ", ".join(problems) + ")"
-    rows = _fetch(cursor, f"""
-        SELECT line, number_given, {', '.join(problems)}, SUM({found}) OVER () FROM (
-            SELECT r.line, r.customer_number AS number_given, {', '.join(f'{sql} AS {name}' for name, sql in problems.items())}
+    fields = ["customer_id", "date", "revenue", "cost_of_goods", "product", "channel"]
+    # One scan of the raw rows checks and converts: every row gets its problems (NULL when
+    # fine) and its values, which are only read once no row has a problem. OFFSET 0 keeps
+    # the inner query apart, so that the regexes of `shaped` run once per row.
+    cursor.execute(f"DROP TABLE IF EXISTS {PARSED_TRANSACTIONS}")
+    cursor.execute(f"""
+        CREATE TEMPORARY TABLE {PARSED_TRANSACTIONS} ON COMMIT DROP AS
+        SELECT p.line, p.external_id, p.customer_id, p.date, {amounts["revenue"][1]} AS revenue,
+               {amounts["cost_of_goods"][1]} AS cost_of_goods, p.product, p.channel,
+               CASE WHEN p.customer_id IS NULL THEN p.customer_number END AS number_given,
+               {', '.join(f'{sql} AS {name}_problem' for name, sql in problems.items())}
+        FROM (
+            SELECT r.line, r.external_id, r.customer_number, c.id AS customer_id, d.value AS date,
+                   d.problem AS date_problem, r.revenue, r.cost_of_goods, r.product, r.channel,
+                   {amounts["revenue"][0]} AS revenue_shaped, {amounts["cost_of_goods"][0]} AS cost_of_goods_shaped
             FROM {RAW_TRANSACTIONS} r JOIN {RAW_DATES} d ON d.text = r.date
             LEFT JOIN {customers} c ON c.number = r.customer_number
+            OFFSET 0
         ) p
-        WHERE {found} > 0 ORDER BY line LIMIT {MAX_ERRORS_SHOWN}
+    """)
+    found = "num_nonnulls(" + ", ".join(f"{name}_problem" for name in problems) + ")"
+    rows = _fetch(cursor, f"""
+        SELECT line, number_given, {', '.join(f'{name}_problem' for name in problems)}, COUNT(*) OVER (), SUM({found}) OVER ()
+        FROM {PARSED_TRANSACTIONS} WHERE {found} > 0 ORDER BY line LIMIT {MAX_ERRORS_SHOWN}
     """)
     texts = {name: {"required": _("A value is required."), "long": too_long(limit)} for name, limit in TRANSACTION_LIMITS.items()}
     texts["date"] = date_problems(EARLIEST_DATE)
     texts["revenue"] = texts["cost_of_goods"] = amount_problems(**amount_limits)
     shown = []
-    for line, number, *codes, _total in rows:
-        for name, code in zip(problems, codes, strict=False):
+    for line, number, *codes, _rows, _total in rows:
+        for name, code in zip(problems, codes, strict=True):
             if code == "unknown":
                 shown.append(RowError(line, name, _("Unknown customer number “%(number)s”.") % {"number": number}))
             elif code:
                 shown.append(RowError(line, name, texts[name][code]))
     result.add_found(shown, int(rows[0][-1]) if rows else 0)
-    _report_duplicates(cursor, RAW_TRANSACTIONS, "external_id", "external_id", result)
+    _report_duplicates(cursor, PARSED_TRANSACTIONS, "external_id", "external_id", result)
     result.steps["check"] = time.perf_counter() - clock
     if not result.ok:
         return
 
-    fields = ["customer_id", "date", "revenue", "cost_of_goods", "product", "channel"]
-    parsed = f"""
-        SELECT r.line, r.external_id, c.id AS customer_id, d.value AS date, {revenue} AS revenue,
-               {cost} AS cost_of_goods, r.product, r.channel
-        FROM {RAW_TRANSACTIONS} r JOIN {RAW_DATES} d ON d.text = r.date JOIN {customers} c ON c.number = r.customer_number
-    """
-    if result.dry_run:
-        differs = " OR ".join(f"t.{name} IS DISTINCT FROM s.{name}" for name in fields)
-        _counts(cursor, f"""SELECT COUNT(*), COUNT(*) FILTER (WHERE {differs})
-                            FROM ({parsed}) s JOIN {table} t ON t.external_id = s.external_id""", result)
-        return
-    # Set operations instead of INSERT ... ON CONFLICT: the converted rows are written once to
-    # a temporary table, the changed ones are updated in one UPDATE ... FROM, the new ones
-    # appended by one INSERT ... SELECT of the rows whose id the table does not hold.
-    # ON CONFLICT costs a speculative insertion per row and kept the update path (re-import)
-    # at the speed of a row-by-row upsert.
-    cursor.execute(f"DROP TABLE IF EXISTS {PARSED_TRANSACTIONS}")
-    cursor.execute(f"CREATE TEMPORARY TABLE {PARSED_TRANSACTIONS} ON COMMIT DROP AS {parsed}")
-    cursor.execute(f"ANALYZE {PARSED_TRANSACTIONS}")
-    result.steps["convert"] = time.perf_counter() - clock - result.steps["check"]
     differs = " OR ".join(f"t.{name} IS DISTINCT FROM s.{name}" for name in fields)
+    if result.dry_run:
+        _counts(cursor, f"""SELECT COUNT(*), COUNT(*) FILTER (WHERE {differs})
+                            FROM {PARSED_TRANSACTIONS} s JOIN {table} t ON t.external_id = s.external_id""", result)
+        return
+    cursor.execute(f"ANALYZE {PARSED_TRANSACTIONS}")
+    # Set operations instead of INSERT ... ON CONFLICT: the changed rows are updated in one
+    # UPDATE ... FROM, the new ones appended by one INSERT ... SELECT of the rows whose id the
+    # table does not hold. ON CONFLICT costs a speculative insertion per row and kept the
+    # update path (re-import) at the speed of a row-by-row upsert.
     cursor.execute(f"""
         UPDATE {table} t SET {', '.join(f'{name} = s.{name}' for name in fields)}
         FROM {PARSED_TRANSACTIONS} s WHERE t.external_id = s.external_id AND ({differs})
     """)
     updated = cursor.rowcount
-    result.steps["update"] = time.perf_counter() - clock - result.steps["check"] - result.steps["convert"]
-    # File order (the line), which keeps the index inserts of ids that grow with the file (the
-    # usual case) at the right edge of the unique index.
+    result.steps["update"] = time.perf_counter() - clock - result.steps["check"]
+    # In customer order: the rows of one customer go to one place of the (customer, date)
+    # index, and the foreign-key check of each row finds its customer's page already read.
     cursor.execute(f"""
         INSERT INTO {table} (external_id, {', '.join(fields)})
         SELECT external_id, {', '.join(fields)} FROM {PARSED_TRANSACTIONS} s
         WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.external_id = s.external_id)
-        ORDER BY line
+        ORDER BY customer_id, date, line
     """)
     result.new, result.updated = cursor.rowcount, updated
     result.unchanged = result.rows - result.new - result.updated
-    result.steps["insert"] = time.perf_counter() - clock - sum(result.steps[k] for k in ("check", "convert", "update"))
+    result.steps["insert"] = time.perf_counter() - clock - result.steps["check"] - result.steps["update"]

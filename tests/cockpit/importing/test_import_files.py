@@ -216,6 +216,9 @@ def test_odd_values_get_the_same_verdict_on_every_database(tmp_path, customers):
         f"R-6;K-1;2024-01-05;5;-200.000.000.000;{long_product};",  # line 7: too negative, too long
         "R-7;K-404;2024-01-05;5;;;",           # line 8: unknown customer
         "R-8;K-1;15/03/2024;;;;",              # line 9: no date format, no revenue
+        "R-9;K-1;2024-01-05;€ 5,123;+7;;",     # line 10: three decimals behind a currency sign
+        "R-10;K-1;2024-01-05;200.000.000.000,01;1 234,56 €;;",  # line 11: too large; the cost is fine
+        "R-11;K-1;2024-01-05;12 EUR 5;-,5;;",  # line 12: noise inside the number; no digit before the comma
     ]) + "\n"
     result = importing.import_file(kind="transactions", path=write(tmp_path, text))
     assert [(e.line, e.column, e.message) for e in result.errors] == [
@@ -229,6 +232,9 @@ def test_odd_values_get_the_same_verdict_on_every_database(tmp_path, customers):
         (8, "customer_number", "Unknown customer number “K-404”."),
         (9, "date", "Not a date: use YYYY-MM-DD or DD.MM.YYYY."),
         (9, "revenue", "An amount is required."),
+        (10, "revenue", "More than 2 decimal places."),
+        (11, "revenue", "Implausibly large: above 100,000,000,000.00."),
+        (12, "cost_of_goods", "Not a number."),
     ]
     fixed = "\n".join(text.splitlines()[:2]) + "\n"
     assert importing.import_file(kind="transactions", path=write(tmp_path, fixed, name="fixed.csv")).ok
