@@ -82,9 +82,10 @@ def _sql_date_table(cursor, *, earliest: dt.date) -> None:
 
 
 def _sql_amount(column: str, *, decimal_comma: bool, required: bool, minimum: float, maximum: float) -> tuple[str, str, str]:
-    """SQL for an amount column of the raw table ``r``, in two steps so that each regex runs
-    once per row: (the amount's plain text, or NULL when it has no amount's shape, for the
-    inner query; its value and its problem or NULL, over the inner query's ``shaped``)."""
+    """SQL for an amount column of the raw table, in steps so that each regex and each cast
+    runs once per row: (its plain text, or NULL when it has no amount's shape, over the raw
+    row ``r``; its value and its problem or NULL, over ``p``, which holds the raw text, the
+    plain text as ``<column>_shaped`` and that text as a number as ``<column>_number``)."""
     raw = f"r.{column}"
     # Drop thousands separators and make the decimal separator a point (translate drops what has no partner).
     plain = f"translate({raw}, ',.', '.')" if decimal_comma else f"translate({raw}, ',', '')"
@@ -93,13 +94,13 @@ def _sql_amount(column: str, *, decimal_comma: bool, required: bool, minimum: fl
     # inner spaces) a second one. What the second removes is what the pandas check removes.
     shaped = f"""CASE WHEN {raw} = '' THEN '' WHEN {plain} ~ {SQL_AMOUNT} THEN {plain}
                       WHEN {cleaned} ~ {SQL_AMOUNT} THEN {cleaned} END"""
-    text = f"p.{column}_shaped"
+    text, number = f"p.{column}_shaped", f"p.{column}_number"
+    value = f"""CASE WHEN {text} = '' THEN 0
+                     WHEN {number} >= {minimum!r} AND {number} <= {maximum!r} THEN {number}::numeric(14, 2) END"""
     problem = f"""CASE WHEN {text} = '' THEN {"'required'" if required else 'NULL'}
-                       WHEN {text} IS NULL THEN CASE WHEN regexp_replace({plain.replace(raw, f"p.{column}")}, {SQL_AMOUNT_NOISE}, '', 'g')
-                                                         ~ {SQL_NUMBER} THEN 'decimals' ELSE 'number' END
-                       WHEN {text}::numeric < {minimum!r} THEN 'below' WHEN {text}::numeric > {maximum!r} THEN 'above' END"""
-    # Only written for a row without problem, so the cast cannot fail.
-    value = f"CASE WHEN ({problem}) IS NULL THEN (CASE WHEN {text} = '' THEN '0' ELSE {text} END)::numeric(14, 2) END"
+                       WHEN {text} IS NULL THEN CASE WHEN {cleaned.replace(raw, f"p.{column}")} ~ {SQL_NUMBER}
+                                                     THEN 'decimals' ELSE 'number' END
+                       WHEN {number} < {minimum!r} THEN 'below' WHEN {number} > {maximum!r} THEN 'above' END"""
     return shaped, value, problem
 
 
@@ -313,7 +314,7 @@ def _check_and_merge_transactions_in_sql(cursor, result: ImportResult) -> None:
     fields = ["customer_id", "date", "revenue", "cost_of_goods", "product", "channel"]
     # One scan of the raw rows checks and converts: every row gets its problems (NULL when
     # fine) and its values, which are only read once no row has a problem. OFFSET 0 keeps
-    # the inner query apart, so that the regexes of `shaped` run once per row.
+    # each inner query apart, so that its regexes and casts run once per row.
     cursor.execute(f"DROP TABLE IF EXISTS {PARSED_TRANSACTIONS}")
     cursor.execute(f"""
         CREATE TEMPORARY TABLE {PARSED_TRANSACTIONS} ON COMMIT DROP AS
@@ -322,11 +323,16 @@ def _check_and_merge_transactions_in_sql(cursor, result: ImportResult) -> None:
                CASE WHEN p.customer_id IS NULL THEN p.customer_number END AS number_given,
                {', '.join(f'{sql} AS {name}_problem' for name, sql in problems.items())}
         FROM (
-            SELECT r.line, r.external_id, r.customer_number, c.id AS customer_id, d.value AS date,
-                   d.problem AS date_problem, r.revenue, r.cost_of_goods, r.product, r.channel,
-                   {amounts["revenue"][0]} AS revenue_shaped, {amounts["cost_of_goods"][0]} AS cost_of_goods_shaped
-            FROM {RAW_TRANSACTIONS} r JOIN {RAW_DATES} d ON d.text = r.date
-            LEFT JOIN {customers} c ON c.number = r.customer_number
+            SELECT q.*, NULLIF(q.revenue_shaped, '')::numeric AS revenue_number,
+                   NULLIF(q.cost_of_goods_shaped, '')::numeric AS cost_of_goods_number
+            FROM (
+                SELECT r.line, r.external_id, r.customer_number, c.id AS customer_id, d.value AS date,
+                       d.problem AS date_problem, r.revenue, r.cost_of_goods, r.product, r.channel,
+                       {amounts["revenue"][0]} AS revenue_shaped, {amounts["cost_of_goods"][0]} AS cost_of_goods_shaped
+                FROM {RAW_TRANSACTIONS} r JOIN {RAW_DATES} d ON d.text = r.date
+                LEFT JOIN {customers} c ON c.number = r.customer_number
+                OFFSET 0
+            ) q
             OFFSET 0
         ) p
     """)
