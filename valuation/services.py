@@ -420,6 +420,37 @@ def _type_costs(by_type: pd.DataFrame) -> dict[int, dict[str, float]]:
     return type_costs
 
 
+def _json_float(value: float) -> str:
+    """json.dumps of a float (its repr; NaN and infinities as json writes them)."""
+    return float.__repr__(value) if math.isfinite(value) else json.dumps(value)
+
+
+def _type_costs_json(customer_ids: np.ndarray, by_type: pd.DataFrame) -> list[str]:
+    """json.dumps of each customer's _type_costs (``{}`` for none), built per service-type
+    row rather than per customer: 50,000 json.dumps calls took ~0.35 s of a chunk's 1.9 s."""
+    if by_type.empty:
+        return ["{}"] * len(customer_ids)
+    owners = by_type["customer_id"].to_numpy(dtype=np.int64)
+    codes = by_type["service_type"].tolist()
+    if pd.DataFrame({"customer_id": owners, "code": codes}).duplicated().any():
+        # A code twice for one customer: the dict keeps its first place and last cost.
+        type_costs = _type_costs(by_type)
+        return [json.dumps(type_costs.get(int(customer_id), {})) for customer_id in customer_ids.tolist()]
+    keys = {code: json.dumps(code) for code in set(codes)}
+    costs = [round(cost, 2) for cost in by_type["cost"].astype(float).tolist()]
+    pairs = [f"{keys[code]}: {_json_float(cost)}" for code, cost in zip(codes, costs, strict=True)]
+    # Each customer's rows in their order (a stable sort), as the dict's insertion keeps them.
+    order = np.argsort(owners, kind="stable")
+    owners = owners[order]
+    starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
+    stops = np.r_[starts[1:], len(owners)]
+    pairs = [pairs[k] for k in order.tolist()]
+    texts = dict(zip(owners[starts].tolist(),
+                     ("{" + ", ".join(pairs[a:b]) + "}" for a, b in zip(starts.tolist(), stops.tolist(), strict=True)),
+                     strict=True))
+    return [texts.get(customer_id, "{}") for customer_id in customer_ids.tolist()]
+
+
 def _write_values(run_id: int, frame: pd.DataFrame, by_type: pd.DataFrame) -> int:
     """Insert the value rows of one chunk; returns how many.
 
@@ -435,10 +466,9 @@ def _write_values(run_id: int, frame: pd.DataFrame, by_type: pd.DataFrame) -> in
     if frame.empty:
         return 0
     n = len(frame)
-    type_costs = _type_costs(by_type)
     by_type_json = [
-        json.dumps(type_costs.get(customer_id, {})).replace("\\", "\\\\")  # COPY text escapes backslashes
-        for customer_id in frame.index.tolist()
+        text.replace("\\", "\\\\")  # COPY text escapes backslashes
+        for text in _type_costs_json(frame.index.to_numpy(), by_type)
     ]
     columns = {
         "run_id": copy_text.integers(np.full(n, run_id)),
