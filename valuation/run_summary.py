@@ -134,14 +134,21 @@ def write_run_summary(*, run_id: int, rows: dict[str, np.ndarray] | None = None)
         )
         del views
         RunSummary.objects.update_or_create(run=run, defaults={"earlier": earlier})
-        # The dashboard shows the latest run only: older runs' summaries (their views hold the
-        # scatter points, up to ~100 MB at a million customers) go; such a run's figures, if it
-        # were ever shown again, come from its value rows.
-        latest = completed_runs(limit=1)
-        if latest and latest[0].pk == run.pk:
-            for model in (RunSummaryView, RunSummaryCell, RunSummary):
-                model.objects.exclude(run=run).delete()
+        drop_other_summaries(run_id=run.pk)
     return rows
+
+
+def drop_other_summaries(*, run_id: int) -> None:
+    """When the run is the latest completed run, every other run's summary goes.
+
+    The dashboard shows the latest run only: older runs' summaries (their views hold the
+    scatter points, up to ~100 MB at a million customers) go; such a run's figures, if it
+    were ever shown again, come from its value rows. The nightly finish writes a run's summary
+    before the run completes and calls this once it has."""
+    latest = completed_runs(limit=1)
+    if latest and latest[0].pk == run_id:
+        for model in (RunSummaryView, RunSummaryCell, RunSummary):
+            model.objects.exclude(run_id=run_id).delete()
 
 
 def pack(figures: dict) -> bytes:

@@ -554,21 +554,24 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True) -> bool:
         return False
     run = ValuationRun.objects.get(pk=run_id)
     with keep_alive(run_id=run_id):  # the finish takes a minute at 1M customers: still alive
-        # Its own short transaction: attaching the partition locks the value table until commit,
-        # and nothing shows the run before it completes.
+        # Short transactions of its own (history.close_run): attaching the partition locks the value
+        # table until commit, and nothing shows the run before it completes.
+        history.close_run(run_id=run_id)
+        # The run's rows are read once: the summary, the work items and the peers use them. The
+        # summary is written before the run completes (nothing shows a run's summary before then):
+        # inside the completion's transaction it held the run's row, and with it every heartbeat,
+        # for as long as it took.
+        rows = run_summary.write_run_summary(run_id=run_id)
         with transaction.atomic():
-            history.close_run(run_id=run_id)
-        with transaction.atomic():
-            rows = CustomerValue.objects.filter(run_id=run_id).count()
+            count = CustomerValue.objects.filter(run_id=run_id).count()
             if not ValuationRun.objects.filter(pk=run_id, status=ValuationRun.Status.RUNNING).update(
-                status=ValuationRun.Status.COMPLETED, stage="done", finished_at=timezone.now(), rows_written=rows
+                status=ValuationRun.Status.COMPLETED, stage="done", finished_at=timezone.now(), rows_written=count
             ):  # taken over meanwhile and marked failed: the run that took over owns the day
                 return False
             # The staged values of earlier runs are not needed any more (this run's stay, so that
             # a chunk of it can be written again).
             ValuationChunk.objects.exclude(run_id=run_id).exclude(staged=None).update(staged=None)
-            # The run's rows are read once: the summary, the work items and the peers use them.
-            rows = run_summary.write_run_summary(run_id=run_id)
+            run_summary.drop_other_summaries(run_id=run_id)
     # Short transactions of their own: dropping a partition locks the whole value table until commit.
     # Same as-of again replaces the earlier result instead of keeping two.
     replaced = ValuationRun.objects.filter(as_of=run.as_of).exclude(pk=run_id).exclude(status=ValuationRun.Status.RUNNING)
