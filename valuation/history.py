@@ -149,6 +149,14 @@ def load_table(*, run_id: int) -> str:
     return PARENT
 
 
+def run_table(*, run_id: int) -> str:
+    """The table that holds a run's rows, quoted: its own partition, attached or loading
+    (PostgreSQL), else the value table (SQLite; runs written through the ORM)."""
+    if is_partitioned() and _table_state(partition_name(run_id)) is not None:
+        return f'"{partition_name(run_id)}"'
+    return PARENT
+
+
 def clear_chunk(*, run_id: int, id_range: tuple[int, int], first_attempt: bool = False) -> None:
     """Remove a chunk's rows before it is written again (idempotent chunks).
 

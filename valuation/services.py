@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -557,6 +558,11 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True) -> bool:
         # Short transactions of its own (history.close_run): attaching the partition locks the value
         # table until commit, and nothing shows the run before it completes.
         history.close_run(run_id=run_id)
+        # The cross-sell peers read the window's transactions again (the summary's rows hold no
+        # products): on a connection of its own, while this one writes the summary and the work
+        # items, which mostly keep the client busy.
+        peer_sums = _in_background(lambda: cross_sell.peer_category_sums(
+            run_id=run_id, as_of=run.as_of, window_months=int((run.settings or {}).get("window_months", 12))))
         # The run's rows are read once: the summary, the work items and the peers use them. The
         # summary is written before the run completes (nothing shows a run's summary before then):
         # inside the completion's transaction it held the run's row, and with it every heartbeat,
@@ -582,23 +588,57 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True) -> bool:
                 call()
         except Exception:  # the next run tries again; this run itself is complete
             logger.exception("%s after run %s failed", step.capitalize(), run_id)
-    _refresh_derived(run_id, rows=rows)
+    _refresh_derived(run_id, rows=rows, peer_sums=peer_sums)
     del rows
     if warm:
         _warm_dashboard()
     return True
 
 
-def _refresh_derived(run_id: int, *, rows: dict | None = None) -> None:
+class _Inline:
+    """A call made when its result is asked for (_in_background's stand-in)."""
+
+    def __init__(self, call: Callable):
+        self.call = call
+
+    def result(self):
+        return self.call()
+
+
+def _in_background(call: Callable):
+    """Start ``call`` on a thread with its own database connection; its result (or error)
+    comes from ``.result()``. Inside a transaction (tests) or on SQLite it runs when asked:
+    another connection would not see this one's uncommitted rows."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return _Inline(call)
+
+    def on_own_connection():
+        from django.db import connections
+
+        try:
+            return call()
+        finally:
+            connections.close_all()  # this thread's connection: nobody else would close it
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="valuation-finish")
+    try:
+        return pool.submit(on_own_connection)
+    finally:
+        pool.shutdown(wait=False)  # the thread ends with its call
+
+
+def _refresh_derived(run_id: int, *, rows: dict | None = None, peer_sums=None) -> None:
     """Worklists (the two latest runs compared) and cross-sell peers, when this run is the
-    latest or the one before it; from the run's rows as the summary read them, when given.
+    latest or the one before it; from the run's rows as the summary read them, when given,
+    and the peers' sums (cross_sell.peer_category_sums) when read already.
     Derived figures: a failure is logged, never fails the run."""
     def work_items():
         values, customers = run_summary.worklist_frames(rows) if rows is not None else (None, None)
         worklist.rebuild_work_items(run_id=run_id, latest_values=values, customers=customers)
 
     def peers():
-        cross_sell.rebuild_peer_categories(run_id=run_id, peers=run_summary.peer_counts(rows) if rows is not None else None)
+        cross_sell.rebuild_peer_categories(run_id=run_id, peers=run_summary.peer_counts(rows) if rows is not None else None,
+                                           sums=peer_sums.result() if peer_sums is not None else None)
 
     refreshes = [("work items", work_items), ("cross-sell peers", peers)]
     for name, refresh in refreshes:
