@@ -236,6 +236,10 @@ def prepare_run(*, run_id: int) -> list[int]:
     ends = growth_period_ends(run.as_of)
     reads = selectors.run_transaction_inputs(as_of=run.as_of, window_months=settings.window_months,
                                              holdout_weeks=settings.holdout_weeks, period_ends=ends)
+    # The service costs are one grouped query the server works on alone: on a connection of its
+    # own while this process reads the customers and runs the back-test.
+    by_type = _in_background(lambda: selectors.service_cost_by_type(as_of=run.as_of,
+                                                                    window_months=settings.window_months))
     customers = selectors.customer_frame(as_of=run.as_of).set_index("customer_id")
     backtest = run_backtest(as_of=run.as_of, settings=settings, reads=reads, customers=customers)
     company = {"earned_growth": earned_growth(as_of=run.as_of, revenue=reads.revenue_by_period,
@@ -243,7 +247,8 @@ def prepare_run(*, run_id: int) -> list[int]:
     reads.calibration = reads.holdout = reads.revenue_by_period = None  # done with: free them before scoring
 
     _touch(run_id, stage="fitting")
-    inputs = inputs_from_reads(reads, customers=customers, as_of=run.as_of, settings=settings)
+    inputs = inputs_from_reads(reads, customers=customers, as_of=run.as_of, settings=settings,
+                               by_type=by_type.result())
     pick = backtest.get("model")
     models = engine.fit_chosen_model(inputs.summary, backtest, settings)
     describe_chosen_model(backtest, pick=pick)
@@ -281,11 +286,13 @@ def prepare_run(*, run_id: int) -> list[int]:
 
 
 def inputs_from_reads(reads: selectors.TransactionInputs, *, customers: pd.DataFrame, as_of: dt.date,
-                      settings: engine.EngineSettings) -> RunInputs:
-    """load_inputs for all customers, with the transaction summary of the run's one pass."""
+                      settings: engine.EngineSettings, by_type: pd.DataFrame | None = None) -> RunInputs:
+    """load_inputs for all customers, with the transaction summary of the run's one pass (and
+    the service costs by type, when read already)."""
     summary = selectors.engine_summary(reads.summary, customer_ids=customers.index)
     summary["lost"] = ~customers["active"].to_numpy(dtype=bool)
-    by_type = selectors.service_cost_by_type(as_of=as_of, window_months=settings.window_months)
+    if by_type is None:
+        by_type = selectors.service_cost_by_type(as_of=as_of, window_months=settings.window_months)
     return RunInputs(summary, customers, by_type, selectors.service_totals(by_type, hours_per_day=settings.hours_per_day),
                      reads.fence)
 
@@ -787,12 +794,36 @@ def _run_steps(run: ValuationRun, say: Callable[[str], None], *, warm: bool) -> 
     chunk_ids = prepare_run(run_id=run.pk)
     run.refresh_from_db()
     say(f"Fitted in {time.monotonic() - started:.1f} s; scoring {run.customer_count} customers in {len(chunk_ids)} chunks.")
-    for done, chunk_id in enumerate(chunk_ids, start=1):
-        rows = score_chunk(chunk_id=chunk_id)
+    for done, rows in enumerate(_write_chunks(chunk_ids), start=1):
         say(f"  chunk {done}/{len(chunk_ids)}: {rows} customers written ({time.monotonic() - started:.1f} s)")
     finish_run_if_complete(run_id=run.pk, warm=warm)
     run.refresh_from_db()
     say(f"Run {run.pk} {run.status} in {time.monotonic() - started:.1f} s: {run.rows_written} value rows.")
+
+
+# Chunks written at once by an in-process run (PostgreSQL): while one chunk's COPY is with the
+# server, the next one's text is built (as two Celery workers do).
+CHUNK_WRITERS = 2
+
+
+def _write_chunks(chunk_ids: list[int]) -> Iterator[int]:
+    """score_chunk for each chunk, yielding the rows written as each finishes: on CHUNK_WRITERS
+    connections of their own on PostgreSQL outside a transaction, else one after the other."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block or CHUNK_WRITERS <= 1:
+        for chunk_id in chunk_ids:
+            yield score_chunk(chunk_id=chunk_id)
+        return
+
+    def write(chunk_id: int) -> int:
+        from django.db import connections
+
+        try:
+            return score_chunk(chunk_id=chunk_id)
+        finally:
+            connections.close_all()  # this thread's connection: nobody else would close it
+
+    with ThreadPoolExecutor(max_workers=CHUNK_WRITERS, thread_name_prefix="valuation-chunk") as pool:
+        yield from pool.map(write, chunk_ids)
 
 
 def start_nightly_run(*, as_of: dt.date) -> ValuationRun | None:
