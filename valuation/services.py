@@ -574,7 +574,9 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True) -> bool:
         # summary is written before the run completes (nothing shows a run's summary before then):
         # inside the completion's transaction it held the run's row, and with it every heartbeat,
         # for as long as it took.
-        rows = run_summary.write_run_summary(run_id=run_id)
+        # Its service cost views are one grouped query over the service events: read beside it.
+        service_costs = _in_background(lambda: run_summary.service_cost_views(as_of=run.as_of))
+        rows = run_summary.write_run_summary(run_id=run_id, service_costs=service_costs)
         with transaction.atomic():
             count = CustomerValue.objects.filter(run_id=run_id).count()
             if not ValuationRun.objects.filter(pk=run_id, status=ValuationRun.Status.RUNNING).update(
