@@ -31,7 +31,6 @@ import functools
 import os
 import resource
 import sys
-import threading
 import time
 from collections import defaultdict
 from datetime import date
@@ -112,9 +111,6 @@ class Clock:
         self.seconds = defaultdict(float)
         self.calls = defaultdict(int)
         self.phase = "run"
-        self.lock = threading.Lock()
-        self.active: dict[str, int] = defaultdict(int)
-        self.outer: dict[str, str] = {}
         self.chunk_seconds: list[float] = []
         self.slow_sql: list[tuple[float, str, str]] = []
         self.peak, self.peak_step = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "before the run"
@@ -145,27 +141,19 @@ class Clock:
         return timed
 
     def phase_of(self, phase, function):
-        # Chunks may be written on two threads at once: the phase ends when its last call does.
         @functools.wraps(function)
         def timed(*args, **kwargs):
-            with self.lock:
-                if not self.active[phase]:
-                    self.outer[phase] = self.phase
-                self.active[phase] += 1
-                self.phase = phase
+            previous, self.phase = self.phase, phase
             started = time.perf_counter()
             try:
                 return function(*args, **kwargs)
             finally:
                 elapsed = time.perf_counter() - started
-                with self.lock:
-                    self.seconds[(phase, "total")] += elapsed
-                    self.calls[(phase, "total")] += 1
-                    if phase == "chunks":
-                        self.chunk_seconds.append(elapsed)
-                    self.active[phase] -= 1
-                    if not self.active[phase]:
-                        self.phase = self.outer[phase]
+                self.seconds[(phase, "total")] += elapsed
+                self.calls[(phase, "total")] += 1
+                if phase == "chunks":
+                    self.chunk_seconds.append(elapsed)
+                self.phase = previous
         return timed
 
     def install(self):

@@ -796,36 +796,12 @@ def _run_steps(run: ValuationRun, say: Callable[[str], None], *, warm: bool) -> 
     chunk_ids = prepare_run(run_id=run.pk)
     run.refresh_from_db()
     say(f"Fitted in {time.monotonic() - started:.1f} s; scoring {run.customer_count} customers in {len(chunk_ids)} chunks.")
-    for done, rows in enumerate(_write_chunks(chunk_ids), start=1):
+    for done, chunk_id in enumerate(chunk_ids, start=1):
+        rows = score_chunk(chunk_id=chunk_id)
         say(f"  chunk {done}/{len(chunk_ids)}: {rows} customers written ({time.monotonic() - started:.1f} s)")
     finish_run_if_complete(run_id=run.pk, warm=warm)
     run.refresh_from_db()
     say(f"Run {run.pk} {run.status} in {time.monotonic() - started:.1f} s: {run.rows_written} value rows.")
-
-
-# Chunks written at once by an in-process run (PostgreSQL): while one chunk's COPY is with the
-# server, the next one's text is built (as two Celery workers do).
-CHUNK_WRITERS = 2
-
-
-def _write_chunks(chunk_ids: list[int]) -> Iterator[int]:
-    """score_chunk for each chunk, yielding the rows written as each finishes: on CHUNK_WRITERS
-    connections of their own on PostgreSQL outside a transaction, else one after the other."""
-    if connection.vendor != "postgresql" or connection.in_atomic_block or CHUNK_WRITERS <= 1:
-        for chunk_id in chunk_ids:
-            yield score_chunk(chunk_id=chunk_id)
-        return
-
-    def write(chunk_id: int) -> int:
-        from django.db import connections
-
-        try:
-            return score_chunk(chunk_id=chunk_id)
-        finally:
-            connections.close_all()  # this thread's connection: nobody else would close it
-
-    with ThreadPoolExecutor(max_workers=CHUNK_WRITERS, thread_name_prefix="valuation-chunk") as pool:
-        yield from pool.map(write, chunk_ids)
 
 
 def start_nightly_run(*, as_of: dt.date) -> ValuationRun | None:
