@@ -18,6 +18,7 @@ from django.db.models import Count
 
 from customers.models import Customer, Transaction
 
+from . import history
 from .models import CustomerValue, PeerCategory
 from .selectors import completed_runs_newest_first, window_start
 
@@ -26,16 +27,13 @@ MIN_PEERS = 5
 HINTS = 3
 
 
-def rebuild_peer_categories(*, run_id: int | None = None, peers: dict[tuple[str, str], int] | None = None) -> int:
-    """Peer categories of the latest run (a back-fill of an older date changes nothing).
+def peer_category_sums(*, run_id: int, as_of, window_months: int) -> list[tuple]:
+    """(industry, ABC class, category, buyers, margin) of the run's customers: what they bought
+    in the window, one grouped query over the window's transactions.
 
-    `peers`: the run's customers per (industry, ABC class), when the caller has them counted
-    (run_summary.peer_counts); only used when `run_id` is the latest run."""
-    latest = completed_runs_newest_first().only("pk", "as_of", "settings").first()
-    if latest is None or (run_id is not None and run_id != latest.pk):
-        return 0
-    months = int((latest.settings or {}).get("window_months", 12))
-    t, v, c = Transaction._meta.db_table, CustomerValue._meta.db_table, Customer._meta.db_table
+    On PostgreSQL the run's own partition is read (valuation/history.py), so that the query
+    holds no lock on the value table while the finish drops an older run's partition."""
+    t, v, c = Transaction._meta.db_table, history.run_table(run_id=run_id), Customer._meta.db_table
     sql = f"""
         SELECT c.industry, v.abc_class, t.product, COUNT(DISTINCT t.customer_id), SUM(t.revenue - t.cost_of_goods)
         FROM {t} t
@@ -45,8 +43,25 @@ def rebuild_peer_categories(*, run_id: int | None = None, peers: dict[tuple[str,
         GROUP BY c.industry, v.abc_class, t.product
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [latest.pk, window_start(latest.as_of, months), latest.as_of])
-        rows = cursor.fetchall()
+        cursor.execute(sql, [run_id, window_start(as_of, window_months), as_of])
+        return cursor.fetchall()
+
+
+def rebuild_peer_categories(
+    *, run_id: int | None = None, peers: dict[tuple[str, str], int] | None = None, sums: list[tuple] | None = None
+) -> int:
+    """Peer categories of the latest run (a back-fill of an older date changes nothing).
+
+    `peers`: the run's customers per (industry, ABC class), when the caller has them counted
+    (run_summary.peer_counts); `sums`: peer_category_sums of the run, when the caller has them
+    (the nightly finish reads them while it writes the summary). Both only used when `run_id`
+    is the latest run."""
+    latest = completed_runs_newest_first().only("pk", "as_of", "settings").first()
+    if latest is None or (run_id is not None and run_id != latest.pk):
+        return 0
+    if sums is None or run_id != latest.pk:
+        months = int((latest.settings or {}).get("window_months", 12))
+        sums = peer_category_sums(run_id=latest.pk, as_of=latest.as_of, window_months=months)
     if peers is None or run_id != latest.pk:
         peers = {
             (row["customer__industry"], row["abc_class"]): row["n"]
@@ -58,7 +73,7 @@ def rebuild_peer_categories(*, run_id: int | None = None, peers: dict[tuple[str,
         PeerCategory(run_id=latest.pk, industry=industry, abc_class=abc, category=category, buyers=buyers,
                      peers=peers.get((industry, abc), buyers),
                      margin_per_buyer=(Decimal(margin or 0) / buyers).quantize(Decimal("0.01")))
-        for industry, abc, category, buyers, margin in rows
+        for industry, abc, category, buyers, margin in sums
     ]
     with transaction.atomic():
         PeerCategory.objects.exclude(run=latest).delete()

@@ -97,13 +97,16 @@ CENTS_COLUMNS = ["profit", "clv", "margin_window", "margin_lifetime", "value_to_
 _TEXT_COLUMNS = ("region", "industry", "status", "lost_on", "segment", "basis", "abc_class")
 
 
-def write_run_summary(*, run_id: int, rows: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+def write_run_summary(
+    *, run_id: int, rows: dict[str, np.ndarray] | None = None, service_costs=None
+) -> dict[str, np.ndarray]:
     """The run's summary cells and filter views; replaces any earlier summary of the run.
 
     Everything comes from the run's rows read once (summary_rows; pass them if at hand) and,
     for the migration counts, the earlier run's segments: cells and views are grouped in
     memory. Returns the rows, for the other figures the finish derives from them (work
-    items, cross-sell peers)."""
+    items, cross-sell peers). ``service_costs``: service_cost_views of the run being read
+    elsewhere (a future; its ``result()`` is asked for once the views are grouped)."""
     from django.db import transaction
 
     run = ValuationRun.objects.get(pk=run_id)
@@ -123,7 +126,8 @@ def write_run_summary(*, run_id: int, rows: dict[str, np.ndarray] | None = None)
             horizon_months=run.engine_settings.horizon_months,
             classic_value=run.engine_settings.classic_value,
         )
-        for key, costs in _service_cost_views(months=month_starts(today=run.as_of)).items():
+        costs_by_view = service_costs.result() if service_costs is not None else service_cost_views(as_of=run.as_of)
+        for key, costs in costs_by_view.items():
             views.setdefault(key, empty_view())["service_cost"] = costs
         RunSummaryView.objects.bulk_create(
             (
@@ -134,14 +138,21 @@ def write_run_summary(*, run_id: int, rows: dict[str, np.ndarray] | None = None)
         )
         del views
         RunSummary.objects.update_or_create(run=run, defaults={"earlier": earlier})
-        # The dashboard shows the latest run only: older runs' summaries (their views hold the
-        # scatter points, up to ~100 MB at a million customers) go; such a run's figures, if it
-        # were ever shown again, come from its value rows.
-        latest = completed_runs(limit=1)
-        if latest and latest[0].pk == run.pk:
-            for model in (RunSummaryView, RunSummaryCell, RunSummary):
-                model.objects.exclude(run=run).delete()
+        drop_other_summaries(run_id=run.pk)
     return rows
+
+
+def drop_other_summaries(*, run_id: int) -> None:
+    """When the run is the latest completed run, every other run's summary goes.
+
+    The dashboard shows the latest run only: older runs' summaries (their views hold the
+    scatter points, up to ~100 MB at a million customers) go; such a run's figures, if it
+    were ever shown again, come from its value rows. The nightly finish writes a run's summary
+    before the run completes and calls this once it has."""
+    latest = completed_runs(limit=1)
+    if latest and latest[0].pk == run_id:
+        for model in (RunSummaryView, RunSummaryCell, RunSummary):
+            model.objects.exclude(run_id=run_id).delete()
 
 
 def pack(figures: dict) -> bytes:
@@ -481,6 +492,11 @@ def _ordered(mask: np.ndarray, keys: tuple[np.ndarray, ...]) -> np.ndarray:
     """Indices of the rows in `mask`, sorted by the last key, then the ones before (lexsort)."""
     chosen = np.flatnonzero(mask)
     return chosen[np.lexsort(tuple(key[chosen] for key in keys))]
+
+
+def service_cost_views(*, as_of: dt.date) -> dict[tuple, list]:
+    """The service cost views of a run as of that day (_service_cost_views over its months)."""
+    return _service_cost_views(months=month_starts(today=as_of))
 
 
 def _service_cost_views(*, months: list[dt.date]) -> dict[tuple, list]:

@@ -76,3 +76,26 @@ def test_peers_counted_from_the_runs_rows_equal_the_stored_count():
     assert rebuild_peer_categories(run_id=run.pk, peers=run_summary.peer_counts(rows)) == len(stored)
     assert sorted(PeerCategory.objects.values_list(*fields)) == stored
     assert {peers for *_k, peers, _m in stored} == {2}  # 4 customers per industry, 2 per class
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_the_nightly_run_stores_the_peers_a_fresh_count_finds():
+    """The finish reads the peers' sums on a connection of its own (PostgreSQL) while it writes
+    the summary; what it stores equals counting them afresh from the run's rows."""
+    from tests.valued_company import AS_OF as RUN_AS_OF
+    from tests.valued_company import simulated_company
+    from valuation import services
+
+    customers = simulated_company(buyers=60, seed=5, service_every_days=30, service_offset_days=5, industry="Steel")
+    Customer.objects.filter(pk__in=[c.pk for c in customers[::2]]).update(industry="Food")
+    Transaction.objects.update(product="Seal kit")
+    Transaction.objects.filter(customer__in=customers[::3]).update(product="Gearbox")
+    run = services.run_valuation(as_of=RUN_AS_OF)
+    fields = ("industry", "abc_class", "category", "buyers", "peers", "margin_per_buyer")
+    stored = sorted(PeerCategory.objects.filter(run=run).values_list(*fields))
+    assert {category for _i, _a, category, *_rest in stored} == {"Seal kit", "Gearbox"}
+    assert {industry for industry, *_rest in stored} == {"Steel", "Food"}
+
+    assert rebuild_peer_categories() == len(stored)
+    assert sorted(PeerCategory.objects.filter(run=run).values_list(*fields)) == stored

@@ -371,3 +371,45 @@ def test_a_company_without_any_transaction_is_valued():
     assert run.status == ValuationRun.Status.COMPLETED
     value = CustomerValue.objects.get(run=run, customer=customer)
     assert value.basis == "no_purchase" and float(value.clv) == 0.0
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_the_runs_heartbeat_goes_on_while_the_finish_writes_the_summary(monkeypatch):
+    """The summary takes a minute at a million customers: meanwhile another connection can
+    still beat the run's heartbeat (it waited for the whole summary when the summary was
+    written inside the completion's transaction)."""
+    import threading
+
+    from django.db import connection, connections
+    from django.utils import timezone
+
+    from valuation import run_summary
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: row locks between connections")
+    simulated_company(buyers=40, seed=3, service_every_days=30, service_offset_days=5)
+    write_summary = run_summary.write_run_summary
+    beats = []
+
+    def beat(run_id):
+        try:
+            with connections["default"].cursor() as cursor:
+                cursor.execute("SET lock_timeout = '2s'")
+                beats.append(ValuationRun.objects.filter(pk=run_id).update(heartbeat_at=timezone.now()))
+        except Exception as exc:  # a lock timeout: the beat waited for the finish
+            beats.append(exc)
+        finally:
+            connections.close_all()
+
+    def summary_with_a_beat(*, run_id, **kwargs):
+        rows = write_summary(run_id=run_id, **kwargs)
+        other = threading.Thread(target=beat, args=(run_id,))
+        other.start()
+        other.join()
+        return rows
+
+    monkeypatch.setattr(run_summary, "write_run_summary", summary_with_a_beat)
+    run = services.run_valuation(as_of=AS_OF)
+    assert run.status == ValuationRun.Status.COMPLETED
+    assert beats == [1]
