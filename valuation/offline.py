@@ -106,7 +106,8 @@ def read_transactions(path: Path) -> pd.DataFrame:
             "date": date.astype("datetime64[ns]"),
             "revenue": numbers["revenue"],
             "cost": numbers.get("cost", 0.0),
-        }
+        },
+        copy=False,  # the arrays are made here: no second copy
     )
     frame.attrs["has_cost"] = "cost" in numbers
     frame.attrs["customer_ids"] = CustomerIds(ids)
