@@ -382,3 +382,86 @@ def parse_amounts(values: pd.Series | pa.ChunkedArray, *, decimal_comma: bool) -
     cleaned = pc.replace_substring_regex(text, AMOUNT_NOISE, "")
     number = pc.if_else(pc.match_substring_regex(cleaned, AMOUNT), cleaned, None)
     return pd.Series(pc.cast(number, pa.float64()).to_numpy(zero_copy_only=False), index=_index(values))
+
+
+def write_frame(frame: pd.DataFrame, path: Path, *, index_label: str, decimals: int = 4) -> None:
+    """``frame.to_csv(path, index_label=index_label, float_format=f"%.{decimals}f")``, byte for
+    byte, formatted column by column with pyarrow: pandas formats every float through Python's
+    ``%`` operator, about 30 s for a million rows of forty columns. Columns of other kinds than
+    float, integer, bool, midnight datetimes and text are left to pandas."""
+    columns = [_cell_texts(frame.index, decimals)] + [_cell_texts(frame[c], decimals) for c in frame.columns]
+    if any(column is None for column in columns) or frame.columns.has_duplicates:
+        frame.to_csv(path, index_label=index_label, float_format=f"%.{decimals}f")
+        return
+    with open(path, "w", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerow([index_label, *frame.columns])
+    with open(path, "ab") as handle:
+        for start in range(0, len(frame), _WRITE_ROWS):
+            block = [column.slice(start, _WRITE_ROWS) for column in columns]
+            lines = pc.binary_join_element_wise(*block, ",")
+            lines = pc.binary_join_element_wise(lines, pa.scalar("", pa.string()), "\n")
+            if isinstance(lines, pa.ChunkedArray):
+                lines = lines.combine_chunks()
+            _, offsets, data = lines.buffers()
+            ends = np.frombuffer(offsets, dtype=np.int32)[lines.offset : lines.offset + len(lines) + 1]
+            handle.write(memoryview(data)[ends[0] : ends[-1]])
+
+
+# Rows formatted at a time by write_frame (bounds the memory of the texts).
+_WRITE_ROWS = 100_000
+
+
+def _cell_texts(values: pd.Series | pd.Index, decimals: int) -> pa.Array | None:
+    """The cells as pandas' to_csv writes them (missing: empty; text quoted where the csv
+    module's QUOTE_MINIMAL quotes it), or None for a kind of column not handled here."""
+    dtype = values.dtype
+    array = values.to_numpy()
+    if dtype.kind == "f":
+        text = _fixed_point(array.astype(np.float64), decimals)
+    elif dtype.kind in "iu":
+        text = pc.cast(pa.array(array), pa.string())
+    elif dtype.kind == "b":
+        text = pc.if_else(pa.array(array), "True", "False")
+    elif dtype.kind == "M" and getattr(dtype, "tz", None) is None:
+        days = array.astype("datetime64[D]")
+        known = ~np.isnat(array)
+        if (days[known] != array[known]).any():  # a time of day: pandas writes it, left to pandas
+            return None
+        text = pc.cast(pa.array(days, mask=~known), pa.string())
+    elif dtype == object or pd.api.types.is_string_dtype(dtype):
+        try:
+            text = pa.array(array, type=pa.string(), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return None
+        quote = pc.match_substring_regex(text, '[,"\r\n]')
+        quoted = pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
+        text = pc.if_else(pc.fill_null(quote, False), quoted, text)
+    else:
+        return None
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    return pc.fill_null(text, "")
+
+
+def _fixed_point(values: np.ndarray, decimals: int) -> pa.Array:
+    """``"%.{decimals}f" % v`` for every value (NaN: null). Rounded in floating point where
+    that is exact; values near a rounding tie, very large ones and infinities are formatted
+    by Python itself."""
+    scale = 10**decimals
+    missing = np.isnan(values)
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = values * scale
+        tie = np.abs(np.abs(scaled - np.trunc(scaled)) - 0.5) < 1e-4
+        own = ~missing & (tie | ~(np.abs(scaled) < 2.0**50))
+    units = np.where(missing | own, 0.0, np.abs(np.rint(scaled))).astype(np.int64)
+    whole = pc.cast(pa.array(units // scale), pa.string())
+    if decimals:
+        part = pc.utf8_lpad(pc.cast(pa.array(units % scale), pa.string()), decimals, "0")
+        text = pc.binary_join_element_wise(whole, part, ".")
+    else:
+        text = whole
+    text = pc.if_else(pa.array(np.signbit(values)), pc.binary_join_element_wise("-", text, ""), text)
+    if own.any():
+        replacement = pa.array([f"%.{decimals}f" % v for v in values[own]], type=pa.string())
+        text = pc.replace_with_mask(text, pa.array(own), replacement)
+    return pc.if_else(pa.array(missing), pa.scalar(None, pa.string()), text)

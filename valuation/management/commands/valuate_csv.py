@@ -4,6 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from core import csvfile
 from valuation import engine, offline
 
 
@@ -50,6 +51,6 @@ class Command(BaseCommand):
         except offline.ExportError as exc:
             raise CommandError(str(exc)) from exc
         if output:
-            result.values.to_csv(output, index_label="customer_id", float_format="%.4f")
+            csvfile.write_frame(result.values, output, index_label="customer_id", decimals=4)
             result.report["output"] = str(output)
         self.stdout.write(json.dumps(result.report, indent=2, allow_nan=False))
