@@ -9,6 +9,10 @@
 2. Times, as separate processes, in turn A B C D A B C D ... (--runs rounds, after one read of
    the file that warms the page cache):
    - floor: reading the file with pyarrow's CSV reader and nothing else;
+   - floor: what every valuate_csv process does before any checking or valuing: the
+     interpreter, the command's imports (numpy, pandas, scipy, pyarrow, the engine), Django's
+     setup, and the same pyarrow read of the file (lifetimes / this is the most any
+     valuate_csv could reach with checks and valuation taking no time);
    - `valuate_csv FILE --calibration-end LAST --model bgnbd` (BG/NBD + Gamma-Gamma only, the
      work lifetimes does, plus scoring every customer);
    - `valuate_csv FILE --calibration-end LAST` (the default: three models, a back-test
@@ -43,6 +47,17 @@ START, END = dt.date(2023, 7, 1), dt.date(2026, 6, 30)
 
 FLOOR = """
 import sys, pyarrow.csv as c
+t = c.read_csv(sys.argv[1])
+print(t.num_rows)
+"""
+
+START_AND_READ = """
+import os, sys
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cvm.settings")
+import django
+django.setup()
+from valuation import engine, offline  # the command's imports
+import pyarrow.csv as c
 t = c.read_csv(sys.argv[1])
 print(t.num_rows)
 """
@@ -143,6 +158,7 @@ def main() -> None:
     manage = [PYTHON, "manage.py", "valuate_csv", str(path), "--calibration-end", last]
     commands = {
         "floor: pyarrow read_csv": [PYTHON, "-c", FLOOR, str(path)],
+        "floor: start, imports, Django, read": [PYTHON, "-c", START_AND_READ, str(path)],
         "valuate_csv --model bgnbd": [*manage, "--model", "bgnbd"],
         "valuate_csv (default)": manage,
     }
@@ -185,7 +201,7 @@ def main() -> None:
         )
     if args.skip_lifetimes:
         return
-    for name in [n for n in commands if n.startswith(("valuate_csv", "baseline"))]:
+    for name in [n for n in commands if n.startswith(("valuate_csv", "baseline", "floor: start"))]:
         pairs = [theirs / ours for theirs, ours in zip(times["lifetimes BG/NBD + GG"], times[name], strict=True)]
         print(f"lifetimes / {name}, round by round: {', '.join(f'{r:.2f}' for r in pairs)}")
     compare_reports(outputs, baseline=bool(args.baseline))

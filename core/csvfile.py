@@ -428,7 +428,7 @@ def _cell_texts(values: pd.Series | pd.Index, decimals: int) -> pa.Array | None:
         if (days[known] != array[known]).any():  # a time of day: pandas writes it, left to pandas
             return None
         text = pc.cast(pa.array(days, mask=~known), pa.string())
-    elif dtype == object or pd.api.types.is_string_dtype(dtype):
+    elif dtype.kind == "O" or pd.api.types.is_string_dtype(dtype):
         try:
             text = pa.array(array, type=pa.string(), from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
