@@ -107,6 +107,13 @@ def test_amounts(cells, decimal_comma, expected):
     assert [None if np.isnan(v) else v for v in parsed] == expected
 
 
+@pytest.mark.parametrize("odd", ["1e5", "1E-3", "5.", ".5", "-.5", "+.5", "inf", "-inf", "nan", "NaN", "\u0661\u0662"])
+def test_a_number_pyarrow_reads_but_no_plain_amount_is_refused_among_plain_ones(odd):
+    """Plain columns are converted by pyarrow's parser, which also takes these forms."""
+    parsed = csvfile.parse_amounts(pd.Series(["10.5", odd, "-3"], dtype=object), decimal_comma=False)
+    assert [None if np.isnan(v) else v for v in parsed] == [10.5, None, -3.0]
+
+
 @pytest.mark.parametrize(
     ("cells", "delimiter", "expected"),
     [
