@@ -422,29 +422,34 @@ def parse_amounts(values: pd.Series | pa.ChunkedArray, *, decimal_comma: bool) -
 
 def write_frame(frame: pd.DataFrame, path: Path, *, index_label: str, decimals: int = 4) -> None:
     """``frame.to_csv(path, index_label=index_label, float_format=f"%.{decimals}f")``, byte for
-    byte, formatted column by column with pyarrow: pandas formats every float through Python's
-    ``%`` operator, about 30 s for a million rows of forty columns. Columns of other kinds than
-    float, integer, bool, midnight datetimes and text are left to pandas."""
-    columns = [_cell_texts(frame.index, decimals)] + [_cell_texts(frame[c], decimals) for c in frame.columns]
-    if any(column is None for column in columns) or frame.columns.has_duplicates:
-        frame.to_csv(path, index_label=index_label, float_format=f"%.{decimals}f")
+    byte, formatted column by column with numpy and pyarrow: pandas formats every float through
+    Python's ``%`` operator, about 30 s for a million rows of forty columns. Columns of other
+    kinds than float, integer, bool, midnight datetimes and text are left to pandas."""
+    if 0 <= decimals <= 8 and not frame.columns.has_duplicates and _write_blocks(frame, path, index_label, decimals):
         return
-    with open(path, "w", newline="") as handle:
-        csv.writer(handle, lineterminator="\n").writerow([index_label, *frame.columns])
-    with open(path, "ab") as handle:
-        for start in range(0, len(frame), _WRITE_ROWS):
-            block = [column.slice(start, _WRITE_ROWS) for column in columns]
-            lines = pc.binary_join_element_wise(*block, ",")
-            lines = pc.binary_join_element_wise(lines, pa.scalar("", pa.string()), "\n")
-            if isinstance(lines, pa.ChunkedArray):
-                lines = lines.combine_chunks()
-            _, offsets, data = lines.buffers()
-            ends = np.frombuffer(offsets, dtype=np.int32)[lines.offset : lines.offset + len(lines) + 1]
-            handle.write(memoryview(data)[ends[0] : ends[-1]])
+    frame.to_csv(path, index_label=index_label, float_format=f"%.{decimals}f")
 
 
 # Rows formatted at a time by write_frame (bounds the memory of the texts).
 _WRITE_ROWS = 100_000
+
+
+def _write_blocks(frame: pd.DataFrame, path: Path, index_label: str, decimals: int) -> bool:
+    """write_frame block by block; False (the file then incomplete) at a column it does not handle."""
+    with open(path, "w", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerow([index_label, *frame.columns])
+    with open(path, "ab") as handle:
+        for start in range(0, len(frame), _WRITE_ROWS):
+            block = frame.iloc[start : start + _WRITE_ROWS]
+            columns = [_cell_texts(block.index, decimals)] + [_cell_texts(block[c], decimals) for c in block.columns]
+            if any(column is None for column in columns):
+                return False
+            lines = pc.binary_join_element_wise(*columns, ",")
+            lines = pc.binary_join_element_wise(lines, pa.scalar("", pa.string()), "\n")
+            _, offsets, data = lines.buffers()
+            ends = np.frombuffer(offsets, dtype=np.int32)[lines.offset : lines.offset + len(lines) + 1]
+            handle.write(memoryview(data)[ends[0] : ends[-1]])
+    return True
 
 
 def _cell_texts(values: pd.Series | pd.Index, decimals: int) -> pa.Array | None:
@@ -476,7 +481,7 @@ def _cell_texts(values: pd.Series | pd.Index, decimals: int) -> pa.Array | None:
         return None
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
-    return pc.fill_null(text, "")
+    return pc.fill_null(text, "") if text.null_count else text
 
 
 def _fixed_point(values: np.ndarray, decimals: int) -> pa.Array:
