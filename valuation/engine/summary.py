@@ -131,7 +131,8 @@ def cap_purchase_margins(
 def _sorted_factorize(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """pd.factorize(ids, sort=True); for non-negative integer ids up to a few times their
     number (the offline reader's customer codes) by counting instead of hashing and sorting."""
-    if ids.dtype.kind in "iu" and len(ids) and ids.min() >= 0 and ids.max() < 4 * len(ids) + 1024:
+    countable = ids.dtype.kind == "i" or (ids.dtype.kind == "u" and ids.dtype.itemsize < 8)
+    if countable and len(ids) and ids.min() >= 0 and ids.max() < 4 * len(ids) + 1024:
         present = np.bincount(ids) > 0
         uniques = np.flatnonzero(present).astype(ids.dtype)
         rank = np.cumsum(present) - 1
