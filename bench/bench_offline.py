@@ -9,14 +9,19 @@
 2. Times, as separate processes, in turn A B C D A B C D ... (--runs rounds, after one read of
    the file that warms the page cache):
    - floor: reading the file with pyarrow's CSV reader and nothing else;
+   - floor: what every valuate_csv process does before any checking or valuing: the
+     interpreter, the command's imports (numpy, pandas, scipy, pyarrow, the engine), Django's
+     setup, and the same pyarrow read of the file (lifetimes / this is the most any
+     valuate_csv could reach with checks and valuation taking no time);
    - `valuate_csv FILE --calibration-end LAST --model bgnbd` (BG/NBD + Gamma-Gamma only, the
      work lifetimes does, plus scoring every customer);
    - `valuate_csv FILE --calibration-end LAST` (the default: three models, a back-test
      choosing among them, fit-quality gate, scoring);
    - lifetimes 0.11: pandas.read_csv, summary_data_from_transaction_data (days, margin =
      revenue - cost), BetaGeoFitter on weeks and GammaGammaFitter on the repeat buyers.
-   Each process's wall time and peak RSS (wait4), medians, the ratios to lifetimes and to the
-   floor, and the parameters side by side (equal to 3 significant digits or not).
+   Each process's wall time, CPU time (user + system) and peak RSS (wait4), medians, the
+   ratios to lifetimes and to the floor, and the parameters side by side (equal to 3
+   significant digits or not).
    --baseline DIR adds both valuate_csv processes run from another checkout (e.g. `git worktree
    add DIR main`) to each round, so that a change is measured against the code before it in
    the same run.
@@ -43,6 +48,17 @@ START, END = dt.date(2023, 7, 1), dt.date(2026, 6, 30)
 
 FLOOR = """
 import sys, pyarrow.csv as c
+t = c.read_csv(sys.argv[1])
+print(t.num_rows)
+"""
+
+START_AND_READ = """
+import os, sys
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cvm.settings")
+import django
+django.setup()
+from valuation import engine, offline  # the command's imports
+import pyarrow.csv as c
 t = c.read_csv(sys.argv[1])
 print(t.num_rows)
 """
@@ -83,8 +99,10 @@ def write_file(customers: int, path: Path) -> None:
     tx.assign(date=tx["date"].dt.strftime("%Y-%m-%d")).round(2).to_csv(path, index=False)
 
 
-def timed(argv: list[str], out: Path, root: Path = ROOT) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS in MiB and exit code of one process run in root; its stdout goes to out."""
+def timed(argv: list[str], out: Path, root: Path = ROOT) -> tuple[float, float, int, float]:
+    """Wall seconds, peak RSS in MiB, exit code and CPU seconds (user + system, all threads) of
+    one process run in root; its stdout goes to out. On a shared machine the wall time moves
+    with the other jobs' load; the CPU time much less."""
     with open(out, "w") as stdout:
         t0 = time.perf_counter()
         process = subprocess.Popen(
@@ -93,7 +111,7 @@ def timed(argv: list[str], out: Path, root: Path = ROOT) -> tuple[float, float, 
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - t0
     process.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss / 1024, process.returncode
+    return wall, usage.ru_maxrss / 1024, process.returncode, usage.ru_utime + usage.ru_stime
 
 
 def parse_report(path: Path) -> dict:
@@ -143,6 +161,7 @@ def main() -> None:
     manage = [PYTHON, "manage.py", "valuate_csv", str(path), "--calibration-end", last]
     commands = {
         "floor: pyarrow read_csv": [PYTHON, "-c", FLOOR, str(path)],
+        "floor: start, imports, Django, read": [PYTHON, "-c", START_AND_READ, str(path)],
         "valuate_csv --model bgnbd": [*manage, "--model", "bgnbd"],
         "valuate_csv (default)": manage,
     }
@@ -156,18 +175,21 @@ def main() -> None:
         roots["lifetimes BG/NBD + GG"] = ROOT
     times: dict[str, list[float]] = {name: [] for name in commands}
     peaks: dict[str, list[float]] = {name: [] for name in commands}
+    cpus: dict[str, list[float]] = {name: [] for name in commands}
     outputs = {name: scratch / f"out{i}.txt" for i, name in enumerate(commands)}
     timed(commands["floor: pyarrow read_csv"], outputs["floor: pyarrow read_csv"])  # warms the page cache
     for round_ in range(1, args.runs + 1):
         for name, argv in commands.items():
-            wall, peak, code = timed(argv, outputs[name], roots[name])
+            wall, peak, code, cpu = timed(argv, outputs[name], roots[name])
             if code != 0:
                 print(outputs[name].read_text()[-3000:])
                 raise SystemExit(f"{name} exited with {code}")
             times[name].append(wall)
             peaks[name].append(peak)
+            cpus[name].append(cpu)
             print(
-                f"  round {round_} {name}: {wall:.2f} s, peak {peak:.0f} MiB, load average {os.getloadavg()}",
+                f"  round {round_} {name}: {wall:.2f} s, CPU {cpu:.2f} s, peak {peak:.0f} MiB, "
+                f"load average {os.getloadavg()}",
                 flush=True,
             )
 
@@ -183,9 +205,15 @@ def main() -> None:
             f"{name:37s} {median:9.2f} {', '.join(f'{t:.2f}' for t in times[name]):>24s} "
             f"{median / floor:8.1f} {ratio} {max(peaks[name]):9.0f}"
         )
+    cpu_reference = statistics.median(cpus["lifetimes BG/NBD + GG"]) if not args.skip_lifetimes else None
+    print(f"\n{'process':37s} {'median CPU s':>13s} {'runs':>24s} {'lifetimes / this (CPU)':>23s}")
+    for name in commands:
+        median = statistics.median(cpus[name])
+        ratio = f"{cpu_reference / median:23.1f}" if cpu_reference else ""
+        print(f"{name:37s} {median:13.2f} {', '.join(f'{t:.2f}' for t in cpus[name]):>24s} {ratio}")
     if args.skip_lifetimes:
         return
-    for name in [n for n in commands if n.startswith(("valuate_csv", "baseline"))]:
+    for name in [n for n in commands if n.startswith(("valuate_csv", "baseline", "floor: start"))]:
         pairs = [theirs / ours for theirs, ours in zip(times["lifetimes BG/NBD + GG"], times[name], strict=True)]
         print(f"lifetimes / {name}, round by round: {', '.join(f'{r:.2f}' for r in pairs)}")
     compare_reports(outputs, baseline=bool(args.baseline))

@@ -1,6 +1,7 @@
 """Offline analysis of any transactions export: the engine the nightly run uses, on a CSV."""
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ class ExportError(ValueError):
 @dataclass
 class OfflineResult:
     report: dict
-    values: pd.DataFrame
+    values: pd.DataFrame | None  # None when analyse was asked for the report alone
 
 
 # import_csv's transaction file names these columns differently; both are read.
@@ -78,10 +79,10 @@ def read_transactions(path: Path) -> pd.DataFrame:
         errors.append(f"line {line[i]}, column date: {text!r} lies outside the years {TIMESTAMP_FIRST_DAY.year}–{TIMESTAMP_LAST_DAY.year}")
     amounts = [column for column in ("revenue", "cost") if column in columns]
     empty = {column: _mask(pc.equal(columns[column], "")) for column in amounts}
-    filled = pa.chunked_array(
-        [chunk for c in amounts for chunk in pc.filter(columns[c], pa.array(~empty[c])).chunks], type=pa.string()
-    )
-    decimal_comma = csvfile.detect_decimal_comma(filled, delimiter=delimiter)
+    # Every pattern the detection counts needs a mark in the cell, so empty cells count for
+    # nothing and need not be filtered out first (a copy of every amount).
+    amount_cells = pa.chunked_array([chunk for c in amounts for chunk in columns[c].chunks], type=pa.string())
+    decimal_comma = csvfile.detect_decimal_comma(amount_cells, delimiter=delimiter)
     numbers = {}
     for column in amounts:
         value = csvfile.parse_amounts(columns[column], decimal_comma=decimal_comma).to_numpy()
@@ -105,7 +106,8 @@ def read_transactions(path: Path) -> pd.DataFrame:
             "date": date.astype("datetime64[ns]"),
             "revenue": numbers["revenue"],
             "cost": numbers.get("cost", 0.0),
-        }
+        },
+        copy=False,  # the arrays are made here: no second copy
     )
     frame.attrs["has_cost"] = "cost" in numbers
     frame.attrs["customer_ids"] = CustomerIds(ids)
@@ -115,10 +117,20 @@ def read_transactions(path: Path) -> pd.DataFrame:
 class CustomerIds:
     """The ids by code, kept in DataFrame.attrs: pandas deep-copies attrs into every frame
     derived from one, which for a million ids would cost more than the work itself; this
-    copies as itself (the ids are never changed)."""
+    copies as itself (the ids are never changed). Held as pyarrow strings and made Python
+    strings (``ids``) only when asked: a report without per-customer values needs none."""
 
-    def __init__(self, ids: np.ndarray):
-        self.ids = ids
+    def __init__(self, ids: np.ndarray | pa.Array):
+        self._ids = ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    @functools.cached_property
+    def ids(self) -> np.ndarray:
+        if isinstance(self._ids, np.ndarray):
+            return self._ids
+        return np.asarray(self._ids.to_pylist(), dtype=object)
 
     def __deepcopy__(self, memo):
         return self
@@ -128,7 +140,7 @@ def _mask(values: pa.ChunkedArray) -> np.ndarray:
     return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _sorted_codes(ids: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+def _sorted_codes(ids: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     """Integer codes of the ids, 0, 1, ... in the ids' sorted order (code points, as Python
     sorts strings; UTF-8 bytes sort alike), and the ids by code."""
     encoded = pc.dictionary_encode(ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids)
@@ -136,10 +148,10 @@ def _sorted_codes(ids: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order), dtype=np.int64)
     codes = rank[encoded.indices.to_numpy(zero_copy_only=False)]
-    return codes, np.asarray(encoded.dictionary.take(pa.array(order)).to_pylist(), dtype=object)
+    return codes, encoded.dictionary.take(pa.array(order))
 
 
-def _coded(transactions: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
+def _coded(transactions: pd.DataFrame) -> tuple[pd.DataFrame, CustomerIds | None]:
     """The transactions with integer customer codes (read_transactions' or made here) and the
     ids by code; None when the ids cannot be sorted (mixed types) or one is missing: then they
     are used as they are.
@@ -148,8 +160,8 @@ def _coded(transactions: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]
     if known is not None:
         codes = transactions["customer_id"]
         # The mapping holds only for the codes it was made with (not for a changed column).
-        if pd.api.types.is_integer_dtype(codes) and (len(codes) == 0 or 0 <= codes.min() <= codes.max() < len(known.ids)):
-            return transactions, known.ids
+        if pd.api.types.is_integer_dtype(codes) and (len(codes) == 0 or 0 <= codes.min() <= codes.max() < len(known)):
+            return transactions, known
         raise ValueError("customer_id no longer holds the codes of attrs['customer_ids']: read the file again")
     try:
         codes, uniques = pd.factorize(transactions["customer_id"].to_numpy(dtype=object), sort=True)
@@ -159,7 +171,7 @@ def _coded(transactions: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]
         return transactions, None
     coded = transactions.assign(customer_id=codes.astype(np.int64))
     coded.attrs = dict(transactions.attrs)
-    return coded, np.asarray(uniques, dtype=object)
+    return coded, CustomerIds(np.asarray(uniques, dtype=object))
 
 
 def analyse(
@@ -169,6 +181,7 @@ def analyse(
     holdout_end: dt.date | None = None,
     settings: engine.EngineSettings | None = None,
     model: str | None = None,
+    values: bool = True,
 ) -> OfflineResult:
     """Value every customer on the transactions up to and including calibration_end, as the
     nightly run does (engine.valuate_with_backtest: input rules, model choice by a back-test
@@ -185,7 +198,9 @@ def analyse(
     holdout_purchases and holdout_margin.
 
     ``model`` (one of engine.PURCHASE_MODELS) fixes the purchase model: no back-test inside the
-    calibration history chooses it (model_choice then says so).
+    calibration history chooses it (model_choice then says so). ``values=False`` leaves the
+    per-customer values out (``result.values`` is None): the report is the same, and scoring
+    every customer is most of the work after the fit.
     """
     settings = settings or engine.EngineSettings()
     transactions, customer_ids = _coded(transactions)
@@ -196,7 +211,9 @@ def analyse(
     ids = pd.Index(calibration["customer_id"].unique())
     customers = pd.DataFrame({"customer_id": ids, "active": True, "referred_by": None, "wallet": np.nan})
     no_services = pd.DataFrame(columns=["customer_id", "date", "service_type", "quantity", "unit", "cost"])
-    result = engine.valuate_with_backtest(calibration, no_services, customers, calibration_end, settings, model=model)
+    result = engine.valuate_with_backtest(
+        calibration, no_services, customers, calibration_end, settings, model=model, score=values
+    )
     models = result.fit
     report = {
         "customers": int(len(ids)),
@@ -214,23 +231,27 @@ def analyse(
         },
         "cost_column": bool(transactions.attrs.get("has_cost", True)),
     }
-    values = result.customers
+    per_customer = result.customers
     last_day = transactions["date"].max()
     until = pd.Timestamp(holdout_end) if holdout_end else last_day
     if holdout_end and until <= end:
         raise ExportError(f"the holdout end {holdout_end} must lie after the calibration end {calibration_end}")
     if until > end:
         report["holdout_end"] = until.date().isoformat()
-        report.update(
-            _holdout(transactions[transactions["date"] <= until], calibration_end, until, models, settings, values)
+        holdout = _holdout(
+            transactions[transactions["date"] <= until], calibration_end, until, models, settings, per_customer.index
         )
-        values = values.join(report.pop("_per_customer"))
+        report.update(holdout)
+        per_customer = per_customer.join(report.pop("_per_customer"))
+    if not values:
+        return OfflineResult(report=_finite(report), values=None)
     if customer_ids is not None:
-        values.index = pd.Index(customer_ids[values.index.to_numpy()], name=values.index.name, dtype=object)
-    return OfflineResult(report=_finite(report), values=values)
+        codes = per_customer.index.to_numpy()
+        per_customer.index = pd.Index(customer_ids.ids[codes], name=per_customer.index.name, dtype=object)
+    return OfflineResult(report=_finite(report), values=per_customer)
 
 
-def _holdout(transactions, calibration_end, holdout_end, models, settings, values) -> dict:
+def _holdout(transactions, calibration_end, holdout_end, models, settings, customers: pd.Index) -> dict:
     """The valuation's forecast of the holdout against what happened, and every model's."""
     weeks = (pd.Timestamp(holdout_end) - pd.Timestamp(calibration_end)).days / 7.0
     summary = engine.summarise_transactions(transactions, calibration_end, settings, input_rule_columns=True)
@@ -267,7 +288,7 @@ def _holdout(transactions, calibration_end, holdout_end, models, settings, value
         if has_range
         else None,
     }
-    per_customer = predicted.reindex(values.index)
+    per_customer = predicted.reindex(customers)
     for column in ("holdout_expected", "holdout_purchases", "holdout_margin"):
         per_customer[column] = per_customer[column].fillna(0)
     return {

@@ -107,6 +107,13 @@ def test_amounts(cells, decimal_comma, expected):
     assert [None if np.isnan(v) else v for v in parsed] == expected
 
 
+@pytest.mark.parametrize("odd", ["1e5", "1E-3", "5.", ".5", "-.5", "+.5", "inf", "-inf", "nan", "NaN", "\u0661\u0662"])
+def test_a_number_pyarrow_reads_but_no_plain_amount_is_refused_among_plain_ones(odd):
+    """Plain columns are converted by pyarrow's parser, which also takes these forms."""
+    parsed = csvfile.parse_amounts(pd.Series(["10.5", odd, "-3"], dtype=object), decimal_comma=False)
+    assert [None if np.isnan(v) else v for v in parsed] == [10.5, None, -3.0]
+
+
 @pytest.mark.parametrize(
     ("cells", "delimiter", "expected"),
     [
@@ -147,3 +154,57 @@ def test_an_excel_line_before_the_header_reads_as_on_the_csv_module_path(tmp_pat
     assert list(frame.columns) == ["line", "customer_id", "date", "revenue"]
     assert frame["customer_id"].tolist() == ["A", "B"]
     assert frame["line"].tolist() == [3, 4]
+
+
+def test_a_character_cut_by_the_encoding_check_block_edge_is_not_utf8(tmp_path):
+    """The detection skips decoding ASCII blocks, but not a block that must finish a character."""
+    block = 1 << 20
+    cut = tmp_path / "cut.csv"
+    cut.write_bytes(b"customer_id\n" + b"a" * (block - 13) + b"\xc3" + b"abc\n")  # 0xC3 then ASCII: no UTF-8
+    whole = tmp_path / "whole.csv"
+    whole.write_bytes(b"customer_id\n" + b"a" * (block - 13) + "é".encode() + b"abc\n")
+    assert csvfile.detect_encoding(cut) == "cp1252"
+    assert csvfile.detect_encoding(whole) == "utf-8"
+
+
+def test_cells_with_unicode_spaces_at_either_end_are_stripped_on_the_fast_path(tmp_path):
+    path = tmp_path / "spaces.csv"
+    path.write_text("customer_id,date\n\u00a0A1,2025-01-02\nB2\u2009,2025-01-03\nC3,2025-01-04\n", encoding="utf-8")
+    columns, line, _, _ = csvfile.read_columns(path)
+    assert columns["customer_id"].to_pylist() == ["A1", "B2", "C3"]
+    assert line.tolist() == [2, 3, 4]
+
+
+def test_written_values_are_what_pandas_writes(tmp_path):
+    """write_frame is to_csv with a fixed number of decimals, byte for byte: rounding ties,
+    negative zero, huge numbers, infinity, missing values, dates and quoted text."""
+    rng = np.random.default_rng(5)
+    floats = np.r_[
+        rng.normal(0, 1000, 500), rng.normal(0, 1e-3, 200), np.round(rng.normal(0, 100, 200), 2),
+        [0.0, -0.0, 0.00005, 0.00015, -0.00005, 1.23445, 2.5e-5, 9.99995, 1e15, 1e300, np.inf, -np.inf, np.nan],
+    ]
+    n = len(floats)
+    frame = pd.DataFrame(
+        {
+            "value": floats,
+            "count": rng.integers(-5, 10**9, n),
+            "flag": rng.random(n) < 0.5,
+            "day": pd.Series(pd.to_datetime("2024-01-01") + pd.to_timedelta(rng.integers(0, 900, n), unit="D")).where(
+                rng.random(n) < 0.9
+            ),
+            "text": pd.array(rng.choice(["plain", "a, b", 'say "hi"', "two\nlines", "", None], n), dtype="str"),
+        },
+        index=pd.Index([f"C{i}" if i % 7 else f"C,{i}" for i in range(n)], dtype=object),
+    )
+    ours, theirs = tmp_path / "ours.csv", tmp_path / "theirs.csv"
+    csvfile.write_frame(frame, ours, index_label="customer_id", decimals=4)
+    frame.to_csv(theirs, index_label="customer_id", float_format="%.4f")
+    assert ours.read_bytes() == theirs.read_bytes()
+
+
+def test_a_time_of_day_is_written_by_pandas_itself(tmp_path):
+    frame = pd.DataFrame({"at": pd.to_datetime(["2024-01-01 10:30", "2024-01-02 00:00"])}, index=["a", "b"])
+    ours, theirs = tmp_path / "ours.csv", tmp_path / "theirs.csv"
+    csvfile.write_frame(frame, ours, index_label="id")
+    frame.to_csv(theirs, index_label="id", float_format="%.4f")
+    assert ours.read_bytes() == theirs.read_bytes()

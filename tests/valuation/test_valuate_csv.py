@@ -256,3 +256,21 @@ def test_codes_changed_after_reading_are_refused_not_misattributed(tmp_path):
     frame["customer_id"] = frame["customer_id"] + 5
     with pytest.raises(ValueError, match="no longer holds the codes"):
         analyse(frame, calibration_end=dt.date(2025, 6, 30))
+
+
+def test_the_report_is_the_same_without_the_values_file(export, tmp_path):
+    """Without --output no customer is scored; what the report says must not change."""
+    path, _ = export
+
+    def untimed(value):
+        if isinstance(value, dict):
+            return {k: untimed(v) for k, v in value.items() if k not in ("seconds", "fit_seconds", "output")}
+        if isinstance(value, list):
+            return [untimed(v) for v in value]
+        return value
+
+    for extra in ((), ("--model", "bgnbd")):
+        with_values = run(path, "--calibration-end", CAL_END, *extra, "--output", tmp_path / "values.csv")
+        alone = run(path, "--calibration-end", CAL_END, *extra)
+        assert "backtest" in alone and "output" not in alone
+        assert untimed(alone) == untimed(with_values)

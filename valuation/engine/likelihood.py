@@ -56,7 +56,20 @@ class Rows:
         cls, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray | None = None, *, seed: int = 0
     ) -> tuple[Rows, bool]:
         """Rows of all customers, or of a seeded random sample of MAX_FIT_CUSTOMERS when there
-        are more (the flag says which)."""
+        are more (the flag says which). The last result is kept: a back-test fits the BG/NBD
+        covariance, MBG/NBD and Pareto/NBD on the same customers, and at a million customers
+        sorting them costs a third of a second each time."""
+        inputs = (seed, *(None if v is None else np.array(v, dtype=float) for v in (x, t_x, T, w)))
+        if _LAST_BUILD and _same_inputs(_LAST_BUILD[0], inputs):
+            return _LAST_BUILD[1]
+        result = cls._build(x, t_x, T, w, seed=seed)
+        _LAST_BUILD[:] = [inputs, result]
+        return result
+
+    @classmethod
+    def _build(
+        cls, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray | None = None, *, seed: int = 0
+    ) -> tuple[Rows, bool]:
         x = np.asarray(x, dtype=float)
         t_x = np.where(x > 0, np.asarray(t_x, dtype=float), 0.0)
         T = np.asarray(T, dtype=float)
@@ -76,6 +89,17 @@ class Rows:
             index.get_level_values(2).to_numpy(dtype=float),
             grouped.to_numpy(dtype=float),
         ), bool(sampled)
+
+
+# Rows.build's last inputs (copies) and result.
+_LAST_BUILD: list = []
+
+
+def _same_inputs(a: tuple, b: tuple) -> bool:
+    return a[0] == b[0] and all(
+        (u is None and v is None) or (u is not None and v is not None and u.shape == v.shape and np.array_equal(u, v))
+        for u, v in zip(a[1:], b[1:], strict=True)
+    )
 
 
 @dataclass(frozen=True)

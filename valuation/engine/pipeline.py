@@ -38,7 +38,7 @@ from .value import (
 class ValuationResult:
     customers: pd.DataFrame
     fit: ValuationModels
-    thresholds: Thresholds
+    thresholds: Thresholds | None
     by_type: pd.DataFrame
     settings: EngineSettings
     as_of: dt.date
@@ -97,6 +97,7 @@ def valuate(
     *,
     model: str = "bgnbd",
     models_compared: dict[str, Any] | None = None,
+    score: bool = True,
 ) -> ValuationResult:
     """Value every customer in ``customers`` (customer_id, active or lost/lost_on, referred_by,
     wallet) with the purchase model ``model``, as the nightly run does.
@@ -108,6 +109,9 @@ def valuate(
        referral.incremental_referral_value over the referred customers' clv (NaN counts 0).
     Transactions and services of customers not listed are ignored. ``result.fit`` is a
     value.ValuationModels (model, fit_quality, models_compared, ...).
+    ``score=False`` stops after step 2's fit: ``result.customers`` is then the summary of
+    step 1 and ``result.thresholds`` None (for callers that report the fit alone; scoring a
+    million customers costs more than the fit).
     """
     settings = settings or EngineSettings()
     ids, listed_tx = _listed(customers, transactions)
@@ -119,6 +123,9 @@ def valuate(
         fit = fit_chosen_model(summary, {**models_compared, "model": model}, settings)
     else:
         fit = fit_valuation_models(summary, settings, model=model)
+    if not score:
+        return ValuationResult(customers=summary, fit=fit, thresholds=None, by_type=by_type, settings=settings,
+                               as_of=as_timestamp(as_of).date())
     scored = combine(summary, value_customers(summary, fit, settings), totals, customers.set_index("customer_id"))
     thresholds = compute_thresholds(scored.fillna({"clv": 0.0}), settings)
     result = classify(scored, thresholds, settings)
@@ -166,16 +173,19 @@ def valuate_with_backtest(
     settings: EngineSettings | None = None,
     *,
     model: str | None = None,
+    score: bool = True,
 ) -> ValuationResult:
     """:func:`valuate` with the purchase model chosen by a back-test (value.backtest_models)
     with holdout end as_of and calibration end as_of minus the holdout's weeks
     (value.backtest_holdout_weeks: the setting, or half a shorter history). If the history is
     too short for it the model stays BG/NBD and models_compared records why. A ``model`` given
-    by the caller (one of PURCHASE_MODELS) skips the back-test."""
+    by the caller (one of PURCHASE_MODELS) skips the back-test; ``score`` as in :func:`valuate`."""
     settings = settings or EngineSettings()
     _ids, listed_tx = _listed(customers, transactions)
     if model is not None:
         comparison = {"model": model, "reason": "chosen by the caller, no back-test"}
     else:
         comparison, model = _choose_model(listed_tx, as_of, settings, customers)
-    return valuate(listed_tx, services, customers, as_of, settings, model=model, models_compared=comparison)
+    return valuate(
+        listed_tx, services, customers, as_of, settings, model=model, models_compared=comparison, score=score
+    )

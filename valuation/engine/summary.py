@@ -110,7 +110,14 @@ def cap_purchase_margins(
     fence = population_fence(day_margin) if fence is None else fence
     if not math.isfinite(fence) or len(day_margin) == 0:
         return day_margin.copy(), np.zeros(n_customers, np.int64)
-    positive = day_margin > 0
+    # Only a day above the population fence can be capped (cap >= fence): the own fences of
+    # the few customers with such a day are all that is needed.
+    above = day_margin > fence
+    if not above.any():
+        return day_margin.copy(), np.zeros(n_customers, np.int64)
+    candidate = np.zeros(n_customers, dtype=bool)
+    candidate[day_customer[above]] = True
+    positive = (day_margin > 0) & candidate[day_customer]
     frame = pd.DataFrame({"c": day_customer[positive], "m": day_margin[positive]})
     grouped = frame.groupby("c")["m"]
     own = (grouped.median() * CAP_OWN_MULTIPLE).where(grouped.size() >= CAP_OWN_MIN_DAYS, 0.0)
@@ -119,6 +126,18 @@ def cap_purchase_margins(
     cap = np.maximum(fence, own_fence)[day_customer]
     capped = day_margin > cap
     return np.where(capped, cap, day_margin), np.bincount(day_customer[capped], minlength=n_customers)
+
+
+def _sorted_factorize(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """pd.factorize(ids, sort=True); for non-negative integer ids up to a few times their
+    number (the offline reader's customer codes) by counting instead of hashing and sorting."""
+    countable = ids.dtype.kind == "i" or (ids.dtype.kind == "u" and ids.dtype.itemsize < 8)
+    if countable and len(ids) and ids.min() >= 0 and ids.max() < 4 * len(ids) + 1024:
+        present = np.bincount(ids) > 0
+        uniques = np.flatnonzero(present).astype(ids.dtype)
+        rank = np.cumsum(present) - 1
+        return rank[ids].astype(np.intp), uniques
+    return pd.factorize(ids, sort=True)
 
 
 def summarise_transactions(
@@ -184,7 +203,7 @@ def summarise_transactions(
     day = day[keep]
     revenue = _money(transactions, "revenue")[keep]
     margin = revenue - _money(transactions, "cost")[keep]
-    codes, customer_ids = pd.factorize(transactions["customer_id"].to_numpy()[keep], sort=True)
+    codes, customer_ids = _sorted_factorize(transactions["customer_id"].to_numpy()[keep])
     n = len(customer_ids)
 
     in_window = day > start_day
@@ -259,6 +278,7 @@ def summarise_transactions(
             "capped_purchase_days": capped_days.astype(np.int64),
         },
         index=pd.Index(customer_ids, name="customer_id"),
+        copy=False,  # the arrays are this function's own: no second copy of a million rows
     )
     return summary if input_rule_columns else summary[SUMMARY_COLUMNS]
 

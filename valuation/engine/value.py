@@ -213,14 +213,22 @@ def _fit_spend(d: dict[str, np.ndarray]) -> tuple[GammaGammaParams | None, list[
     return (gg if not problems else None), problems, population
 
 
-def _per_distinct(fn, *columns: np.ndarray) -> np.ndarray:
-    """fn evaluated once per distinct row of ``columns`` (customers share (x, t_x, T) rows
-    by the thousand; P(alive) of Pareto/NBD and every 2F1 are costly per row)."""
-    if len(columns[0]) == 0:
-        return np.zeros(0)
+def _distinct_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(inverse, first) of the distinct rows of ``columns``: each row's group, and the first
+    row of each group."""
     codes = pd.DataFrame(dict(enumerate(columns))).groupby(list(range(len(columns))), sort=False).ngroup()
     inverse = codes.to_numpy()
     first = np.unique(inverse, return_index=True)[1]
+    return inverse, first
+
+
+def _per_distinct(fn, *columns: np.ndarray, rows: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """fn evaluated once per distinct row of ``columns`` (customers share (x, t_x, T) rows
+    by the thousand; P(alive) of Pareto/NBD and every 2F1 are costly per row). ``rows``:
+    _distinct_rows of the same columns, when several functions are evaluated on them."""
+    if len(columns[0]) == 0:
+        return np.zeros(0)
+    inverse, first = rows if rows is not None else _distinct_rows(*columns)
     return np.asarray(fn(*(c[first] for c in columns)))[inverse]
 
 
@@ -618,6 +626,11 @@ def _compare(calibration, holdout, holdout_weeks, settings, models):
     squared_errors: dict[str, np.ndarray] = {}
     spend = _fit_spend(d)  # shared by all purchase models
     shared: dict[str, PurchaseParams | None] = {}
+    buyer = (d["days"] >= 1) & ~d["lost"]
+    xb, tb, Tb = d["x"][buyer], d["t_x"][buyer], d["T"][buyer]
+    # The distinct rows are the same for every model: found once.
+    by_history = _distinct_rows(xb, tb, Tb) if len(xb) else None
+    by_age = _distinct_rows(xb, Tb) if len(xb) else None
     for name in models:
         started = time.perf_counter()
         fit = fit_valuation_models(calibration, settings, model=name, _fits=shared, _spend=spend)
@@ -629,14 +642,14 @@ def _compare(calibration, holdout, holdout_weeks, settings, models):
             "parameters": fit.purchase.to_dict() if fit.purchase is not None else None,
         }
         if fit.purchase is not None:
-            buyer = (d["days"] >= 1) & ~d["lost"]
             pa = np.zeros(len(calibration))
             expected = np.zeros(len(calibration))
             params = fit.purchase
-            xb, tb, Tb = d["x"][buyer], d["t_x"][buyer], d["T"][buyer]
-            pa[buyer] = _per_distinct(lambda *a, params=params: model_p_alive(params, *a), xb, tb, Tb)
+            pa[buyer] = _per_distinct(lambda *a, params=params: model_p_alive(params, *a), xb, tb, Tb,
+                                      rows=by_history)
             expected[buyer] = pa[buyer] * _per_distinct(
-                lambda xx, TT, params=params: expected_purchases_if_alive(params, holdout_weeks, xx, TT), xb, Tb)
+                lambda xx, TT, params=params: expected_purchases_if_alive(params, holdout_weeks, xx, TT), xb, Tb,
+                rows=by_age)
             margin, _ = _margin_per_purchase(fit, d)
             predicted_margin = expected * margin
             entry["purchases"] = _errors(expected, actual_purchases)

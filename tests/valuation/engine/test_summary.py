@@ -48,6 +48,20 @@ def test_hand_worked_summary(transactions):
     assert two["margin_window"] == pytest.approx(-2.0)
 
 
+@pytest.mark.parametrize("numbers", [{1: 10**12, 2: 5, 3: 7}, {1: "C-1", 2: "B-2", 3: "A-3"}])
+def test_customer_numbers_far_apart_or_as_text_give_each_customer_the_same_figures(transactions, numbers):
+    """Small integer ids are numbered by counting, others by sorting: the figures are the same."""
+    base = summarise_transactions(transactions, AS_OF, EngineSettings(), input_rule_columns=True)
+    renamed = summarise_transactions(
+        transactions.assign(customer_id=transactions["customer_id"].map(numbers)), AS_OF, EngineSettings(),
+        input_rule_columns=True,
+    )
+    assert list(renamed.index) == sorted(numbers[c] for c in base.index)
+    back = {v: k for k, v in numbers.items()}
+    renamed.index = pd.Index([back[c] for c in renamed.index], name="customer_id")
+    pd.testing.assert_frame_equal(renamed.sort_index(), base, check_index_type=False)
+
+
 def test_dates_as_datetime64_and_missing_cost_column(transactions):
     frame = transactions.assign(date=pd.to_datetime(transactions["date"]))
     by_date = summarise_transactions(

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from core import csvfile
 from valuation import engine, offline
 
 
@@ -14,6 +15,9 @@ class Command(BaseCommand):
         "print the model choice, the fit quality, the parameters and a back-test on the rows after "
         "it (up to --holdout-end, default the last day) as JSON."
     )
+    # Reads a file and touches neither the database nor any app's models: the system checks
+    # (a good part of a second of the command's start) have nothing to check for it.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("file", type=Path)
@@ -38,11 +42,15 @@ class Command(BaseCommand):
     def handle(self, *args, file, calibration_end, holdout_end=None, output=None, model=None, **options):
         try:
             result = offline.analyse(
-                offline.read_transactions(file), calibration_end=calibration_end, holdout_end=holdout_end, model=model
+                offline.read_transactions(file),
+                calibration_end=calibration_end,
+                holdout_end=holdout_end,
+                model=model,
+                values=output is not None,  # scoring every customer is only needed for the file
             )
         except offline.ExportError as exc:
             raise CommandError(str(exc)) from exc
         if output:
-            result.values.to_csv(output, index_label="customer_id", float_format="%.4f")
+            csvfile.write_frame(result.values, output, index_label="customer_id", decimals=4)
             result.report["output"] = str(output)
         self.stdout.write(json.dumps(result.report, indent=2, allow_nan=False))
