@@ -5,6 +5,7 @@ numerical Hessian for the standard errors, and the checks the fit-quality gate r
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,9 +57,10 @@ class Rows:
         cls, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray | None = None, *, seed: int = 0
     ) -> tuple[Rows, bool]:
         """Rows of all customers, or of a seeded random sample of MAX_FIT_CUSTOMERS when there
-        are more (the flag says which). The last result is kept: a back-test fits the BG/NBD
-        covariance, MBG/NBD and Pareto/NBD on the same customers, and at a million customers
-        sorting them costs a third of a second each time."""
+        are more (the flag says which). Inside ``shared_rows()`` the last result is reused for
+        the same inputs."""
+        if not _SHARING:
+            return cls._build(x, t_x, T, w, seed=seed)
         inputs = (seed, *(None if v is None else np.array(v, dtype=float) for v in (x, t_x, T, w)))
         if _LAST_BUILD and _same_inputs(_LAST_BUILD[0], inputs):
             return _LAST_BUILD[1]
@@ -91,8 +93,24 @@ class Rows:
         ), bool(sampled)
 
 
-# Rows.build's last inputs (copies) and result.
+# Rows.build's last inputs (copies) and result, kept only inside shared_rows().
 _LAST_BUILD: list = []
+_SHARING: list = []
+
+
+@contextmanager
+def shared_rows():
+    """Within the block, Rows.build reuses its last result for the same inputs: a back-test
+    fits the BG/NBD covariance, MBG/NBD and Pareto/NBD on the same customers, and at a million
+    customers sorting them costs a third of a second each time. Nothing is kept after the
+    block, so a long-running worker does not hold the copies (tens of MB at 1M customers)."""
+    _SHARING.append(True)
+    try:
+        yield
+    finally:
+        _SHARING.pop()
+        if not _SHARING:
+            _LAST_BUILD.clear()
 
 
 def _same_inputs(a: tuple, b: tuple) -> bool:

@@ -35,6 +35,7 @@ from .forecast import (
     purchases_if_alive,
 )
 from .gamma_gamma import GammaGammaParams, fit_gamma_gamma_finite, gamma_gamma_expected_value
+from .likelihood import shared_rows
 from .purchase_models import (
     PURCHASE_MODELS,
     PurchaseParams,
@@ -615,6 +616,7 @@ def fit_chosen_model(
     return fits[chosen]
 
 
+@shared_rows()
 def _compare(calibration, holdout, holdout_weeks, settings, models):
     """compare_models, also returning the chosen fit and its holdout ranges (or None)."""
     actual = holdout.reindex(calibration.index)

@@ -121,3 +121,17 @@ def test_a_fit_does_not_depend_on_the_order_of_the_customers(cdnow, fit, sample_
         fits.append(fit(x[order], t_x[order], T[order]))
     assert fits[0].sampled is bool(sample_size)
     assert fits[0] == fits[1] == fits[2]
+
+
+def test_fit_rows_are_shared_only_inside_a_back_test_block():
+    """The back-test's models reuse one build of their fit rows; nothing is kept afterwards,
+    so a long-running worker holds no copy of the last customers."""
+    from valuation.engine import likelihood
+
+    x, t_x, T = np.array([0.0, 2, 5]), np.array([0.0, 10, 30]), np.array([40.0, 40, 40])
+    assert likelihood.Rows.build(x, t_x, T)[0] is not likelihood.Rows.build(x, t_x, T)[0]
+    with likelihood.shared_rows():
+        first = likelihood.Rows.build(x, t_x, T)[0]
+        assert likelihood.Rows.build(x.copy(), t_x.copy(), T.copy())[0] is first
+        assert likelihood.Rows.build(x, t_x, T + 1)[0] is not first  # other customers: built anew
+    assert likelihood._LAST_BUILD == []
