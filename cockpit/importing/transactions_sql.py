@@ -373,13 +373,15 @@ def _check_and_merge_transactions_in_sql(cursor, result: ImportResult) -> None:
     """)
     updated = cursor.rowcount
     result.steps["update"] = time.perf_counter() - clock - result.steps["check"]
-    # In customer order: the rows of one customer go to one place of the (customer, date)
-    # index, and the foreign-key check of each row finds its customer's page already read.
+    # File order (the line), which keeps the index inserts of ids that grow with the file (the
+    # usual case) at the right edge of the unique index. (Customer order was measured too:
+    # its inserts took 23-31 s against 19 s for a million rows, the unique index's random
+    # inserts costing more than the (customer, date) index's saved ones.)
     cursor.execute(f"""
         INSERT INTO {table} (external_id, {', '.join(fields)})
         SELECT external_id, {', '.join(fields)} FROM {PARSED_TRANSACTIONS} s
         WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.external_id = s.external_id)
-        ORDER BY customer_id, date, line
+        ORDER BY line
     """)
     result.new, result.updated = cursor.rowcount, updated
     result.unchanged = result.rows - result.new - result.updated
