@@ -18,6 +18,11 @@ the load average and the data size it ran against.
 
     DATABASE_URL=postgres://... python bench/bench_load.py --users 8 --seconds 30 --workers 3
 
+--project serves another checkout of the project with the same script (the same floor, mixes
+and report), e.g. the first version on its own database, to compare on the same machine:
+
+    DATABASE_URL=postgres://.../old python bench/bench_load.py --mix basic --project ../cvm-first
+
 Production settings by default (DEBUG=false, static files from collectstatic's manifest,
 which is built into STATIC_ROOT first if missing); a throw-away SECRET_KEY is generated when
 none is set, ALLOWED_HOSTS defaults to 127.0.0.1 and SECURE_SSL_REDIRECT to false (plain
@@ -45,7 +50,6 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cvm.settings")
 os.environ.setdefault("DEBUG", "false")
 if os.environ["DEBUG"].lower() in ("0", "false", "no", "off"):
@@ -304,7 +308,12 @@ def main():
         help="full: cockpit, list, search, dashboard, home, log a service, API; basic: the first version's",
     )
     parser.add_argument("--no-floor", action="store_true", help="skip the trivial-view floor")
+    parser.add_argument(
+        "--project", type=Path, default=ROOT, help="the checkout to serve (default: this one), e.g. an older version"
+    )
     args = parser.parse_args()
+    project = args.project.resolve()
+    sys.path.insert(0, str(project))
 
     ids, token, size, extra = prepare(args.username)
     if not ids:
@@ -326,7 +335,7 @@ def main():
             "--log-level",
             "warning",
         ],
-        cwd=ROOT,
+        cwd=project,
         env=env,
     )
     phases = []
@@ -362,6 +371,7 @@ def main():
         f"data: {size['customers']:,} customers, {size['transactions']:,} transactions, "
         f"{size['service events']:,} service events"
     )
+    print(f"project: {project}")
     print(f"settings: DEBUG={os.environ['DEBUG']}, database {os.environ.get('DATABASE_URL', 'SQLite').split('@')[-1]}")
     print(
         f"load: {args.users} concurrent users for {args.seconds:.0f} s per phase against gunicorn with "

@@ -7,12 +7,10 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from django.db.models import Case, Count, DecimalField, F, Q, Sum, Value, When
 from django.utils.translation import gettext as _
 
-from customers.models import Customer, Transaction
-from services.models import ServiceEvent, ServiceType
-from services.selectors import VALUE_FIELD, standard_cost_expression
+from customers.models import Customer
+from services.models import ServiceType
 from valuation.cross_sell import cross_sell_hints
 from valuation.engine import Thresholds
 from valuation.engine.what_if import MODES, what_if
@@ -20,8 +18,8 @@ from valuation.models import CustomerValue, segment_label
 from valuation.value_change import customer_value_change
 
 from .charts import ChartLocale, value_change_waterfall_figure
+from .selectors import PeriodRollup, period_rollup, previous_period  # noqa: F401  (previous_period: named from here too)
 
-MONEY = DecimalField(max_digits=18, decimal_places=2)
 WHAT_IF_PREFIX = "wi_"
 
 
@@ -59,11 +57,13 @@ def what_if_choices(params, codes: list[str]) -> dict[str, tuple[str, float]]:
     return chosen
 
 
-def what_if_context(*, value: CustomerValue | None, params) -> dict:
+def what_if_context(*, value: CustomerValue | None, params, type_names: dict[str, str] | None = None) -> dict:
     if value is None or not value.value_to_by_type:
         return {"what_if": None}
     by_type = {code: float(cost) for code, cost in value.value_to_by_type.items()}
-    names = {t.code: t.display_name for t in ServiceType.objects.filter(code__in=list(by_type))}
+    names = type_names if type_names is not None else {
+        t.code: t.display_name for t in ServiceType.objects.filter(code__in=list(by_type))
+    }
     chosen = what_if_choices(params, list(by_type))
     rows = [
         {"code": code, "name": names.get(code, code), "cost": Decimal(repr(cost)).quantize(Decimal("0.01")),
@@ -89,36 +89,22 @@ def what_if_context(*, value: CustomerValue | None, params) -> dict:
 
 # --- the period's figures -------------------------------------------------------------------
 
-def previous_period(start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
-    """The period of the same length just before."""
-    length = (end - start).days + 1
-    return start - dt.timedelta(days=length), start - dt.timedelta(days=1)
-
-
-def period_figures(*, customer_id: int, start: dt.date, end: dt.date) -> dict:
+def period_figures(*, customer_id: int, start: dt.date, end: dt.date, rollup: PeriodRollup | None = None) -> dict:
     """Revenue, margin, free-service cost and count, profit after services and number of
-    purchases in the period and the period before: two grouped queries on the customer's
-    (customer, date) indexes."""
-    before_start, before_end = previous_period(start, end)
-
-    def split(expression, output):
-        return {
-            "now": Sum(Case(When(date__gte=start, then=expression), default=Value(0), output_field=output)),
-            "before": Sum(Case(When(date__lte=before_end, then=expression), default=Value(0), output_field=output)),
-        }
-
-    txn = Transaction.objects.filter(customer_id=customer_id, date__range=(before_start, end))
-    revenue = txn.aggregate(**{f"revenue_{k}": v for k, v in split(F("revenue"), MONEY).items()},
-                            **{f"margin_{k}": v for k, v in split(F("revenue") - F("cost_of_goods"), MONEY).items()},
-                            purchases_now=Count("date", distinct=True, filter=_between(start, end)),
-                            purchases_before=Count("date", distinct=True, filter=_between(before_start, before_end)))
-    events = ServiceEvent.objects.filter(customer_id=customer_id, date__range=(before_start, end))
-    services = events.aggregate(**{f"cost_{k}": v for k, v in split(F("quantity") * standard_cost_expression(),
-                                                                     VALUE_FIELD).items()},
-                                count_now=Count("id", filter=_between(start, end)),
-                                count_before=Count("id", filter=_between(before_start, before_end)))
-    figures = {**revenue, **services}
+    purchases in the period and the period before, summed from the customer's rollup (two
+    grouped queries on the (customer, date) indexes; the cockpit passes the one it read)."""
+    if rollup is None:
+        rollup = period_rollup(customer_id=customer_id, start=start, end=end)
     zero = Decimal(0)
+    figures = {}
+    for when, (first, last) in (("now", (rollup.start, rollup.end)), ("before", (rollup.before_start, rollup.before_end))):
+        days = rollup.purchases_between(first, last)
+        services = rollup.services_between(first, last)
+        figures[f"revenue_{when}"] = sum((row["day_revenue"] or zero for row in days), zero)
+        figures[f"margin_{when}"] = sum((row["day_margin"] or zero for row in days), zero)
+        figures[f"purchases_{when}"] = len(days)
+        figures[f"cost_{when}"] = sum((row["value"] or zero for row in services), zero)
+        figures[f"count_{when}"] = sum(row["count"] for row in services)
     rows = []
     for key, label, money in (
         ("revenue", _("Revenue"), True), ("margin", _("Margin"), True), ("cost", _("Free services (standard cost)"), False),
@@ -126,29 +112,27 @@ def period_figures(*, customer_id: int, start: dt.date, end: dt.date) -> dict:
         ("purchases", _("Purchase days"), True),
     ):
         if key == "profit":
-            now = (figures["margin_now"] or zero) - (figures["cost_now"] or zero)
-            before = (figures["margin_before"] or zero) - (figures["cost_before"] or zero)
+            now = figures["margin_now"] - figures["cost_now"]
+            before = figures["margin_before"] - figures["cost_before"]
         else:
             now, before = figures[f"{key}_now"] or zero, figures[f"{key}_before"] or zero
         rows.append({"key": key, "label": label, "now": now, "before": before, "change": now - before,
                      "is_money": key not in ("count", "purchases"), "is_value_from": money})
-    return {"period_rows": rows, "previous_start": before_start, "previous_end": before_end}
-
-
-def _between(start: dt.date, end: dt.date) -> Q:
-    return Q(date__range=(start, end))
+    return {"period_rows": rows, "previous_start": rollup.before_start, "previous_end": rollup.before_end}
 
 
 def cockpit_panels(*, customer: Customer, value: CustomerValue | None, start: dt.date, end: dt.date, params,
-                   show_money: bool, locale: ChartLocale) -> dict:
-    """Every panel of this module for the cockpit page; value-from panels only for money roles."""
+                   show_money: bool, locale: ChartLocale, rollup: PeriodRollup | None = None,
+                   type_names: dict[str, str] | None = None) -> dict:
+    """Every panel of this module for the cockpit page; value-from panels only for money roles.
+    The cockpit passes what it already read: the period rollup and its service types' names."""
     from .nps import customer_nps
     from .nps_views import SurveyAnswerForm
 
-    context = period_figures(customer_id=customer.pk, start=start, end=end)
+    context = period_figures(customer_id=customer.pk, start=start, end=end, rollup=rollup)
     context |= {"nps": customer_nps(customer=customer), "nps_form": SurveyAnswerForm()}
     if show_money:
         context |= value_change_context(customer=customer, locale=locale)
-        context |= what_if_context(value=value, params=params)
+        context |= what_if_context(value=value, params=params, type_names=type_names)
         context |= {"cross_sell": cross_sell_hints(customer=customer, value=value)}
     return context

@@ -8,7 +8,6 @@ from decimal import Decimal
 from dateutil.relativedelta import relativedelta
 from dateutil.rrule import MONTHLY, rrule
 from django.db.models import Count, DecimalField, F, FilteredRelation, Q, QuerySet, Sum
-from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
 from customers.access import sees_money, visible_customers
@@ -178,39 +177,95 @@ def _months(start: dt.date, end: dt.date) -> list[dt.date]:
     return [day.date() for day in rrule(MONTHLY, dtstart=start.replace(day=1), until=end.replace(day=1))]
 
 
-def _month_key(value) -> dt.date:
-    # TruncMonth gives a date on SQLite and PostgreSQL alike for a DateField; be lenient anyway.
-    return value.date() if isinstance(value, dt.datetime) else value
+def previous_period(start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
+    """The period of the same length just before."""
+    length = (end - start).days + 1
+    return start - dt.timedelta(days=length), start - dt.timedelta(days=1)
 
 
-def monthly_margin_and_service_cost(*, customer_id: int, start: dt.date, end: dt.date) -> list[dict]:
-    """Per month of the period: margin from transactions and standard cost of free services.
+@dataclass
+class PeriodRollup:
+    """A customer's purchases per day and free services per type and day, over the chosen
+    period and the one of the same length before it: the cockpit's monthly chart, services by
+    type and period figures are summed from these rows instead of five grouped queries of
+    their own (each compiled and sent separately: ~7 ms of a cockpit view)."""
 
-    Two grouped queries, whatever the number of transactions or services.
-    """
-    margins = (
-        Transaction.objects.filter(customer_id=customer_id, date__range=(start, end))
-        .annotate(month=TruncMonth("date"))
-        .values("month")
-        .annotate(margin=Sum(F("revenue") - F("cost_of_goods"), output_field=MONEY_FIELD))
+    start: dt.date
+    end: dt.date
+    before_start: dt.date
+    before_end: dt.date
+    purchase_days: list[dict]  # date, day_revenue, day_margin
+    service_days: list[dict]  # service_type_id, date, count, units, value, type names, unit, sort_order
+
+    def purchases_between(self, first: dt.date, last: dt.date) -> list[dict]:
+        return [row for row in self.purchase_days if first <= row["date"] <= last]
+
+    def services_between(self, first: dt.date, last: dt.date) -> list[dict]:
+        return [row for row in self.service_days if first <= row["date"] <= last]
+
+
+def period_rollup(*, customer_id: int, start: dt.date, end: dt.date) -> PeriodRollup:
+    """Two grouped queries on the customer's (customer, date) indexes, whatever the period."""
+    before_start, before_end = previous_period(start, end)
+    purchase_days = (
+        Transaction.objects.filter(customer_id=customer_id, date__range=(before_start, end))
+        .values("date")
+        .annotate(day_revenue=Sum("revenue", output_field=MONEY_FIELD),
+                  day_margin=Sum(F("revenue") - F("cost_of_goods"), output_field=MONEY_FIELD))
         .order_by()
-        .values_list("month", "margin")
     )
-    costs = (
-        ServiceEvent.objects.filter(customer_id=customer_id, date__range=(start, end))
-        .annotate(month=TruncMonth("date"))
-        .values("month")
-        .annotate(cost=Sum(F("quantity") * standard_cost_expression(), output_field=VALUE_FIELD))
+    service_days = (
+        ServiceEvent.objects.filter(customer_id=customer_id, date__range=(before_start, end))
+        .values(
+            "service_type_id",
+            "date",
+            type_name=F("service_type__name"),
+            type_name_de=F("service_type__name_de"),
+            unit=F("service_type__unit"),
+            sort_order=F("service_type__sort_order"),
+        )
+        .annotate(
+            count=Count("id"),
+            value=Sum(F("quantity") * standard_cost_expression(), output_field=VALUE_FIELD),
+            units=Sum("quantity"),
+        )
         .order_by()
-        .values_list("month", "cost")
     )
-    margin_by_month = {_month_key(m): v or Decimal(0) for m, v in margins}
-    cost_by_month = {_month_key(m): v or Decimal(0) for m, v in costs}
+    return PeriodRollup(start=start, end=end, before_start=before_start, before_end=before_end,
+                        purchase_days=list(purchase_days), service_days=list(service_days))
+
+
+def monthly_margin_and_service_cost(rollup: PeriodRollup) -> list[dict]:
+    """Per month of the period: margin from transactions and standard cost of free services."""
+    margin_by_month, cost_by_month = {}, {}
+    for row in rollup.purchases_between(rollup.start, rollup.end):
+        month = row["date"].replace(day=1)
+        margin_by_month[month] = margin_by_month.get(month, Decimal(0)) + (row["day_margin"] or Decimal(0))
+    for row in rollup.services_between(rollup.start, rollup.end):
+        month = row["date"].replace(day=1)
+        cost_by_month[month] = cost_by_month.get(month, Decimal(0)) + (row["value"] or Decimal(0))
     return [
         {"month": month, "margin": margin_by_month.get(month, Decimal(0)), "service_cost": cost_by_month.get(month, Decimal(0)),
          "bought": month in margin_by_month}
-        for month in _months(start, end)
+        for month in _months(rollup.start, rollup.end)
     ]
+
+
+def service_totals_from(rollup: PeriodRollup) -> list[dict]:
+    """service_totals_by_type's rows, summed from the rollup's days in the period."""
+    totals: dict[int, dict] = {}
+    for row in rollup.services_between(rollup.start, rollup.end):
+        total = totals.setdefault(row["service_type_id"], {
+            "service_type_id": row["service_type_id"], "type_name": row["type_name"], "type_name_de": row["type_name_de"],
+            "unit": row["unit"], "sort_order": row["sort_order"], "count": 0, "value": Decimal(0), "units": Decimal(0),
+        })
+        total["count"] += row["count"]
+        total["value"] += row["value"] or Decimal(0)
+        total["units"] += row["units"] or Decimal(0)
+    rows = sorted(totals.values(), key=lambda row: (row["sort_order"], row["type_name"]))
+    for row in rows:
+        row["type_name"] = localized_name(row["type_name"], row.pop("type_name_de"))
+    return rows
 
 
 TRANSACTION_PAGE_SIZE = 25
@@ -330,6 +385,7 @@ class Cockpit:
     totals_by_type: list[dict]
     services_total: Decimal
     window_by_type: list[dict] = field(default_factory=list)
+    rollup: PeriodRollup | None = None
 
     @property
     def bought_in_period(self) -> bool:
@@ -361,7 +417,8 @@ def customer_cockpit(*, customer: Customer, start: dt.date, end: dt.date) -> Coc
     value = latest_customer_value(customer_id=customer.pk)
     history = value_history(customer_id=customer.pk) if value else []
     services, truncated = service_history(customer_id=customer.pk, start=start, end=end)
-    totals = service_totals_by_type(customer_id=customer.pk, start=start, end=end)
+    rollup = period_rollup(customer_id=customer.pk, start=start, end=end)
+    totals = service_totals_from(rollup)
     window_by_type = []
     if value and value.value_to_by_type:
         names = {t.code: t for t in ServiceType.objects.filter(code__in=list(value.value_to_by_type))}
@@ -378,7 +435,7 @@ def customer_cockpit(*, customer: Customer, start: dt.date, end: dt.date) -> Coc
         value=value,
         start=start,
         end=end,
-        months=monthly_margin_and_service_cost(customer_id=customer.pk, start=start, end=end),
+        months=monthly_margin_and_service_cost(rollup),
         history=history,
         segment_changes=segment_changes(history),
         services=services,
@@ -386,4 +443,5 @@ def customer_cockpit(*, customer: Customer, start: dt.date, end: dt.date) -> Coc
         totals_by_type=totals,
         services_total=sum((row["value"] or Decimal(0) for row in totals), Decimal(0)),
         window_by_type=window_by_type,
+        rollup=rollup,
     )

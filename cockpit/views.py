@@ -107,7 +107,8 @@ def customer_detail(request, pk: int):
             "period_params": [(name, request.GET[name]) for name in ("from", "to") if request.GET.get(name)],
         }
         | panels.cockpit_panels(customer=customer, value=cockpit.value, start=start, end=end, params=request.GET,
-                                show_money=show_money, locale=locale),
+                                show_money=show_money, locale=locale, rollup=cockpit.rollup,
+                                type_names={row["code"]: row["name"] for row in cockpit.window_by_type}),
     )
 
 

@@ -5,12 +5,16 @@ the serializers of errors and bulk results.
 Who may do what is not here: the role rules live in customers.access.
 """
 
+import hashlib
 import logging
+from functools import cached_property
 
 from django import forms
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.paginator import Paginator
 from django.db import DatabaseError, IntegrityError
 from django_filters import rest_framework as filters
 from drf_spectacular.openapi import AutoSchema
@@ -107,7 +111,34 @@ class CvmAutoSchema(AutoSchema):
         return schema
 
 
+def list_count(queryset) -> int:
+    """The number of rows of a list, for the API's ``count``: exact for lists of up to
+    settings.CVM_API_EXACT_COUNT_UP_TO rows, counted on every request; a longer list is counted
+    once and its count kept in the shared cache for CVM_API_COUNT_CACHE_SECONDS, so it may lag
+    behind writes by that long. Counting the run's million value rows on every page took
+    100-290 ms of a 100-row page; the bounded count reads at most limit + 1 rows (a few ms)."""
+    limit = settings.CVM_API_EXACT_COUNT_UP_TO
+    unordered = queryset.order_by()
+    count = unordered[: limit + 1].count()
+    if count <= limit:
+        return count
+    sql, params = unordered.query.sql_with_params()
+    key = "api-list-count:" + hashlib.sha256(f"{unordered.db}|{sql}|{params!r}".encode()).hexdigest()
+    count = cache.get(key)
+    if count is None:
+        count = unordered.count()
+        cache.set(key, count, settings.CVM_API_COUNT_CACHE_SECONDS)
+    return count
+
+
+class ListCountPaginator(Paginator):
+    @cached_property
+    def count(self) -> int:
+        return list_count(self.object_list)
+
+
 class ApiPagination(PageNumberPagination):
+    django_paginator_class = ListCountPaginator
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000

@@ -247,6 +247,11 @@ CVM_API_THROTTLE_RATES = {
     "address": env("CVM_API_RATE_ADDRESS", "20/min"),
 }
 
+# The API lists' `count`: exact on every request for lists of up to this many rows; a longer
+# list's count is kept in the shared cache for this many seconds (it may lag behind writes).
+CVM_API_EXACT_COUNT_UP_TO = env_int("CVM_API_EXACT_COUNT_UP_TO", 10_000)
+CVM_API_COUNT_CACHE_SECONDS = env_int("CVM_API_COUNT_CACHE_SECONDS", 60)
+
 REST_FRAMEWORK = {
     # Token first, so an anonymous request (API root, schema, docs included) answers 401.
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from cockpit.selectors import monthly_margin_and_service_cost
+from cockpit.selectors import monthly_margin_and_service_cost, period_rollup
 from services.models import ServiceType, StandardCost
 from tests.factories import CustomerFactory, ServiceEventFactory, TransactionFactory
 
@@ -84,7 +84,11 @@ def test_monthly_aggregation_uses_the_cost_of_each_day():
         ServiceEventFactory(customer=customer, service_type=hotline, date=day, quantity=Decimal(quantity))
     TransactionFactory(customer=customer, date=dt.date(2025, 5, 3), revenue=Decimal("100"), cost_of_goods=Decimal("30"))
     TransactionFactory(customer=customer, date=dt.date(2025, 5, 30), revenue=Decimal("50"), cost_of_goods=Decimal("45"))
-    months = monthly_margin_and_service_cost(customer_id=customer.pk, start=dt.date(2025, 4, 10), end=dt.date(2025, 6, 30))
+    # The period before (read in the same rollup for the period figures) stays out of the months.
+    ServiceEventFactory(customer=customer, service_type=hotline, date=dt.date(2025, 4, 9), quantity=Decimal("3"))
+    TransactionFactory(customer=customer, date=dt.date(2025, 2, 1), revenue=Decimal("900"), cost_of_goods=Decimal("1"))
+    rollup = period_rollup(customer_id=customer.pk, start=dt.date(2025, 4, 10), end=dt.date(2025, 6, 30))
+    months = monthly_margin_and_service_cost(rollup)
     assert [(m["month"], m["margin"], m["service_cost"]) for m in months] == [
         (dt.date(2025, 4, 1), Decimal(0), Decimal(0)),
         (dt.date(2025, 5, 1), Decimal("75.00"), Decimal("145.00")),  # 65 + 80
