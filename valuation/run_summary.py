@@ -155,6 +155,15 @@ def drop_other_summaries(*, run_id: int) -> None:
             model.objects.exclude(run_id=run_id).delete()
 
 
+def drop_summary(*, run_id: int) -> None:
+    """The run's own summary, of a run that did not complete after it was written."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        for model in (RunSummaryView, RunSummaryCell, RunSummary):
+            model.objects.filter(run_id=run_id).delete()
+
+
 def pack(figures: dict) -> bytes:
     """A view's figures as stored: compact JSON, compressed. At a million customers the views
     hold ~60 MB of scatter points as JSON; as jsonb PostgreSQL spent longer parsing and

@@ -413,3 +413,42 @@ def test_the_runs_heartbeat_goes_on_while_the_finish_writes_the_summary(monkeypa
     run = services.run_valuation(as_of=AS_OF)
     assert run.status == ValuationRun.Status.COMPLETED
     assert beats == [1]
+
+
+def test_a_run_taken_over_after_its_summary_was_written_leaves_no_summary(company, monkeypatch):
+    """The finish writes the summary before the run completes: when the run is then taken
+    over (marked failed), the failed run's summary goes with it instead of lying around."""
+    from valuation import run_summary
+
+    previous = services.run_valuation(as_of=AS_OF - dt.timedelta(days=1))
+    write_summary = run_summary.write_run_summary
+
+    def written_then_taken_over(*, run_id, **kwargs):
+        rows = write_summary(run_id=run_id, **kwargs)
+        services.fail_run(run_id=run_id, error="taken over")
+        return rows
+
+    monkeypatch.setattr(run_summary, "write_run_summary", written_then_taken_over)
+    run = services.run_valuation(as_of=AS_OF)
+    assert run.status == ValuationRun.Status.FAILED
+    assert not RunSummary.objects.filter(run=run).exists()
+    assert not RunSummaryCell.objects.filter(run=run).exists()
+    assert RunSummary.objects.filter(run=previous).exists()  # the dashboard's run keeps its own
+
+
+def test_a_finish_that_fails_after_the_summary_leaves_no_summary(company, monkeypatch):
+    from valuation import run_summary
+
+    drop = run_summary.drop_other_summaries
+
+    def broken(*, run_id):  # fails in the completion's transaction only
+        if ValuationRun.objects.filter(pk=run_id, status=ValuationRun.Status.COMPLETED).exists():
+            raise RuntimeError("connection lost while completing")
+        drop(run_id=run_id)
+
+    monkeypatch.setattr(run_summary, "drop_other_summaries", broken)
+    with pytest.raises(RuntimeError):
+        services.run_valuation(as_of=AS_OF)
+    run = ValuationRun.objects.get(as_of=AS_OF)
+    assert run.status == ValuationRun.Status.FAILED
+    assert not RunSummary.objects.filter(run=run).exists()
