@@ -452,3 +452,25 @@ def test_a_finish_that_fails_after_the_summary_leaves_no_summary(company, monkey
     run = ValuationRun.objects.get(as_of=AS_OF)
     assert run.status == ValuationRun.Status.FAILED
     assert not RunSummary.objects.filter(run=run).exists()
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_customer_deleted_while_the_indexes_are_built_does_not_fail_the_run(monkeypatch):
+    """The run's indexes are built on connections of their own, outside the attach's
+    transaction: a customer deleted meanwhile must not fail the attach (and the run)."""
+    if not history.is_partitioned():
+        pytest.skip("PostgreSQL only: the value table is partitioned by run there")
+    customers = simulated_company(buyers=40, seed=3, service_every_days=30, service_offset_days=5)
+    gone = customers[0].pk
+    build = history._build_indexes
+
+    def build_then_delete(statements, **kwargs):
+        build(statements, **kwargs)
+        Customer.objects.filter(pk=gone).delete()
+
+    monkeypatch.setattr(history, "_build_indexes", build_then_delete)
+    run = services.run_valuation(as_of=AS_OF)
+    assert run.status == ValuationRun.Status.COMPLETED
+    values = set(CustomerValue.objects.filter(run=run).values_list("customer_id", flat=True))
+    assert gone not in values and len(values) == run.rows_written == len(customers) - 1
