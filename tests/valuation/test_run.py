@@ -474,3 +474,23 @@ def test_a_customer_deleted_while_the_indexes_are_built_does_not_fail_the_run(mo
     assert run.status == ValuationRun.Status.COMPLETED
     values = set(CustomerValue.objects.filter(run=run).values_list("customer_id", flat=True))
     assert gone not in values and len(values) == run.rows_written == len(customers) - 1
+
+
+def test_a_finish_that_fails_on_a_worker_fails_the_run_with_its_error(company, monkeypatch, settings):
+    """With Celery the last chunk's task finishes the run: when the finish fails, the run is
+    failed with the finish's error at once, not left 'finishing' until its heartbeat is stale."""
+    settings.CVM_VALUATION_CHUNK_SIZE = 70
+
+    def broken(*, run_id):
+        raise RuntimeError("could not build the run's indexes")
+
+    monkeypatch.setattr(history, "close_run", broken)
+    run = services.start_run(as_of=AS_OF, trigger=ValuationRun.Trigger.NIGHTLY)
+    chunk_ids = services.prepare_run(run_id=run.pk)
+    assert len(chunk_ids) == 2
+    tasks.score_chunk(chunk_ids[0])
+    with pytest.raises(RuntimeError):
+        tasks.score_chunk(chunk_ids[1])
+    run.refresh_from_db()
+    assert run.status == ValuationRun.Status.FAILED
+    assert "could not build the run's indexes" in run.error
