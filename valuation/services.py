@@ -639,7 +639,7 @@ class _Inline:
 
 def _in_background(call: Callable):
     """Start ``call`` on a thread with its own database connection; its result (or error)
-    comes from ``.result()``. Inside a transaction (tests) or on SQLite it runs when asked:
+    comes from ``.result()`` (see _Beside). Inside a transaction (tests) or on SQLite it runs when asked:
     another connection would not see this one's uncommitted rows."""
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return _Inline(call)
@@ -654,9 +654,26 @@ def _in_background(call: Callable):
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="valuation-finish")
     try:
-        return pool.submit(on_own_connection)
+        return _Beside(pool.submit(on_own_connection), call)
     finally:
         pool.shutdown(wait=False)  # the thread ends with its call
+
+
+class _Beside:
+    """A call running on a connection of its own. When the server refused that connection or
+    dropped it (too many clients, a restart), the call is made again on the caller's: an
+    extra connection only saves time, its lack must not cost a figure or fail the run."""
+
+    def __init__(self, future, call: Callable):
+        self.future, self.call = future, call
+
+    def result(self):
+        try:
+            return self.future.result()
+        except OperationalError:
+            logger.warning("A read beside the run failed on its own connection; read again on the run's",
+                           exc_info=True)
+            return self.call()
 
 
 def _refresh_derived(run_id: int, *, rows: dict | None = None, peer_sums=None) -> None:
