@@ -494,3 +494,31 @@ def test_a_finish_that_fails_on_a_worker_fails_the_run_with_its_error(company, m
     run.refresh_from_db()
     assert run.status == ValuationRun.Status.FAILED
     assert "could not build the run's indexes" in run.error
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_the_run_is_indexed_when_no_extra_connection_is_to_be_had(monkeypatch):
+    """The run's indexes are built on connections of their own: when the server refuses them
+    (too many clients), they are built on the run's connection and the run completes indexed."""
+    import threading
+
+    from django.db import OperationalError, connection
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    if not history.is_partitioned():
+        pytest.skip("PostgreSQL only: the value table is partitioned by run there")
+    customers = simulated_company(buyers=30, seed=3, service_every_days=30, service_offset_days=5)
+    connect = DatabaseWrapper.get_new_connection
+
+    def refused_to_index_builders(self, params):
+        if threading.current_thread().name.startswith(history.INDEX_BUILDER_THREADS):
+            raise OperationalError("sorry, too many clients already")
+        return connect(self, params)
+
+    monkeypatch.setattr(DatabaseWrapper, "get_new_connection", refused_to_index_builders)
+    run = services.run_valuation(as_of=AS_OF)
+    assert run.status == ValuationRun.Status.COMPLETED and run.rows_written == len(customers)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM pg_indexes WHERE tablename = %s", [history.partition_name(run.pk)])
+        assert cursor.fetchone()[0] == 2 + len(history.list_index_definitions())
