@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.conf import settings as django_settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from customers.models import Customer
@@ -190,6 +190,7 @@ def analyze_run(*, run_id: int) -> None:
 # Connections building a run's indexes at once. Each build is a sort of the run's rows whose
 # leader writes the index alone; two builds at a time keep both cores busy.
 INDEX_BUILDERS = 2
+INDEX_BUILDER_THREADS = "valuation-index"  # their threads' names begin so
 
 
 def close_run(*, run_id: int, builders: int | None = None) -> None:
@@ -205,23 +206,31 @@ def close_run(*, run_id: int, builders: int | None = None) -> None:
         return
     builders = 1 if connection.in_atomic_block else (INDEX_BUILDERS if builders is None else builders)
     statements = full_index_sql(table, _index_prefix(run_id))
+    # Each index is a sort of the run's rows: 3-6 s each at a million rows on a busy machine,
+    # twice that without the parallel workers (max_parallel_maintenance_workers = 2).
+    # Measured there: maintenance_work_mem 64 MB or 256 MB, or leaving out the constant run_id
+    # column, changed nothing (within 2 %), so neither is done here.
+    if builders > 1:
+        try:
+            _build_indexes(statements, builders=builders)
+            statements = []
+        except OperationalError:
+            # A refused or dropped builder connection (too many clients) must not fail the run:
+            # this connection builds what is missing (IF NOT EXISTS skips what was built).
+            logger.warning("Building run %s's indexes on connections of their own failed; building "
+                           "them on the run's", run_id, exc_info=True)
+    if statements:
+        with transaction.atomic(), connection.cursor() as cursor:
+            for sql in statements:
+                cursor.execute(sql)
     with transaction.atomic(), connection.cursor() as cursor:
         # The loading table has no foreign keys of its own (LIKE copies none): a customer deleted
-        # while the run was scored would fail the attach, and with it the whole run.
+        # while the run was scored or indexed would fail the attach, and with it the whole run.
+        # In the attach's transaction, so that the builds' seconds leave no gap for one.
         cursor.execute(
             f'DELETE FROM "{table}" v WHERE NOT EXISTS '
             f'(SELECT 1 FROM {Customer._meta.db_table} c WHERE c.id = v.customer_id)'
         )
-        if builders <= 1:
-            # Each index is a sort of the run's rows: 3-6 s each at a million rows on a busy machine,
-            # twice that without the parallel workers (max_parallel_maintenance_workers = 2).
-            # Measured there: maintenance_work_mem 64 MB or 256 MB, or leaving out the constant run_id
-            # column, changed nothing (within 2 %), so neither is done here.
-            for sql in statements:
-                cursor.execute(sql)
-    if builders > 1:
-        _build_indexes(statements, builders=builders)
-    with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f'ANALYZE "{table}"')
         # ALTER TABLE refuses to run while deferred foreign-key checks of this transaction are
         # pending on the tables it touches: check them now (they stay deferred afterwards).
@@ -250,7 +259,7 @@ def _build_indexes(statements: list[str], *, builders: int) -> None:
         finally:
             connections.close_all()  # this thread's connection: nobody else would close it
 
-    with ThreadPoolExecutor(max_workers=builders) as pool:
+    with ThreadPoolExecutor(max_workers=builders, thread_name_prefix=INDEX_BUILDER_THREADS) as pool:
         for done in [pool.submit(build) for _ in range(builders)]:
             done.result()
 

@@ -1,5 +1,6 @@
-"""The run's summary: written once when a run completes (valuation.services.finish_run_if_complete),
-read by the dashboard (dashboard.run_figures) for the latest run.
+"""The run's summary: written once as a run finishes, just before it completes
+(valuation.services.finish_run_if_complete; a run that then does not complete keeps none),
+read by the dashboard (dashboard.run_figures) for the latest completed run.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from .figure_rules import (
 from .models import CustomerValue, RunSummary, RunSummaryCell, RunSummaryView, Segment, ValuationRun, ValueBasis
 
 # --- per-run summaries ------------------------------------------------------------------------------
-# Written once when a run completes (valuation.services.finish_run_if_complete), so that the
+# Written once as a run finishes (valuation.services.finish_run_if_complete), so that the
 # first view of any filter reads a few hundred summed cells and one stored view instead of
 # scanning the run's value rows several times (at 1M customers the segment-migration join
 # alone took 1.3-1.5 s, the whale-curve window 1.0-1.3 s).
@@ -153,6 +154,15 @@ def drop_other_summaries(*, run_id: int) -> None:
     if latest and latest[0].pk == run_id:
         for model in (RunSummaryView, RunSummaryCell, RunSummary):
             model.objects.exclude(run_id=run_id).delete()
+
+
+def drop_summary(*, run_id: int) -> None:
+    """The run's own summary, of a run that did not complete after it was written."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        for model in (RunSummaryView, RunSummaryCell, RunSummary):
+            model.objects.filter(run_id=run_id).delete()
 
 
 def pack(figures: dict) -> bytes:

@@ -577,16 +577,14 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True) -> bool:
         # Its service cost views are one grouped query over the service events: read beside it.
         service_costs = _in_background(lambda: run_summary.service_cost_views(as_of=run.as_of))
         rows = run_summary.write_run_summary(run_id=run_id, service_costs=service_costs)
-        with transaction.atomic():
-            count = CustomerValue.objects.filter(run_id=run_id).count()
-            if not ValuationRun.objects.filter(pk=run_id, status=ValuationRun.Status.RUNNING).update(
-                status=ValuationRun.Status.COMPLETED, stage="done", finished_at=timezone.now(), rows_written=count
-            ):  # taken over meanwhile and marked failed: the run that took over owns the day
-                return False
-            # The staged values of earlier runs are not needed any more (this run's stay, so that
-            # a chunk of it can be written again).
-            ValuationChunk.objects.exclude(run_id=run_id).exclude(staged=None).update(staged=None)
-            run_summary.drop_other_summaries(run_id=run_id)
+        try:
+            completed = _complete_run(run_id)
+        except Exception:
+            _drop_summary_of_unfinished_run(run_id)
+            raise
+        if not completed:  # taken over meanwhile and marked failed: the run that took over owns the day
+            _drop_summary_of_unfinished_run(run_id)
+            return False
     # Short transactions of their own: dropping a partition locks the whole value table until commit.
     # Same as-of again replaces the earlier result instead of keeping two.
     replaced = ValuationRun.objects.filter(as_of=run.as_of).exclude(pk=run_id).exclude(status=ValuationRun.Status.RUNNING)
@@ -604,6 +602,31 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True) -> bool:
     return True
 
 
+def _complete_run(run_id: int) -> bool:
+    """Mark the finished run completed; False when it was taken over (marked failed) meanwhile."""
+    with transaction.atomic():
+        count = CustomerValue.objects.filter(run_id=run_id).count()
+        if not ValuationRun.objects.filter(pk=run_id, status=ValuationRun.Status.RUNNING).update(
+            status=ValuationRun.Status.COMPLETED, stage="done", finished_at=timezone.now(), rows_written=count
+        ):
+            return False
+        # The staged values of earlier runs are not needed any more (this run's stay, so that
+        # a chunk of it can be written again).
+        ValuationChunk.objects.exclude(run_id=run_id).exclude(staged=None).update(staged=None)
+        run_summary.drop_other_summaries(run_id=run_id)
+    return True
+
+
+def _drop_summary_of_unfinished_run(run_id: int) -> None:
+    """The summary is written before the run completes: a run that does not complete keeps
+    none (up to ~100 MB at a million customers, never shown). Best effort: an error here
+    must not hide the one that stopped the run."""
+    try:
+        run_summary.drop_summary(run_id=run_id)
+    except Exception:
+        logger.exception("Dropping the summary of run %s, which did not complete, failed", run_id)
+
+
 class _Inline:
     """A call made when its result is asked for (_in_background's stand-in)."""
 
@@ -616,7 +639,7 @@ class _Inline:
 
 def _in_background(call: Callable):
     """Start ``call`` on a thread with its own database connection; its result (or error)
-    comes from ``.result()``. Inside a transaction (tests) or on SQLite it runs when asked:
+    comes from ``.result()`` (see _Beside). Inside a transaction (tests) or on SQLite it runs when asked:
     another connection would not see this one's uncommitted rows."""
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return _Inline(call)
@@ -631,9 +654,26 @@ def _in_background(call: Callable):
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="valuation-finish")
     try:
-        return pool.submit(on_own_connection)
+        return _Beside(pool.submit(on_own_connection), call)
     finally:
         pool.shutdown(wait=False)  # the thread ends with its call
+
+
+class _Beside:
+    """A call running on a connection of its own. When the server refused that connection or
+    dropped it (too many clients, a restart), the call is made again on the caller's: an
+    extra connection only saves time, its lack must not cost a figure or fail the run."""
+
+    def __init__(self, future, call: Callable):
+        self.future, self.call = future, call
+
+    def result(self):
+        try:
+            return self.future.result()
+        except OperationalError:
+            logger.warning("A read beside the run failed on its own connection; read again on the run's",
+                           exc_info=True)
+            return self.call()
 
 
 def _refresh_derived(run_id: int, *, rows: dict | None = None, peer_sums=None) -> None:

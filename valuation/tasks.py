@@ -42,7 +42,7 @@ def prepare_valuation(run_id: int) -> None:
         services.fail_run(run_id=run_id, error=f"{type(exc).__name__}: {exc}")
         raise
     if not chunk_ids:
-        services.finish_run_if_complete(run_id=run_id)
+        finish_run(run_id)
         return
     queue_chunks(chunk_ids)
 
@@ -71,7 +71,17 @@ def score_chunk(chunk_id: int) -> None:
     except Exception as exc:
         services.fail_run(run_id=run_id, error=f"Chunk {chunk_id}: {type(exc).__name__}: {exc}")
         raise
-    services.finish_run_if_complete(run_id=run_id)
+    finish_run(run_id)
+
+
+def finish_run(run_id: int) -> None:
+    """The finish on a worker: when it fails, the run fails with its error at once (else it
+    stayed 'finishing' until its heartbeat went stale, with only that as the reason)."""
+    try:
+        services.finish_run_if_complete(run_id=run_id)
+    except Exception as exc:
+        services.fail_run(run_id=run_id, error=f"Finishing: {type(exc).__name__}: {exc}")
+        raise
 
 
 def request_recompute(*, user=None, as_of: dt.date | None = None, in_background: bool = False) -> ValuationRun:

@@ -99,3 +99,35 @@ def test_the_nightly_run_stores_the_peers_a_fresh_count_finds():
 
     assert rebuild_peer_categories() == len(stored)
     assert sorted(PeerCategory.objects.filter(run=run).values_list(*fields)) == stored
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_the_run_stores_its_peers_when_no_second_connection_is_to_be_had(monkeypatch):
+    """The peers' sums are read on a connection of their own: when the server refuses one
+    (too many clients), they are read on the run's own connection, not left out."""
+    import threading
+
+    from django.db import OperationalError, connection
+
+    from tests.valued_company import AS_OF as RUN_AS_OF
+    from tests.valued_company import simulated_company
+    from valuation import cross_sell, services
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite reads everything on the run's connection")
+    simulated_company(buyers=40, seed=5, service_every_days=30, service_offset_days=5, industry="Steel")
+    Transaction.objects.update(product="Seal kit")
+    sums = cross_sell.peer_category_sums
+    refused = []
+
+    def on_the_main_connection_only(**kwargs):
+        if threading.current_thread() is not threading.main_thread():
+            refused.append(True)
+            raise OperationalError("sorry, too many clients already")
+        return sums(**kwargs)
+
+    monkeypatch.setattr(cross_sell, "peer_category_sums", on_the_main_connection_only)
+    run = services.run_valuation(as_of=RUN_AS_OF)
+    assert run.status == "completed" and refused
+    assert PeerCategory.objects.filter(run=run, category="Seal kit").exists()

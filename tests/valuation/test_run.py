@@ -413,3 +413,112 @@ def test_the_runs_heartbeat_goes_on_while_the_finish_writes_the_summary(monkeypa
     run = services.run_valuation(as_of=AS_OF)
     assert run.status == ValuationRun.Status.COMPLETED
     assert beats == [1]
+
+
+def test_a_run_taken_over_after_its_summary_was_written_leaves_no_summary(company, monkeypatch):
+    """The finish writes the summary before the run completes: when the run is then taken
+    over (marked failed), the failed run's summary goes with it instead of lying around."""
+    from valuation import run_summary
+
+    previous = services.run_valuation(as_of=AS_OF - dt.timedelta(days=1))
+    write_summary = run_summary.write_run_summary
+
+    def written_then_taken_over(*, run_id, **kwargs):
+        rows = write_summary(run_id=run_id, **kwargs)
+        services.fail_run(run_id=run_id, error="taken over")
+        return rows
+
+    monkeypatch.setattr(run_summary, "write_run_summary", written_then_taken_over)
+    run = services.run_valuation(as_of=AS_OF)
+    assert run.status == ValuationRun.Status.FAILED
+    assert not RunSummary.objects.filter(run=run).exists()
+    assert not RunSummaryCell.objects.filter(run=run).exists()
+    assert RunSummary.objects.filter(run=previous).exists()  # the dashboard's run keeps its own
+
+
+def test_a_finish_that_fails_after_the_summary_leaves_no_summary(company, monkeypatch):
+    from valuation import run_summary
+
+    drop = run_summary.drop_other_summaries
+
+    def broken(*, run_id):  # fails in the completion's transaction only
+        if ValuationRun.objects.filter(pk=run_id, status=ValuationRun.Status.COMPLETED).exists():
+            raise RuntimeError("connection lost while completing")
+        drop(run_id=run_id)
+
+    monkeypatch.setattr(run_summary, "drop_other_summaries", broken)
+    with pytest.raises(RuntimeError):
+        services.run_valuation(as_of=AS_OF)
+    run = ValuationRun.objects.get(as_of=AS_OF)
+    assert run.status == ValuationRun.Status.FAILED
+    assert not RunSummary.objects.filter(run=run).exists()
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_customer_deleted_while_the_indexes_are_built_does_not_fail_the_run(monkeypatch):
+    """The run's indexes are built on connections of their own, outside the attach's
+    transaction: a customer deleted meanwhile must not fail the attach (and the run)."""
+    if not history.is_partitioned():
+        pytest.skip("PostgreSQL only: the value table is partitioned by run there")
+    customers = simulated_company(buyers=40, seed=3, service_every_days=30, service_offset_days=5)
+    gone = customers[0].pk
+    build = history._build_indexes
+
+    def build_then_delete(statements, **kwargs):
+        build(statements, **kwargs)
+        Customer.objects.filter(pk=gone).delete()
+
+    monkeypatch.setattr(history, "_build_indexes", build_then_delete)
+    run = services.run_valuation(as_of=AS_OF)
+    assert run.status == ValuationRun.Status.COMPLETED
+    values = set(CustomerValue.objects.filter(run=run).values_list("customer_id", flat=True))
+    assert gone not in values and len(values) == run.rows_written == len(customers) - 1
+
+
+def test_a_finish_that_fails_on_a_worker_fails_the_run_with_its_error(company, monkeypatch, settings):
+    """With Celery the last chunk's task finishes the run: when the finish fails, the run is
+    failed with the finish's error at once, not left 'finishing' until its heartbeat is stale."""
+    settings.CVM_VALUATION_CHUNK_SIZE = 70
+
+    def broken(*, run_id):
+        raise RuntimeError("could not build the run's indexes")
+
+    monkeypatch.setattr(history, "close_run", broken)
+    run = services.start_run(as_of=AS_OF, trigger=ValuationRun.Trigger.NIGHTLY)
+    chunk_ids = services.prepare_run(run_id=run.pk)
+    assert len(chunk_ids) == 2
+    tasks.score_chunk(chunk_ids[0])
+    with pytest.raises(RuntimeError):
+        tasks.score_chunk(chunk_ids[1])
+    run.refresh_from_db()
+    assert run.status == ValuationRun.Status.FAILED
+    assert "could not build the run's indexes" in run.error
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_the_run_is_indexed_when_no_extra_connection_is_to_be_had(monkeypatch):
+    """The run's indexes are built on connections of their own: when the server refuses them
+    (too many clients), they are built on the run's connection and the run completes indexed."""
+    import threading
+
+    from django.db import OperationalError, connection
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    if not history.is_partitioned():
+        pytest.skip("PostgreSQL only: the value table is partitioned by run there")
+    customers = simulated_company(buyers=30, seed=3, service_every_days=30, service_offset_days=5)
+    connect = DatabaseWrapper.get_new_connection
+
+    def refused_to_index_builders(self, params):
+        if threading.current_thread().name.startswith(history.INDEX_BUILDER_THREADS):
+            raise OperationalError("sorry, too many clients already")
+        return connect(self, params)
+
+    monkeypatch.setattr(DatabaseWrapper, "get_new_connection", refused_to_index_builders)
+    run = services.run_valuation(as_of=AS_OF)
+    assert run.status == ValuationRun.Status.COMPLETED and run.rows_written == len(customers)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM pg_indexes WHERE tablename = %s", [history.partition_name(run.pk)])
+        assert cursor.fetchone()[0] == 2 + len(history.list_index_definitions())
