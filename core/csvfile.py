@@ -456,6 +456,10 @@ def _cell_texts(values: pd.Series | pd.Index, decimals: int) -> pa.Array | None:
     """The cells as pandas' to_csv writes them (missing: empty; text quoted where the csv
     module's QUOTE_MINIMAL quotes it), or None for a kind of column not handled here."""
     dtype = values.dtype
+    if isinstance(dtype, pd.api.extensions.ExtensionDtype) and not pd.api.types.is_string_dtype(dtype):
+        # Nullable integers and booleans, categories...: their missing values (pd.NA) would be
+        # written "nan" or refused by pyarrow; pandas writes them empty.
+        return None
     array = values.to_numpy()
     if dtype.kind == "f":
         text = _fixed_point(array.astype(np.float64), decimals)

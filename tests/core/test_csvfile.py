@@ -208,3 +208,20 @@ def test_a_time_of_day_is_written_by_pandas_itself(tmp_path):
     csvfile.write_frame(frame, ours, index_label="id")
     frame.to_csv(theirs, index_label="id", float_format="%.4f")
     assert ours.read_bytes() == theirs.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        pd.array([1, None, 3], dtype="Int64"),  # pandas writes the missing count empty, not "nan"
+        pd.array([True, None, False], dtype="boolean"),  # a missing flag
+        pd.array([1.5, None, 2.25], dtype="Float64"),
+    ],
+    ids=["Int64", "boolean", "Float64"],
+)
+def test_nullable_columns_with_a_missing_value_are_written_as_pandas_writes_them(tmp_path, column):
+    frame = pd.DataFrame({"column": column}, index=pd.Index(["a", "b", "c"], dtype=object))
+    ours, theirs = tmp_path / "ours.csv", tmp_path / "theirs.csv"
+    csvfile.write_frame(frame, ours, index_label="id")
+    frame.to_csv(theirs, index_label="id", float_format="%.4f")
+    assert ours.read_bytes() == theirs.read_bytes()
