@@ -102,8 +102,9 @@ class Checker:
         empty = values == ""
         if required:
             self.fail(codes, empty, column, problems["required"])
-        iso = values.str.fullmatch(r"\d{4}-\d{1,2}-\d{1,2}")
-        german = values.str.fullmatch(r"\d{1,2}\.\d{1,2}\.\d{4}")
+        # [0-9], not \d: Python's \d takes the digits of every script, PostgreSQL's check only these.
+        iso = values.str.fullmatch(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}")
+        german = values.str.fullmatch(r"[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{4}")
         self.fail(codes, ~empty & ~iso & ~german, column, problems["format"])
         # Seconds, not nanoseconds: any year from 1 to 9999 parses (and is then judged implausible);
         # there is no year 0.
@@ -133,13 +134,15 @@ class Checker:
         # One translate pass: drop thousands separators, make the decimal separator a point.
         table = str.maketrans(",", ".", ".") if self.context["decimal_comma"] else str.maketrans("", "", ",")
         cleaned = values.str.translate(table)
-        valid = cleaned.str.fullmatch(r"[-+]?\d+(\.\d{1,2})?")
+        # [0-9], not \d: other scripts' digits are no number here (nor in PostgreSQL's check), and
+        # would be written as they stand, text in a number column.
+        valid = cleaned.str.fullmatch(r"[-+]?[0-9]+(\.[0-9]{1,2})?")
         if not valid[~empty].all():
             # Rare: currency signs or spaces inside the number; look closer only at these values.
             odd = ~valid & ~empty
             cleaned[odd] = cleaned[odd].str.replace(r"[\s\u00a0\u202f\u2009€$']|EUR", "", regex=True)
-            valid = cleaned.str.fullmatch(r"[-+]?\d+(\.\d{1,2})?")
-            number = cleaned.str.fullmatch(r"[-+]?\d+(\.\d+)?")
+            valid = cleaned.str.fullmatch(r"[-+]?[0-9]+(\.[0-9]{1,2})?")
+            number = cleaned.str.fullmatch(r"[-+]?[0-9]+(\.[0-9]+)?")
             self.fail(codes, ~empty & ~number, column, problems["number"])
             self.fail(codes, number & ~valid, column, problems["decimals"])
         numeric = pd.to_numeric(cleaned.where(valid), errors="coerce")

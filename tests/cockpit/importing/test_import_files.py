@@ -241,3 +241,23 @@ def test_odd_values_get_the_same_verdict_on_every_database(tmp_path, customers):
     row = Transaction.objects.get(external_id="R-1")
     assert (row.customer.number, row.date, row.revenue, row.cost_of_goods, row.product) == (
         "K-1", dt.date(2024, 2, 29), Decimal("1234.50"), Decimal("7.00"), "Pumpe")
+
+
+def test_digits_of_other_scripts_are_no_number_and_no_date_on_every_database(tmp_path, customers):
+    """Python's \\d takes Arabic-Indic and full-width digits; PostgreSQL's check and the number
+    columns take only 0-9. Such a cell is refused on both databases alike and nothing is
+    written (SQLite stored the text '١٢' as a revenue, and the customer's pages then failed
+    reading it)."""
+    text = "\n".join([
+        "external_id,customer_number,date,revenue,cost_of_goods,product,channel",
+        "R-1,K-1,2024-01-05,\u0661\u0662,,,",  # line 2: Arabic-Indic 12
+        "R-2,K-1,2024-01-05,5,\uff10,,",  # line 3: full-width 0
+        "R-3,K-1,\u0662\u0660\u0662\u0664-01-05,5,,,",  # line 4: Arabic-Indic 2024
+    ]) + "\n"
+    result = importing.import_file(kind="transactions", path=write(tmp_path, text))
+    assert [(e.line, e.column, e.message) for e in result.errors] == [
+        (2, "revenue", "Not a number."),
+        (3, "cost_of_goods", "Not a number."),
+        (4, "date", "Not a date: use YYYY-MM-DD or DD.MM.YYYY."),
+    ]
+    assert not Transaction.objects.exists()
