@@ -33,6 +33,7 @@ from django.conf import settings as django_settings
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
+from core.own_connection import on_own_connection
 from customers.models import Customer
 
 from .models import CustomerValue, RunSummary, ValuationRun
@@ -245,19 +246,15 @@ def _build_indexes(statements: list[str], *, builders: int) -> None:
     pending = list(statements)
     lock = threading.Lock()
 
+    @on_own_connection
     def build() -> None:
-        from django.db import connections
-
-        try:
-            while True:
-                with lock:
-                    if not pending:
-                        return
-                    sql = pending.pop(0)
-                with connections["default"].cursor() as cursor:
-                    cursor.execute(sql)
-        finally:
-            connections.close_all()  # this thread's connection: nobody else would close it
+        while True:
+            with lock:
+                if not pending:
+                    return
+                sql = pending.pop(0)
+            with connection.cursor() as cursor:
+                cursor.execute(sql)
 
     with ThreadPoolExecutor(max_workers=builders, thread_name_prefix=INDEX_BUILDER_THREADS) as pool:
         for done in [pool.submit(build) for _ in range(builders)]:

@@ -30,6 +30,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from core import copy_text
+from core.own_connection import on_own_connection
 
 from . import cross_sell, engine, history, run_summary, selectors, worklist
 from .engine.money import to_cents, to_money
@@ -199,20 +200,16 @@ def keep_alive(*, run_id: int, chunk_id: int | None = None) -> Iterator[None]:
     stop = threading.Event()
     interval = max(0.5, django_settings.CVM_RUN_STALE_SECONDS / 6)
 
+    @on_own_connection
     def beat() -> None:
-        from django.db import connections
-
-        try:
-            while not stop.wait(interval):
-                try:
-                    now = timezone.now()
-                    ValuationRun.objects.filter(pk=run_id, status=ValuationRun.Status.RUNNING).update(heartbeat_at=now)
-                    if chunk_id is not None:
-                        ValuationChunk.objects.filter(pk=chunk_id, owner=owner_label()).update(heartbeat_at=now)
-                except Exception:  # a locked SQLite file or a busy server: the next beat tries again
-                    logger.debug("heartbeat skipped", exc_info=True)
-        finally:
-            connections.close_all()
+        while not stop.wait(interval):
+            try:
+                now = timezone.now()
+                ValuationRun.objects.filter(pk=run_id, status=ValuationRun.Status.RUNNING).update(heartbeat_at=now)
+                if chunk_id is not None:
+                    ValuationChunk.objects.filter(pk=chunk_id, owner=owner_label()).update(heartbeat_at=now)
+            except Exception:  # a locked SQLite file or a busy server: the next beat tries again
+                logger.debug("heartbeat skipped", exc_info=True)
 
     thread = threading.Thread(target=beat, name=f"valuation-heartbeat-{run_id}", daemon=True)
     thread.start()
@@ -644,17 +641,9 @@ def _in_background(call: Callable):
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return _Inline(call)
 
-    def on_own_connection():
-        from django.db import connections
-
-        try:
-            return call()
-        finally:
-            connections.close_all()  # this thread's connection: nobody else would close it
-
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="valuation-finish")
     try:
-        return _Beside(pool.submit(on_own_connection), call)
+        return _Beside(pool.submit(on_own_connection(call)), call)
     finally:
         pool.shutdown(wait=False)  # the thread ends with its call
 

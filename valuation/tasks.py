@@ -10,6 +10,8 @@ from django.db import transaction
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
+from core.own_connection import on_own_connection
+
 from . import services
 from .models import ValuationRun
 
@@ -123,13 +125,10 @@ def start_in_thread(run_id: int) -> threading.Thread:
     return thread
 
 
+@on_own_connection
 def _run_in_thread(run_id: int) -> None:
-    from django.db import connections
-
     try:
         # Eager mode: prepare, then every chunk, one after the other in this thread.
         prepare_valuation.apply(args=(run_id,))
     except Exception:  # the task has marked the run failed; the page shows the error
         logger.exception("Valuation run %s failed in its background thread", run_id)
-    finally:
-        connections.close_all()
