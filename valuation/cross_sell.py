@@ -31,20 +31,45 @@ def peer_category_sums(*, run_id: int, as_of, window_months: int) -> list[tuple]
     """(industry, ABC class, category, buyers, margin) of the run's customers: what they bought
     in the window, one grouped query over the window's transactions.
 
+    A customer belongs to one peer group, so the buyers of a category are its (customer,
+    category) pairs: the window's rows are first summed per customer and category, then per
+    group. On PostgreSQL the first step reads the transactions in customer order from the
+    (customer, date) index, so each customer's few rows are sorted on their own (incremental
+    sort) and nothing spills: at 1M customers / 9.1M window rows the former COUNT(DISTINCT
+    customer) sorted all 9.1M rows by the group's text (~640 MB on disk, 43-84 s against a
+    13 s scan floor; this one 32 s). It runs without parallel workers (they each repeated the
+    first step: 46 s) and without JIT, so that it uses one core beside the summary's.
+
     On PostgreSQL the run's own partition is read (valuation/history.py), so that the query
     holds no lock on the value table while the finish drops an older run's partition."""
     t, v, c = Transaction._meta.db_table, history.run_table(run_id=run_id), Customer._meta.db_table
+    postgres = connection.vendor == "postgresql"
+    # Sorting by byte order (COLLATE "C") compares cheaply; it groups the same values.
+    product = 'product COLLATE "C"' if postgres else "product"
     sql = f"""
-        SELECT c.industry, v.abc_class, t.product, COUNT(DISTINCT t.customer_id), SUM(t.revenue - t.cost_of_goods)
-        FROM {t} t
-        JOIN {v} v ON v.customer_id = t.customer_id AND v.run_id = %s
-        JOIN {c} c ON c.id = t.customer_id
-        WHERE t.date > %s AND t.date <= %s AND t.product <> '' AND c.industry <> ''
-        GROUP BY c.industry, v.abc_class, t.product
+        SELECT c.industry, v.abc_class, x.product, COUNT(*), SUM(x.margin)
+        FROM (
+            SELECT customer_id, {product} AS product, SUM(revenue - cost_of_goods) AS margin
+            FROM {t}
+            WHERE date > %s AND date <= %s AND product <> ''
+            GROUP BY customer_id, {product}
+        ) x
+        JOIN {v} v ON v.customer_id = x.customer_id AND v.run_id = %s
+        JOIN {c} c ON c.id = x.customer_id
+        WHERE c.industry <> ''
+        GROUP BY c.industry, v.abc_class, x.product
     """
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [run_id, window_start(as_of, window_months), as_of])
-        return cursor.fetchall()
+    plan = ("max_parallel_workers_per_gather", "0"), ("enable_seqscan", "off"), ("enable_bitmapscan", "off"), ("jit", "off")
+    with transaction.atomic(), connection.cursor() as cursor:
+        if postgres:
+            for name, value in plan:
+                cursor.execute(f"SET LOCAL {name} = {value}")
+        cursor.execute(sql, [window_start(as_of, window_months), as_of, run_id])
+        rows = cursor.fetchall()
+        if postgres:  # inside a caller's transaction the settings would outlive the query
+            for name, _value in plan:
+                cursor.execute(f"SET LOCAL {name} TO DEFAULT")
+    return rows
 
 
 def rebuild_peer_categories(

@@ -97,9 +97,13 @@ def find_work_items(latest: pd.DataFrame, previous: pd.DataFrame | None, *, cust
     found = []
 
     def add(mask, reason, amount, before, after, fingerprint):
+        """`fingerprint`: a value, or a function of the mask giving the chosen rows' texts
+        (built for those rows only: text for all million rows took ~2 s)."""
         mask = mask.fillna(False).astype(bool)
         if not mask.any():
             return
+        if callable(fingerprint):
+            fingerprint = fingerprint(mask).reindex(cur.index)
         found.append(pd.DataFrame({
             "customer_id": cur.index[mask], "reason": reason,
             "amount": pd.Series(amount, index=cur.index)[mask].astype(float).abs().to_numpy(),
@@ -113,14 +117,16 @@ def find_work_items(latest: pd.DataFrame, previous: pd.DataFrame | None, *, cust
     at_risk = valuable & active & (cur["p_alive"] < AT_RISK_P_ALIVE) & falling
     add(at_risk, WorkItem.Reason.WIN_BACK, prev["clv"].astype(float), p_prev, cur["p_alive"],
         # P(alive) is empty where the model's fit was not used ("not claimed"): no fingerprint digit.
-        "p" + (cur["p_alive"].astype(float) * 10).fillna(-1).astype(int).astype(str))
+        lambda m: "p" + (cur["p_alive"][m].astype(float) * 10).fillna(-1).astype(int).astype(str))
 
     add(active & (cur["segment"] == Segment.PROBLEM), WorkItem.Reason.RENEGOTIATE, cur["value_to_customer"],
         prev["value_to_customer"].astype(float), cur["value_to_customer"], "problem")
 
     was_high = prev["segment"].isin(HIGH_CLASSIC)
     is_high = cur["segment"].isin(HIGH_CLASSIC)
-    moved = prev["segment"].astype(str) + ">" + cur["segment"].astype(str)
+    def moved(m):
+        return prev["segment"][m].astype(str) + ">" + cur["segment"][m].astype(str)
+
     change = cur["clv"] - prev["clv"].astype(float)
     add(has_prev & was_high & ~is_high, WorkItem.Reason.SEGMENT_DOWN, change, prev["clv"].astype(float), cur["clv"],
         moved)
@@ -131,18 +137,18 @@ def find_work_items(latest: pd.DataFrame, previous: pd.DataFrame | None, *, cust
     rise = cur["value_to_customer"] - spend_prev
     rising = has_prev & active & (rise > 0) & (rise >= SERVICE_SPEND_RISE * spend_prev) & (
         cur["value_to_customer"] > float(thresholds.get("value_to_threshold", 0.0)))
-    band = np.floor(np.log2(cur["value_to_customer"].clip(lower=1.0))).astype(int).astype(str)
-    add(rising, WorkItem.Reason.SERVICE_SPEND, rise, spend_prev, cur["value_to_customer"], "x" + band)
+    add(rising, WorkItem.Reason.SERVICE_SPEND, rise, spend_prev, cur["value_to_customer"],
+        lambda m: "x" + np.floor(np.log2(cur["value_to_customer"][m].clip(lower=1.0))).astype(int).astype(str))
 
     year_ago = pd.Timestamp(as_of) - pd.DateOffset(years=1)
     yearly = np.maximum(cur["margin_window"], prev["margin_window"].astype(float).fillna(0.0))
     lost_valuable = lost & (lost_on > year_ago) & (yearly >= float(thresholds.get("abc_b_min_margin", math.inf)))
     add(lost_valuable & (yearly > 0), WorkItem.Reason.LOST_VALUABLE, cur["margin_lifetime"], yearly,
-        cur["margin_window"], "lost" + lost_on.dt.strftime("%Y%m%d").fillna(""))
+        cur["margin_window"], lambda m: "lost" + lost_on[m].dt.strftime("%Y%m%d").fillna(""))
 
     score = detractors.reindex(cur.index)
     add(valuable & active & score.notna(), WorkItem.Reason.DETRACTOR, cur["clv"], None, score,
-        "s" + score.astype("Int64").astype(str))
+        lambda m: "s" + score[m].astype("Int64").astype(str))
 
     if not found:
         return pd.DataFrame(columns=["customer_id", "reason", "amount", "before", "after", "fingerprint"])
@@ -152,12 +158,14 @@ def find_work_items(latest: pd.DataFrame, previous: pd.DataFrame | None, *, cust
 def latest_detractor_scores(*, as_of: dt.date) -> pd.Series:
     """Per customer, the score of the latest answer of the 12 months to as_of, where it is 0-6."""
     since = (pd.Timestamp(as_of) - pd.DateOffset(years=1)).date()
-    latest: dict[int, tuple] = {}
     rows = (SurveyAnswer.objects.filter(answered_on__gt=since, answered_on__lte=as_of)
             .order_by("customer_id", "answered_on", "id").values_list("customer_id", "score"))
-    for customer_id, score in rows.iterator(chunk_size=20000):
-        latest[customer_id] = score  # ascending order: the last one stays
-    series = pd.Series(latest, dtype="float64")
+    # Plain tuples from the cursor, the last row per customer kept (ascending order): row by
+    # row through the ORM took ~2 s for the ~450k answers of a million customers.
+    answers = pd.DataFrame.from_records(_fetch(rows), columns=["customer_id", "score"])
+    latest = answers.drop_duplicates("customer_id", keep="last")
+    series = pd.Series(latest["score"].to_numpy(dtype="float64"),
+                       index=pd.Index(latest["customer_id"].to_numpy(dtype="int64")), dtype="float64")
     return series[series <= DETRACTOR_MAX_SCORE]
 
 

@@ -209,3 +209,35 @@ def test_lost_dates_read_as_iso_days_whatever_the_servers_date_style(runs):
     rows = run_summary.summary_rows(run=runs["latest"])
     lost_on = dict(zip(rows["customer_id"].tolist(), rows["lost_on"].tolist(), strict=True))
     assert lost_on[customer.pk] == "2025-12-31"
+
+
+def test_scatter_points_written_as_text_store_what_plain_json_stores():
+    """Names with quotes, backslashes, umlauts and line breaks: the view reads back the same."""
+    import numpy as np
+
+    names = np.asarray(['Müller "&" Söhne', "back\\slash", "line\nbreak", "plain"], dtype=object)
+    rows = {
+        "customer_id": np.asarray([4, 1, 3, 2], dtype=np.int64),
+        "owner_id": np.zeros(4, dtype=np.int64),
+        "region": np.asarray(["Nord", "", "Süd", "Nord"], dtype=object),
+        "industry": np.asarray(["Stahl"] * 4, dtype=object),
+        "name": names,
+        "number": np.asarray(["K-1", "K-2", "K-3", "K-4"], dtype=object),
+        "status": np.asarray(["active"] * 4, dtype=object),
+        "lost_on": np.asarray([""] * 4, dtype=object),
+        "segment": np.asarray([SEGMENTS[0], SEGMENTS[1], SEGMENTS[2], "other"], dtype=object),
+        "basis": np.asarray(["model"] * 4, dtype=object),
+        "abc_class": np.asarray(["A", "B", "C", "A"], dtype=object),
+        "p_alive": np.asarray([0.9, 0.2, np.nan, 0.5]),
+        **{column: np.asarray([150, -20, 0, 99999], dtype=np.int64) for column in run_summary.CENTS_COLUMNS},
+    }
+    views = run_summary.filter_views(rows=rows, horizon_months=36)
+    for figures in views.values():
+        scatter = figures["scatter"]
+        assert isinstance(scatter, run_summary.EncodedJson)
+        plain = {**figures, "scatter": run_summary.json.loads(scatter)}
+        assert run_summary.pack(figures) == run_summary.pack(plain)
+        assert run_summary.unpack(run_summary.pack(figures)) == plain
+    every = run_summary.unpack(run_summary.pack(views[(None, "", "")]))
+    # Every customer of a known segment is drawn (a handful, below every quota).
+    assert sorted(point[1] for point in every["scatter"]) == sorted(names[:3].tolist())
