@@ -204,6 +204,23 @@ class PeriodRollup:
         return [row for row in self.service_days if first <= row["date"] <= last]
 
 
+def _services_by_type(events, *by: str):
+    """Services per type (and per ``by`` columns): number, units (quantity) and standard-cost
+    value, with the type's names, unit and sort order."""
+    return events.values(
+        "service_type_id",
+        *by,
+        type_name=F("service_type__name"),
+        type_name_de=F("service_type__name_de"),
+        unit=F("service_type__unit"),
+        sort_order=F("service_type__sort_order"),
+    ).annotate(
+        count=Count("id"),
+        value=Sum(F("quantity") * standard_cost_expression(), output_field=VALUE_FIELD),
+        units=Sum("quantity"),
+    )
+
+
 def period_rollup(*, customer_id: int, start: dt.date, end: dt.date) -> PeriodRollup:
     """Two grouped queries on the customer's (customer, date) indexes, whatever the period."""
     before_start, before_end = previous_period(start, end)
@@ -214,23 +231,9 @@ def period_rollup(*, customer_id: int, start: dt.date, end: dt.date) -> PeriodRo
                   day_margin=Sum(F("revenue") - F("cost_of_goods"), output_field=MONEY_FIELD))
         .order_by()
     )
-    service_days = (
-        ServiceEvent.objects.filter(customer_id=customer_id, date__range=(before_start, end))
-        .values(
-            "service_type_id",
-            "date",
-            type_name=F("service_type__name"),
-            type_name_de=F("service_type__name_de"),
-            unit=F("service_type__unit"),
-            sort_order=F("service_type__sort_order"),
-        )
-        .annotate(
-            count=Count("id"),
-            value=Sum(F("quantity") * standard_cost_expression(), output_field=VALUE_FIELD),
-            units=Sum("quantity"),
-        )
-        .order_by()
-    )
+    service_days = _services_by_type(
+        ServiceEvent.objects.filter(customer_id=customer_id, date__range=(before_start, end)), "date"
+    ).order_by()
     return PeriodRollup(start=start, end=end, before_start=before_start, before_end=before_end,
                         purchase_days=list(purchase_days), service_days=list(service_days))
 
@@ -313,23 +316,9 @@ def service_history(*, customer_id: int, start: dt.date, end: dt.date, limit: in
 
 def service_totals_by_type(*, customer_id: int, start: dt.date, end: dt.date) -> list[dict]:
     """Per service type in the period: number of services, units (quantity) and standard-cost value."""
-    rows = (
+    rows = list(_services_by_type(
         ServiceEvent.objects.filter(customer_id=customer_id, date__range=(start, end))
-        .values(
-            "service_type_id",
-            type_name=F("service_type__name"),
-            type_name_de=F("service_type__name_de"),
-            unit=F("service_type__unit"),
-            sort_order=F("service_type__sort_order"),
-        )
-        .annotate(
-            count=Count("id"),
-            value=Sum(F("quantity") * standard_cost_expression(), output_field=VALUE_FIELD),
-            units=Sum("quantity"),
-        )
-        .order_by("sort_order", "type_name")
-    )
-    rows = list(rows)
+    ).order_by("sort_order", "type_name"))
     for row in rows:
         row["type_name"] = localized_name(row["type_name"], row.pop("type_name_de"))
     return rows
