@@ -11,6 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
 
 from core.api import BULK_RESPONSES, ApiBase, CustomerIdFilter, CvmFilterBackend, SafeJSONParser, bulk_response
+from core.api_rows import RowListMixin
 
 from . import services
 from .access import ALL_ROLES, MANAGERS, MONEY_ROLES, MoneyOrderingFilter, RolePermission, visible_customers
@@ -18,9 +19,9 @@ from .models import Customer, SurveyAnswer, Transaction
 from .serializers import CustomerSerializer, SurveyAnswerSerializer, TransactionBulkRowSerializer, TransactionSerializer
 
 
-class CvmApiMixin(ApiBase):
+class CvmApiMixin(RowListMixin, ApiBase):
     """Every resource: roles per method (read_roles, write_roles), money columns only for
-    those who see money."""
+    those who see money; lists answered from rows where the serializer allows (core.api_rows)."""
 
     permission_classes = [permissions.IsAuthenticated, RolePermission]
     filter_backends = [CvmFilterBackend, MoneyOrderingFilter]

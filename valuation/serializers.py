@@ -13,6 +13,13 @@ VALUE_FROM_FIELDS = (
 )
 
 
+class StrategyField(serializers.CharField):
+    """The strategy of a segment, read from the segment column."""
+
+    def to_representation(self, value) -> str:
+        return str(segment_strategy(value))
+
+
 class CustomerValueSerializer(MoneyFieldsMixin, serializers.ModelSerializer):
     """Both value dimensions of one customer in one run. Inside sales gets only segment,
     strategy and the value to the customer."""
@@ -22,7 +29,7 @@ class CustomerValueSerializer(MoneyFieldsMixin, serializers.ModelSerializer):
     customer_number = serializers.CharField(source="customer.number", read_only=True)
     customer_name = serializers.CharField(source="customer.name", read_only=True)
     as_of = serializers.DateField(source="run.as_of", read_only=True)
-    strategy = serializers.SerializerMethodField()
+    strategy = StrategyField(source="segment", read_only=True)
     value_to_by_type = serializers.DictField(child=serializers.JSONField(), read_only=True)
 
     class Meta:
@@ -32,9 +39,6 @@ class CustomerValueSerializer(MoneyFieldsMixin, serializers.ModelSerializer):
             "value_to_customer", "service_count", "service_hours", "value_to_by_type", *VALUE_FROM_FIELDS,
         ]
         read_only_fields = fields
-
-    def get_strategy(self, value: CustomerValue) -> str:
-        return str(segment_strategy(value.segment))
 
 
 class SegmentRowSerializer(MoneyFieldsMixin, serializers.Serializer):
