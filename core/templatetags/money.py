@@ -33,6 +33,23 @@ def _rounded(amount: Decimal, decimal_pos: int) -> Decimal:
     return amount.quantize(Decimal(1).scaleb(-decimal_pos), rounding=ROUND_HALF_UP)
 
 
+def grouped_number(amount: Decimal, decimal_pos: int, language: str | None) -> str:
+    """Django's number_format(amount, decimal_pos, use_l10n=True, force_grouping=True) for an
+    amount already rounded to decimal_pos places. Where the language groups digits by threes,
+    Python's own grouping with the language's separators: a list page formats hundreds of
+    amounts, and Django's digit-by-digit loop took half of each amount's 20 microseconds."""
+    grouping = formats.get_format("NUMBER_GROUPING", language, use_l10n=True)
+    if grouping != 3 or amount.adjusted() > 100:
+        return formats.number_format(amount, decimal_pos=decimal_pos, use_l10n=True, force_grouping=True)
+    if not amount:
+        amount = abs(amount)  # Django writes a negative zero as 0
+    separators = {
+        ord(","): formats.get_format("THOUSAND_SEPARATOR", language, use_l10n=True),
+        ord("."): formats.get_format("DECIMAL_SEPARATOR", language, use_l10n=True),
+    }
+    return f"{amount:,.{decimal_pos}f}".translate(separators)
+
+
 def format_money(value, decimal_pos: int = 2, currency: str | None = None) -> str:
     amount = _decimal(value)
     if amount is None:
@@ -40,9 +57,10 @@ def format_money(value, decimal_pos: int = 2, currency: str | None = None) -> st
     amount = _rounded(amount, decimal_pos)
     currency = currency or settings.CVM_CURRENCY
     symbol = CURRENCY_SYMBOLS.get(currency, currency)
-    number = formats.number_format(abs(amount), decimal_pos=decimal_pos, use_l10n=True, force_grouping=True)
+    active = get_language()
+    number = grouped_number(abs(amount), decimal_pos, active)
     sign = "-" if amount < 0 else ""
-    language = (get_language() or settings.LANGUAGE_CODE).split("-")[0]
+    language = (active or settings.LANGUAGE_CODE).split("-")[0]
     if language in SYMBOL_AFTER:
         return f"{sign}{number}{NBSP}{symbol}"
     separator = NBSP if len(symbol) > 1 else ""
@@ -61,10 +79,9 @@ def percent(value, decimal_pos=0):
     share = _decimal(value)
     if share is None:
         return "–"
-    number = formats.number_format(
-        _rounded(share * 100, int(decimal_pos)), decimal_pos=int(decimal_pos), use_l10n=True, force_grouping=True
-    )
-    language = (get_language() or settings.LANGUAGE_CODE).split("-")[0]
+    active = get_language()
+    number = grouped_number(_rounded(share * 100, int(decimal_pos)), int(decimal_pos), active)
+    language = (active or settings.LANGUAGE_CODE).split("-")[0]
     return f"{number}{NBSP}%" if language in SYMBOL_AFTER else f"{number}%"
 
 

@@ -2,6 +2,8 @@ from decimal import Decimal
 
 from django.test import override_settings
 from django.utils import translation
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.templatetags.money import format_money, percent, quantity
 
@@ -31,3 +33,22 @@ def test_percent_and_quantity():
     with translation.override("en"):
         assert percent(0.8) == "80%"
         assert quantity(Decimal("2.00")) == "2"
+
+
+@given(
+    amount=st.decimals(min_value=Decimal("-1e15"), max_value=Decimal("1e15"), allow_nan=False, places=4)
+    | st.sampled_from([Decimal("-0"), Decimal("0E-9"), Decimal("-0.004"), Decimal("999.995"), Decimal("1E+14")]),
+    decimal_pos=st.integers(min_value=0, max_value=3),
+    language=st.sampled_from(["en", "de", None]),
+)
+def test_grouped_numbers_read_as_djangos_number_format(amount, decimal_pos, language):
+    from django.utils import formats
+    from django.utils.translation import get_language
+
+    from core.templatetags.money import _rounded, grouped_number
+
+    rounded = _rounded(amount, decimal_pos)
+    with translation.override(language):
+        active = get_language()
+        expected = formats.number_format(rounded, decimal_pos=decimal_pos, use_l10n=True, force_grouping=True)
+        assert grouped_number(rounded, decimal_pos, active) == expected
