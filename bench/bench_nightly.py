@@ -224,11 +224,10 @@ WARM_WAIT_SECONDS = 600.0
 
 def warmed_key(*, run_id: int) -> str:
     """The cache key of the unfiltered dashboard in the last language the warm-up computes."""
-    from valuation.dashboard import completed_runs, default_comparison
+    from valuation.dashboard import DashboardFilters, completed_runs, default_comparison, figures_cache_key
 
     earlier = default_comparison(completed_runs())
-    language = settings.LANGUAGES[-1][0]
-    return f"dashboard:{run_id}:{earlier.pk if earlier else 0}:None:::{language}"
+    return figures_cache_key(run_id=run_id, earlier=earlier, filters=DashboardFilters(), language=settings.LANGUAGES[-1][0])
 
 
 def run_with_workers(*, as_of: date, workers: int):

@@ -322,8 +322,7 @@ def segment_dashboard(*, filters: DashboardFilters, compare_run_id: int | None =
         board.earlier = next((r for r in runs[1:] if r.pk == compare_run_id), None) or default_comparison(runs)
         # A completed run never changes: its figures are computed once per run, comparison and
         # filters, and served from the cache after that.
-        key = (f"dashboard:{run.pk}:{board.earlier.pk if board.earlier else 0}:{filters.owner_id}:{filters.region}:"
-               f"{filters.industry}:{translation.get_language()}")
+        key = figures_cache_key(run_id=run.pk, earlier=board.earlier, filters=filters, language=translation.get_language())
         figures = cache.get(key)
         if figures is None:
             figures = run_figures(run=run, earlier=board.earlier, filters=filters,
@@ -334,12 +333,16 @@ def segment_dashboard(*, filters: DashboardFilters, compare_run_id: int | None =
         if "service_cost" in figures:  # the run's summary holds its months of services
             return board
     # Without a summary services are read as logged: cached briefly, not per run.
-    cost_key = f"dashboard:service-cost:{months[-1]}:{filters.owner_id}:{filters.region}:{filters.industry}"
+    cost_key = f"dashboard:service-cost:{months[-1]}:{filters.cache_part}"
     board.service_cost = cache.get(cost_key)
     if board.service_cost is None:
         board.service_cost = service_cost_by_month(filters=filters, months=months)
         cache.set(cost_key, board.service_cost, timeout=SERVICE_COST_TTL)
     return board
+
+
+def figures_cache_key(*, run_id: int, earlier: ValuationRun | None, filters: DashboardFilters, language: str) -> str:
+    return f"dashboard:{run_id}:{earlier.pk if earlier else 0}:{filters.cache_part}:{language}"
 
 
 def run_figures(*, run: ValuationRun, earlier: ValuationRun | None, filters: DashboardFilters,

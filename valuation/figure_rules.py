@@ -8,6 +8,8 @@ shown and compared.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -59,6 +61,13 @@ class DashboardFilters:
     @property
     def active(self) -> bool:
         return self.owner_id is not None or bool(self.region or self.industry)
+
+    @property
+    def cache_part(self) -> str:
+        """The filters in a cache key: hashed, so a region or industry holding the key's
+        separator (or spaces, or any length) cannot make two filters share a key."""
+        text = json.dumps([self.owner_id, self.region, self.industry])
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def completed_runs(*, limit: int = 60) -> list[ValuationRun]:

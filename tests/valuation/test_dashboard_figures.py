@@ -342,3 +342,20 @@ def test_service_cost_panel_ends_at_the_runs_as_of_date_not_today():
     assert board.service_months[-1] == dt.date(2025, 6, 1)
     assert board.service_months[0] == dt.date(2023, 7, 1)
     assert [row["month"] for row in board.service_cost] == [dt.date(2025, 6, 1)]
+
+
+def test_filters_whose_names_hold_the_keys_separator_keep_their_own_figures():
+    """Region "A:B" with no industry and region "A" with industry "B:" are different customers;
+    the cached figures of one must not answer for the other."""
+    run = CompletedRunFactory()
+    first = CustomerFactory(region="A:B", industry="")
+    value(run, Segment.PROBLEM, margin=10, services=500, customer=first)
+    for margin in (20, 30):
+        value(run, Segment.PROBLEM, margin=margin, services=700, customer=CustomerFactory(region="A", industry="B:"))
+    today = dt.date(2026, 1, 20)
+
+    one = dashboard.segment_dashboard(filters=DashboardFilters(region="A:B"), today=today)
+    other = dashboard.segment_dashboard(filters=DashboardFilters(region="A", industry="B:"), today=today)
+
+    assert one.totals["customers"] == 1
+    assert other.totals["customers"] == 2
