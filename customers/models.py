@@ -161,7 +161,8 @@ class SurveyAnswer(models.Model):
         ]
         indexes = [
             models.Index(fields=["customer", "answered_on"], name="survey_customer_date_idx"),
-            models.Index(fields=["answered_on"], name="survey_date_idx"),
+            # Covering: the dashboard's NPS counts over a few years of answers read the index only.
+            models.Index(fields=["answered_on"], include=["score", "customer"], name="survey_date_score_idx"),
         ]
 
     def __str__(self) -> str:

@@ -25,14 +25,16 @@ def nps_of_scores(scores) -> float | None:
 
 
 def nps_counts(prefix: str = "", **filters) -> dict:
-    """Aggregates counting promoters, passives and detractors of answers reached by ``prefix``."""
+    """Aggregates counting promoters, passives and detractors of answers reached by ``prefix``.
+
+    The score is counted (never null on an answer, null where a join reached none), so the
+    answers' (date, score, customer) index answers the dashboard's counts without the table."""
     score = f"{prefix}score"
     extra = Q(**{f"{prefix}{key}": value for key, value in filters.items()})
     return {
-        "promoters": Count(f"{prefix}id" if prefix else "id", filter=extra & Q(**{f"{score}__gte": PROMOTER_MIN})),
-        "passives": Count(f"{prefix}id" if prefix else "id",
-                          filter=extra & Q(**{f"{score}__gt": DETRACTOR_MAX, f"{score}__lt": PROMOTER_MIN})),
-        "detractors": Count(f"{prefix}id" if prefix else "id", filter=extra & Q(**{f"{score}__lte": DETRACTOR_MAX})),
+        "promoters": Count(score, filter=extra & Q(**{f"{score}__gte": PROMOTER_MIN})),
+        "passives": Count(score, filter=extra & Q(**{f"{score}__gt": DETRACTOR_MAX, f"{score}__lt": PROMOTER_MIN})),
+        "detractors": Count(score, filter=extra & Q(**{f"{score}__lte": DETRACTOR_MAX})),
     }
 
 

@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 
 from cockpit import importing
-from cockpit.nps import company_nps, customer_nps, segment_nps
+from cockpit.nps import company_nps, customer_nps, nps_trend, segment_nps
 from customers.models import SurveyAnswer
 from customers.nps import nps_of_scores
 from customers.roles import Role
@@ -59,6 +59,27 @@ def test_customer_segment_and_company_nps_on_a_small_company():
     # The worklist takes each customer's latest answer of the year: a's is a 6 (all on one day,
     # the last created counts), c's a 7 (passive), b's a 10.
     assert latest_detractor_scores(as_of=TODAY).to_dict() == {a.pk: 6.0}
+
+
+@pytest.mark.django_db
+def test_the_trend_sums_answers_per_calendar_quarter():
+    customer = CustomerFactory()
+    scores = {
+        dt.date(2025, 12, 31): [10, 9, 2],  # 2025 Q4: 2 promoters, 1 detractor of 3 -> 33.3
+        dt.date(2026, 1, 1): [10],  # 2026 Q1 from its first day
+        dt.date(2026, 3, 31): [7, 0],  # 2026 Q1: 1 promoter, 1 passive, 1 detractor -> 0
+        dt.date(2026, 4, 1): [6, 6, 9, 8],  # 2026 Q2: 1 promoter, 1 passive, 2 detractors -> -25
+    }
+    for day, day_scores in scores.items():
+        for score in day_scores:
+            SurveyAnswer.objects.create(customer=customer, score=score, answered_on=day)
+    SurveyAnswer.objects.create(customer=customer, score=10, answered_on=dt.date(2024, 6, 30))  # before the window
+
+    trend = nps_trend(today=TODAY)
+
+    assert [row["label"] for row in trend] == ["2025 Q4", "2026 Q1", "2026 Q2"]
+    assert [(row["promoters"], row["passives"], row["detractors"]) for row in trend] == [(2, 0, 1), (1, 1, 1), (1, 1, 2)]
+    assert [round(row["nps"], 1) for row in trend] == [33.3, 0.0, -25.0]
 
 
 @pytest.mark.django_db
