@@ -2,6 +2,8 @@
 ones (counting a million value rows on every page cost more than the page itself)."""
 
 import datetime as dt
+import time
+from unittest import mock
 
 import pytest
 from django.core.cache import cache
@@ -57,3 +59,22 @@ def test_the_latest_values_list_counts_the_latest_run_only(clients, world, setti
     assert body["count"] == 3
     assert {row["run"] for row in body["results"]} == {newer.pk}
     assert all(row["as_of"] == "2025-03-31" for row in body["results"])
+
+
+@pytest.mark.django_db
+def test_an_old_count_is_counted_again_by_one_request_while_the_others_keep_it(clients, world, rep, settings):
+    settings.CVM_API_EXACT_COUNT_UP_TO = 3
+    settings.CVM_API_COUNT_CACHE_SECONDS = 60
+    assert listed(clients["manager"], "/api/v1/customers/?page_size=2")["count"] == 4
+    CustomerFactory(owner=rep)
+    later = time.time() + 61
+    with mock.patch("core.api.time.time", return_value=later), mock.patch("core.api.cache.add", return_value=False):
+        # Another request holds the recount: this one answers with the kept count.
+        assert listed(clients["manager"], "/api/v1/customers/?page_size=2")["count"] == 4
+    with mock.patch("core.api.time.time", return_value=later):
+        assert listed(clients["manager"], "/api/v1/customers/?page_size=2")["count"] == 5
+    CustomerFactory(owner=rep)
+    with mock.patch("core.api.time.time", return_value=later + 30):
+        assert listed(clients["manager"], "/api/v1/customers/?page_size=2")["count"] == 5  # fresh again
+    with mock.patch("core.api.time.time", return_value=later + 61):
+        assert listed(clients["manager"], "/api/v1/customers/?page_size=2")["count"] == 6
