@@ -88,15 +88,7 @@ def cockpit_margin_vs_service_cost_figure(
         "marker": {"color": MARGIN_COLOUR},
         "hovertemplate": locale.money_hover(labels["margin"]),
     }
-    service_cost = {
-        "type": "scatter",
-        "x": x,
-        "y": [float(row["service_cost"]) for row in months],
-        "name": labels["service_cost"],
-        "mode": "lines+markers",
-        "line": {"color": SERVICE_COLOUR, "width": 3},
-        "hovertemplate": locale.money_hover(labels["service_cost"]),
-    }
+    service_cost = _money_line(x, [row["service_cost"] for row in months], labels["service_cost"], SERVICE_COLOUR, 3, locale)
     return _figure(layout, margin, service_cost) if show_margin else _figure(layout, service_cost)
 
 
@@ -108,15 +100,9 @@ def cockpit_value_history_figure(
     `history`: rows with `run__as_of`, `clv`, `clv_low`, `clv_high`, `value_to_customer`.
     """
     x = [row["run__as_of"].isoformat() for row in history]
-    value_to_customer = {
-        "type": "scatter",
-        "x": x,
-        "y": [float(r["value_to_customer"]) for r in history],
-        "name": labels["value_to_customer"],
-        "mode": "lines+markers",
-        "line": {"color": SERVICE_COLOUR, "width": 2},
-        "hovertemplate": locale.money_hover(labels["value_to_customer"]),
-    }
+    value_to_customer = _money_line(
+        x, [r["value_to_customer"] for r in history], labels["value_to_customer"], SERVICE_COLOUR, 2, locale
+    )
     if not show_money:
         return _figure(_layout(locale), value_to_customer)
     clv_range = {
@@ -131,16 +117,20 @@ def cockpit_value_history_figure(
         "name": labels["clv_range"],
         "hoverinfo": "skip",
     }
-    clv = {
+    clv = _money_line(x, [r["clv"] for r in history], labels["clv"], CLV_COLOUR, 2, locale)
+    return _figure(_layout(locale), clv_range, clv, value_to_customer)
+
+
+def _money_line(x: list[str], amounts: list, name: str, colour: str, width: int, locale: ChartLocale) -> dict:
+    return {
         "type": "scatter",
         "x": x,
-        "y": [float(r["clv"]) for r in history],
-        "name": labels["clv"],
+        "y": [float(amount) for amount in amounts],
+        "name": name,
         "mode": "lines+markers",
-        "line": {"color": CLV_COLOUR, "width": 2},
-        "hovertemplate": locale.money_hover(labels["clv"]),
+        "line": {"color": colour, "width": width},
+        "hovertemplate": locale.money_hover(name),
     }
-    return _figure(_layout(locale), clv_range, clv, value_to_customer)
 
 
 def _number(value) -> float | None:
