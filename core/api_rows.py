@@ -66,21 +66,29 @@ def _plain_field(field, queryset: QuerySet) -> tuple[str, object]:
         raise NotPlain(field.field_name)
     if field.source == "*":
         raise NotPlain(field.field_name)
+    # A field that reads its value its own way (ModelField hands the whole instance on).
+    reads = relations.RelatedField if isinstance(field, relations.RelatedField) else drf_fields.Field
+    if type(field).get_attribute is not reads.get_attribute:
+        raise NotPlain(field.field_name)
     attrs = list(field.source_attrs)
     if isinstance(field, relations.RelatedField):
         if isinstance(field, relations.SlugRelatedField):
-            return _column(queryset, attrs + field.slug_field.split("__"), field, related=True), _same
+            path = attrs + field.slug_field.split("__")
+            return _column(queryset, path, field, relation_hop=len(attrs) - 1), _same
         if type(field) is relations.PrimaryKeyRelatedField and field.pk_field is None:
-            return _column(queryset, attrs, field, related=True, ends_on_relation=True), _same
+            return _column(queryset, attrs, field, relation_hop=len(attrs) - 1, ends_on_relation=True), _same
         raise NotPlain(field.field_name)
-    column = _column(queryset, attrs, field, related=False)
+    column = _column(queryset, attrs, field)
     if isinstance(field, drf_fields.DecimalField):
         return column, _decimal_converter(field)
     return column, field.to_representation
 
 
-def _column(queryset: QuerySet, attrs: list[str], field, *, related: bool, ends_on_relation: bool = False) -> str:
-    """The values_list path of ``attrs``, if it reads what ``field.get_attribute`` would read."""
+def _column(
+    queryset: QuerySet, attrs: list[str], field, *, relation_hop: int | None = None, ends_on_relation: bool = False
+) -> str:
+    """The values_list path of ``attrs``, if it reads what ``field.get_attribute`` would read.
+    ``relation_hop``: for a related field, the position in ``attrs`` of the relation itself."""
     if len(attrs) == 1 and attrs[0] in queryset.query.annotations:
         return attrs[0]
     model: type[Model] = queryset.model
@@ -94,9 +102,13 @@ def _column(queryset: QuerySet, attrs: list[str], field, *, related: bool, ends_
         if not (model_field.many_to_one or model_field.one_to_one) or not model_field.concrete:
             raise NotPlain(field.field_name)
         # Across a missing related row DRF answers null only where the field allows null (or
-        # the field is the relation itself); otherwise it leaves the key out or fails.
-        if model_field.null and not related and not (field.allow_null and field.default is drf_fields.empty):
-            raise NotPlain(field.field_name)
+        # the field is the relation itself); otherwise it leaves the key out or fails. A slug
+        # read across a missing row past the relation fails in DRF whatever the field allows.
+        if model_field.null and hop != relation_hop:
+            if relation_hop is not None and hop > relation_hop:
+                raise NotPlain(field.field_name)
+            if not (field.allow_null and field.default is drf_fields.empty):
+                raise NotPlain(field.field_name)
         model = model_field.related_model
     return "__".join(attrs)
 
