@@ -8,6 +8,7 @@ tests hand each figure to plotly, which refuses an unknown property, and check t
 comes back unchanged.
 """
 
+import math
 from dataclasses import dataclass
 
 INK = "#1d2733"
@@ -83,7 +84,7 @@ def cockpit_margin_vs_service_cost_figure(
     margin = {
         "type": "bar",
         "x": x,
-        "y": [float(row["margin"]) for row in months],
+        "y": [_number(row["margin"]) for row in months],
         "name": labels["margin"],
         "marker": {"color": MARGIN_COLOUR},
         "hovertemplate": locale.money_hover(labels["margin"]),
@@ -125,7 +126,7 @@ def _money_line(x: list[str], amounts: list, name: str, colour: str, width: int,
     return {
         "type": "scatter",
         "x": x,
-        "y": [float(amount) for amount in amounts],
+        "y": [_number(amount) for amount in amounts],
         "name": name,
         "mode": "lines+markers",
         "line": {"color": colour, "width": width},
@@ -134,7 +135,9 @@ def _money_line(x: list[str], amounts: list, name: str, colour: str, width: int,
 
 
 def _number(value) -> float | None:
-    return None if value is None else float(value)
+    # JSON has no NaN or infinity: the page could not read the figure (plotly wrote them as null).
+    number = None if value is None else float(value)
+    return number if number is not None and math.isfinite(number) else None
 
 
 def value_change_waterfall_figure(
@@ -143,7 +146,7 @@ def value_change_waterfall_figure(
     """The CLV of the previous run, each driver's change, and the CLV of the latest run as a
     waterfall: the bars between the two totals add up to the difference."""
     names = [start_label, *[name for name, _amount in drivers], end_label]
-    values = [float(start), *[float(amount) for _name, amount in drivers], float(end)]
+    values = [_number(start), *[_number(amount) for _name, amount in drivers], _number(end)]
     measures = ["absolute", *["relative"] * len(drivers), "total"]
     layout = _layout(locale, hovermode="closest", showlegend=False, height=320, margin={"l": 60, "r": 16, "t": 16, "b": 110})
     waterfall = {

@@ -55,3 +55,11 @@ def test_inside_sales_figures_carry_no_money_traces():
     margin, _single, history, _waterfall = figures(LOCALES[0], False)
     assert [trace["name"] for trace in margin["data"]] == ["S"]
     assert [trace["name"] for trace in history["data"]] == ["V"]
+
+
+def test_amounts_json_cannot_carry_are_gaps_as_plotly_wrote_them():
+    months = [{"month": dt.date(2025, 1, 1), "margin": Decimal("NaN"), "service_cost": float("inf")},
+              {"month": dt.date(2025, 2, 1), "margin": Decimal("5"), "service_cost": Decimal("1")}]
+    figure = cockpit_margin_vs_service_cost_figure(months, locale=LOCALES[0], labels={"margin": "M", "service_cost": "S"})
+    assert [trace["y"] for trace in figure["data"]] == [[None, 5.0], [None, 1.0]]
+    json.dumps(figure, allow_nan=False)  # what the page's JSON.parse can read
