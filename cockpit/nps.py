@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pandas as pd
 from django.db.models import F
 from django.utils import timezone
 
 from customers.models import Customer, SurveyAnswer
-from customers.nps import nps_counts, with_nps
+from customers.nps import NPS_MONTHS, nps_counts, window_start, with_nps
 from valuation.dashboard import SEGMENTS
-from valuation.models import ValuationRun, segment_label
+from valuation.models import RunSummary, ValuationRun, segment_label
 
-NPS_MONTHS = 12
 TREND_QUARTERS = 8
 
 
 def _since(today: dt.date, months: int) -> dt.date:
-    return (pd.Timestamp(today) - pd.DateOffset(months=months)).date()
+    return window_start(today, months)
 
 
 def customer_nps(*, customer: Customer, today: dt.date | None = None, limit: int = 20) -> dict:
@@ -54,35 +52,48 @@ def _quarter(day: dt.date) -> tuple[int, int]:
     return day.year, (day.month - 1) // 3 + 1
 
 
-def segment_nps(*, run: ValuationRun | None, today: dt.date | None = None) -> list[dict]:
-    """Per segment of the run: NPS of its customers' answers of the last 12 months."""
+def stored_segment_counts(run: ValuationRun | None) -> dict | None:
+    """Promoters, passives and detractors per segment as the run counted them (answers of the
+    12 months up to its date), or None where its summary has none."""
+    if run is None:
+        return None
+    return RunSummary.objects.filter(run=run).values_list("nps_by_segment", flat=True).first()
+
+
+def segment_nps(*, run: ValuationRun | None, today: dt.date | None = None, counted: dict | None = None) -> list[dict]:
+    """Per segment of the run: NPS of its customers' answers of the last 12 months; from the
+    run's own ``counted`` figures where given (stored_segment_counts), else read up to ``today``."""
     if run is None:
         return []
-    today = today or timezone.localdate()
-    # From the answers to their customers' value rows (one index probe each), not from every
-    # value row of the run to its answers: a year's answers are few, a run's rows are millions.
-    answers = SurveyAnswer.objects.filter(answered_on__gt=_since(today, NPS_MONTHS), customer__values__run=run)
-    rows = {row["segment"]: with_nps(dict(row)) for row in
-            answers.values(segment=F("customer__values__segment")).annotate(**nps_counts()).order_by()}
+    if counted is not None:
+        rows = {segment: with_nps(dict(counts)) for segment, counts in counted.items()}
+    else:
+        today = today or timezone.localdate()
+        # From the answers to their customers' value rows (one index probe each), not from every
+        # value row of the run to its answers.
+        answers = SurveyAnswer.objects.filter(answered_on__gt=_since(today, NPS_MONTHS), customer__values__run=run)
+        rows = {row["segment"]: with_nps(dict(row)) for row in
+                answers.values(segment=F("customer__values__segment")).annotate(**nps_counts()).order_by()}
     return [{"segment": s.value, "label": s.label,
              **rows.get(s.value, with_nps({"promoters": 0, "passives": 0, "detractors": 0}))} for s in SEGMENTS]
-
 
 
 DASHBOARD_NPS_TTL = 5 * 60  # new answers show on the dashboard within five minutes
 
 
 def dashboard_nps(*, run: ValuationRun | None) -> dict:
-    """Company, segment and trend figures for the dashboard, cached briefly: three grouped
-    queries over the last years' answers."""
+    """Company, segment and trend figures for the dashboard, cached briefly: grouped queries
+    over the last years' answers. The segments' figures are the run's own where its summary
+    counted them: joining a year's answers to a million value rows took a second."""
     from django.core.cache import cache
 
     today = timezone.localdate()
     key = f"dashboard:nps:{run.pk if run else 0}:{today.isoformat()}"
     figures = cache.get(key)
     if figures is None:
-        figures = {"company": company_nps(today=today), "segments": segment_nps(run=run, today=today),
-                   "trend": nps_trend(today=today)}
+        counted = stored_segment_counts(run)
+        figures = {"company": company_nps(today=today), "segments": segment_nps(run=run, today=today, counted=counted),
+                   "segments_as_of": run.as_of if counted is not None else None, "trend": nps_trend(today=today)}
         for row in figures["segments"]:
             del row["label"]  # labels follow the reader's language, so they are not cached
         cache.set(key, figures, timeout=DASHBOARD_NPS_TTL)

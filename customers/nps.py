@@ -4,10 +4,20 @@ of detractors (0-6), in points from -100 to +100. Passives (7-8) count in the to
 
 from __future__ import annotations
 
+import datetime as dt
+
+from dateutil.relativedelta import relativedelta
 from django.db.models import Count, Q
 
 PROMOTER_MIN = 9
 DETRACTOR_MAX = 6
+NPS_MONTHS = 12  # the answers that count: those of the last 12 months
+
+
+def window_start(day: dt.date, months: int = NPS_MONTHS) -> dt.date:
+    """The day before the window of ``months`` months that ends on ``day``: answers dated
+    after it count (29 February back a year is 28 February)."""
+    return day - relativedelta(months=months)
 
 
 def nps(*, promoters: int, passives: int, detractors: int) -> float | None:

@@ -412,6 +412,9 @@ class RunSummary(models.Model):
     run = models.OneToOneField(ValuationRun, on_delete=models.CASCADE, primary_key=True, related_name="summary")
     # The default comparison run when this run completed; its migration counts are in the cells.
     earlier = models.ForeignKey(ValuationRun, null=True, on_delete=models.SET_NULL, related_name="+")
+    # Per segment: promoters, passives and detractors among the answers of the 12 months up to
+    # the run's date (null: not counted, the dashboard reads the answers itself).
+    nps_by_segment = models.JSONField(null=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -31,7 +31,8 @@ from django.db.models import (
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncMonth
 
-from customers.models import Customer
+from customers.models import Customer, SurveyAnswer
+from customers.nps import DETRACTOR_MAX, PROMOTER_MIN, window_start
 from services.models import ServiceEvent
 from services.selectors import CostHistory
 
@@ -118,6 +119,7 @@ def write_run_summary(
     if rows is None:
         rows = summary_rows(run=run)
     before = _segments_before(rows["customer_id"], earlier) if earlier is not None else None
+    nps_by_segment = segment_nps_counts(rows=rows, as_of=run.as_of)
     with transaction.atomic():
         RunSummaryCell.objects.filter(run=run).delete()
         RunSummaryView.objects.filter(run=run).delete()
@@ -138,9 +140,36 @@ def write_run_summary(
             batch_size=50,
         )
         del views
-        RunSummary.objects.update_or_create(run=run, defaults={"earlier": earlier})
+        RunSummary.objects.update_or_create(run=run, defaults={"earlier": earlier, "nps_by_segment": nps_by_segment})
         drop_other_summaries(run_id=run.pk)
     return rows
+
+
+def segment_nps_counts(*, rows: dict[str, np.ndarray], as_of: dt.date) -> dict[str, dict[str, int]]:
+    """Per segment of the run's rows: promoters, passives and detractors among their customers'
+    answers of the 12 months up to the run's date. The answers are read once (from their
+    date index alone) and given their customer's segment from the rows in memory: the same
+    join in SQL, a year's answers to a million value rows, took a second on every dashboard
+    refresh."""
+    answers = SurveyAnswer.objects.filter(answered_on__gt=window_start(as_of), answered_on__lte=as_of)
+    sql, params = answers.values_list("customer_id", "score").order_by().query.sql_with_params()
+    with connection.cursor() as cursor:  # plain tuples: the ORM's per-row work doubled the time
+        cursor.execute(sql, params)
+        pairs = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 2)
+    order = np.argsort(rows["customer_id"], kind="stable")
+    valued = rows["customer_id"][order]
+    if not len(valued) or not len(pairs):
+        return {}
+    at = np.minimum(np.searchsorted(valued, pairs[:, 0]), len(valued) - 1)
+    found = valued[at] == pairs[:, 0]  # answers of customers the run did not value count nowhere
+    codes, segments = pd.factorize(rows["segment"][order][at[found]])
+    scores = pairs[found, 1]
+    kind = np.where(scores >= PROMOTER_MIN, 0, np.where(scores <= DETRACTOR_MAX, 2, 1))
+    counts = np.bincount(codes * 3 + kind, minlength=3 * len(segments)).reshape(-1, 3)
+    return {
+        str(segment): {"promoters": int(row[0]), "passives": int(row[1]), "detractors": int(row[2])}
+        for segment, row in zip(segments, counts, strict=True)
+    }
 
 
 def drop_other_summaries(*, run_id: int) -> None:

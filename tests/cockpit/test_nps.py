@@ -5,6 +5,7 @@ import datetime as dt
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from cockpit import importing
 from cockpit.nps import company_nps, customer_nps, nps_trend, segment_nps
@@ -123,3 +124,22 @@ def test_answers_logged_on_the_cockpit_and_by_the_api(two_runs):
                          content_type="application/json")
     assert denied.status_code == 400  # not a customer this rep may see
     assert SurveyAnswer.objects.filter(customer=customer).count() == 2
+
+
+@pytest.mark.django_db
+def test_the_dashboard_shows_the_segments_nps_as_the_run_counted_it():
+    from valuation.models import RunSummary
+
+    run = ValuationRunFactory(as_of=TODAY)
+    customer = CustomerFactory()
+    CustomerValueFactory(run=run, customer=customer, segment="problem")
+    # Counted by the run as of its date; an answer logged since does not change them.
+    RunSummary.objects.create(run=run, nps_by_segment={"problem": {"promoters": 3, "passives": 1, "detractors": 0}})
+    SurveyAnswer.objects.create(customer=customer, score=0, answered_on=timezone.localdate())
+    client = Client()
+    client.force_login(make_user(Role.MANAGER, username="nps_manager"))
+
+    page = client.get("/dashboard/").content.decode()
+
+    assert 'data-segment="problem"><td>problem group</td><td class="num">4</td><td class="num">75</td>' in page
+    assert 'id="segment-nps-as-of"' in page
