@@ -299,7 +299,7 @@ def nps_as_of_run(args, run: ValuationRun, client: Client) -> None:
     them. The page caches these figures for five minutes, whatever the filter."""
     from cockpit.nps import company_nps, nps_trend, segment_nps, stored_segment_counts
 
-    samples, scans, cheapest = [], [], []
+    samples, scans, cheapest, counted = [], [], [], None
     for _ in range(args.cold):
         scans.append(scan_floor(run))
         cheapest.append(timed_get(client, CHEAPEST_PAGE)[0])

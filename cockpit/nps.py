@@ -78,7 +78,9 @@ def segment_nps(*, run: ValuationRun | None, today: dt.date | None = None, count
              **rows.get(s.value, with_nps({"promoters": 0, "passives": 0, "detractors": 0}))} for s in SEGMENTS]
 
 
-DASHBOARD_NPS_TTL = 5 * 60  # new answers show on the dashboard within five minutes
+# New answers show in the company NPS and the trend within five minutes; the segments' figures
+# are the run's (as of its date) where it counted them.
+DASHBOARD_NPS_TTL = 5 * 60
 
 
 def dashboard_nps(*, run: ValuationRun | None) -> dict:
