@@ -9,28 +9,24 @@ from django.db.models import F
 from django.utils import timezone
 
 from customers.models import Customer, SurveyAnswer
-from customers.nps import NPS_MONTHS, nps_counts, window_start, with_nps
+from customers.nps import nps_counts, window_start, with_nps
 from valuation.dashboard import SEGMENTS
 from valuation.models import RunSummary, ValuationRun, segment_label
 
 TREND_QUARTERS = 8
 
 
-def _since(today: dt.date, months: int) -> dt.date:
-    return window_start(today, months)
-
-
 def customer_nps(*, customer: Customer, today: dt.date | None = None, limit: int = 20) -> dict:
     today = today or timezone.localdate()
     answers = list(SurveyAnswer.objects.filter(customer=customer).select_related("logged_by")[:limit])
-    recent = SurveyAnswer.objects.filter(customer=customer, answered_on__gt=_since(today, NPS_MONTHS))
+    recent = SurveyAnswer.objects.filter(customer=customer, answered_on__gt=window_start(today))
     figure = with_nps(recent.aggregate(**nps_counts()))
     return {**figure, "entries": answers}
 
 
 def company_nps(*, today: dt.date | None = None) -> dict:
     today = today or timezone.localdate()
-    return with_nps(SurveyAnswer.objects.filter(answered_on__gt=_since(today, NPS_MONTHS)).aggregate(**nps_counts()))
+    return with_nps(SurveyAnswer.objects.filter(answered_on__gt=window_start(today)).aggregate(**nps_counts()))
 
 
 def nps_trend(*, today: dt.date | None = None) -> list[dict]:
@@ -38,7 +34,7 @@ def nps_trend(*, today: dt.date | None = None) -> list[dict]:
     today = today or timezone.localdate()
     # Counted per day and summed per quarter here: truncating every answer's date to its quarter
     # in SQL went through a timestamp with time zone per row, the larger part of the query.
-    days = (SurveyAnswer.objects.filter(answered_on__gt=_since(today, 3 * TREND_QUARTERS))
+    days = (SurveyAnswer.objects.filter(answered_on__gt=window_start(today, 3 * TREND_QUARTERS))
             .values("answered_on").annotate(**nps_counts()).order_by())
     quarters: dict[tuple[int, int], dict] = {}
     for day in days:
@@ -71,7 +67,7 @@ def segment_nps(*, run: ValuationRun | None, today: dt.date | None = None, count
         today = today or timezone.localdate()
         # From the answers to their customers' value rows (one index probe each), not from every
         # value row of the run to its answers.
-        answers = SurveyAnswer.objects.filter(answered_on__gt=_since(today, NPS_MONTHS), customer__values__run=run)
+        answers = SurveyAnswer.objects.filter(answered_on__gt=window_start(today), customer__values__run=run)
         rows = {row["segment"]: with_nps(dict(row)) for row in
                 answers.values(segment=F("customer__values__segment")).annotate(**nps_counts()).order_by()}
     return [{"segment": s.value, "label": s.label,
