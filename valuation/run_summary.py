@@ -17,7 +17,6 @@ from dateutil.relativedelta import relativedelta
 from django.db import connection
 from django.db.models import (
     BooleanField,
-    Case,
     Count,
     DecimalField,
     ExpressionWrapper,
@@ -25,8 +24,6 @@ from django.db.models import (
     Q,
     QuerySet,
     Sum,
-    Value,
-    When,
 )
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncMonth
@@ -574,19 +571,11 @@ def _service_cost_views(*, months: list[dt.date]) -> dict[tuple, list]:
     """Service cost per type and month for every reachable filter: {(owner, region, industry):
     [[type id, month, cost, events], ...]}, each event valued at the cost valid on its day.
 
-    One grouped query: the cost history (a handful of rows) becomes a CASE on type and day, so
-    the database sums quantity x cost per customer group, type and month.
+    One grouped query: the cost history (a handful of rows) becomes a CASE on type and day
+    (CostHistory.unit_cost_expression), so the database sums quantity x cost per customer
+    group, type and month.
     """
-    history = CostHistory.load()
-    unit_cost = Case(
-        *[
-            When(service_type_id=type_id, date__gte=start, then=Value(cost))
-            for type_id, starts in history.starts.items()
-            for start, cost in sorted(zip(starts, history.costs[type_id], strict=True), reverse=True)
-        ],
-        default=Value(Decimal("0")),
-        output_field=DecimalField(max_digits=12, decimal_places=2),
-    )
+    unit_cost = CostHistory.load().unit_cost_expression()
     end = months[-1] + relativedelta(months=1)
     rows = (
         ServiceEvent.objects.filter(date__gte=months[0], date__lt=end)

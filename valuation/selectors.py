@@ -16,7 +16,7 @@ from django.db.models import Case, Count, F, Min, Sum, Value, When
 
 from customers.models import Customer, Transaction
 from services.models import ServiceEvent
-from services.selectors import VALUE_FIELD, standard_cost_expression
+from services.selectors import VALUE_FIELD, CostHistory
 
 from .customer_days import EPOCH, transaction_days
 from .engine.settings import EngineSettings
@@ -307,7 +307,7 @@ def service_cost_by_type(*, as_of: dt.date, window_months: int, id_range: IdRang
         .annotate(
             count=Count("pk"),
             total_quantity=Sum("quantity"),
-            cost=Sum(F("quantity") * standard_cost_expression(), output_field=VALUE_FIELD),
+            cost=Sum(F("quantity") * CostHistory.load().unit_cost_expression(), output_field=VALUE_FIELD),
         )
         .values_list("customer_id", "code", "unit", "count", "total_quantity", "cost")
     )

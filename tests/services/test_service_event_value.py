@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from services.models import ServiceEvent, ServiceType, StandardCost
-from services.selectors import service_event_value, standard_cost_on
+from services.selectors import CostHistory, service_event_value, standard_cost_on
 from tests.factories import CustomerFactory, ServiceEventFactory
 
 pytestmark = pytest.mark.django_db
@@ -62,6 +62,15 @@ def test_bulk_paths_match_the_single_path_with_constant_queries(hotline, django_
         valued_frame = service_event_value(frame)
     for pk, value in zip(valued_frame["pk"], valued_frame["value"], strict=False):
         assert value == pytest.approx(float(expected[pk]), abs=1e-9)
+
+    # The history as a CASE (the nightly run's grouped sums): the same cost on every day, none
+    # before the first entry.
+    ServiceEventFactory(customer=customer, service_type=hotline, date=dt.date(1999, 1, 1), quantity=Decimal("3"))
+    expected_unit = {e.pk: standard_cost_on(service_type_id=e.service_type_id, day=e.date)
+                     for e in ServiceEvent.objects.all()}
+    with django_assert_num_queries(2):  # the history, then the events
+        unit = dict(ServiceEvent.objects.annotate(unit=CostHistory.load().unit_cost_expression()).values_list("pk", "unit"))
+    assert unit == expected_unit and Decimal("0.00") in unit.values()
 
 
 def test_standard_cost_before_any_entry_is_zero():
