@@ -486,12 +486,30 @@ def _write_values(run_id: int, frame: pd.DataFrame, by_type: pd.DataFrame) -> in
         return len(rows)
     if frame.empty:
         return 0
-    n = len(frame)
     by_type_json = [
         text.replace("\\", "\\\\")  # COPY text escapes backslashes
         for text in _type_costs_json(frame.index.to_numpy(), by_type)
     ]
-    columns = {
+    table = history.load_table(run_id=run_id)
+    names = list(_copy_columns(run_id, frame.iloc[:1], by_type_json[:1]))
+    with connection.cursor() as cursor, copy_text.copy_into(cursor, table, names) as copy:
+        # In blocks: the server parses one block while the next is formatted here.
+        for start in range(0, len(frame), COPY_BLOCK_ROWS):
+            stop = start + COPY_BLOCK_ROWS
+            copy.write(copy_text.block(list(_copy_columns(run_id, frame.iloc[start:stop], by_type_json[start:stop]).values())))
+    return len(frame)
+
+
+# Value rows formatted per COPY message. A 50,000-customer chunk of the 1M data written whole
+# (the text built, then parsed by the server, one after the other) took 0.97 s, in blocks of
+# 10,000 0.70 s, of 5,000 0.73 s (medians of 5; the client's CPU 0.65 s in each case).
+COPY_BLOCK_ROWS = 10_000
+
+
+def _copy_columns(run_id: int, frame: pd.DataFrame, by_type_json: list[str]) -> dict[str, np.ndarray]:
+    """The COPY text columns of value rows (copy_text), by column name."""
+    n = len(frame)
+    return {
         "run_id": copy_text.integers(np.full(n, run_id)),
         "customer_id": copy_text.integers(frame.index.to_numpy()),
         **{name: copy_text.money(frame[name].to_numpy(dtype=float), exact=_money) for name in (
@@ -513,10 +531,6 @@ def _write_values(run_id: int, frame: pd.DataFrame, by_type: pd.DataFrame) -> in
         "segment": copy_text.strings(frame["segment"].to_numpy()),
         **{name: copy_text.floats(frame[name].to_numpy(dtype=float)) for name in MODEL_INPUTS},
     }
-    table = history.load_table(run_id=run_id)
-    with connection.cursor() as cursor, copy_text.copy_into(cursor, table, list(columns)) as copy:
-        copy.write(copy_text.block(list(columns.values())))
-    return n
 
 
 def _value_rows(run_id: int, frame: pd.DataFrame, by_type: pd.DataFrame):

@@ -527,3 +527,16 @@ def test_the_run_is_indexed_when_no_extra_connection_is_to_be_had(monkeypatch):
     with connection.cursor() as cursor:
         cursor.execute("SELECT COUNT(*) FROM pg_indexes WHERE tablename = %s", [history.partition_name(run.pk)])
         assert cursor.fetchone()[0] == 2 + len(history.list_index_definitions())
+
+
+def test_value_rows_written_in_many_copy_blocks_equal_those_written_in_one(company, monkeypatch):
+    """PostgreSQL gets a chunk's value rows in COPY blocks (services.COPY_BLOCK_ROWS): blocks
+    of 7 rows store the same values as one block."""
+    def stored(run):
+        return {v["customer_id"]: {f: x for f, x in v.items() if f not in ("id", "run_id")}
+                for v in CustomerValue.objects.filter(run=run).values()}
+
+    whole = stored(services.run_valuation(as_of=AS_OF, warm=False))
+    monkeypatch.setattr(services, "COPY_BLOCK_ROWS", 7)
+    assert len(company) > 3 * 7
+    assert stored(services.run_valuation(as_of=AS_OF, warm=False)) == whole
