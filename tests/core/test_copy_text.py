@@ -34,3 +34,15 @@ def test_floats_round_trip_and_nan_becomes_null():
     assert [float(row[0]) for row in text[:3]] == values[:3].tolist()
     assert text[3] == ["\\N", "40"]
     assert [row[1] for row in text] == ["1", "-2", "3", "40"]
+
+
+def test_columns_of_short_values_and_empty_strings_keep_their_fields():
+    """Each column is cut to its longest value: an all-empty column still gives empty fields,
+    and the widest value keeps its last byte."""
+    text = rows(copy_text.block([
+        copy_text.integers([7, 12345678901234, -3]),
+        copy_text.strings(["", "", ""]),
+        copy_text.strings(["a", "bcd", ""]),
+        copy_text.floats([1.0, 0.1 + 0.2, -1e300]),
+    ]))
+    assert text == [["7", "", "a", "1.0"], ["12345678901234", "", "bcd", repr(0.1 + 0.2)], ["-3", "", "", "-1e+300"]]
