@@ -136,8 +136,11 @@ def open_run(*, run_id: int) -> None:
     table = partition_name(run_id)
     with connection.cursor() as cursor:
         cursor.execute(f'DROP TABLE IF EXISTS "{table}"')
+        # No autovacuum while it loads: at a million rows it started one mid-run, beside the index
+        # builds. close_run vacuums the table once, when every row is in.
         cursor.execute(
-            f'CREATE TABLE "{table}" (LIKE "{PARENT}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)'
+            f'CREATE TABLE "{table}" (LIKE "{PARENT}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE) '
+            "WITH (autovacuum_enabled = false)"
         )
         cursor.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT "{table}_run" CHECK (run_id = {int(run_id)})')
 
@@ -175,19 +178,6 @@ def clear_chunk(*, run_id: int, id_range: tuple[int, int], first_attempt: bool =
         )
 
 
-def analyze_run(*, run_id: int) -> None:
-    """Fresh statistics for the run's rows before the set operations of the finish step
-    (without them the planner expects a handful of rows and joins a million by nested loops).
-    Only the run's own table: analysing the partitioned parent would sample every run."""
-    if connection.vendor != "postgresql":
-        return
-    table = load_table(run_id=run_id)
-    if table == PARENT and is_partitioned():
-        table = partition_name(run_id) if _table_state(partition_name(run_id)) else DEFAULT_PARTITION
-    with connection.cursor() as cursor:
-        cursor.execute(f'ANALYZE "{table}"')
-
-
 # Connections building a run's indexes at once. Each build is a sort of the run's rows whose
 # leader writes the index alone; two builds at a time keep both cores busy.
 INDEX_BUILDERS = 2
@@ -205,6 +195,14 @@ def close_run(*, run_id: int, builders: int | None = None) -> None:
     table = partition_name(run_id)
     if _table_state(table) != "loading":
         return
+    vacuumed = not connection.in_atomic_block  # VACUUM runs outside a transaction only
+    if vacuumed:
+        # Before the indexes, which it then need not visit. The rows are never changed again:
+        # frozen now, their partition needs no anti-wraparound vacuum later, and (with
+        # synchronous commits) the hint bits and visibility map are set before the first reader.
+        # 0.8 s at a million rows (ANALYZE alone 0.7 s).
+        with connection.cursor() as cursor:
+            cursor.execute(f'VACUUM (FREEZE, ANALYZE) "{table}"')
     builders = 1 if connection.in_atomic_block else (INDEX_BUILDERS if builders is None else builders)
     statements = full_index_sql(table, _index_prefix(run_id))
     # Each index is a sort of the run's rows: 3-6 s each at a million rows on a busy machine,
@@ -232,7 +230,9 @@ def close_run(*, run_id: int, builders: int | None = None) -> None:
             f'DELETE FROM "{table}" v WHERE NOT EXISTS '
             f'(SELECT 1 FROM {Customer._meta.db_table} c WHERE c.id = v.customer_id)'
         )
-        cursor.execute(f'ANALYZE "{table}"')
+        if cursor.rowcount or not vacuumed:
+            cursor.execute(f'ANALYZE "{table}"')
+        cursor.execute(f'ALTER TABLE "{table}" RESET (autovacuum_enabled)')
         # ALTER TABLE refuses to run while deferred foreign-key checks of this transaction are
         # pending on the tables it touches: check them now (they stay deferred afterwards).
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")

@@ -197,3 +197,36 @@ def test_postgres_nightly_run_writes_its_own_indexed_partition(company, settings
     again = services.run_valuation(as_of=AS_OF)
     assert history._table_state(name) is None
     assert CustomerValue.objects.filter(run=again).count() == len(company)
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_postgres_a_run_partition_loads_without_autovacuum_and_is_vacuumed_once_full():
+    """While its rows load, the run's table takes no autovacuum (one started mid-run at a
+    million rows); the finish vacuums it once, which moves its oldest unfrozen transaction id
+    past the chunks' writes, and autovacuum is back on for the attached partition."""
+    from tests.valued_company import AS_OF as RUN_AS_OF
+    from tests.valued_company import simulated_company
+
+    if not history.is_partitioned():
+        pytest.skip("PostgreSQL only: the value table is partitioned by run there")
+    simulated_company(buyers=60, seed=5, service_every_days=30, service_offset_days=5)
+
+    def table_facts(name):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reloptions, relfrozenxid::text::bigint FROM pg_class WHERE relname = %s", [name])
+            return cursor.fetchone()
+
+    run = services.start_run(as_of=RUN_AS_OF, trigger="manual", owner=services.owner_label())
+    chunk_ids = services.prepare_run(run_id=run.pk)
+    options, frozen_when_made = table_facts(history.partition_name(run.pk))
+    assert options == ["autovacuum_enabled=false"]
+    for chunk_id in chunk_ids:
+        services.score_chunk(chunk_id=chunk_id)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT txid_current()")  # a transaction id after every chunk's
+        after_chunks = cursor.fetchone()[0]
+    assert services.finish_run_if_complete(run_id=run.pk, warm=False)
+    options, frozen = table_facts(history.partition_name(run.pk))
+    assert options is None
+    assert frozen > after_chunks > frozen_when_made
