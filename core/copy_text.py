@@ -8,7 +8,10 @@ the COPY text. NUL cannot occur in text, so the padding never eats data.
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
+from django.db import connection
 
 NULL = b"\\N"
 _TAB = np.uint8(ord("\t"))
@@ -100,3 +103,15 @@ def copy_into(cursor, table: str, columns: list[str], *, options: str = ""):
 
 def _quote_name(name: str) -> str:
     return name if name.startswith('"') else '"' + name.replace('"', '""') + '"'
+
+
+def copy_out_csv(sql: str) -> io.BytesIO:
+    """PostgreSQL: a query's rows as CSV through COPY ... TO STDOUT, for pandas.read_csv (a
+    million rows in seconds; row by row through the driver took about 6 times longer). COPY
+    takes no parameters: the callers put in integers or use connection.ops.compose_sql."""
+    buffer = io.BytesIO()
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
+        for block in copy:
+            buffer.write(block)
+    buffer.seek(0)
+    return buffer

@@ -6,7 +6,6 @@ read by the dashboard (dashboard.run_figures) for the latest completed run.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import zlib
 from decimal import Decimal
@@ -28,6 +27,7 @@ from django.db.models import (
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncMonth
 
+from core import copy_text
 from customers.models import Customer, SurveyAnswer
 from customers.nps import DETRACTOR_MAX, PROMOTER_MIN, window_start
 from services.models import ServiceEvent
@@ -278,22 +278,12 @@ CELL_SUMS = {
 }
 
 
-def _copy_csv(sql: str) -> io.BytesIO:
-    """PostgreSQL: a query's rows as CSV through COPY (no parameters: the callers put in ints)."""
-    buffer = io.BytesIO()
-    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
-        for block in copy:
-            buffer.write(block)
-    buffer.seek(0)
-    return buffer
-
-
 def _segments_before(customer_ids: np.ndarray, earlier: ValuationRun) -> np.ndarray:
     """Each customer's segment in the earlier run, "" where it was not in it: one query."""
     sql = f"SELECT customer_id, segment FROM {CustomerValue._meta.db_table} WHERE run_id = {int(earlier.pk)}"
     if connection.vendor == "postgresql":
         frame = pd.read_csv(
-            _copy_csv(sql),
+            copy_text.copy_out_csv(sql),
             names=["customer_id", "segment"],
             keep_default_na=False,
             dtype={"customer_id": np.int64, "segment": str},
@@ -342,7 +332,7 @@ def summary_rows(*, run: ValuationRun) -> dict[str, np.ndarray]:
     if connection.vendor == "postgresql":
         # Empty strings stay strings (a region may be ""); only P(alive) may be NULL.
         frame = pd.read_csv(
-            _copy_csv(sql.replace("%s", str(int(run.pk)))),
+            copy_text.copy_out_csv(sql.replace("%s", str(int(run.pk)))),
             names=SUMMARY_ROW_COLUMNS,
             keep_default_na=False,
             na_values={"p_alive": [""]},

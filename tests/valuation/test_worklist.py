@@ -200,3 +200,18 @@ def test_the_finish_finds_the_same_items_from_the_rows_it_read_as_from_the_datab
     assert from_finish and any(reason == "lost_valuable" for _c, reason, *_ in from_finish)
     rebuild_work_items()
     assert sorted(WorkItem.objects.values_list(*fields)) == from_finish
+
+
+@pytest.mark.django_db
+def test_the_values_read_by_copy_equal_those_read_row_by_row(two_runs, monkeypatch):
+    """PostgreSQL reads a run's values for the worklist as CSV through COPY: the same frame, to
+    the last bit of every float, as the rows through the driver (the path other databases take)."""
+    from valuation import worklist as valuation_worklist
+
+    for run in two_runs:
+        read = valuation_worklist._values(run).sort_index()
+        with monkeypatch.context() as patched:
+            patched.setattr(connection, "vendor", "other")
+            by_rows = valuation_worklist._values(run).sort_index()
+        assert len(read) == len(by_rows) > 0 and read["p_alive"].isna().sum() == by_rows["p_alive"].isna().sum()
+        pd.testing.assert_frame_equal(read, by_rows, check_exact=True)
