@@ -540,3 +540,18 @@ def test_value_rows_written_in_many_copy_blocks_equal_those_written_in_one(compa
     monkeypatch.setattr(services, "COPY_BLOCK_ROWS", 7)
     assert len(company) > 3 * 7
     assert stored(services.run_valuation(as_of=AS_OF, warm=False)) == whole
+
+
+def test_value_rows_stored_equal_those_the_orm_would_write(company):
+    """PostgreSQL takes the value rows by binary COPY, other databases through bulk_create: the
+    stored rows equal the model instances the ORM path makes of the same staged values."""
+    run = services.run_valuation(as_of=AS_OF, warm=False)
+    stored = {v["customer_id"]: {f: x for f, x in v.items() if f not in ("id", "run_id")}
+              for v in CustomerValue.objects.filter(run=run).values()}
+    expected = {}
+    for chunk in ValuationChunk.objects.filter(run=run):
+        frame, by_type = services.staged_values(chunk.staged)
+        for value in services._value_rows(run.pk, frame, by_type):
+            row = {f.attname: getattr(value, f.attname) for f in CustomerValue._meta.concrete_fields}
+            expected[value.customer_id] = {f: x for f, x in row.items() if f not in ("id", "run_id")}
+    assert stored == expected and len(stored) == len(company)
