@@ -555,3 +555,29 @@ def test_value_rows_stored_equal_those_the_orm_would_write(company):
             row = {f.attname: getattr(value, f.attname) for f in CustomerValue._meta.concrete_fields}
             expected[value.customer_id] = {f: x for f, x in row.items() if f not in ("id", "run_id")}
     assert stored == expected and len(stored) == len(company)
+
+
+def test_staged_values_code_their_texts_and_still_read_those_staged_before(company):
+    """A chunk's texts are staged as codes into their distinct values; a chunk staged before
+    (each text in full) reads back the same."""
+    import io
+
+    import numpy as np
+    import pandas as pd
+
+    run = services.run_valuation(as_of=AS_OF, warm=False)
+    chunk = ValuationChunk.objects.filter(run=run).first()
+    frame, by_type = services.staged_values(chunk.staged)
+    assert set(frame["segment"]) <= {"uncritical", "problem", "potential", "investment"} and len(frame)
+    with np.load(io.BytesIO(bytes(chunk.staged))) as arrays:
+        assert arrays["segment"].dtype == np.int32 and "labels:segment" in arrays.files
+    full = {"customer_id": frame.index.to_numpy()}
+    full |= {name: frame[name].to_numpy().astype(str) if name in services._TEXT_COLUMNS else frame[name].to_numpy()
+             for name in services.STAGED_COLUMNS}
+    full |= {f"type:{name}": by_type[name].to_numpy().astype(str) if name in services._TEXT_COLUMNS
+             else by_type[name].to_numpy() for name in services.STAGED_TYPE_COLUMNS}
+    buffer = io.BytesIO()
+    np.savez(buffer, **full)
+    before_frame, before_types = services.staged_values(buffer.getvalue())
+    pd.testing.assert_frame_equal(before_frame, frame)
+    pd.testing.assert_frame_equal(before_types, by_type)
