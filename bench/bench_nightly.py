@@ -56,7 +56,7 @@ from cockpit.demo import (
 )
 from customers.models import Customer, Transaction
 from services.models import ServiceEvent
-from valuation import cross_sell, engine, selectors, services
+from valuation import engine, selectors, services
 from valuation.models import CustomerValue
 
 # (module, attribute, label): the steps timed, wherever the run calls them.
@@ -80,9 +80,6 @@ STEPS = [
     (engine, "classify", "classify"),
     (engine, "earned_growth", "earned growth maths"),
     (services, "stage_values", "stage chunk values"),
-    (cross_sell, "store_peer_categories", "store cross-sell peers"),
-    # On a connection of its own while the models are fitted (its seconds overlap the others).
-    (cross_sell, "peer_figures", "cross-sell peers (overlapping)"),
     (services, "staged_values", "read staged values"),
     (services, "_write_values", "write value rows"),
     (services, "finish_run_if_complete", "finish (total)"),
@@ -101,7 +98,9 @@ FINISH_STEPS = [
     ("valuation.services", "apply_retention", "finish: retention"),
     ("valuation.worklist", "rebuild_work_items", "finish: work items (total)"),
     ("valuation.worklist", "_values", "finish: work items, read values"),
-    ("valuation.cross_sell", "keep_latest_peer_categories", "finish: cross-sell peers (latest keeps)"),
+    ("valuation.cross_sell", "rebuild_peer_categories", "finish: cross-sell peers"),
+    # On a connection of its own while the summary is written (its seconds overlap the others).
+    ("valuation.cross_sell", "peer_category_sums", "finish: cross-sell sums (overlapping)"),
     ("valuation.dashboard", "warm_dashboard", "finish: dashboard warm-up"),
 ]
 SLOW_SQL_SECONDS = 1.0  # in-process runs list every statement that took longer

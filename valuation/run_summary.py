@@ -308,7 +308,7 @@ def summary_rows(*, run: ValuationRun) -> dict[str, np.ndarray]:
     """The run's value rows with their customer's owner, region, industry, name, number, status
     and lost date: one query, money as integer cents. PostgreSQL sends them as CSV through COPY
     (a million rows in seconds; row by row through the driver took ~6 times longer). The
-    summary and the work items take their figures from these rows."""
+    summary, the work items and the cross-sell peers all take their figures from these rows."""
     values, customers = CustomerValue._meta.db_table, Customer._meta.db_table
     cents = ", ".join(
         f"CAST(ROUND(v.{column} * 100) AS BIGINT)"
@@ -385,6 +385,13 @@ def worklist_frames(rows: dict[str, np.ndarray]) -> tuple[pd.DataFrame, pd.DataF
     lost_on = [value or None for value in rows["lost_on"].tolist()]
     customers = pd.DataFrame({"status": rows["status"], "lost_on": lost_on}, index=index)
     return values, customers
+
+
+def peer_counts(rows: dict[str, np.ndarray]) -> dict[tuple[str, str], int]:
+    """Customers of the run per (industry, ABC class), customers without an industry left out."""
+    frame = pd.DataFrame({"industry": rows["industry"], "abc_class": rows["abc_class"]})
+    counts = frame[frame["industry"] != ""].value_counts()
+    return {(industry, abc): int(n) for (industry, abc), n in counts.items()}
 
 
 def empty_view() -> dict:

@@ -9,7 +9,6 @@ run in-process (`run_valuation`) or as Celery tasks (valuation/tasks.py).
 """
 
 import datetime as dt
-import functools
 import io
 import json
 import logging
@@ -35,7 +34,7 @@ from core.own_connection import on_own_connection
 
 from . import cross_sell, engine, history, run_summary, selectors, worklist
 from .engine.money import to_cents, to_money
-from .models import CustomerValue, PeerCategory, ValuationChunk, ValuationRun
+from .models import CustomerValue, ValuationChunk, ValuationRun
 
 logger = logging.getLogger(__name__)
 
@@ -239,12 +238,6 @@ def prepare_run(*, run_id: int) -> list[int]:
     by_type = _in_background(lambda: selectors.service_cost_by_type(as_of=run.as_of,
                                                                     window_months=settings.window_months))
     customers = selectors.customer_frame(as_of=run.as_of).set_index("customer_id")
-    # The ABC classes follow from the window margins alone: the cross-sell peers' figures are
-    # counted now, on a connection of their own, while this process fits and scores (the server
-    # has little else to do then; in the finish they competed with the indexes and the summary).
-    early_classes = engine.abc_classes(reads.summary["margin_window"].reindex(customers.index), settings)
-    peer_figures = _in_background(functools.partial(cross_sell.peer_figures, classes=early_classes, as_of=run.as_of,
-                                                    window_months=settings.window_months))
     backtest = run_backtest(as_of=run.as_of, settings=settings, reads=reads, customers=customers)
     company = {"earned_growth": earned_growth(as_of=run.as_of, revenue=reads.revenue_by_period,
                                               customers=customers.reset_index())}
@@ -262,21 +255,12 @@ def prepare_run(*, run_id: int) -> list[int]:
     classified = engine.classify(scored, thresholds, settings)
     del scored
     classified["referral_value"] = referral_values(customers, classified["clv"])
-    peers = peer_figures.result()
-    if not (classified.index.equals(early_classes.index)
-            and np.array_equal(classified["abc_class"].to_numpy(dtype=object), early_classes.to_numpy(dtype=object))):
-        # Never expected (the same margins and rule): count again with the classes as written.
-        logger.warning("Run %s: the ABC classes differ from those the cross-sell peers were counted with", run_id)
-        peers = cross_sell.peer_figures(classes=classified["abc_class"], as_of=run.as_of,
-                                        window_months=settings.window_months)
-    del early_classes
     parameters = {**models.to_dict(), "fence": inputs.fence if np.isfinite(inputs.fence) else None}
 
     _touch(run_id, stage="scoring")
     ranges = selectors.customer_id_ranges(chunk_size=django_settings.CVM_VALUATION_CHUNK_SIZE)
     with transaction.atomic():
         history.open_run(run_id=run_id)  # a fresh table without indexes for the run's rows
-        cross_sell.store_peer_categories(run_id=run_id, figures=peers)
         ValuationChunk.objects.filter(run_id=run_id).delete()
         chunk_ids = [
             ValuationChunk.objects.create(run_id=run_id, first_customer_id=lo, last_customer_id=hi,
@@ -610,7 +594,12 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True) -> bool:
         # Short transactions of its own (history.close_run): attaching the partition locks the value
         # table until commit, and nothing shows the run before it completes.
         history.close_run(run_id=run_id)
-        # The run's rows are read once: the summary and the work items use them. The
+        # The cross-sell peers read the window's transactions again (the summary's rows hold no
+        # products): on a connection of its own, while this one writes the summary and the work
+        # items, which mostly keep the client busy.
+        peer_sums = _in_background(lambda: cross_sell.peer_category_sums(
+            run_id=run_id, as_of=run.as_of, window_months=int((run.settings or {}).get("window_months", 12))))
+        # The run's rows are read once: the summary, the work items and the peers use them. The
         # summary is written before the run completes (nothing shows a run's summary before then):
         # inside the completion's transaction it held the run's row, and with it every heartbeat,
         # for as long as it took.
@@ -635,7 +624,7 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True) -> bool:
                 call()
         except Exception:  # the next run tries again; this run itself is complete
             logger.exception("%s after run %s failed", step.capitalize(), run_id)
-    _refresh_derived(run_id, rows=rows)
+    _refresh_derived(run_id, rows=rows, peer_sums=peer_sums)
     del rows
     if warm:
         _warm_dashboard()
@@ -708,16 +697,20 @@ class _Beside:
             return self.call()
 
 
-def _refresh_derived(run_id: int, *, rows: dict | None = None) -> None:
-    """Worklists (the two latest runs compared), from the run's rows as the summary read them
-    when given, and the cross-sell peers (counted when the run was prepared: only the latest
-    run keeps them). Derived figures: a failure is logged, never fails the run."""
+def _refresh_derived(run_id: int, *, rows: dict | None = None, peer_sums=None) -> None:
+    """Worklists (the two latest runs compared) and cross-sell peers, when this run is the
+    latest or the one before it; from the run's rows as the summary read them, when given,
+    and the peers' sums (cross_sell.peer_category_sums) when read already.
+    Derived figures: a failure is logged, never fails the run."""
     def work_items():
         values, customers = run_summary.worklist_frames(rows) if rows is not None else (None, None)
         worklist.rebuild_work_items(run_id=run_id, latest_values=values, customers=customers)
 
-    refreshes = [("work items", work_items),
-                 ("cross-sell peers", lambda: cross_sell.keep_latest_peer_categories(run_id=run_id))]
+    def peers():
+        cross_sell.rebuild_peer_categories(run_id=run_id, peers=run_summary.peer_counts(rows) if rows is not None else None,
+                                           sums=peer_sums.result() if peer_sums is not None else None)
+
+    refreshes = [("work items", work_items), ("cross-sell peers", peers)]
     for name, refresh in refreshes:
         try:
             refresh()
@@ -743,10 +736,9 @@ def apply_retention() -> history.ThinningResult:
 
 
 def fail_run(*, run_id: int, error: str) -> None:
-    if ValuationRun.objects.filter(pk=run_id, status=ValuationRun.Status.RUNNING).update(
+    ValuationRun.objects.filter(pk=run_id, status=ValuationRun.Status.RUNNING).update(
         status=ValuationRun.Status.FAILED, finished_at=timezone.now(), error=error[:4000]
-    ):
-        PeerCategory.objects.filter(run_id=run_id).delete()  # stored when it was prepared; never shown
+    )
 
 
 # --- model health and company figures -------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 
 from customers.models import Customer, Transaction
 from tests.cockpit.factories import CustomerValueFactory, ValuationRunFactory
+from valuation import run_summary
 from valuation.cross_sell import cross_sell_hints, rebuild_peer_categories
 from valuation.models import PeerCategory
 
@@ -61,56 +62,36 @@ def test_hints_name_what_peers_buy_and_this_customer_does_not():
     assert "Seal kit" not in peer_hints
 
 
-def test_peers_counted_from_classes_not_yet_written_equal_the_count_from_the_rows():
-    """The nightly run counts the peers from the classes it holds in memory, before its rows are
-    written (peer_figures): the same categories as counting them from the written rows."""
-    import pandas as pd
-
-    from valuation.cross_sell import PeerFigures, peer_figures, store_peer_categories
-
+def test_peers_counted_from_the_runs_rows_equal_the_stored_count():
+    """The finish counts the peers from the rows the summary read: the same categories."""
     run = ValuationRunFactory(as_of=AS_OF, settings={"window_months": 12})
-    customers = []
     for i in range(12):
-        customers.append(Customer.objects.create(number=f"C{i}", name=f"C {i}", industry=["Steel", "Food", ""][i % 3]))
-        CustomerValueFactory(run=run, customer=customers[-1], abc_class="ABC"[i % 2])
-        buy(customers[-1], ["Seal kit", "Gearbox"][i % 2], 10 * (i + 1))
-    buy(customers[0], "Gearbox", 5, days_ago=400)  # before the window
+        customer = Customer.objects.create(number=f"C{i}", name=f"C {i}", industry=["Steel", "Food", ""][i % 3])
+        CustomerValueFactory(run=run, customer=customer, abc_class="ABC"[i % 2])
+        buy(customer, ["Seal kit", "Gearbox"][i % 2], 10 * (i + 1))
     fields = ("industry", "abc_class", "category", "buyers", "peers", "margin_per_buyer")
     assert rebuild_peer_categories() > 0
     stored = sorted(PeerCategory.objects.values_list(*fields))
-    assert {peers for *_k, peers, _m in stored} == {2}  # 4 customers per industry, 2 per class
-    classes = pd.Series(dict(run.values.values_list("customer_id", "abc_class")))
-    figures = peer_figures(classes=classes, as_of=AS_OF, window_months=12)
-    assert isinstance(figures, PeerFigures)
-    store_peer_categories(run_id=run.pk, figures=figures)
+    rows = run_summary.summary_rows(run=run)
+    assert rebuild_peer_categories(run_id=run.pk, peers=run_summary.peer_counts(rows)) == len(stored)
     assert sorted(PeerCategory.objects.values_list(*fields)) == stored
-    # A longer window counts the older purchase too.
-    longer = peer_figures(classes=classes, as_of=AS_OF, window_months=24).sums
-    assert sorted(set(longer) - set(figures.sums)) == [("Steel", "A", "Gearbox", 1, 5)]
+    assert {peers for *_k, peers, _m in stored} == {2}  # 4 customers per industry, 2 per class
 
 
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
-def test_the_nightly_run_stores_the_peers_a_fresh_count_finds(monkeypatch):
-    """The run counts the peers' figures while it fits and scores (on a connection of its own on
-    PostgreSQL), from the ABC classes the window margins give; what it stores equals counting
-    them afresh from the run's written rows."""
+def test_the_nightly_run_stores_the_peers_a_fresh_count_finds():
+    """The finish reads the peers' sums on a connection of its own (PostgreSQL) while it writes
+    the summary; what it stores equals counting them afresh from the run's rows."""
     from tests.valued_company import AS_OF as RUN_AS_OF
     from tests.valued_company import simulated_company
-    from valuation import cross_sell, services
-
-    sums = cross_sell.peer_category_sums
+    from valuation import services
 
     customers = simulated_company(buyers=60, seed=5, service_every_days=30, service_offset_days=5, industry="Steel")
     Customer.objects.filter(pk__in=[c.pk for c in customers[::2]]).update(industry="Food")
     Transaction.objects.update(product="Seal kit")
     Transaction.objects.filter(customer__in=customers[::3]).update(product="Gearbox")
-    finish_reads = []
-    monkeypatch.setattr(cross_sell, "peer_category_sums",
-                        lambda **kwargs: finish_reads.append(kwargs) or sums(**kwargs))
     run = services.run_valuation(as_of=RUN_AS_OF)
-    assert finish_reads == []  # counted while the run was prepared: the finish reads no transactions
-    monkeypatch.undo()
     fields = ("industry", "abc_class", "category", "buyers", "peers", "margin_per_buyer")
     stored = sorted(PeerCategory.objects.filter(run=run).values_list(*fields))
     assert {category for _i, _a, category, *_rest in stored} == {"Seal kit", "Gearbox"}
@@ -137,37 +118,31 @@ def test_the_run_stores_its_peers_when_no_second_connection_is_to_be_had(monkeyp
         pytest.skip("PostgreSQL only: SQLite reads everything on the run's connection")
     simulated_company(buyers=40, seed=5, service_every_days=30, service_offset_days=5, industry="Steel")
     Transaction.objects.update(product="Seal kit")
-    figures = cross_sell.peer_figures
+    sums = cross_sell.peer_category_sums
     refused = []
 
     def on_the_main_connection_only(**kwargs):
         if threading.current_thread() is not threading.main_thread():
             refused.append(True)
             raise OperationalError("sorry, too many clients already")
-        return figures(**kwargs)
+        return sums(**kwargs)
 
-    monkeypatch.setattr(cross_sell, "peer_figures", on_the_main_connection_only)
+    monkeypatch.setattr(cross_sell, "peer_category_sums", on_the_main_connection_only)
     run = services.run_valuation(as_of=RUN_AS_OF)
     assert run.status == "completed" and refused
     assert PeerCategory.objects.filter(run=run, category="Seal kit").exists()
 
 
-def _company_with_peers():
+def test_only_the_latest_run_keeps_peer_categories_a_back_fill_changes_nothing():
+    """A back-filled run (an earlier date) neither stores peer categories nor drops the latest
+    run's; those equal counting afresh from the latest run's rows."""
+    from tests.valued_company import AS_OF as RUN_AS_OF
     from tests.valued_company import simulated_company
+    from valuation import services
 
     customers = simulated_company(buyers=30, seed=7, service_every_days=30, service_offset_days=5, industry="Steel")
     Transaction.objects.update(product="Seal kit")
     Transaction.objects.filter(customer__in=customers[::3]).update(product="Gearbox")
-    return customers
-
-
-def test_only_the_latest_run_keeps_peer_categories_a_back_fill_keeps_none():
-    """Each run counts its peers while it is prepared; when it completes, the latest run's stay
-    and a back-filled run (an earlier date) drops its own."""
-    from tests.valued_company import AS_OF as RUN_AS_OF
-    from valuation import services
-
-    _company_with_peers()
     latest = services.run_valuation(as_of=RUN_AS_OF)
     fields = ("industry", "abc_class", "category", "buyers", "peers", "margin_per_buyer")
     stored = sorted(PeerCategory.objects.filter(run=latest).values_list(*fields))
@@ -176,21 +151,5 @@ def test_only_the_latest_run_keeps_peer_categories_a_back_fill_keeps_none():
     assert back_fill.status == "completed"
     assert not PeerCategory.objects.filter(run=back_fill).exists()
     assert sorted(PeerCategory.objects.filter(run=latest).values_list(*fields)) == stored
-    # What the run stored equals counting afresh from its written rows.
     assert rebuild_peer_categories() == len(stored)
     assert sorted(PeerCategory.objects.filter(run=latest).values_list(*fields)) == stored
-
-
-def test_a_run_that_fails_keeps_no_peer_categories(monkeypatch):
-    from tests.valued_company import AS_OF as RUN_AS_OF
-    from valuation import run_summary, services
-
-    _company_with_peers()
-
-    def broken(**kwargs):
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr(run_summary, "write_run_summary", broken)
-    with pytest.raises(RuntimeError):
-        services.run_valuation(as_of=RUN_AS_OF)
-    assert not PeerCategory.objects.exists()

@@ -26,7 +26,7 @@ from .pareto_nbd import ParetoNbdParams, fit_pareto_nbd
 from .pipeline import ValuationResult, combine, lost_flags, valuate, valuate_with_backtest
 from .purchase_models import PURCHASE_MODELS, fit_purchase_model
 from .referral import incremental_referral_value, referral_value
-from .segments import ABC_CLASSES, SEGMENTS, Thresholds, abc_classes, classify, compute_thresholds
+from .segments import ABC_CLASSES, SEGMENTS, Thresholds, classify, compute_thresholds
 from .settings import WEEKS_PER_MONTH, EngineSettings
 from .summary import (
     INPUT_RULE_COLUMNS,
@@ -89,7 +89,6 @@ __all__ = [
     "GammaGammaParams",
     "Thresholds",
     "ValuationResult",
-    "abc_classes",
     "backtest",
     "backtest_summary",
     "bgnbd_expected_purchases",

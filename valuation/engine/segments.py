@@ -85,23 +85,6 @@ def _abc_thresholds(margin: np.ndarray, settings: EngineSettings) -> tuple[float
     return float(positive[a_last]), float(positive[b_last])
 
 
-# Codes 0, 1, 2 for C, A, B; labels are taken from small tables, not made per customer.
-_ABC_LABELS = ["C", "A", "B"]
-
-
-def _abc_codes(margin: np.ndarray, a_min: float, b_min: float) -> np.ndarray:
-    return np.where(margin <= 0, 0, np.where(margin >= a_min, 1, np.where(margin >= b_min, 2, 0)))
-
-
-def abc_classes(margin_window: pd.Series, settings: EngineSettings | None = None) -> pd.Series:
-    """Each customer's ABC class from the window margins of all of a run's customers alone,
-    as classify gives it (the same cut-offs as compute_thresholds): known as soon as the
-    transactions are summed, before any model is fitted."""
-    margin = pd.to_numeric(margin_window).fillna(0.0).to_numpy(dtype=float)
-    a_min, b_min = _abc_thresholds(margin, settings or EngineSettings())
-    return _labels(_ABC_LABELS, _abc_codes(margin, a_min, b_min), margin_window.index)
-
-
 def compute_thresholds(scored: pd.DataFrame, settings: EngineSettings | None = None) -> Thresholds:
     """Global thresholds from all customers of a run.
 
@@ -142,8 +125,13 @@ def classify(scored: pd.DataFrame, thresholds: Thresholds, settings: EngineSetti
     # A shallow copy: pandas copies on write, so ``scored`` stays as it is, and its columns are
     # not copied (at a million customers the deep copy took longer than the classification).
     result = scored.copy(deep=False)
-    abc = _abc_codes(pd.to_numeric(result["margin_window"]).fillna(0.0).to_numpy(dtype=float),
-                     thresholds.abc_a_min_margin, thresholds.abc_b_min_margin)
+    margin = pd.to_numeric(result["margin_window"]).fillna(0.0).to_numpy(dtype=float)
+    # Codes 0, 1, 2 for C, A, B; labels are taken from small tables, not made per customer.
+    abc = np.where(
+        margin <= 0,
+        0,
+        np.where(margin >= thresholds.abc_a_min_margin, 1, np.where(margin >= thresholds.abc_b_min_margin, 2, 0)),
+    )
     high_classic = classic_value(result, settings).to_numpy(dtype=float) > thresholds.classic_threshold
     value_to = pd.to_numeric(result["value_to_customer"]).fillna(0.0).to_numpy(dtype=float)
     high_value_to = value_to > thresholds.value_to_threshold
@@ -156,7 +144,7 @@ def classify(scored: pd.DataFrame, thresholds: Thresholds, settings: EngineSetti
     strategy = segment.copy()
     if "lost" in result:
         strategy[result["lost"].fillna(False).astype(bool).to_numpy()] = len(codes)
-    result["abc_class"] = _labels(_ABC_LABELS, abc, result.index)
+    result["abc_class"] = _labels(["C", "A", "B"], abc, result.index)
     result["segment"] = _labels(codes, segment, result.index)
     result["strategy"] = _labels(
         [strategy for _, strategy in SEGMENTS.values()] + [LOST_STRATEGY], strategy, result.index

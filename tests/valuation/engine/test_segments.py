@@ -82,26 +82,3 @@ def test_nobody_with_positive_margin_is_all_c():
     frame = scored_frame().assign(margin_window=0.0)
     result = classify(frame, compute_thresholds(frame, EngineSettings()), EngineSettings())
     assert set(result["abc_class"]) == {"C"}
-
-
-def test_abc_classes_from_the_margins_alone_equal_classify():
-    """The run counts the cross-sell peers with the classes the window margins give before any
-    model is fitted: they must be the classes classify gives after scoring."""
-    import numpy as np
-
-    from valuation.engine import abc_classes
-
-    frame = scored_frame()
-    assert abc_classes(frame["margin_window"]).tolist() == ["A", "A", "B", "B", "C", "C", "C"]
-    rng = np.random.default_rng(3)
-    for n in (0, 1, 5, 1000):
-        margin = pd.Series(np.round(rng.lognormal(5, 2, n) * rng.choice([1, 1, 1, 0, -1], n), 2),
-                           index=pd.Index(np.arange(n) + 10, name="customer_id"))
-        margin.iloc[::17] = np.nan  # a customer without transactions in the window
-        scored = pd.DataFrame({"margin_window": margin, "clv": margin.fillna(0), "value_to_customer": 0.0,
-                               "active": True})
-        for settings in (EngineSettings(), EngineSettings(abc_a_share=0.5, abc_b_share=0.9)):
-            expected = classify(scored, compute_thresholds(scored, settings), settings)["abc_class"]
-            got = abc_classes(margin, settings)
-            assert got.index.equals(margin.index)
-            assert got.tolist() == expected.tolist()
