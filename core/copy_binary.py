@@ -18,6 +18,8 @@ from decimal import Decimal
 
 import numpy as np
 
+from .copy_text import rounded_cents
+
 HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"  # signature, flags, no extension
 TRAILER = b"\xff\xff"
 _NULL = np.frombuffer(np.array([-1], dtype=">i4").tobytes(), dtype=np.uint8)
@@ -98,11 +100,8 @@ def numeric_cents(values, *, exact: Callable[[float], Decimal], null_nan: bool =
     values = np.asarray(values, dtype=np.float64)
     n = len(values)
     nan = np.isnan(values)
-    with np.errstate(invalid="ignore"):
-        scaled = values * 100.0
-        half = np.abs(scaled - np.floor(scaled) - 0.5)
-        doubtful = ~nan & (~np.isfinite(scaled) | (half < 1e-6 + np.abs(scaled) * 1e-15) | (np.abs(scaled) >= 2.0**62))
-    cents = np.rint(np.where(doubtful | nan, 0.0, scaled)).astype(np.int64)
+    cents, doubtful = rounded_cents(values)
+    doubtful &= ~nan
     for k in np.flatnonzero(doubtful):
         amount = exact(float(values[k]))
         if not amount.is_finite() or abs(amount) >= Decimal(_CENTS_LIMIT) / 100:

@@ -65,6 +65,17 @@ def strings(values) -> np.ndarray:
     return _matrix(np.asarray(values, dtype="S"))
 
 
+def rounded_cents(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each amount x 100 rounded to whole cents, and where that is in doubt: within a hair of
+    half a cent (binary and decimal rounding may disagree), not finite, or too large for an
+    int64. The doubtful ones are 0 here; the caller asks the reference rounding for them."""
+    with np.errstate(invalid="ignore"):
+        scaled = values * 100.0
+        half = np.abs(scaled - np.floor(scaled) - 0.5)
+        doubtful = ~np.isfinite(scaled) | (half < 1e-6 + np.abs(scaled) * 1e-15) | (np.abs(scaled) >= 2.0**62)
+    return np.rint(np.where(doubtful, 0.0, scaled)).astype(np.int64), doubtful
+
+
 def money(values, *, exact) -> np.ndarray:
     """Amounts rounded to cents as decimal text.
 
@@ -73,11 +84,7 @@ def money(values, *, exact) -> np.ndarray:
     cent, where binary and decimal rounding may disagree, or not finite - ``exact`` decides.
     """
     values = np.asarray(values, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        scaled = values * 100.0
-        half = np.abs(scaled - np.floor(scaled) - 0.5)
-        doubtful = ~np.isfinite(scaled) | (half < 1e-6 + np.abs(scaled) * 1e-15)
-    cents = np.rint(np.where(doubtful, 0.0, scaled)).astype(np.int64)
+    cents, doubtful = rounded_cents(values)
     whole = np.abs(cents) // 100
     text = np.char.add(np.char.add(np.where(cents < 0, b"-", b""), whole.astype("S")), b".")
     text = np.char.add(text, _CENTS[np.abs(cents) % 100])

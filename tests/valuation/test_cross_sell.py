@@ -84,13 +84,10 @@ def test_the_nightly_run_stores_the_peers_a_fresh_count_finds():
     """The finish reads the peers' sums on a connection of its own (PostgreSQL) while it writes
     the summary; what it stores equals counting them afresh from the run's rows."""
     from tests.valued_company import AS_OF as RUN_AS_OF
-    from tests.valued_company import simulated_company
     from valuation import services
 
-    customers = simulated_company(buyers=60, seed=5, service_every_days=30, service_offset_days=5, industry="Steel")
+    customers = _buying_company(buyers=60, seed=5)
     Customer.objects.filter(pk__in=[c.pk for c in customers[::2]]).update(industry="Food")
-    Transaction.objects.update(product="Seal kit")
-    Transaction.objects.filter(customer__in=customers[::3]).update(product="Gearbox")
     run = services.run_valuation(as_of=RUN_AS_OF)
     fields = ("industry", "abc_class", "category", "buyers", "peers", "margin_per_buyer")
     stored = sorted(PeerCategory.objects.filter(run=run).values_list(*fields))
@@ -137,12 +134,9 @@ def test_only_the_latest_run_keeps_peer_categories_a_back_fill_changes_nothing()
     """A back-filled run (an earlier date) neither stores peer categories nor drops the latest
     run's; those equal counting afresh from the latest run's rows."""
     from tests.valued_company import AS_OF as RUN_AS_OF
-    from tests.valued_company import simulated_company
     from valuation import services
 
-    customers = simulated_company(buyers=30, seed=7, service_every_days=30, service_offset_days=5, industry="Steel")
-    Transaction.objects.update(product="Seal kit")
-    Transaction.objects.filter(customer__in=customers[::3]).update(product="Gearbox")
+    _buying_company(buyers=30, seed=7)
     latest = services.run_valuation(as_of=RUN_AS_OF)
     fields = ("industry", "abc_class", "category", "buyers", "peers", "margin_per_buyer")
     stored = sorted(PeerCategory.objects.filter(run=latest).values_list(*fields))
@@ -153,3 +147,14 @@ def test_only_the_latest_run_keeps_peer_categories_a_back_fill_changes_nothing()
     assert sorted(PeerCategory.objects.filter(run=latest).values_list(*fields)) == stored
     assert rebuild_peer_categories() == len(stored)
     assert sorted(PeerCategory.objects.filter(run=latest).values_list(*fields)) == stored
+
+
+def _buying_company(*, buyers: int, seed: int) -> list[Customer]:
+    """A simulated company of one industry whose customers bought seal kits, every third a gearbox."""
+    from tests.valued_company import simulated_company
+
+    customers = simulated_company(buyers=buyers, seed=seed, service_every_days=30, service_offset_days=5,
+                                  industry="Steel")
+    Transaction.objects.update(product="Seal kit")
+    Transaction.objects.filter(customer__in=customers[::3]).update(product="Gearbox")
+    return customers
