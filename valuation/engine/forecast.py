@@ -29,6 +29,7 @@ scored in the same call.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
@@ -51,6 +52,11 @@ _BLOCK = 16
 _MAX_PURCHASES = 3000
 _CELLS_PER_BATCH = 4_000_000
 _ROWS_PER_BATCH = 20_000
+# Threads simulating the ranges' groups (one per repeat-purchase count) at once: numpy leaves
+# the interpreter lock in their array work, so at 1M customers two threads scored in 7.1 s
+# where one took 11.0 s (0.8 s more CPU), with identical results. Each thread holds up to
+# _CELLS_PER_BATCH cells of a few arrays (~200 MB).
+RANGE_THREADS = 2
 # Value to infinity: monthly steps over the CLV horizon, then yearly steps to this many
 # years; at a 10 % discount rate what lies beyond is below 0.01 % of a year's margin.
 RLV_YEARS = 100
@@ -263,7 +269,9 @@ def margin_quantiles(
     order = used[np.argsort(x_int[used], kind="stable")]
     values, starts = np.unique(x_int[order], return_index=True)
     ends = np.r_[starts[1:], len(order)]
-    for value, start, end in zip(values, starts, ends, strict=True):
+
+    def quantiles_of_group(group: tuple[int, int, int]) -> None:
+        value, start, end = group
         members = order[start:end]
         grid = np.unique(np.r_[k_lo[members], k_lo[members] + 1])
         table = _simulate_group(
@@ -276,6 +284,17 @@ def margin_quantiles(
             u = (level - (1.0 - pa)) / pa
             q = (1.0 - w) * _read_quantile(table, row_lo, u) + w * _read_quantile(table, row_lo + 1, u)
             result[members] = np.where(u > 0, scale[members] * q, 0.0)
+
+    # Each group has its own seeds and writes only its members: the groups run in any order,
+    # on RANGE_THREADS threads, largest first so that the threads finish together.
+    groups = sorted(zip(values.tolist(), starts.tolist(), ends.tolist(), strict=True), key=lambda g: g[1] - g[2])
+    if RANGE_THREADS > 1 and len(groups) > 1:
+        with ThreadPoolExecutor(max_workers=RANGE_THREADS, thread_name_prefix="valuation-range") as pool:
+            for _ in pool.map(quantiles_of_group, groups):
+                pass
+    else:
+        for group in groups:
+            quantiles_of_group(group)
     return out
 
 

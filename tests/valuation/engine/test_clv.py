@@ -89,6 +89,18 @@ def test_deterministic_for_a_seed(population):
     pd.testing.assert_series_equal(a["clv"], c["clv"])  # the point value uses no random numbers
 
 
+def test_ranges_on_threads_equal_ranges_on_one(population, monkeypatch):
+    """The ranges' groups run on several threads: the same numbers as one after the other."""
+    from valuation.engine import forecast
+
+    summary, fit = population
+    assert summary["purchase_days"].nunique() > 10  # many groups to share out
+    monkeypatch.setattr(forecast, "RANGE_THREADS", 1)
+    alone = scores(summary, fit, EngineSettings())
+    monkeypatch.setattr(forecast, "RANGE_THREADS", 3)
+    pd.testing.assert_frame_equal(scores(summary, fit, EngineSettings()), alone)
+
+
 def edge_summary() -> pd.DataFrame:
     return pd.DataFrame(
         {
