@@ -62,8 +62,9 @@ class Rows:
         if not _SHARING:
             return cls._build(x, t_x, T, w, seed=seed)
         inputs = (seed, *(None if v is None else np.array(v, dtype=float) for v in (x, t_x, T, w)))
-        if _LAST_BUILD and _same_inputs(_LAST_BUILD[0], inputs):
-            return _LAST_BUILD[1]
+        last = _LAST_BUILD[:]  # one read: fits on other threads may replace it meanwhile
+        if last and _same_inputs(last[0], inputs):
+            return last[1]
         result = cls._build(x, t_x, T, w, seed=seed)
         _LAST_BUILD[:] = [inputs, result]
         return result

@@ -66,6 +66,35 @@ def test_fit_chosen_model_decides_a_tie_on_the_valuation_history():
     assert alone.model == "pareto_nbd"
 
 
+def test_models_fitted_on_threads_equal_models_fitted_one_after_the_other(monkeypatch):
+    """The back-test and the tie-break fit their models on several threads: the same choice,
+    parameters, covariances and errors as one after the other."""
+    from valuation.engine import value
+
+    tx = simulate_transactions(800, BgNbdParams(r=0.6, alpha=8.0, a=0.8, b=3.0), GammaGammaParams(p=5.0, q=4.0, v=80.0),
+                               dt.date(2024, 1, 1), dt.date(2026, 6, 30), seed=5)
+    customers = pd.DataFrame({"customer_id": tx["customer_id"].unique(), "active": True})
+    services = pd.DataFrame(columns=["customer_id", "date", "service_type", "quantity", "unit", "cost"])
+    summary = summarise_transactions(tx, "2026-06-30", input_rule_columns=True)
+
+    def choice_and_fit():
+        result = valuate_with_backtest(tx, services, customers, dt.date(2026, 6, 30), EngineSettings(simulation_draws=50))
+        models = result.fit.to_dict()
+        for entry in models["models_compared"]["models_compared"].values():
+            entry.pop("seconds")
+        models["diagnostics"].pop("fit_seconds")
+        tie = fit_chosen_model(summary, {"model": "pareto_nbd", "tied": ["bgnbd", "mbgnbd", "pareto_nbd"]})
+        return models, tie.purchase.to_dict(), result.customers
+
+    monkeypatch.setattr(value, "FIT_THREADS", 1)
+    alone = choice_and_fit()
+    monkeypatch.setattr(value, "FIT_THREADS", 3)
+    threaded = choice_and_fit()
+    assert threaded[0]["models_compared"]["models_compared"].keys() == {"bgnbd", "mbgnbd", "pareto_nbd"}
+    assert threaded[:2] == alone[:2]
+    pd.testing.assert_frame_equal(threaded[2], alone[2])
+
+
 # Frequent buyers who rarely drop out (a wholesaler's customers): most have a positive 10th
 # percentile, where a calibrated range leaves 10 % above and 10 % below.
 TRUE_BGNBD = BgNbdParams(r=3.0, alpha=6.0, a=0.3, b=8.0)
