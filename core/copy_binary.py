@@ -18,7 +18,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from .copy_text import rounded_cents
+from .cents import rounded_cents
 
 HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"  # signature, flags, no extension
 TRAILER = b"\xff\xff"

@@ -13,6 +13,8 @@ import io
 import numpy as np
 from django.db import connection
 
+from .cents import rounded_cents
+
 NULL = b"\\N"
 _TAB = np.uint8(ord("\t"))
 _NEWLINE = np.uint8(ord("\n"))
@@ -63,17 +65,6 @@ def booleans(values) -> np.ndarray:
 def strings(values) -> np.ndarray:
     """ASCII strings without tab, newline or backslash (codes, classes, JSON of slugs)."""
     return _matrix(np.asarray(values, dtype="S"))
-
-
-def rounded_cents(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each amount x 100 rounded to whole cents, and where that is in doubt: within a hair of
-    half a cent (binary and decimal rounding may disagree), not finite, or too large for an
-    int64. The doubtful ones are 0 here; the caller asks the reference rounding for them."""
-    with np.errstate(invalid="ignore"):
-        scaled = values * 100.0
-        half = np.abs(scaled - np.floor(scaled) - 0.5)
-        doubtful = ~np.isfinite(scaled) | (half < 1e-6 + np.abs(scaled) * 1e-15) | (np.abs(scaled) >= 2.0**62)
-    return np.rint(np.where(doubtful, 0.0, scaled)).astype(np.int64), doubtful
 
 
 def money(values, *, exact) -> np.ndarray:
