@@ -559,11 +559,16 @@ def _customer_blocks(customer: np.ndarray, *, rows_per_block: int) -> list[tuple
 
 
 def _revenue_by_period(customer: np.ndarray, day: np.ndarray, revenue: np.ndarray, period_ends: list[dt.date]):
-    """revenue_by_customer_period from the day sums: period k is (end k-1, end k]."""
+    """revenue_by_customer_period from the day sums, sorted by customer and day (as
+    transaction_days gives them): period k is (end k-1, end k]. Sorted so, each (customer,
+    period) is one run of rows, summed in place (a grouping of the 10M days took 3 s)."""
     ends = np.array([_epoch_day(end) for end in period_ends], dtype=np.int64)
     inside = (day > ends[0]) & (day <= ends[-1])
-    period = np.searchsorted(ends, day[inside], side="left")
-    frame = (pd.DataFrame({"customer_id": customer[inside], "period": period, "revenue": revenue[inside]})
-             .groupby(["customer_id", "period"], sort=True)["revenue"].sum().reset_index())
+    customer, period, revenue = customer[inside], np.searchsorted(ends, day[inside], side="left"), revenue[inside]
+    starts = np.flatnonzero(np.r_[True, (customer[1:] != customer[:-1]) | (period[1:] != period[:-1])])
+    if not len(customer):
+        starts = starts[:0]
+    frame = pd.DataFrame({"customer_id": customer[starts], "period": period[starts],
+                          "revenue": np.add.reduceat(revenue, starts) if len(starts) else revenue[:0]})
     frame["date"] = pd.to_datetime(np.array(period_ends, dtype="datetime64[D]")[frame["period"].to_numpy()])
     return frame[["customer_id", "date", "revenue"]]
