@@ -6,6 +6,7 @@ plain DataFrames back.
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -496,14 +497,18 @@ def first_transaction_day(*, until: dt.date) -> dt.date | None:
 
 
 def run_transaction_inputs(
-    *, as_of: dt.date, window_months: int, holdout_weeks: float, period_ends: list[dt.date]
+    *, as_of: dt.date, window_months: int, holdout_weeks: float, period_ends: list[dt.date],
+    scanned: Callable[[], None] | None = None,
 ) -> TransactionInputs:
     """Every transaction input of a run from one scan (transaction_days), with the engine's
     own rules (engine.summarise_transactions, population_fence, holdout_outcome): the same
     figures as transaction_summary, purchase_day_fence, holdout_outcome and
     revenue_by_customer_period, which each scan the table again. The back-test's calibration
-    end follows from the oldest day read (engine.backtest_calibration_end)."""
+    end follows from the oldest day read (engine.backtest_calibration_end). ``scanned`` is
+    called once the scan is read, before the figures are derived from it in this process."""
     days = transaction_days(until=as_of)
+    if scanned is not None:
+        scanned()
     first_day = EPOCH + dt.timedelta(days=int(days["day"].min())) if len(days) else None
     backtest_end = engine_backtest_calibration_end(first_day, as_of, holdout_weeks)
     calibration_end = backtest_end or as_of - dt.timedelta(weeks=holdout_weeks)  # unused when None

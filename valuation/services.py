@@ -231,13 +231,21 @@ def prepare_run(*, run_id: int) -> list[int]:
     settings = run.engine_settings
     _touch(run_id, stage="back-testing")
     ends = growth_period_ends(run.as_of)
+    beside = {}
+
+    def read_beside() -> None:
+        # Once the scan is read the server is idle while this process derives the inputs from
+        # it: the customers and the service costs (one grouped query) are read meanwhile, each
+        # on a connection of its own.
+        beside["customers"] = _in_background(lambda: selectors.customer_frame(as_of=run.as_of))
+        beside["by_type"] = _in_background(lambda: selectors.service_cost_by_type(
+            as_of=run.as_of, window_months=settings.window_months))
+
     reads = selectors.run_transaction_inputs(as_of=run.as_of, window_months=settings.window_months,
-                                             holdout_weeks=settings.holdout_weeks, period_ends=ends)
-    # The service costs are one grouped query the server works on alone: on a connection of its
-    # own while this process reads the customers and runs the back-test.
-    by_type = _in_background(lambda: selectors.service_cost_by_type(as_of=run.as_of,
-                                                                    window_months=settings.window_months))
-    customers = selectors.customer_frame(as_of=run.as_of).set_index("customer_id")
+                                             holdout_weeks=settings.holdout_weeks, period_ends=ends,
+                                             scanned=read_beside)
+    by_type = beside["by_type"]
+    customers = beside["customers"].result().set_index("customer_id")
     backtest = run_backtest(as_of=run.as_of, settings=settings, reads=reads, customers=customers)
     company = {"earned_growth": earned_growth(as_of=run.as_of, revenue=reads.revenue_by_period,
                                               customers=customers.reset_index())}
