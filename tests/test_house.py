@@ -2,6 +2,9 @@
 part in an import cycle. Read from the source, so it fails the moment an arrow is reversed."""
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -140,3 +143,17 @@ def test_the_check_fails_on_a_file_level_cycle(house_copy):
     access.write_text(access.read_text(encoding="utf-8") + "\nfrom .selectors import search_customers  # noqa\n")
     assert ["customers.access", "customers.selectors"] in import_cycles(house_copy)
     assert selectors.exists()
+
+
+def test_the_valuation_engine_loads_without_django():
+    """valuation/engine is pure maths, run on a CSV export as well as in the nightly run:
+    every module of it, imported on a fresh interpreter, loads no Django (nor does core.cents,
+    which its money rounding uses)."""
+    code = ("import importlib, pkgutil, sys, valuation.engine as engine; "
+            "[importlib.import_module(f'valuation.engine.{m.name}') for m in pkgutil.iter_modules(engine.__path__)]; "
+            "assert 'core.cents' in sys.modules; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'django'))")
+    environment = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"} | {"PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
+                            env=environment)
+    assert result.stdout.strip() == "[]"

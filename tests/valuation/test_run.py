@@ -525,6 +525,37 @@ def test_the_run_is_indexed_when_no_extra_connection_is_to_be_had(monkeypatch):
 
 
 @pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_reads_beside_the_run_without_a_connection_of_their_own_give_the_same_values(monkeypatch):
+    """The prepare reads the customers and the service costs, the finish the cross-sell peers
+    and the service cost views, on connections of their own: when the server refuses those
+    (too many clients), they are read on the run's connection and the run stores the same values."""
+    import threading
+
+    from django.db import OperationalError, connection
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: elsewhere the reads beside are made on the run's connection anyway")
+    customers = simulated_company(buyers=30, seed=3, service_every_days=30, service_offset_days=5)
+    with_connections = values_by_customer(services.run_valuation(as_of=AS_OF, warm=False))
+    connect = DatabaseWrapper.get_new_connection
+    refused = []
+
+    def refused_beside(self, params):
+        if threading.current_thread().name.startswith("valuation-finish"):
+            refused.append(threading.current_thread().name)
+            raise OperationalError("sorry, too many clients already")
+        return connect(self, params)
+
+    monkeypatch.setattr(DatabaseWrapper, "get_new_connection", refused_beside)
+    run = services.run_valuation(as_of=AS_OF, warm=False)
+    assert run.status == ValuationRun.Status.COMPLETED and run.rows_written == len(customers)
+    assert len(refused) >= 4  # customers, service costs, peers, cost views: each read again on the run's
+    assert values_by_customer(run) == with_connections
+
+
+@pytest.mark.services
 def test_value_rows_written_in_many_copy_blocks_equal_those_written_in_one(company, monkeypatch):
     """PostgreSQL gets a chunk's value rows in COPY blocks (services.COPY_BLOCK_ROWS): blocks
     of 7 rows store the same values as one block."""
