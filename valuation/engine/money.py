@@ -20,7 +20,7 @@ def to_money(value: float) -> Decimal:
 def to_cents(values) -> np.ndarray:
     """to_money of each value as whole cents (int64); NaN counts as 0. Vectorised where the
     float rounds to the same cent (core.cents); to_money decides the values in doubt (a
-    million values: 0.1 s instead of 1.8 s one by one)."""
+    million values: 0.03-0.11 s instead of 1.8 s one by one)."""
     flat = np.nan_to_num(np.asarray(values, dtype=float).ravel(), nan=0.0)
     cents, doubtful = rounded_cents(flat)
     for k in np.flatnonzero(doubtful):
