@@ -570,10 +570,8 @@ def _revenue_by_period(customer: np.ndarray, day: np.ndarray, revenue: np.ndarra
     ends = np.array([_epoch_day(end) for end in period_ends], dtype=np.int64)
     inside = (day > ends[0]) & (day <= ends[-1])
     customer, period, revenue = customer[inside], np.searchsorted(ends, day[inside], side="left"), revenue[inside]
-    starts = np.flatnonzero(np.r_[True, (customer[1:] != customer[:-1]) | (period[1:] != period[:-1])])
-    if not len(customer):
-        starts = starts[:0]
+    starts = np.flatnonzero(np.r_[len(customer) > 0, (customer[1:] != customer[:-1]) | (period[1:] != period[:-1])])
     frame = pd.DataFrame({"customer_id": customer[starts], "period": period[starts],
-                          "revenue": np.add.reduceat(revenue, starts) if len(starts) else revenue[:0]})
+                          "revenue": np.add.reduceat(revenue, starts) if len(starts) else revenue})
     frame["date"] = pd.to_datetime(np.array(period_ends, dtype="datetime64[D]")[frame["period"].to_numpy()])
     return frame[["customer_id", "date", "revenue"]]

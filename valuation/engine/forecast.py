@@ -29,7 +29,6 @@ scored in the same call.
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
@@ -46,6 +45,7 @@ from .purchase_models import (
 )
 from .reductions import row_dot
 from .settings import WEEKS_PER_MONTH, EngineSettings
+from .threads import map_on_threads
 
 GRID_STEP = 0.05
 _BLOCK = 16
@@ -288,13 +288,7 @@ def margin_quantiles(
     # Each group has its own seeds and writes only its members: the groups run in any order,
     # on RANGE_THREADS threads, largest first so that the threads finish together.
     groups = sorted(zip(values.tolist(), starts.tolist(), ends.tolist(), strict=True), key=lambda g: g[1] - g[2])
-    if RANGE_THREADS > 1 and len(groups) > 1:
-        with ThreadPoolExecutor(max_workers=RANGE_THREADS, thread_name_prefix="valuation-range") as pool:
-            for _ in pool.map(quantiles_of_group, groups):
-                pass
-    else:
-        for group in groups:
-            quantiles_of_group(group)
+    map_on_threads(quantiles_of_group, groups, threads=RANGE_THREADS, name="valuation-range")
     return out
 
 

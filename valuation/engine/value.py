@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +48,7 @@ from .purchase_models import (
 )
 from .settings import WEEKS_PER_MONTH, EngineSettings
 from .summary import DateLike, _epoch_days, as_timestamp, summarise_transactions
+from .threads import map_on_threads
 
 VALUE_COLUMNS = [
     "p_alive",
@@ -258,9 +258,8 @@ def _margin_per_purchase(models: ValuationModels, d: dict[str, np.ndarray]) -> t
     return margin, scale
 
 
-# Purchase models fitted at once, each on a thread of its own: most of a fit is numpy's array
-# work, which leaves the interpreter lock, so on two cores the Pareto/NBD fit runs beside the
-# BG/NBD ones.
+# Purchase models fitted at once (engine.threads): on two cores the Pareto/NBD fit runs beside
+# the BG/NBD ones.
 FIT_THREADS = 2
 
 
@@ -283,10 +282,7 @@ def fit_purchase_models(names: list[str], d: dict[str, np.ndarray], settings: En
             if seconds is not None:
                 seconds[name] = time.perf_counter() - started
 
-    if FIT_THREADS > 1 and len(names) > 1:
-        with ThreadPoolExecutor(max_workers=FIT_THREADS, thread_name_prefix="valuation-fit") as pool:
-            return dict(zip(names, pool.map(fit, names), strict=True))
-    return {name: fit(name) for name in names}
+    return dict(zip(names, map_on_threads(fit, names, threads=FIT_THREADS, name="valuation-fit"), strict=True))
 
 
 def fit_valuation_models(
