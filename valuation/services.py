@@ -18,7 +18,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -30,7 +29,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from core import copy_binary, copy_text
-from core.own_connection import on_own_connection
+from core.own_connection import in_background, on_own_connection
 
 from . import cross_sell, engine, history, run_summary, selectors, worklist
 from .engine.money import to_cents, to_money
@@ -237,8 +236,8 @@ def prepare_run(*, run_id: int) -> list[int]:
         # Once the scan is read the server is idle while this process derives the inputs from
         # it: the customers and the service costs (one grouped query) are read meanwhile, each
         # on a connection of its own.
-        beside["customers"] = _in_background(lambda: selectors.customer_frame(as_of=run.as_of))
-        beside["by_type"] = _in_background(lambda: selectors.service_cost_by_type(
+        beside["customers"] = in_background(lambda: selectors.customer_frame(as_of=run.as_of))
+        beside["by_type"] = in_background(lambda: selectors.service_cost_by_type(
             as_of=run.as_of, window_months=settings.window_months))
 
     reads = selectors.run_transaction_inputs(as_of=run.as_of, window_months=settings.window_months,
@@ -605,14 +604,14 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True) -> bool:
         # The cross-sell peers read the window's transactions again (the summary's rows hold no
         # products): on a connection of its own, while this one writes the summary and the work
         # items, which mostly keep the client busy.
-        peer_sums = _in_background(lambda: cross_sell.peer_category_sums(
+        peer_sums = in_background(lambda: cross_sell.peer_category_sums(
             run_id=run_id, as_of=run.as_of, window_months=int((run.settings or {}).get("window_months", 12))))
         # The run's rows are read once: the summary, the work items and the peers use them. The
         # summary is written before the run completes (nothing shows a run's summary before then):
         # inside the completion's transaction it held the run's row, and with it every heartbeat,
         # for as long as it took.
         # Its service cost views are one grouped query over the service events: read beside it.
-        service_costs = _in_background(lambda: run_summary.service_cost_views(as_of=run.as_of))
+        service_costs = in_background(lambda: run_summary.service_cost_views(as_of=run.as_of))
         rows = run_summary.write_run_summary(run_id=run_id, service_costs=service_costs)
         try:
             completed = _complete_run(run_id)
@@ -662,47 +661,6 @@ def _drop_summary_of_unfinished_run(run_id: int) -> None:
         run_summary.drop_summary(run_id=run_id)
     except Exception:
         logger.exception("Dropping the summary of run %s, which did not complete, failed", run_id)
-
-
-class _Inline:
-    """A call made when its result is asked for (_in_background's stand-in)."""
-
-    def __init__(self, call: Callable):
-        self.call = call
-
-    def result(self):
-        return self.call()
-
-
-def _in_background(call: Callable):
-    """Start ``call`` on a thread with its own database connection; its result (or error)
-    comes from ``.result()`` (see _Beside). Inside a transaction (tests) or on SQLite it runs when asked:
-    another connection would not see this one's uncommitted rows."""
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
-        return _Inline(call)
-
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="valuation-finish")
-    try:
-        return _Beside(pool.submit(on_own_connection(call)), call)
-    finally:
-        pool.shutdown(wait=False)  # the thread ends with its call
-
-
-class _Beside:
-    """A call running on a connection of its own. When the server refused that connection or
-    dropped it (too many clients, a restart), the call is made again on the caller's: an
-    extra connection only saves time, its lack must not cost a figure or fail the run."""
-
-    def __init__(self, future, call: Callable):
-        self.future, self.call = future, call
-
-    def result(self):
-        try:
-            return self.future.result()
-        except OperationalError:
-            logger.warning("A read beside the run failed on its own connection; read again on the run's",
-                           exc_info=True)
-            return self.call()
 
 
 def _refresh_derived(run_id: int, *, rows: dict | None = None, peer_sums=None) -> None:

@@ -535,6 +535,8 @@ def test_reads_beside_the_run_without_a_connection_of_their_own_give_the_same_va
     from django.db import OperationalError, connection
     from django.db.backends.postgresql.base import DatabaseWrapper
 
+    from core.own_connection import BACKGROUND_THREADS
+
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL only: elsewhere the reads beside are made on the run's connection anyway")
     customers = simulated_company(buyers=30, seed=3, service_every_days=30, service_offset_days=5)
@@ -543,7 +545,7 @@ def test_reads_beside_the_run_without_a_connection_of_their_own_give_the_same_va
     refused = []
 
     def refused_beside(self, params):
-        if threading.current_thread().name.startswith("valuation-finish"):
+        if threading.current_thread().name.startswith(BACKGROUND_THREADS):
             refused.append(threading.current_thread().name)
             raise OperationalError("sorry, too many clients already")
         return connect(self, params)

@@ -291,3 +291,30 @@ def test_the_summary_counts_the_answers_of_the_12_months_up_to_the_runs_date_and
     assert RunSummary.objects.get(run=latest).nps_by_segment == {
         segment: {"promoters": 1, "passives": 1, "detractors": 0}
     }
+
+
+def test_the_runs_rows_are_its_value_rows_with_their_customers_sorted_by_id(runs):
+    """PostgreSQL reads the value rows and the customers apart and joins them in memory: each
+    value row once, with its own customer's attributes, whatever the names hold; money in cents."""
+    latest = runs["latest"]
+    odd = Customer.objects.get(number="S-020")
+    Customer.objects.filter(pk=odd.pk).update(name='Müller, "Söhne"\nGmbH', region="", status=Customer.Status.LOST,
+                                              lost_on=dt.date(2025, 11, 3))
+    Customer.objects.create(number="S-999", name="In no run")  # a customer without a value row
+    rows = run_summary.summary_rows(run=latest)
+    values = list(CustomerValue.objects.filter(run=latest).select_related("customer").order_by("customer_id"))
+    assert rows["customer_id"].tolist() == [v.customer_id for v in values]
+    cents = {"profit": "profit_after_services", "clv": "clv", "margin_window": "margin_window",
+             "margin_lifetime": "margin_lifetime", "value_to_customer": "value_to_customer",
+             "revenue_window": "revenue_window"}
+    for at, value in enumerate(values):
+        customer = value.customer
+        assert (rows["owner_id"][at], rows["region"][at], rows["industry"][at], rows["name"][at], rows["number"][at],
+                rows["status"][at], rows["lost_on"][at]) == (
+            customer.owner_id or 0, customer.region, customer.industry, customer.name, customer.number,
+            customer.status, customer.lost_on.isoformat() if customer.lost_on else "")
+        assert (rows["segment"][at], rows["basis"][at], rows["abc_class"][at]) == (value.segment, value.basis, value.abc_class)
+        assert rows["p_alive"][at] == pytest.approx(value.p_alive)
+        for column, field in cents.items():
+            assert rows[column][at] == int(getattr(value, field) * 100), (column, value.customer_id)
+    assert rows["name"][rows["customer_id"].tolist().index(odd.pk)] == 'Müller, "Söhne"\nGmbH'
