@@ -15,6 +15,7 @@ import pandas as pd
 from django.db import connection, transaction
 from django.db.models import Case, Count, F, Min, Sum, Value, When
 
+from core import copy_text
 from customers.models import Customer, Transaction
 from services.models import ServiceEvent
 from services.selectors import VALUE_FIELD, CostHistory
@@ -336,19 +337,42 @@ def service_totals(by_type: pd.DataFrame, *, hours_per_day: float = 8.0) -> pd.D
 def customer_frame(*, as_of: dt.date, id_range: IdRange = None) -> pd.DataFrame:
     """Customer attributes the engine needs: active flag (not lost by as_of), the day it was
     lost (NaT if it is not), referrer, wallet, acquisition date."""
-    customers = Customer.objects.filter(**({"id__range": id_range} if id_range else {}))
-    rows = customers.values_list("id", "status", "lost_on", "referred_by_id", "yearly_wallet", "acquired_on").order_by("id")
-    frame = pd.DataFrame.from_records(
-        rows.iterator(chunk_size=20000),
-        columns=["customer_id", "status", "lost_on", "referred_by", "wallet", "acquisition_date"],
-    )
+    columns = ["customer_id", "status", "lost_on", "referred_by", "wallet", "acquisition_date"]
+    if connection.vendor == "postgresql":
+        frame = _customer_frame_by_copy(columns, id_range)
+    else:
+        customers = Customer.objects.filter(**({"id__range": id_range} if id_range else {}))
+        rows = customers.values_list("id", "status", "lost_on", "referred_by_id", "yearly_wallet", "acquired_on").order_by("id")
+        frame = pd.DataFrame.from_records(rows.iterator(chunk_size=20000), columns=columns)
+        frame["wallet"] = pd.to_numeric(frame["wallet"], errors="coerce").astype("float64")
+        frame["referred_by"] = frame["referred_by"].astype("Int64")
     lost = (frame["status"] == Customer.Status.LOST) & (pd.to_datetime(frame["lost_on"]) <= pd.Timestamp(as_of))
     frame["active"] = ~lost
     # Kept for the back-test, which asks who was lost by its calibration end.
     frame["lost_on"] = pd.to_datetime(frame["lost_on"]).where(frame["status"] == Customer.Status.LOST)
-    frame["wallet"] = pd.to_numeric(frame["wallet"], errors="coerce").astype("float64")
-    frame["referred_by"] = frame["referred_by"].astype("Int64")
     return frame.drop(columns=["status"])
+
+
+def _customer_frame_by_copy(columns: list[str], id_range: IdRange) -> pd.DataFrame:
+    """customer_frame's rows through COPY as CSV: at a million customers 2.0-2.4 s of this
+    process's CPU row by row through the driver, ~0.5 s so (read beside the run's one pass,
+    where the driver's rows held the interpreter lock the pass's derivation needs)."""
+    where = f" WHERE id BETWEEN {int(id_range[0])} AND {int(id_range[1])}" if id_range else ""
+    # Days as days since 1970-01-01: no date text to parse, whatever the server's DateStyle.
+    sql = (f"SELECT id, status, lost_on - DATE '{EPOCH.isoformat()}', referred_by_id, yearly_wallet, "
+           f"acquired_on - DATE '{EPOCH.isoformat()}' FROM {Customer._meta.db_table}{where} ORDER BY id")
+    frame = pd.read_csv(
+        copy_text.copy_out_csv(sql),
+        names=columns,
+        keep_default_na=False,
+        na_values=dict.fromkeys(("lost_on", "referred_by", "wallet", "acquisition_date"), [""]),
+        dtype={"customer_id": np.int64, "status": str, "lost_on": np.float64, "referred_by": "Int64",
+               "wallet": np.float64, "acquisition_date": np.float64},
+    )
+    for name in ("lost_on", "acquisition_date"):
+        # Day precision, as the driver's dates give (datetime64[s]).
+        frame[name] = pd.to_datetime(frame[name], unit="D").astype("datetime64[s]")
+    return frame
 
 
 def customer_id_ranges(*, chunk_size: int) -> list[tuple[int, int]]:

@@ -294,3 +294,27 @@ def test_packed_parallel_pass_equals_the_plain_group_by(block_bytes, monkeypatch
         expected = _days_by_plain_group_by(until)
         same(inside)
         assert len(inside) == 4 + 1 + 1 + 1 + 2 + 40
+
+
+def test_customer_frame_gives_each_customers_attributes_as_stored():
+    """PostgreSQL reads the customers through COPY, other databases through the ORM: either
+    way the frame holds each customer's lost day, referrer, wallet to the
+    cent and acquisition day, and who is active on the as-of date."""
+    referrer = CustomerFactory(yearly_wallet=Decimal("1234567.89"), acquired_on=None)
+    lost_before = CustomerFactory(status="lost", lost_on=dt.date(2026, 1, 31), referred_by=referrer)
+    lost_after = CustomerFactory(status="lost", lost_on=dt.date(2026, 7, 2), yearly_wallet=Decimal("0.07"))
+    active = CustomerFactory()
+    frame = selectors.customer_frame(as_of=AS_OF).set_index("customer_id")
+    assert frame.index.tolist() == sorted([referrer.pk, lost_before.pk, lost_after.pk, active.pk])
+    assert frame.loc[referrer.pk, "wallet"] == 1234567.89 and pd.isna(frame.loc[lost_before.pk, "wallet"])
+    assert frame.loc[lost_after.pk, "wallet"] == 0.07
+    assert frame.loc[lost_before.pk, "referred_by"] == referrer.pk and pd.isna(frame.loc[referrer.pk, "referred_by"])
+    assert frame["active"].to_dict() == {referrer.pk: True, lost_before.pk: False, lost_after.pk: True,
+                                         active.pk: True}
+    assert frame.loc[lost_before.pk, "lost_on"] == pd.Timestamp("2026-01-31")
+    assert frame.loc[lost_after.pk, "lost_on"] == pd.Timestamp("2026-07-02")
+    assert pd.isna(frame.loc[active.pk, "lost_on"]) and pd.isna(frame.loc[referrer.pk, "lost_on"])
+    assert pd.isna(pd.to_datetime(frame.loc[referrer.pk, "acquisition_date"]))
+    assert pd.to_datetime(frame.loc[lost_before.pk, "acquisition_date"]) == pd.Timestamp("2024-01-15")
+    within = selectors.customer_frame(as_of=AS_OF, id_range=(lost_before.pk, lost_after.pk))
+    assert within["customer_id"].tolist() == [lost_before.pk, lost_after.pk]
