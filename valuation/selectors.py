@@ -375,9 +375,12 @@ def _customer_frame_by_copy(columns: list[str], id_range: IdRange) -> pd.DataFra
     return frame
 
 
-def customer_id_ranges(*, chunk_size: int) -> list[tuple[int, int]]:
-    """Contiguous customer-id ranges of at most chunk_size customers each, in key order."""
-    ids = np.fromiter(Customer.objects.order_by("id").values_list("id", flat=True).iterator(chunk_size=50000), dtype=np.int64)
+def customer_id_ranges(*, chunk_size: int, ids: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """Contiguous customer-id ranges of at most chunk_size customers each, in key order: of
+    every customer, or of ``ids`` (sorted) when given."""
+    if ids is None:
+        ids = np.fromiter(Customer.objects.order_by("id").values_list("id", flat=True).iterator(chunk_size=50000),
+                          dtype=np.int64)
     if ids.size == 0:
         return []
     starts = ids[::chunk_size]

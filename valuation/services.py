@@ -265,7 +265,9 @@ def prepare_run(*, run_id: int) -> list[int]:
     parameters = {**models.to_dict(), "fence": inputs.fence if np.isfinite(inputs.fence) else None}
 
     _touch(run_id, stage="scoring")
-    ranges = selectors.customer_id_ranges(chunk_size=django_settings.CVM_VALUATION_CHUNK_SIZE)
+    # The scored customers' ids (sorted), so that every chunk stages whom it writes.
+    ranges = selectors.customer_id_ranges(chunk_size=django_settings.CVM_VALUATION_CHUNK_SIZE,
+                                          ids=classified.index.to_numpy(dtype=np.int64))
     with transaction.atomic():
         history.open_run(run_id=run_id)  # a fresh table without indexes for the run's rows
         ValuationChunk.objects.filter(run_id=run_id).delete()

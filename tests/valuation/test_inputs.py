@@ -4,6 +4,7 @@ from raw rows (the engine's definitions are the contract)."""
 import datetime as dt
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -112,6 +113,9 @@ def test_customer_id_ranges_cover_every_customer_once():
     covered = [c.pk for c in customers if any(lo <= c.pk <= hi for lo, hi in ranges)]
     assert covered == [c.pk for c in customers]
     assert all(ranges[i][1] < ranges[i + 1][0] for i in range(len(ranges) - 1))
+    scored = np.asarray(sorted(c.pk for c in customers[1:6]), dtype=np.int64)
+    assert selectors.customer_id_ranges(chunk_size=2, ids=scored) == [
+        (int(scored[0]), int(scored[1])), (int(scored[2]), int(scored[3])), (int(scored[4]), int(scored[4]))]
 
 
 def raw_rows() -> pd.DataFrame:
