@@ -200,6 +200,35 @@ def test_postgres_nightly_run_writes_its_own_indexed_partition(company, settings
 
 
 @pytest.mark.services
+@pytest.mark.django_db
+def test_every_list_sort_walks_an_index_of_the_runs_partition(company, settings):  # noqa: F811
+    """A run's partition keeps its list indexes without the run column (it is the same in every
+    row there): the customer list sorted by any value column, either way, and a segment sorted
+    by CLV or by value to the customer, still read the partition down an index, never sorted."""
+    from django.db.models import F
+
+    from cockpit.selectors import VALUE_COLUMNS, filtered_customers
+    from customers.roles import Role
+    from tests.conftest import make_user
+
+    if not history.is_partitioned():
+        pytest.skip("PostgreSQL only: the value table is partitioned by run there")
+    settings.CVM_VALUATION_CHUNK_SIZE = 40
+    run = services.run_valuation(as_of=AS_OF)
+    user = make_user(Role.MANAGER, username="boss")
+    with connection.cursor() as cursor:  # a sort is chosen only where no index gives the order
+        cursor.execute("SET LOCAL enable_sort = off")
+    orders = [({}, f"latest__{field}") for field, _money in VALUE_COLUMNS.values()]
+    orders += [({"segment": "investment"}, "latest__clv"), ({"segment": "problem"}, "latest__value_to_customer")]
+    for filters, field in orders:
+        for ordering in ([F(field).asc(), "pk"], [F(field).desc(), "-pk"]):
+            valued = filtered_customers(user=user, run=run, valued=True, **filters)
+            plan = valued.order_by(*ordering)[:26].explain()
+            assert "Sort" not in plan, (field, filters, plan)
+            assert f"cv_r{run.pk}_" in plan, (field, filters, plan)
+
+
+@pytest.mark.services
 @pytest.mark.django_db(transaction=True)
 def test_postgres_a_run_partition_loads_without_autovacuum_and_is_vacuumed_once_full():
     """While its rows load, the run's table takes no autovacuum (one started mid-run at a
