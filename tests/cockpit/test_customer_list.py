@@ -94,3 +94,21 @@ def test_list_without_any_valuation(client, manager):
     client.force_login(manager)
     html = client.get(reverse("customers:list"), {"sort": "-clv"}).content.decode()
     assert "Solo GmbH" in html and "No valuation has been completed yet" in html
+
+
+@pytest.mark.services
+@pytest.mark.django_db
+def test_the_search_indexes_keep_fine_statistics_on_postgresql():
+    """The planner tells a number prefix matching a hundred customers from one matching
+    thousands only with the finer statistics (customers migration 0007): both search
+    indexes keep them."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite has no expression index statistics")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, a.attstattarget FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "WHERE c.relname IN ('customer_number_upper_idx', 'customer_name_upper_trgm_idx') AND a.attnum = 1"
+        )
+        assert dict(cursor.fetchall()) == {"customer_number_upper_idx": 1000, "customer_name_upper_trgm_idx": 1000}
