@@ -16,6 +16,7 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.db.models import Count
 
+from core.planner import planner_settings
 from customers.models import Customer, Transaction
 
 from . import history
@@ -59,16 +60,10 @@ def peer_category_sums(*, run_id: int, as_of, window_months: int) -> list[tuple]
         WHERE c.industry <> ''
         GROUP BY c.industry, v.abc_class, x.product
     """
-    plan = ("max_parallel_workers_per_gather", "0"), ("enable_seqscan", "off"), ("enable_bitmapscan", "off"), ("jit", "off")
-    with transaction.atomic(), connection.cursor() as cursor:
-        if postgres:
-            for name, value in plan:
-                cursor.execute(f"SET LOCAL {name} = {value}")
+    with planner_settings(max_parallel_workers_per_gather="0", enable_seqscan="off", enable_bitmapscan="off",
+                          jit="off"), connection.cursor() as cursor:
         cursor.execute(sql, [window_start(as_of, window_months), as_of, run_id])
         rows = cursor.fetchall()
-        if postgres:  # inside a caller's transaction the settings would outlive the query
-            for name, _value in plan:
-                cursor.execute(f"SET LOCAL {name} TO DEFAULT")
     return rows
 
 

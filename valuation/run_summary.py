@@ -29,6 +29,7 @@ from django.db.models.functions import TruncMonth
 
 from core import copy_text
 from core.own_connection import in_background
+from core.planner import planner_settings
 from customers.models import Customer, SurveyAnswer
 from customers.nps import DETRACTOR_MAX, PROMOTER_MIN, window_start
 from services.models import ServiceEvent
@@ -613,6 +614,11 @@ def _service_cost_views(*, months: list[dt.date]) -> dict[tuple, list]:
     One grouped query: the cost history (a handful of rows) becomes a CASE on type and day
     (CostHistory.unit_cost_expression), so the database sums quantity x cost per customer
     group, type and month.
+
+    PostgreSQL reckons the groups as owners x regions x industries x types x months (1.3M at
+    a million customers, against 11,520 found) and sorted the 1.3M events for them, spilling
+    138 MB, in three processes: 3.9 s on both cores. Hashed in one process the same groups
+    take 3.2 s of one core, which the finish's other reads beside it then have.
     """
     unit_cost = CostHistory.load().unit_cost_expression()
     end = months[-1] + relativedelta(months=1)
@@ -634,6 +640,8 @@ def _service_cost_views(*, months: list[dt.date]) -> dict[tuple, list]:
         )
         .values_list("owner", "region", "industry", "type_id", "month", "cost", "events")
     )
+    with planner_settings(max_parallel_workers_per_gather="0", enable_sort="off", work_mem="'64MB'"):
+        rows = list(rows)
     sums: dict[tuple, dict[tuple, list]] = {}
     for owner, region, industry, type_id, month, cost, events in rows:
         month = month.date() if isinstance(month, dt.datetime) else month
@@ -647,7 +655,8 @@ def _service_cost_views(*, months: list[dt.date]) -> dict[tuple, list]:
             total[0] += cost
             total[1] += events
     return {
-        key: [[type_id, month.isoformat(), str(cost), events] for (type_id, month), (cost, events) in totals.items()]
+        # In type and month order, whichever order the plan gave the groups in.
+        key: [[type_id, month.isoformat(), str(cost), events] for (type_id, month), (cost, events) in sorted(totals.items())]
         for key, totals in sums.items()
     }
 
