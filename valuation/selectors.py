@@ -313,9 +313,20 @@ def service_cost_by_type(*, as_of: dt.date, window_months: int, id_range: IdRang
         )
         .values_list("customer_id", "code", "unit", "count", "total_quantity", "cost")
     )
-    frame = pd.DataFrame.from_records(
-        rows.iterator(chunk_size=20000), columns=["customer_id", "service_type", "unit", "count", "quantity", "cost"]
-    )
+    columns = ["customer_id", "service_type", "unit", "count", "quantity", "cost"]
+    if connection.vendor == "postgresql":
+        # Through COPY as CSV: at a million customers (598k rows) 3.3 s of this process's CPU
+        # row by row through the ORM, read beside the one pass's derivation, whose interpreter
+        # lock it held. The sums come as PostgreSQL's exact text, read to the nearest floats.
+        frame = pd.read_csv(
+            copy_text.copy_out_csv(connection.ops.compose_sql(*rows.query.sql_with_params())),
+            names=columns,
+            keep_default_na=False,
+            dtype={"customer_id": np.int64, "service_type": str, "unit": str, "count": np.int64,
+                   "quantity": np.float64, "cost": np.float64},
+        )
+    else:
+        frame = pd.DataFrame.from_records(rows.iterator(chunk_size=20000), columns=columns)
     frame[["quantity", "cost"]] = frame[["quantity", "cost"]].astype("float64")
     frame["count"] = frame["count"].astype("int64")
     return frame
