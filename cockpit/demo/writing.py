@@ -218,6 +218,15 @@ def _bulk_load(models_, *, say):
             [tables],
         )
         indexes = cursor.fetchall()
+        # A column's statistics target (ALTER INDEX ... SET STATISTICS, e.g. the customer
+        # search's, customers migration 0007) is not part of the index's definition.
+        cursor.execute(
+            "SELECT a.attrelid::regclass::text, a.attnum, a.attstattarget FROM pg_attribute a "
+            "JOIN pg_index i ON i.indexrelid = a.attrelid WHERE i.indrelid = ANY(%s::regclass[]) "
+            "AND NOT i.indisprimary AND a.attnum > 0 AND a.attstattarget >= 0",
+            [tables],
+        )
+        statistics = [row for row in cursor.fetchall() if row[0] in dict(indexes)]
         for table, name, _, _ in reversed(constraints):  # foreign keys first
             cursor.execute(f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(name)}")
         for name, _ in indexes:
@@ -227,6 +236,8 @@ def _bulk_load(models_, *, say):
     with connection.cursor() as cursor:
         for _, definition in indexes:
             cursor.execute(definition)
+        for name, column, target in statistics:
+            cursor.execute(f"ALTER INDEX {quote(name)} ALTER COLUMN {int(column)} SET STATISTICS {int(target)}")
         # Unique constraints before the foreign keys (ordered by contype: 'u' > 'f').
         for table, name, _, definition in constraints:
             cursor.execute(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}")

@@ -112,3 +112,31 @@ def test_the_search_indexes_keep_fine_statistics_on_postgresql():
             "WHERE c.relname IN ('customer_number_upper_idx', 'customer_name_upper_trgm_idx') AND a.attnum = 1"
         )
         assert dict(cursor.fetchall()) == {"customer_number_upper_idx": 1000, "customer_name_upper_trgm_idx": 1000}
+
+
+@pytest.mark.services
+@pytest.mark.django_db
+def test_the_statistics_migration_runs_where_a_search_index_is_missing():
+    """customers migration 0007 finer-tunes 0003's search indexes; on a database where one
+    of them was dropped it must still migrate (and tune the one that is there), both ways."""
+    import importlib
+
+    from django.apps import apps
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite has no expression index statistics")
+    migration = importlib.import_module("customers.migrations.0007_customer_search_statistics")
+    with connection.cursor() as cursor:
+        cursor.execute("DROP INDEX customer_number_upper_idx")
+        cursor.execute("ALTER INDEX customer_name_upper_trgm_idx ALTER COLUMN 1 SET STATISTICS -1")
+    with connection.schema_editor() as editor:
+        migration.set_statistics(migration.TARGET)(apps, editor)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, a.attstattarget FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "WHERE c.relname IN ('customer_number_upper_idx', 'customer_name_upper_trgm_idx') AND a.attnum = 1"
+        )
+        assert dict(cursor.fetchall()) == {"customer_name_upper_trgm_idx": 1000}
+    with connection.schema_editor() as editor:
+        migration.set_statistics(-1)(apps, editor)

@@ -44,3 +44,18 @@ def test_an_error_inside_rolls_the_settings_back_with_it(postgresql):
 def test_a_setting_that_is_not_a_plain_value_is_refused(postgresql):
     with pytest.raises(ValueError, match="unexpected planner setting"), planner_settings(work_mem="1; DROP TABLE x"):
         pass
+
+
+def test_a_callers_own_settings_are_put_back_not_the_servers_defaults(postgresql):
+    """Inside a caller that set its own value for the transaction (or an outer
+    planner_settings), the inner query's settings end with the caller's value again."""
+    default = _setting("work_mem")
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL work_mem = '32MB'")
+    with planner_settings(work_mem="'64MB'"):
+        assert _setting("work_mem") == "64MB"
+    assert _setting("work_mem") == "32MB" != default
+    with planner_settings(enable_sort="off"):
+        with planner_settings(enable_sort="off", jit="off"):
+            pass
+        assert _setting("enable_sort") == "off"

@@ -319,3 +319,25 @@ def test_bulk_load_restores_every_index_and_constraint():
     before = schema()
     seed()
     assert schema() == before
+
+
+@pytest.mark.services
+def test_bulk_load_keeps_the_search_indexes_fine_statistics():
+    """The seed rebuilds the customers' indexes from their definitions, which do not carry a
+    column's statistics target: the customer search's two expression indexes must come back
+    with the finer statistics of customers migration 0007, or a number prefix is read down the
+    name index again (seconds at a million customers)."""
+    from tests.conftest import require_service
+
+    require_service(connection.vendor == "postgresql", "PostgreSQL (the bulk load path is PostgreSQL only)")
+
+    def targets():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT c.relname, a.attstattarget FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                "WHERE c.relname IN ('customer_number_upper_idx', 'customer_name_upper_trgm_idx') AND a.attnum = 1"
+            )
+            return dict(cursor.fetchall())
+
+    seed()  # the module's seed was one already
+    assert targets() == {"customer_number_upper_idx": 1000, "customer_name_upper_trgm_idx": 1000}
