@@ -15,7 +15,9 @@ reads the transactions must do. The run's time is printed as a multiple of it.
 
 In-process, prints the time of each stage (the one pass over the transactions, the fit,
 scoring, the back-test, earned growth, the writes of each chunk, the finish), the total,
-value rows per second and the peak memory of this process (ru_maxrss).
+value rows per second, the peak memory of this process (ru_maxrss) and the run's CPU: this
+process's and, when PostgreSQL runs on this machine, its server processes' (read from /proc).
+On the machine's cores that work alone needs CPU / cores of wall time, whatever runs at once.
 
 `--workers N` (needs REDIS_URL, PostgreSQL): starts N Celery workers (`celery -A cvm worker
 -c 1` each, as separate processes), queues the run as "Recompute now" does, waits for it and
@@ -195,6 +197,40 @@ def value_table_bytes() -> tuple[int, int, int, int] | None:
         return cursor.fetchone()
 
 
+def server_cpu_seconds() -> float | None:
+    """CPU seconds used so far by the database server's processes (PostgreSQL on this machine):
+    the postmaster, every live child (backends, parallel and autovacuum workers) and the
+    children that ended (the postmaster's cutime/cstime). None where it cannot be read. It
+    counts every database of the server, so other work on it counts too."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def stat(pid) -> list[str]:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().rsplit(")", 1)[1].split()
+
+    try:
+        postmaster = int(stat(backend)[1])
+        fields = stat(postmaster)
+    except (OSError, ValueError, IndexError):
+        return None  # the server runs elsewhere
+    ticks = sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            child = stat(pid)
+        except OSError:
+            continue  # ended meanwhile: its time is in the postmaster's cutime/cstime now
+        if int(child[1]) == postmaster:
+            ticks += int(child[11]) + int(child[12])
+    return ticks / tick
+
+
 def floor_seconds() -> float:
     """One GROUP BY customer scan of all transactions: the floor the run is measured against."""
     table = Transaction._meta.db_table
@@ -338,10 +374,12 @@ def main() -> None:
     if args.workers:
         run, total, worker_peaks = run_with_workers(as_of=args.as_of, workers=args.workers)
     else:
-        started = time.perf_counter()
+        started, cpu_started, server_started = time.perf_counter(), time.process_time(), server_cpu_seconds()
         with connection.execute_wrapper(clock.sql):
             run = services.run_valuation(as_of=args.as_of, progress=print)
         total = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
+        server_cpu = None if server_started is None else server_cpu_seconds() - server_started
     disk_after = value_table_bytes()
     floor_after = floor_seconds()
     floor = (floor_before + floor_after) / 2
@@ -349,6 +387,13 @@ def main() -> None:
     print(f"run {run.pk} {run.status} ({f'{args.workers} Celery workers' if args.workers else 'in-process'}): "
           f"{total:.1f} s = {total / floor:.1f}x the floor (mean of before and after, {floor:.1f} s)")
     print_phases(run)
+    if not args.workers:
+        # The run's own work, whatever overlaps: on the machine's cores it needs at least work / cores.
+        cores = os.cpu_count() or 1
+        work = cpu + (server_cpu or 0.0)
+        server = f" + {server_cpu:.1f} s the database server's processes" if server_cpu is not None else ""
+        print(f"  CPU: {cpu:.1f} s this process{server} = {work:.1f} s; on {cores} cores the work alone needs "
+              f"{work / cores:.1f} s = {work / cores / floor:.1f}x the floor")
 
     print("\nstage                                   calls   seconds")
     for phase in ("prepare", "chunks", "run"):
