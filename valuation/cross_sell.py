@@ -29,7 +29,7 @@ HINTS = 3
 
 
 def peer_category_sums(*, run_id: int, as_of, window_months: int) -> list[tuple]:
-    """(industry, ABC class, category, buyers, margin) of the run's customers: what they bought
+    """(industry, ABC class, category, buyers, margin in cents) of the run's customers: what they bought
     in the window, one grouped query over the window's transactions.
 
     A customer belongs to one peer group, so the buyers of a category are its (customer,
@@ -48,9 +48,9 @@ def peer_category_sums(*, run_id: int, as_of, window_months: int) -> list[tuple]
     # Sorting by byte order (COLLATE "C") compares cheaply; it groups the same values.
     product = 'product COLLATE "C"' if postgres else "product"
     sql = f"""
-        SELECT c.industry, v.abc_class, x.product, COUNT(*), SUM(x.margin)
+        SELECT c.industry, v.abc_class, x.product, COUNT(*), SUM(x.margin_cents)
         FROM (
-            SELECT customer_id, {product} AS product, SUM(revenue - cost_of_goods) AS margin
+            SELECT customer_id, {product} AS product, SUM(revenue_cents - cost_of_goods_cents) AS margin_cents
             FROM {t}
             WHERE date > %s AND date <= %s AND product <> ''
             GROUP BY customer_id, {product}
@@ -92,8 +92,8 @@ def rebuild_peer_categories(
     objects = [
         PeerCategory(run_id=latest.pk, industry=industry, abc_class=abc, category=category, buyers=buyers,
                      peers=peers.get((industry, abc), buyers),
-                     margin_per_buyer=(Decimal(margin or 0) / buyers).quantize(Decimal("0.01")))
-        for industry, abc, category, buyers, margin in sums
+                     margin_per_buyer=(Decimal(int(margin_cents or 0)) / (100 * buyers)).quantize(Decimal("0.01")))
+        for industry, abc, category, buyers, margin_cents in sums
     ]
     with transaction.atomic():
         PeerCategory.objects.exclude(run=latest).delete()

@@ -78,17 +78,17 @@ _SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
 
 def day_sql(*, day: str = "date", amount: str = "", count: str = "", where: str = "") -> str:
     """The grouped query, one row per (customer, day), in DAY_COLUMNS' order (``rows`` is
-    named all_rows: a keyword). PostgreSQL sums float8 (``amount``): summing numeric is
-    several times slower, and a day's few amounts in cents stay exact far below a cent; the
-    engine works in floats."""
+    named all_rows: a keyword). It sums the amounts in whole cents (Transaction.revenue_cents),
+    exact; PostgreSQL adds them as float8 (``amount``), which is exact below 2^53 cents and
+    faster than its numeric sums. The engine works in floats."""
     table = Transaction._meta.db_table
     return f"""
         SELECT customer_id, {day} AS day,
-               COALESCE(SUM(revenue{amount}) FILTER (WHERE revenue > 0), 0) AS purchase_revenue,
-               COALESCE(SUM(cost_of_goods{amount}) FILTER (WHERE revenue > 0), 0) AS purchase_cost,
-               COALESCE(SUM(revenue{amount}) FILTER (WHERE revenue <= 0), 0) AS other_revenue,
-               COALESCE(SUM(cost_of_goods{amount}) FILTER (WHERE revenue <= 0), 0) AS other_cost,
-               COUNT(*){count} AS all_rows, COUNT(*) FILTER (WHERE revenue <= 0){count} AS other_rows
+               COALESCE(SUM(revenue_cents{amount}) FILTER (WHERE revenue_cents > 0), 0) / 100.0 AS purchase_revenue,
+               COALESCE(SUM(cost_of_goods_cents{amount}) FILTER (WHERE revenue_cents > 0), 0) / 100.0 AS purchase_cost,
+               COALESCE(SUM(revenue_cents{amount}) FILTER (WHERE revenue_cents <= 0), 0) / 100.0 AS other_revenue,
+               COALESCE(SUM(cost_of_goods_cents{amount}) FILTER (WHERE revenue_cents <= 0), 0) / 100.0 AS other_cost,
+               COUNT(*){count} AS all_rows, COUNT(*) FILTER (WHERE revenue_cents <= 0){count} AS other_rows
         FROM {table} WHERE date <= %s{where} GROUP BY customer_id, date
     """
 
