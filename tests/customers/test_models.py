@@ -34,6 +34,18 @@ def test_money_round_trips_exactly(amount):
     assert loaded.margin == Decimal(amount) - loaded.cost_of_goods
 
 
+@pytest.mark.parametrize("amount", ["0.29", "0.01", "99999999999.99", "-250.10", "1.005", "33.33", "0"])
+def test_the_cents_the_nightly_sums_are_the_amounts_exactly_and_follow_every_change(amount):
+    # 0.29 * 100 is 28.999... as a float, which SQLite would truncate to 28 without rounding.
+    saved = TransactionFactory(revenue=Decimal(amount), cost_of_goods=Decimal(amount) / 3)
+    loaded = Transaction.objects.get(pk=saved.pk)
+    assert loaded.revenue_cents == int(loaded.revenue * 100)
+    assert loaded.cost_of_goods_cents == int(loaded.cost_of_goods * 100)
+    Transaction.objects.filter(pk=saved.pk).update(revenue=Decimal("-0.07"), cost_of_goods=Decimal("12.34"))
+    changed = Transaction.objects.get(pk=saved.pk)
+    assert (changed.revenue_cents, changed.cost_of_goods_cents) == (-7, 1234)
+
+
 def test_lost_customer_needs_a_date():
     customer = CustomerFactory.build(status=Customer.Status.LOST, lost_on=None)
     with pytest.raises(ValidationError) as excinfo:
