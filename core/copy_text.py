@@ -9,8 +9,11 @@ the COPY text. NUL cannot occur in text, so the padding never eats data.
 from __future__ import annotations
 
 import io
+import selectors as io_selectors
+from collections.abc import Iterator
 
 import numpy as np
+import psycopg
 from django.db import connection
 
 from .cents import rounded_cents
@@ -109,7 +112,36 @@ def copy_out_csv(sql: str) -> io.BytesIO:
     takes no parameters: the callers put in integers or use connection.ops.compose_sql."""
     buffer = io.BytesIO()
     with connection.cursor() as cursor, cursor.cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
-        for block in copy:
+        for block in copy_messages(copy):
             buffer.write(block)
     buffer.seek(0)
     return buffer
+
+
+def copy_messages(copy: psycopg.Copy) -> Iterator[memoryview]:
+    """The CopyData messages of a COPY TO in progress, read from libpq directly: psycopg's
+    Copy.read() costs ~3 µs a message (a million rows of value rows: 0.86-0.90 s of CPU
+    through psycopg, 0.47-0.53 s here). Waiting for the socket releases the GIL, so other
+    threads run meanwhile."""
+    pgconn = copy.connection.pgconn
+    # A selector, not select.select(): that fails on a socket numbered 1024 or more.
+    with io_selectors.DefaultSelector() as readable:
+        readable.register(pgconn.socket, io_selectors.EVENT_READ)
+        while True:
+            size, data = pgconn.get_copy_data(1)  # without blocking: 0 means nothing complete yet
+            if size > 0:
+                yield data
+            elif size == 0:
+                readable.select()
+                pgconn.consume_input()
+            else:
+                break
+        # The end of the data, then the statement's result (an error raised mid-COPY lands here).
+        while True:
+            while pgconn.is_busy():
+                readable.select()
+                pgconn.consume_input()
+            if (result := pgconn.get_result()) is None:
+                break
+            if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
+                raise psycopg.errors.error_from_result(result, encoding=copy.connection.info.encoding)

@@ -13,16 +13,14 @@ records straight into numpy. Two connections read two halves of the customer ids
 import datetime as dt
 import itertools
 import re
-import selectors as io_selectors
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
-import psycopg
 from django.db import connection, transaction
 
+from core import copy_text
 from customers.models import Transaction
 
 # Per (customer, day) up to a date: the sums of the purchase rows (revenue > 0) and of the
@@ -225,7 +223,7 @@ def _read_part(sql: str, block_bytes: int) -> dict[str, list[np.ndarray]]:
         connection.cursor() as cursor,
         cursor.cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)") as copy,
     ):
-        messages = _copy_messages(copy)
+        messages = copy_text.copy_messages(copy)
         first = next(messages, b"")  # the file header comes in front of the first row
         if bytes(first[:11]) != _COPY_SIGNATURE or bytes(first[15:19]) != b"\0\0\0\0":
             raise ValueError("unexpected COPY header")
@@ -237,34 +235,6 @@ def _read_part(sql: str, block_bytes: int) -> dict[str, list[np.ndarray]]:
     if pending:
         parse()
     return columns
-
-
-def _copy_messages(copy: psycopg.Copy) -> Iterator[memoryview]:
-    """The CopyData messages of a COPY TO in progress, read from libpq directly: psycopg's
-    Copy.read() costs ~3 µs a message, most of the client's time at 1M customers. Waiting
-    for the socket releases the GIL, so the other parts' threads run meanwhile."""
-    pgconn = copy.connection.pgconn
-    # A selector, not select.select(): that fails on a socket numbered 1024 or more.
-    with io_selectors.DefaultSelector() as readable:
-        readable.register(pgconn.socket, io_selectors.EVENT_READ)
-        while True:
-            size, data = pgconn.get_copy_data(1)  # without blocking: 0 means nothing complete yet
-            if size > 0:
-                yield data
-            elif size == 0:
-                readable.select()
-                pgconn.consume_input()
-            else:
-                break
-        # The end of the data, then the statement's result (an error raised mid-COPY lands here).
-        while True:
-            while pgconn.is_busy():
-                readable.select()
-                pgconn.consume_input()
-            if (result := pgconn.get_result()) is None:
-                break
-            if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
-                raise psycopg.errors.error_from_result(result, encoding=copy.connection.info.encoding)
 
 
 @contextmanager
