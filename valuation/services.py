@@ -18,11 +18,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import psycopg
 from django.conf import settings as django_settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F, Q
@@ -266,16 +268,14 @@ def prepare_run(*, run_id: int) -> list[int]:
 
     _touch(run_id, stage="scoring")
     # The scored customers' ids (sorted), so that every chunk stages whom it writes.
-    ranges = selectors.customer_id_ranges(chunk_size=django_settings.CVM_VALUATION_CHUNK_SIZE,
-                                          ids=classified.index.to_numpy(dtype=np.int64))
+    ranges = chunk_ranges(classified.index.to_numpy(dtype=np.int64), chunk_size=django_settings.CVM_VALUATION_CHUNK_SIZE)
     with transaction.atomic():
         history.open_run(run_id=run_id)  # a fresh table without indexes for the run's rows
         ValuationChunk.objects.filter(run_id=run_id).delete()
-        chunk_ids = [
-            ValuationChunk.objects.create(run_id=run_id, first_customer_id=lo, last_customer_id=hi,
-                                          staged=stage_values(classified, inputs.by_type, id_range=(lo, hi))).pk
-            for lo, hi in ranges
-        ]
+        chunk_ids = []
+        for lo, hi in ranges:
+            chunk_ids.append(ValuationChunk.objects.create(run_id=run_id, first_customer_id=lo, last_customer_id=hi).pk)
+            _store_staged(chunk_ids[-1], stage_values(classified, inputs.by_type, id_range=(lo, hi)))
         ValuationRun.objects.filter(pk=run_id).update(
             stage="scoring",
             heartbeat_at=timezone.now(),
@@ -289,6 +289,15 @@ def prepare_run(*, run_id: int) -> list[int]:
             chunk_count=len(chunk_ids),
         )
     return chunk_ids
+
+
+def chunk_ranges(ids: np.ndarray, *, chunk_size: int) -> list[tuple[int, int]]:
+    """Contiguous ranges of the sorted customer ids, at most chunk_size customers each."""
+    if ids.size == 0:
+        return []
+    starts = ids[::chunk_size]
+    ends = np.append(ids[chunk_size - 1 :: chunk_size], ids[-1])[: len(starts)]
+    return [(int(lo), int(hi)) for lo, hi in zip(starts, ends, strict=False)]
 
 
 def inputs_from_reads(reads: selectors.TransactionInputs, *, customers: pd.DataFrame, as_of: dt.date,
@@ -348,6 +357,19 @@ def stage_values(classified: pd.DataFrame, by_type: pd.DataFrame, *, id_range: t
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return buffer.getvalue()
+
+
+def _store_staged(chunk_id: int, staged: bytes) -> None:
+    """Store a chunk's staged values. PostgreSQL gets the bytes as a binary parameter: Django
+    writes parameters into the SQL text, where a chunk's 11 MB become 22 MB of hex for the
+    server to decode (the 20 chunks of 1M customers: 4.3 s, against 1.0 s)."""
+    if connection.vendor != "postgresql":
+        ValuationChunk.objects.filter(pk=chunk_id).update(staged=staged)
+        return
+    table = ValuationChunk._meta.db_table
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(f"UPDATE {table} SET staged = %b WHERE id = %s", [staged, chunk_id])
 
 
 def _staged_text(key: str, values: np.ndarray) -> dict[str, np.ndarray]:
@@ -825,12 +847,52 @@ def _run_steps(run: ValuationRun, say: Callable[[str], None], *, warm: bool) -> 
     chunk_ids = prepare_run(run_id=run.pk)
     run.refresh_from_db()
     say(f"Fitted in {time.monotonic() - started:.1f} s; scoring {run.customer_count} customers in {len(chunk_ids)} chunks.")
-    for done, chunk_id in enumerate(chunk_ids, start=1):
-        rows = score_chunk(chunk_id=chunk_id)
+    for done, rows in enumerate(_write_chunks(chunk_ids), start=1):
         say(f"  chunk {done}/{len(chunk_ids)}: {rows} customers written ({time.monotonic() - started:.1f} s)")
     finish_run_if_complete(run_id=run.pk, warm=warm)
     run.refresh_from_db()
     say(f"Run {run.pk} {run.status} in {time.monotonic() - started:.1f} s: {run.rows_written} value rows.")
+
+
+# Chunks an in-process run writes at once on PostgreSQL. One writer's client (making the rows)
+# and the server (storing them) take turns, so one keeps 1.0-1.5 of 2 cores busy; a second
+# writer fills the gaps, as two Celery workers do.
+IN_PROCESS_WRITERS = 2
+
+
+CHUNK_WRITER_THREADS = "chunk-writer"
+
+
+def _write_chunks(chunk_ids: list[int]) -> Iterator[int]:
+    """score_chunk for each chunk; the rows written, in the order the chunks finish. SQLite
+    (one writer at a time) and a run inside a transaction (tests: other connections would not
+    see its rows) write one chunk after the other.
+
+    A writer whose connection the server refused or dropped leaves its chunk to the run's own
+    connection (as the reads beside the run do): a missing connection only costs time."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block or IN_PROCESS_WRITERS < 2:
+        for chunk_id in chunk_ids:
+            yield score_chunk(chunk_id=chunk_id)
+        return
+    left = []
+    pool = ThreadPoolExecutor(max_workers=IN_PROCESS_WRITERS, thread_name_prefix=CHUNK_WRITER_THREADS)
+    try:
+        writes = {pool.submit(on_own_connection(score_chunk), chunk_id=chunk_id): chunk_id for chunk_id in chunk_ids}
+        for write in as_completed(writes):
+            try:
+                rows = write.result()
+            except OperationalError:
+                logger.warning("Chunk %s failed on a connection of its own; written again on the run's",
+                               writes[write], exc_info=True)
+                left.append(writes[write])
+                continue
+            yield rows
+    finally:
+        # Any other error fails the run: the chunks not started yet are not written.
+        pool.shutdown(wait=True, cancel_futures=True)
+    for chunk_id in sorted(left):
+        release_chunk(chunk_id=chunk_id)  # held by this process when it failed after its claim
+        yield score_chunk(chunk_id=chunk_id)
 
 
 def start_nightly_run(*, as_of: dt.date) -> ValuationRun | None:

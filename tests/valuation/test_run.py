@@ -620,3 +620,71 @@ def test_staged_values_code_their_texts_and_still_read_those_staged_before(compa
     before_frame, before_types = services.staged_values(buffer.getvalue())
     pd.testing.assert_frame_equal(before_frame, frame)
     pd.testing.assert_frame_equal(before_types, by_type)
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_an_in_process_run_writes_its_chunks_two_at_once_and_stores_what_one_writer_stores(monkeypatch, settings):
+    """On PostgreSQL an in-process run writes its chunks on two connections at once (one
+    writer leaves a core idle while the server stores its rows); the values are the same."""
+    import threading
+
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite takes one writer at a time")
+    customers = simulated_company(buyers=60, seed=5, service_every_days=30, service_offset_days=5)
+    settings.CVM_VALUATION_CHUNK_SIZE = 8
+    monkeypatch.setattr(services, "IN_PROCESS_WRITERS", 1)
+    one_writer = values_by_customer(services.run_valuation(as_of=AS_OF, warm=False))
+    monkeypatch.undo()
+    settings.CVM_VALUATION_CHUNK_SIZE = 8
+    write = services.score_chunk
+    writers, calls, lock = set(), [], threading.Lock()
+    both_in = threading.Barrier(2, timeout=20)  # one writer at a time would wait here in vain
+
+    def watched(*, chunk_id):
+        with lock:
+            writers.add(threading.current_thread().name)
+            calls.append(chunk_id)
+            first_two = len(calls) <= 2
+        if first_two:
+            both_in.wait()
+        return write(chunk_id=chunk_id)
+
+    monkeypatch.setattr(services, "score_chunk", watched)
+    run = services.run_valuation(as_of=AS_OF, warm=False)
+    assert run.status == ValuationRun.Status.COMPLETED and run.rows_written == len(customers)
+    assert run.chunks.filter(status=ValuationChunk.Status.DONE).count() == run.chunk_count >= 8
+    assert len(writers) == 2 and all(name.startswith(services.CHUNK_WRITER_THREADS) for name in writers)
+    assert sorted(calls) == sorted(run.chunks.values_list("pk", flat=True))
+    assert values_by_customer(run) == one_writer
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_chunks_whose_writer_gets_no_connection_are_written_on_the_runs_own(monkeypatch, settings):
+    """A writer the server refuses a connection (too many clients) costs time, never the run."""
+    import threading
+
+    from django.db import OperationalError, connection
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite takes one writer at a time")
+    customers = simulated_company(buyers=30, seed=3, service_every_days=30, service_offset_days=5)
+    settings.CVM_VALUATION_CHUNK_SIZE = 8
+    connect = DatabaseWrapper.get_new_connection
+    refused = []
+
+    def refused_to_writers(self, params):
+        if threading.current_thread().name.startswith(services.CHUNK_WRITER_THREADS):
+            refused.append(threading.current_thread().name)
+            raise OperationalError("sorry, too many clients already")
+        return connect(self, params)
+
+    monkeypatch.setattr(DatabaseWrapper, "get_new_connection", refused_to_writers)
+    run = services.run_valuation(as_of=AS_OF, warm=False)
+    assert run.status == ValuationRun.Status.COMPLETED and run.rows_written == len(customers)
+    assert len(refused) == run.chunk_count >= 4
+    assert run.chunks.filter(status=ValuationChunk.Status.DONE).count() == run.chunk_count
