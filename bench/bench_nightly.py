@@ -71,7 +71,6 @@ STEPS = [
     (selectors, "purchase_day_fence", "SQL population fence"),
     (selectors, "holdout_outcome", "SQL holdout outcome"),
     (selectors, "revenue_by_customer_period", "SQL revenue by period"),
-    (selectors, "customer_id_ranges", "SQL id ranges"),
     (engine, "compare_models", "model choice (back-test of 3 models)"),
     (engine, "fit_chosen_model", "fit (chosen model, gate)"),
     (services, "inputs_from_reads", "engine inputs (summaries, service totals)"),

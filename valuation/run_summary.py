@@ -161,8 +161,7 @@ def segment_nps_counts(*, rows: dict[str, np.ndarray], as_of: dt.date) -> dict[s
     valued = rows["customer_id"][order]
     if not len(valued) or not len(pairs):
         return {}
-    at = np.minimum(np.searchsorted(valued, pairs[:, 0]), len(valued) - 1)
-    found = valued[at] == pairs[:, 0]  # answers of customers the run did not value count nowhere
+    at, found = _find_sorted(valued, pairs[:, 0])  # answers of customers the run did not value count nowhere
     codes, segments = pd.factorize(rows["segment"][order][at[found]])
     scores = pairs[found, 1]
     kind = np.where(scores >= PROMOTER_MIN, 0, np.where(scores <= DETRACTOR_MAX, 2, 1))
@@ -306,11 +305,18 @@ def _segments_of(run: ValuationRun) -> tuple[np.ndarray, np.ndarray]:
 def _segments_before(customer_ids: np.ndarray, earlier: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Each customer's segment in the earlier run (_segments_of), "" where it was not in it."""
     ids, segments = earlier
-    at = np.minimum(np.searchsorted(ids, customer_ids), max(len(ids) - 1, 0))
-    found = (ids[at] == customer_ids) if len(ids) else np.zeros(len(customer_ids), dtype=bool)
+    at, found = _find_sorted(ids, customer_ids)
     before = np.full(len(customer_ids), "", dtype=object)
     before[found] = segments[at[found]]
     return before
+
+
+def _find_sorted(sorted_ids: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of ``wanted`` stands in ``sorted_ids``, and whether it is there at all."""
+    if not len(sorted_ids):
+        return np.zeros(len(wanted), dtype=np.intp), np.zeros(len(wanted), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_ids, wanted), len(sorted_ids) - 1)
+    return at, sorted_ids[at] == wanted
 
 
 _MONEY_COLUMNS = {
@@ -354,9 +360,7 @@ def summary_rows(*, run: ValuationRun) -> dict[str, np.ndarray]:
     by_id = customers.result()
     order = np.argsort(values["customer_id"].to_numpy(), kind="stable")
     ids = values["customer_id"].to_numpy()[order]
-    customer_ids = by_id["customer_id"]
-    at = np.minimum(np.searchsorted(customer_ids, ids), max(len(customer_ids) - 1, 0))
-    found = customer_ids[at] == ids if len(customer_ids) else np.zeros(len(ids), dtype=bool)
+    at, found = _find_sorted(by_id["customer_id"], ids)
     order, at = order[found], at[found]  # a customer deleted meanwhile: no row, as with the join
     rows: dict[str, np.ndarray] = {}
     for name in SUMMARY_ROW_COLUMNS:

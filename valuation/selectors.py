@@ -378,19 +378,6 @@ def _customer_frame_by_copy(columns: list[str], id_range: IdRange) -> pd.DataFra
     return frame
 
 
-def customer_id_ranges(*, chunk_size: int, ids: np.ndarray | None = None) -> list[tuple[int, int]]:
-    """Contiguous customer-id ranges of at most chunk_size customers each, in key order: of
-    every customer, or of ``ids`` (sorted) when given."""
-    if ids is None:
-        ids = np.fromiter(Customer.objects.order_by("id").values_list("id", flat=True).iterator(chunk_size=50000),
-                          dtype=np.int64)
-    if ids.size == 0:
-        return []
-    starts = ids[::chunk_size]
-    ends = np.append(ids[chunk_size - 1 :: chunk_size], ids[-1])[: len(starts)]
-    return [(int(lo), int(hi)) for lo, hi in zip(starts, ends, strict=False)]
-
-
 # "Latest" is the completed run with the newest as-of date, never the one that finished last:
 # a back-fill of an earlier date must not hide newer figures. Every page, the API and the
 # exports order runs by this one rule.

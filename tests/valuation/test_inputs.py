@@ -11,7 +11,7 @@ import pytest
 from services.models import ServiceEvent, ServiceType, StandardCost
 from services.selectors import service_event_value
 from tests.factories import CustomerFactory, ServiceEventFactory, TransactionFactory
-from valuation import customer_days, selectors
+from valuation import customer_days, selectors, services
 from valuation.engine import backtest_calibration_end as engine_backtest_calibration_end
 from valuation.engine.settings import EngineSettings
 from valuation.engine.summary import summarise_services, summarise_transactions
@@ -106,16 +106,12 @@ def test_service_value_in_sql_matches_events_valued_one_by_one():
     assert engine_totals.loc[customer.pk, "service_hours"] == pytest.approx(1.75 + 2 * 8)
 
 
-def test_customer_id_ranges_cover_every_customer_once():
-    customers = [CustomerFactory() for _ in range(7)]
-    ranges = selectors.customer_id_ranges(chunk_size=3)
-    assert len(ranges) == 3
-    covered = [c.pk for c in customers if any(lo <= c.pk <= hi for lo, hi in ranges)]
-    assert covered == [c.pk for c in customers]
-    assert all(ranges[i][1] < ranges[i + 1][0] for i in range(len(ranges) - 1))
-    scored = np.asarray(sorted(c.pk for c in customers[1:6]), dtype=np.int64)
-    assert selectors.customer_id_ranges(chunk_size=2, ids=scored) == [
-        (int(scored[0]), int(scored[1])), (int(scored[2]), int(scored[3])), (int(scored[4]), int(scored[4]))]
+def test_chunk_ranges_cover_every_scored_customer_once():
+    ids = np.asarray([3, 5, 8, 13, 21, 34, 55], dtype=np.int64)
+    ranges = services.chunk_ranges(ids, chunk_size=3)
+    assert ranges == [(3, 8), (13, 34), (55, 55)]
+    assert services.chunk_ranges(ids[1:6], chunk_size=2) == [(5, 8), (13, 21), (34, 34)]
+    assert services.chunk_ranges(np.zeros(0, dtype=np.int64), chunk_size=2) == []
 
 
 def raw_rows() -> pd.DataFrame:
