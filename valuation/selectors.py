@@ -522,10 +522,8 @@ def run_transaction_inputs(
     figures as transaction_summary, purchase_day_fence, holdout_outcome and
     revenue_by_customer_period, which each scan the table again. The back-test's calibration
     end follows from the oldest day read (engine.backtest_calibration_end). ``scanned`` is
-    called once the scan is read, before the figures are derived from it in this process."""
-    days = transaction_days(until=as_of)
-    if scanned is not None:
-        scanned()
+    called once the server has sent the scan, before this process derives the figures from it."""
+    days = transaction_days(until=as_of, received=scanned)
     first_day = EPOCH + dt.timedelta(days=int(days["day"].min())) if len(days) else None
     backtest_end = engine_backtest_calibration_end(first_day, as_of, holdout_weeks)
     calibration_end = backtest_end or as_of - dt.timedelta(weeks=holdout_weeks)  # unused when None

@@ -282,6 +282,12 @@ def test_packed_parallel_pass_equals_the_plain_group_by(block_bytes, monkeypatch
 
     same(customer_days.transaction_days(until=until, parts=1, block_bytes=block_bytes))
     same(customer_days.transaction_days(until=until, block_bytes=block_bytes))  # the two default parts
+    # Told once every day is received, outside the parts' snapshot transaction: reads started
+    # then get connections of their own (inside it they would run on this one, one after the other).
+    told = []
+    same(customer_days.transaction_days(until=until, block_bytes=block_bytes,
+                                        received=lambda: told.append(connection.in_atomic_block)))
+    assert told == [False]
     # Cuts right at customers with several days: each range starts exactly at its cut.
     ids = sorted(c.pk for c in customers)
     monkeypatch.setattr(customer_days, "_customer_splits", lambda parts: [ids[1], ids[5]])
