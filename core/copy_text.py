@@ -1,4 +1,5 @@
-"""Rows for PostgreSQL's COPY text format, built a column at a time with numpy.
+"""PostgreSQL's COPY: rows for its text format, built a column at a time with numpy, and the
+messages of a COPY TO read straight from libpq (copy_messages).
 
 Formatting a million value rows field by field in Python costs more than the whole
 valuation maths; here each column becomes a byte matrix (one row per customer, values
@@ -136,12 +137,16 @@ def copy_messages(copy: psycopg.Copy) -> Iterator[memoryview]:
                 pgconn.consume_input()
             else:
                 break
-        # The end of the data, then the statement's result (an error raised mid-COPY lands here).
+        # The end of the data, then the statement's results (an error raised mid-COPY lands
+        # here), read to the last: psycopg must find the connection idle, not the COPY running.
+        error = None
         while True:
             while pgconn.is_busy():
                 readable.select()
                 pgconn.consume_input()
             if (result := pgconn.get_result()) is None:
                 break
-            if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
-                raise psycopg.errors.error_from_result(result, encoding=copy.connection.info.encoding)
+            if result.status != psycopg.pq.ExecStatus.COMMAND_OK and error is None:
+                error = psycopg.errors.error_from_result(result, encoding=copy.connection.info.encoding)
+        if error is not None:
+            raise error

@@ -4,6 +4,7 @@ import math
 from decimal import Decimal
 
 import numpy as np
+import pytest
 
 from core import copy_text
 from valuation.services import _money
@@ -46,3 +47,21 @@ def test_columns_of_short_values_and_empty_strings_keep_their_fields():
         copy_text.floats([1.0, 0.1 + 0.2, -1e300]),
     ]))
     assert text == [["7", "", "a", "1.0"], ["12345678901234", "", "bcd", repr(0.1 + 0.2)], ["-3", "", "", "-1e+300"]]
+
+
+@pytest.mark.services
+@pytest.mark.django_db
+def test_a_query_failing_mid_copy_raises_its_error_and_leaves_the_connection_usable():
+    """copy_out_csv reads libpq directly: an error after some rows have been sent is raised
+    as the server's error, and the connection is idle again for the next statement."""
+    import psycopg
+    from django.db import connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: COPY")
+    assert copy_text.copy_out_csv("SELECT x, x * 2 FROM generate_series(1, 3) AS x").read() == b"1,2\n2,4\n3,6\n"
+    with pytest.raises(psycopg.errors.DivisionByZero), transaction.atomic():
+        copy_text.copy_out_csv("SELECT 1 / (5000 - x) FROM generate_series(1, 10000) AS x")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_sleep(0.3), 42")
+        assert cursor.fetchone()[1] == 42
