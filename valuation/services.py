@@ -368,6 +368,8 @@ def _store_staged(chunk_id: int, staged: bytes) -> None:
         return
     table = ValuationChunk._meta.db_table
     connection.ensure_connection()
+    # psycopg's own cursor binds on the server (Django's binds into the text); %b asks for the
+    # binary format. It runs on Django's connection, inside the caller's transaction.
     with psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(f"UPDATE {table} SET staged = %b WHERE id = %s", [staged, chunk_id])
 
@@ -868,31 +870,29 @@ def _write_chunks(chunk_ids: list[int]) -> Iterator[int]:
     (one writer at a time) and a run inside a transaction (tests: other connections would not
     see its rows) write one chunk after the other.
 
-    A writer whose connection the server refused or dropped leaves its chunk to the run's own
-    connection (as the reads beside the run do): a missing connection only costs time."""
+    A writer whose connection fails (refused: too many clients; dropped mid-chunk) gives its
+    chunk back at once and it is written on the run's own connection, as the reads beside the
+    run are: a missing connection costs time, not the run. A chunk whose write had committed
+    is not written again (its claim finds it done). Any other error fails the run."""
     if connection.vendor != "postgresql" or connection.in_atomic_block or IN_PROCESS_WRITERS < 2:
         for chunk_id in chunk_ids:
             yield score_chunk(chunk_id=chunk_id)
         return
-    left = []
     pool = ThreadPoolExecutor(max_workers=IN_PROCESS_WRITERS, thread_name_prefix=CHUNK_WRITER_THREADS)
     try:
         writes = {pool.submit(on_own_connection(score_chunk), chunk_id=chunk_id): chunk_id for chunk_id in chunk_ids}
         for write in as_completed(writes):
             try:
-                rows = write.result()
-            except OperationalError:
-                logger.warning("Chunk %s failed on a connection of its own; written again on the run's",
-                               writes[write], exc_info=True)
-                left.append(writes[write])
-                continue
-            yield rows
+                yield write.result()
+            except (OperationalError, psycopg.OperationalError):  # the COPY raises psycopg's own
+                chunk_id = writes[write]
+                logger.warning("Chunk %s failed on a connection of its own; writing it on the run's", chunk_id,
+                               exc_info=True)
+                release_chunk(chunk_id=chunk_id)  # held by this process if it failed after its claim
+                yield score_chunk(chunk_id=chunk_id)
     finally:
-        # Any other error fails the run: the chunks not started yet are not written.
+        # The chunks not started yet are not written when the run fails.
         pool.shutdown(wait=True, cancel_futures=True)
-    for chunk_id in sorted(left):
-        release_chunk(chunk_id=chunk_id)  # held by this process when it failed after its claim
-        yield score_chunk(chunk_id=chunk_id)
 
 
 def start_nightly_run(*, as_of: dt.date) -> ValuationRun | None:

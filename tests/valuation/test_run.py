@@ -688,3 +688,35 @@ def test_chunks_whose_writer_gets_no_connection_are_written_on_the_runs_own(monk
     assert run.status == ValuationRun.Status.COMPLETED and run.rows_written == len(customers)
     assert len(refused) == run.chunk_count >= 4
     assert run.chunks.filter(status=ValuationChunk.Status.DONE).count() == run.chunk_count
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_chunk_whose_writer_loses_its_connection_mid_copy_is_written_on_the_runs_own(monkeypatch, settings):
+    """A connection dropped during a chunk's COPY (psycopg's own error, not Django's): the chunk
+    is given back at once and written on the run's connection; the run completes whole."""
+    import threading
+
+    import psycopg
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite takes one writer at a time")
+    customers = simulated_company(buyers=30, seed=3, service_every_days=30, service_offset_days=5)
+    settings.CVM_VALUATION_CHUNK_SIZE = 8
+    write_values = services._write_values
+    dropped = []
+
+    def dropped_in_a_writer(run_id, frame, by_type):
+        if threading.current_thread().name.startswith(services.CHUNK_WRITER_THREADS) and not dropped:
+            dropped.append(frame.index[0])
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return write_values(run_id, frame, by_type)
+
+    monkeypatch.setattr(services, "_write_values", dropped_in_a_writer)
+    run = services.run_valuation(as_of=AS_OF, warm=False)
+    assert len(dropped) == 1
+    assert run.status == ValuationRun.Status.COMPLETED and run.rows_written == len(customers)
+    assert CustomerValue.objects.filter(run=run).count() == len(customers)
+    retried = run.chunks.get(first_customer_id=dropped[0])
+    assert retried.status == ValuationChunk.Status.DONE and retried.attempts == 2
