@@ -33,6 +33,7 @@ import functools
 import os
 import resource
 import sys
+import threading
 import time
 from collections import defaultdict
 from datetime import date
@@ -114,10 +115,17 @@ class Clock:
     def __init__(self):
         self.seconds = defaultdict(float)
         self.calls = defaultdict(int)
-        self.phase = "run"
+        self.run_phase = "run"  # the run's own thread
+        self._thread = threading.local()  # a chunk writer's phase (services.IN_PROCESS_WRITERS)
         self.chunk_seconds: list[float] = []
         self.slow_sql: list[tuple[float, str, str]] = []
         self.peak, self.peak_step = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "before the run"
+
+    @property
+    def phase(self) -> str:
+        """The calling thread's phase; threads without one of their own (the reads beside the
+        run) work for the run's current phase."""
+        return getattr(self._thread, "phase", None) or self.run_phase
 
     def sql(self, execute, sql, params, many, context):
         """connection.execute_wrapper: note every statement slower than SLOW_SQL_SECONDS."""
@@ -147,17 +155,28 @@ class Clock:
     def phase_of(self, phase, function):
         @functools.wraps(function)
         def timed(*args, **kwargs):
-            previous, self.phase = self.phase, phase
+            own = threading.current_thread() is threading.main_thread()
+            previous = self.run_phase if own else getattr(self._thread, "phase", None)
+            if own:
+                self.run_phase = phase
+            else:
+                self._thread.phase = phase
             started = time.perf_counter()
             try:
-                return function(*args, **kwargs)
+                if own:
+                    return function(*args, **kwargs)
+                with connection.execute_wrapper(self.sql):  # a writer's own connection
+                    return function(*args, **kwargs)
             finally:
                 elapsed = time.perf_counter() - started
                 self.seconds[(phase, "total")] += elapsed
                 self.calls[(phase, "total")] += 1
                 if phase == "chunks":
                     self.chunk_seconds.append(elapsed)
-                self.phase = previous
+                if own:
+                    self.run_phase = previous
+                else:
+                    self._thread.phase = previous
         return timed
 
     def install(self):
