@@ -374,6 +374,27 @@ def test_a_company_without_any_transaction_is_valued():
 
 
 @pytest.mark.services
+def refuse_connections_to_threads(monkeypatch, prefix: str) -> list[str]:
+    """PostgreSQL refuses a new connection to every thread whose name starts with ``prefix``
+    (too many clients); returns the names of the threads refused, as they are refused."""
+    import threading
+
+    from django.db import OperationalError
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    connect = DatabaseWrapper.get_new_connection
+    refused = []
+
+    def refusing(self, params):
+        if threading.current_thread().name.startswith(prefix):
+            refused.append(threading.current_thread().name)
+            raise OperationalError("sorry, too many clients already")
+        return connect(self, params)
+
+    monkeypatch.setattr(DatabaseWrapper, "get_new_connection", refusing)
+    return refused
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_runs_heartbeat_goes_on_while_the_finish_writes_the_summary(monkeypatch):
     """The summary takes a minute at a million customers: meanwhile another connection can
@@ -501,23 +522,14 @@ def test_a_finish_that_fails_on_a_worker_fails_the_run_with_its_error(company, m
 def test_the_run_is_indexed_when_no_extra_connection_is_to_be_had(monkeypatch):
     """The run's indexes are built on connections of their own: when the server refuses them
     (too many clients), they are built on the run's connection and the run completes indexed."""
-    import threading
-
-    from django.db import OperationalError, connection
-    from django.db.backends.postgresql.base import DatabaseWrapper
+    from django.db import connection
 
     if not history.is_partitioned():
         pytest.skip("PostgreSQL only: the value table is partitioned by run there")
     customers = simulated_company(buyers=30, seed=3, service_every_days=30, service_offset_days=5)
-    connect = DatabaseWrapper.get_new_connection
-
-    def refused_to_index_builders(self, params):
-        if threading.current_thread().name.startswith(history.INDEX_BUILDER_THREADS):
-            raise OperationalError("sorry, too many clients already")
-        return connect(self, params)
-
-    monkeypatch.setattr(DatabaseWrapper, "get_new_connection", refused_to_index_builders)
+    refused = refuse_connections_to_threads(monkeypatch, history.INDEX_BUILDER_THREADS)
     run = services.run_valuation(as_of=AS_OF)
+    assert refused
     assert run.status == ValuationRun.Status.COMPLETED and run.rows_written == len(customers)
     with connection.cursor() as cursor:
         cursor.execute("SELECT COUNT(*) FROM pg_indexes WHERE tablename = %s", [history.partition_name(run.pk)])
@@ -530,10 +542,7 @@ def test_reads_beside_the_run_without_a_connection_of_their_own_give_the_same_va
     """The prepare reads the customers and the service costs, the finish the cross-sell peers
     and the service cost views, on connections of their own: when the server refuses those
     (too many clients), they are read on the run's connection and the run stores the same values."""
-    import threading
-
-    from django.db import OperationalError, connection
-    from django.db.backends.postgresql.base import DatabaseWrapper
+    from django.db import connection
 
     from core.own_connection import BACKGROUND_THREADS
 
@@ -541,16 +550,7 @@ def test_reads_beside_the_run_without_a_connection_of_their_own_give_the_same_va
         pytest.skip("PostgreSQL only: elsewhere the reads beside are made on the run's connection anyway")
     customers = simulated_company(buyers=30, seed=3, service_every_days=30, service_offset_days=5)
     with_connections = values_by_customer(services.run_valuation(as_of=AS_OF, warm=False))
-    connect = DatabaseWrapper.get_new_connection
-    refused = []
-
-    def refused_beside(self, params):
-        if threading.current_thread().name.startswith(BACKGROUND_THREADS):
-            refused.append(threading.current_thread().name)
-            raise OperationalError("sorry, too many clients already")
-        return connect(self, params)
-
-    monkeypatch.setattr(DatabaseWrapper, "get_new_connection", refused_beside)
+    refused = refuse_connections_to_threads(monkeypatch, BACKGROUND_THREADS)
     run = services.run_valuation(as_of=AS_OF, warm=False)
     assert run.status == ValuationRun.Status.COMPLETED and run.rows_written == len(customers)
     assert len(refused) >= 4  # customers, service costs, peers, cost views: each read again on the run's
@@ -665,25 +665,13 @@ def test_an_in_process_run_writes_its_chunks_two_at_once_and_stores_what_one_wri
 @pytest.mark.django_db(transaction=True)
 def test_chunks_whose_writer_gets_no_connection_are_written_on_the_runs_own(monkeypatch, settings):
     """A writer the server refuses a connection (too many clients) costs time, never the run."""
-    import threading
-
-    from django.db import OperationalError, connection
-    from django.db.backends.postgresql.base import DatabaseWrapper
+    from django.db import connection
 
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL only: SQLite takes one writer at a time")
     customers = simulated_company(buyers=30, seed=3, service_every_days=30, service_offset_days=5)
     settings.CVM_VALUATION_CHUNK_SIZE = 8
-    connect = DatabaseWrapper.get_new_connection
-    refused = []
-
-    def refused_to_writers(self, params):
-        if threading.current_thread().name.startswith(services.CHUNK_WRITER_THREADS):
-            refused.append(threading.current_thread().name)
-            raise OperationalError("sorry, too many clients already")
-        return connect(self, params)
-
-    monkeypatch.setattr(DatabaseWrapper, "get_new_connection", refused_to_writers)
+    refused = refuse_connections_to_threads(monkeypatch, services.CHUNK_WRITER_THREADS)
     run = services.run_valuation(as_of=AS_OF, warm=False)
     assert run.status == ValuationRun.Status.COMPLETED and run.rows_written == len(customers)
     assert len(refused) == run.chunk_count >= 4
