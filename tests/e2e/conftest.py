@@ -106,7 +106,14 @@ class DatabaseSnapshot:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(f"TRUNCATE {quoted} CASCADE")
             for table in self.tables:
-                cursor.execute(f'INSERT INTO "{table}" SELECT * FROM {self.SCHEMA}."{table}"')
+                # Generated columns (the transactions' cents) take no values: the database makes them.
+                cursor.execute(
+                    "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute "
+                    "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = ''",
+                    [f'"{table}"'],
+                )
+                columns = cursor.fetchone()[0]
+                cursor.execute(f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM {self.SCHEMA}."{table}"')
             for statement in connection.ops.sequence_reset_sql(no_style(), apps.get_models()):
                 cursor.execute(statement)
 

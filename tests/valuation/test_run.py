@@ -373,7 +373,6 @@ def test_a_company_without_any_transaction_is_valued():
     assert value.basis == "no_purchase" and float(value.clv) == 0.0
 
 
-@pytest.mark.services
 def refuse_connections_to_threads(monkeypatch, prefix: str) -> list[str]:
     """PostgreSQL refuses a new connection to every thread whose name starts with ``prefix``
     (too many clients); returns the names of the threads refused, as they are refused."""
@@ -395,6 +394,7 @@ def refuse_connections_to_threads(monkeypatch, prefix: str) -> list[str]:
     return refused
 
 
+@pytest.mark.services
 @pytest.mark.django_db(transaction=True)
 def test_the_runs_heartbeat_goes_on_while_the_finish_writes_the_summary(monkeypatch):
     """The summary takes a minute at a million customers: meanwhile another connection can
