@@ -35,6 +35,7 @@ from customers.nps import DETRACTOR_MAX, PROMOTER_MIN, window_start
 from services.models import ServiceEvent
 from services.selectors import CostHistory
 
+from . import history
 from .figure_rules import (
     A_TODAY_CLV_SHARE,
     ACTION_COLUMNS,
@@ -341,8 +342,10 @@ def summary_rows(*, run: ValuationRun) -> dict[str, np.ndarray]:
     connection of their own at the same time; they are joined here, as the query's inner join
     would (the join in the query took ~2 s longer at a million rows, on one core)."""
     cents = ", ".join(f"CAST(ROUND({column} * 100) AS BIGINT) AS {name}" for name, column in _MONEY_COLUMNS.items())
+    # The run's own table (history.run_table): the finish reads it while its indexes are built,
+    # before it is attached to the value table.
     values_sql = (f"SELECT customer_id, segment, basis, abc_class, p_alive, {cents} "
-                  f"FROM {CustomerValue._meta.db_table} WHERE run_id = {int(run.pk)}")
+                  f"FROM {history.run_table(run_id=run.pk)} WHERE run_id = {int(run.pk)}")
     if connection.vendor != "postgresql":
         return _summary_rows_joined_in_sql(values_sql)
     customers = in_background(_customer_columns)

@@ -221,13 +221,23 @@ def keep_alive(*, run_id: int, chunk_id: int | None = None) -> Iterator[None]:
         thread.join(timeout=5)
 
 
-def prepare_run(*, run_id: int) -> list[int]:
+@dataclass
+class ReadAhead:
+    """Reads of the finish that need none of the run's written rows, started by an in-process
+    run in prepare_run, where the engine and then the chunk writes leave the server a core;
+    the finish takes their results. A Celery finish (another process) reads them itself."""
+    service_costs: object = None  # run_summary.service_cost_views, from in_background
+    peer_sums: object = None  # cross_sell.peer_category_sums with the run's classes
+
+
+def prepare_run(*, run_id: int, ahead: ReadAhead | None = None) -> list[int]:
     """Read once, score once: one pass over the transactions gives the as-of and back-test
     inputs (selectors.run_transaction_inputs); the back-test chooses the model, which is
     fitted once on all customers (with the fit-quality gate) and scores every customer once,
     ranges included; the global thresholds classify them and the referral values are summed
     in memory. Each chunk's customers are staged with the chunk (stage_values), so the chunk
-    tasks only write. The fit and the population fence are stored with the run."""
+    tasks only write. The fit and the population fence are stored with the run. ``ahead``
+    (in-process runs): the finish's reads that need no written rows are started here."""
     run = ValuationRun.objects.get(pk=run_id)
     settings = run.engine_settings
     _touch(run_id, stage="back-testing")
@@ -247,6 +257,8 @@ def prepare_run(*, run_id: int) -> list[int]:
                                              scanned=read_beside)
     by_type = beside["by_type"]
     customers = beside["customers"].result().set_index("customer_id")
+    if ahead is not None:  # the server idles while the engine works: the finish's service costs meanwhile
+        ahead.service_costs = in_background(lambda: run_summary.service_cost_views(as_of=run.as_of))
     backtest = run_backtest(as_of=run.as_of, settings=settings, reads=reads, customers=customers)
     company = {"earned_growth": earned_growth(as_of=run.as_of, revenue=reads.revenue_by_period,
                                               customers=customers.reset_index())}
@@ -264,6 +276,10 @@ def prepare_run(*, run_id: int) -> list[int]:
     classified = engine.classify(scored, thresholds, settings)
     del scored
     classified["referral_value"] = referral_values(customers, classified["clv"])
+    if ahead is not None:  # the cross-sell sums need the classes only: read while the chunks are staged and written
+        classes = classified["abc_class"]
+        ahead.peer_sums = in_background(lambda: cross_sell.peer_category_sums(
+            run_id=run_id, as_of=run.as_of, window_months=settings.window_months, classes=classes))
     parameters = {**models.to_dict(), "fence": inputs.fence if np.isfinite(inputs.fence) else None}
 
     _touch(run_id, stage="scoring")
@@ -609,11 +625,11 @@ def _value_rows(run_id: int, frame: pd.DataFrame, by_type: pd.DataFrame):
         )
 
 
-def finish_run_if_complete(*, run_id: int, warm: bool = True) -> bool:
+def finish_run_if_complete(*, run_id: int, warm: bool = True, ahead: ReadAhead | None = None) -> bool:
     """Complete the run once every chunk is written. Exactly one caller wins the claim.
 
     `warm=False` skips warming the dashboard cache (a series of back-dated runs warms once,
-    after the last)."""
+    after the last). `ahead`: what prepare_run read ahead for this finish (in-process)."""
     if ValuationChunk.objects.filter(run_id=run_id).exclude(status=ValuationChunk.Status.DONE).exists():
         return False
     claimed = (
@@ -625,20 +641,27 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True) -> bool:
     run = ValuationRun.objects.get(pk=run_id)
     with keep_alive(run_id=run_id):  # the finish takes a minute at 1M customers: still alive
         # Short transactions of its own (history.close_run): attaching the partition locks the value
-        # table until commit, and nothing shows the run before it completes.
-        history.close_run(run_id=run_id)
+        # table until commit, and nothing shows the run before it completes. The server builds the
+        # indexes on connections of their own while this process reads the run's rows from its
+        # table and groups them for the summary (the client's work): at 1M customers each took
+        # about 10 s, one after the other with one side idle.
+        indexing = in_background(lambda: history.close_run(run_id=run_id))
         # The cross-sell peers read the window's transactions again (the summary's rows hold no
         # products): on a connection of its own, while this one writes the summary and the work
         # items, which mostly keep the client busy.
-        peer_sums = in_background(lambda: cross_sell.peer_category_sums(
+        ahead = ahead or ReadAhead()
+        peer_sums = ahead.peer_sums or in_background(lambda: cross_sell.peer_category_sums(
             run_id=run_id, as_of=run.as_of, window_months=int((run.settings or {}).get("window_months", 12))))
         # The run's rows are read once: the summary, the work items and the peers use them. The
         # summary is written before the run completes (nothing shows a run's summary before then):
         # inside the completion's transaction it held the run's row, and with it every heartbeat,
         # for as long as it took.
         # Its service cost views are one grouped query over the service events: read beside it.
-        service_costs = in_background(lambda: run_summary.service_cost_views(as_of=run.as_of))
-        rows = run_summary.write_run_summary(run_id=run_id, service_costs=service_costs)
+        service_costs = ahead.service_costs or in_background(lambda: run_summary.service_cost_views(as_of=run.as_of))
+        try:
+            rows = run_summary.write_run_summary(run_id=run_id, service_costs=service_costs)
+        finally:
+            indexing.result()  # a run completes attached; a failed summary still waits for the builds
         try:
             completed = _complete_run(run_id)
         except Exception:
@@ -846,12 +869,13 @@ def run_valuation(
 def _run_steps(run: ValuationRun, say: Callable[[str], None], *, warm: bool) -> None:
     started = time.monotonic()
     say(f"Run {run.pk} as of {run.as_of}: fitting the models on all customers…")
-    chunk_ids = prepare_run(run_id=run.pk)
+    ahead = ReadAhead()
+    chunk_ids = prepare_run(run_id=run.pk, ahead=ahead)
     run.refresh_from_db()
     say(f"Fitted in {time.monotonic() - started:.1f} s; scoring {run.customer_count} customers in {len(chunk_ids)} chunks.")
     for done, rows in enumerate(_write_chunks(chunk_ids), start=1):
         say(f"  chunk {done}/{len(chunk_ids)}: {rows} customers written ({time.monotonic() - started:.1f} s)")
-    finish_run_if_complete(run_id=run.pk, warm=warm)
+    finish_run_if_complete(run_id=run.pk, warm=warm, ahead=ahead)
     run.refresh_from_db()
     say(f"Run {run.pk} {run.status} in {time.monotonic() - started:.1f} s: {run.rows_written} value rows.")
 

@@ -4,6 +4,7 @@ import datetime as dt
 import itertools
 from decimal import Decimal
 
+import pandas as pd
 import pytest
 
 from customers.models import Customer, Transaction
@@ -76,6 +77,28 @@ def test_peers_counted_from_the_runs_rows_equal_the_stored_count():
     assert rebuild_peer_categories(run_id=run.pk, peers=run_summary.peer_counts(rows)) == len(stored)
     assert sorted(PeerCategory.objects.values_list(*fields)) == stored
     assert {peers for *_k, peers, _m in stored} == {2}  # 4 customers per industry, 2 per class
+
+
+def test_the_sums_follow_the_classes_given_in_place_of_the_runs_rows():
+    """An in-process run reads the peers' sums before its rows are written, from the classes it
+    scored: the same sums as from the written rows, and grouped by the classes given."""
+    from valuation.cross_sell import peer_category_sums
+    from valuation.models import CustomerValue
+
+    run = ValuationRunFactory(as_of=AS_OF, settings={"window_months": 12})
+    for i in range(12):
+        customer = Customer.objects.create(number=f"C{i}", name=f"C {i}", industry=["Steel", "Food"][i % 2])
+        CustomerValueFactory(run=run, customer=customer, abc_class="AB"[i % 3 == 0])
+        buy(customer, ["Seal kit", "Gearbox"][i % 4 < 2], 10 * (i + 1))
+    written = sorted(peer_category_sums(run_id=run.pk, as_of=AS_OF, window_months=12))
+    classes = pd.Series(dict(CustomerValue.objects.filter(run=run).values_list("customer_id", "abc_class")))
+    assert sorted(peer_category_sums(run_id=run.pk, as_of=AS_OF, window_months=12, classes=classes)) == written
+    assert {abc for _i, abc, *_rest in written} == {"A", "B"}
+
+    everyone_c = peer_category_sums(run_id=run.pk, as_of=AS_OF, window_months=12, classes=classes.map(lambda _: "C"))
+    assert {abc for _i, abc, *_rest in everyone_c} == {"C"}
+    assert sum(buyers for *_k, buyers, _m in everyone_c) == 12
+    assert sum(margin for *_k, margin in everyone_c) == sum(margin for *_k, margin in written) == 78_000  # cents
 
 
 @pytest.mark.services
