@@ -52,12 +52,13 @@ def _index_prefix(run_id: int) -> str:
     return f"cv_r{int(run_id)}"
 
 
-def is_partitioned() -> bool:
-    """True on PostgreSQL once migration 0009 made the value table partitioned by run."""
+def is_partitioned(table: str = PARENT) -> bool:
+    """True on PostgreSQL once a migration made the table partitioned by run (the value table:
+    0010; the work items: 0016)."""
     if connection.vendor != "postgresql":
         return False
     with connection.cursor() as cursor:
-        cursor.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [PARENT])
+        cursor.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [table])
         row = cursor.fetchone()
     return bool(row) and row[0] == "p"
 
@@ -225,19 +226,9 @@ def close_run(*, run_id: int, builders: int | None = None) -> None:
     # twice that without the parallel workers (max_parallel_maintenance_workers = 2).
     # Measured there: maintenance_work_mem 64 MB or 256 MB changed nothing (within 2 %). The
     # constant run_id column is left out (partition_index_definitions).
-    if builders > 1:
-        try:
-            _build_indexes(statements, builders=builders)
-            statements = []
-        except OperationalError:
-            # A refused or dropped builder connection (too many clients) must not fail the run:
-            # this connection builds what is missing (IF NOT EXISTS skips what was built).
-            logger.warning("Building run %s's indexes on connections of their own failed; building "
-                           "them on the run's", run_id, exc_info=True)
-    if statements:
-        with transaction.atomic(), connection.cursor() as cursor:
-            for sql in statements:
-                cursor.execute(sql)
+    # A refused or dropped builder connection (too many clients) must not fail the run: this
+    # connection then builds what is missing (build_indexes).
+    build_indexes(statements, builders=builders)
     with transaction.atomic(), connection.cursor() as cursor:
         # The loading table has no foreign keys of its own (LIKE copies none): a customer deleted
         # while the run was scored or indexed would fail the attach, and with it the whole run.
@@ -256,9 +247,11 @@ def close_run(*, run_id: int, builders: int | None = None) -> None:
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
-def _build_indexes(statements: list[str], *, builders: int) -> None:
+def build_indexes(statements: list[str], *, builders: int) -> None:
     """Run the CREATE INDEX statements on ``builders`` connections of their own, each taking
-    the next statement as it becomes free."""
+    the next statement as it becomes free. A builder whose connection is refused or lost
+    (too many clients) leaves its statement to the others; what none of them built is built
+    on this connection at the end. With one builder, all are built on this connection."""
     pending = list(statements)
     lock = threading.Lock()
 
@@ -269,12 +262,27 @@ def _build_indexes(statements: list[str], *, builders: int) -> None:
                 if not pending:
                     return
                 sql = pending.pop(0)
-            with connection.cursor() as cursor:
-                cursor.execute(sql)
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute(sql)
+            except OperationalError:
+                with lock:
+                    pending.append(sql)  # a statement that failed built nothing
+                raise
 
-    with ThreadPoolExecutor(max_workers=builders, thread_name_prefix=INDEX_BUILDER_THREADS) as pool:
-        for done in [pool.submit(build) for _ in range(builders)]:
-            done.result()
+    if builders > 1 and len(pending) > 1:
+        with ThreadPoolExecutor(max_workers=builders, thread_name_prefix=INDEX_BUILDER_THREADS) as pool:
+            done = [pool.submit(build) for _ in range(builders)]
+        for future in done:
+            error = future.exception()
+            if isinstance(error, OperationalError):
+                logger.warning("An index builder's connection failed; its indexes are built on this one",
+                               exc_info=error)
+            elif error is not None:
+                raise error
+    with connection.cursor() as cursor:
+        for sql in pending:
+            cursor.execute(sql)
 
 
 def thin_indexes(*, run_id: int) -> bool:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from decimal import Decimal
 
 import numpy as np
@@ -34,10 +35,12 @@ from django.db.models import Case, F, FloatField, Sum, Value, When
 from django.db.models.functions import Cast
 
 from core import copy_text
+from core.own_connection import in_background
 from customers.models import Customer, SurveyAnswer
 from services.models import ServiceEvent
 from services.selectors import VALUE_FIELD, CostHistory
 
+from . import history
 from .figure_rules import AT_RISK_P_ALIVE
 from .models import CustomerValue, Segment, ValuationRun, WorkItem
 from .selectors import completed_runs_newest_first
@@ -221,9 +224,9 @@ def _cents(value: float) -> Decimal:
     return Decimal(repr(round(float(value), 2))).quantize(Decimal("0.01"))
 
 
-def _write_items(run_id: int, items: pd.DataFrame) -> None:
+def _write_items(run_id: int, items: pd.DataFrame, *, table: str | None = None) -> None:
     """PostgreSQL: one COPY (400k items: bulk_create took ~3 minutes, most of it building
-    objects and SQL); other databases: bulk_create."""
+    objects and SQL), into ``table`` when given; other databases: bulk_create."""
     if items.empty:
         return
     if connection.vendor == "postgresql":
@@ -238,7 +241,7 @@ def _write_items(run_id: int, items: pd.DataFrame) -> None:
             "fingerprint": copy_text.strings(items["fingerprint"].str.slice(0, 64).to_numpy()),
         }
         quote = connection.ops.quote_name
-        sql = f"COPY {quote(WorkItem._meta.db_table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+        sql = f"COPY {quote(table or WorkItem._meta.db_table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
         with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
             copy.write(copy_text.block(list(columns.values())))
         return
@@ -266,6 +269,9 @@ def rebuild_work_items(*, run_id: int | None = None, latest_values: pd.DataFrame
         return 0
     latest = runs[0]
     previous = runs[1] if len(runs) > 1 else None
+    # Two small grouped reads on connections of their own while this one reads the runs' values.
+    detractors = in_background(lambda: latest_detractor_scores(as_of=latest.as_of))
+    spend = in_background(lambda: service_spend_by_type(as_of=latest.as_of)) if previous is not None else None
     given = latest_values is not None and customers is not None and run_id == latest.pk
     cur = latest_values if given else _values(latest)
     prev = _values(previous) if previous is not None else None
@@ -275,14 +281,75 @@ def rebuild_work_items(*, run_id: int | None = None, latest_values: pd.DataFrame
             columns=["customer_id", "status", "lost_on"],
         ).set_index("customer_id")
     items = find_work_items(cur, prev, customers=customers, thresholds=latest.thresholds or {},
-                            as_of=latest.as_of, detractors=latest_detractor_scores(as_of=latest.as_of))
+                            as_of=latest.as_of, detractors=detractors.result())
     changes = change_summary(cur, prev, items)
     if changes:
         changes |= {"previous_run": previous.pk, "previous_as_of": previous.as_of.isoformat(),
-                    "service_spend": service_spend_by_type(as_of=latest.as_of)}
+                    "service_spend": spend.result()}
+    partitioned = history.is_partitioned(PARENT)
+    if partitioned:
+        loaded = _load_partition(latest.pk, items)
     with transaction.atomic():
-        WorkItem.objects.exclude(run=latest).delete()
-        WorkItem.objects.filter(run=latest).delete()
-        _write_items(latest.pk, items)
+        if partitioned:
+            _replace_partitions(latest.pk, loaded)
+        else:
+            WorkItem.objects.exclude(run=latest).delete()
+            WorkItem.objects.filter(run=latest).delete()
+            _write_items(latest.pk, items)
         ValuationRun.objects.filter(pk=latest.pk).update(company={**(latest.company or {}), "changes": changes})
     return len(items)
+
+
+# PostgreSQL (migration 0016): each run's items are a partition of the work item table.
+PARENT = WorkItem._meta.db_table
+DEFAULT_PARTITION = f"{PARENT}_default"
+_LOADING = re.compile(rf"^{PARENT}_r[0-9]+_load$")
+# The parent's index definitions, made to build the same index on another table (whose matching
+# indexes ATTACH then takes over instead of building its own).
+_INDEX_HEAD = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON (ONLY )?\S+ ")
+
+
+def _load_partition(run_id: int, items: pd.DataFrame) -> str:
+    """The run's items in a table of their own, indexed like the parent, not yet attached: out
+    of sight, no lock on the work items. Loading tables left by a rebuild that stopped go first."""
+    table = f"{PARENT}_r{int(run_id)}_load"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_class c WHERE c.relkind = 'r' AND c.relname ~ %s "
+            "AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)", [_LOADING.pattern])
+        for (name,) in cursor.fetchall():
+            cursor.execute(f'DROP TABLE "{name}"')
+        cursor.execute(f'CREATE TABLE "{table}" (LIKE "{PARENT}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)')
+        # Lets ATTACH skip its scan of the rows.
+        cursor.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT work_item_run CHECK (run_id = {int(run_id)})')
+    _write_items(run_id, items, table=table)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = %s",
+                       [PARENT])
+        definitions = [_INDEX_HEAD.sub(lambda m: f'CREATE {m.group(1) or ""}INDEX ON "{table}" ', sql)
+                       for (sql,) in cursor.fetchall()]
+    # On two connections, as a run's value indexes (inside a transaction other connections
+    # would not see the table: one after the other on this one).
+    history.build_indexes([f'CREATE UNIQUE INDEX ON "{table}" (id)', *definitions],
+                          builders=1 if connection.in_atomic_block else history.INDEX_BUILDERS)
+    return table
+
+
+def _replace_partitions(run_id: int, loaded: str) -> None:
+    """In the caller's transaction: every earlier item goes (partitions dropped whole, rows
+    written through the ORM deleted) and the loaded table becomes the run's partition. The
+    attach checks its foreign keys in one join, where a COPY into the table checked row by row."""
+    with connection.cursor() as cursor:
+        # ALTER TABLE refuses to run while deferred foreign-key checks of this transaction are
+        # pending on the tables it touches: check them now (they stay deferred afterwards).
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = %s::regclass AND c.relname <> %s", [PARENT, DEFAULT_PARTITION])
+        for (name,) in cursor.fetchall():
+            cursor.execute(f'DROP TABLE "{name}"')
+        cursor.execute(f'DELETE FROM "{DEFAULT_PARTITION}"')
+        partition = f"{PARENT}_r{int(run_id)}"
+        cursor.execute(f'ALTER TABLE "{loaded}" RENAME TO "{partition}"')
+        cursor.execute(f'ALTER TABLE "{PARENT}" ATTACH PARTITION "{partition}" FOR VALUES IN ({int(run_id)})')
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")

@@ -484,13 +484,13 @@ def test_a_customer_deleted_while_the_indexes_are_built_does_not_fail_the_run(mo
         pytest.skip("PostgreSQL only: the value table is partitioned by run there")
     customers = simulated_company(buyers=40, seed=3, service_every_days=30, service_offset_days=5)
     gone = customers[0].pk
-    build = history._build_indexes
+    build = history.build_indexes
 
     def build_then_delete(statements, **kwargs):
         build(statements, **kwargs)
         Customer.objects.filter(pk=gone).delete()
 
-    monkeypatch.setattr(history, "_build_indexes", build_then_delete)
+    monkeypatch.setattr(history, "build_indexes", build_then_delete)
     run = services.run_valuation(as_of=AS_OF)
     assert run.status == ValuationRun.Status.COMPLETED
     values = set(CustomerValue.objects.filter(run=run).values_list("customer_id", flat=True))

@@ -219,3 +219,37 @@ def test_the_values_read_by_copy_equal_those_read_row_by_row(two_runs, monkeypat
             by_rows = valuation_worklist._values(run).sort_index()
         assert len(read) == len(by_rows) > 0 and read["p_alive"].isna().sum() == by_rows["p_alive"].isna().sum()
         pd.testing.assert_frame_equal(read, by_rows, check_exact=True)
+
+
+@pytest.mark.django_db
+def test_a_rebuild_replaces_the_latest_runs_partition_whole(two_runs):
+    """PostgreSQL keeps each run's items as a partition of their own: a rebuild loads a fresh
+    one and drops the earlier whole (items written through the ORM, in the default partition,
+    go too). The items are the same, one per customer and reason, and no loading table is left."""
+    from django.db import IntegrityError, transaction
+
+    from valuation import history
+    from valuation import worklist as valuation_worklist
+
+    if not history.is_partitioned(valuation_worklist.PARENT):
+        pytest.skip("PostgreSQL only: SQLite keeps the plain table")
+    first, second = two_runs
+    fields = ("run_id", "customer_id", "reason", "amount", "before", "after", "fingerprint")
+    stored = sorted(WorkItem.objects.values_list(*fields))
+    assert stored and {run_id for run_id, *_ in stored} == {second.pk}
+    stray = WorkItem.objects.create(run=first, customer_id=stored[0][1], reason="renegotiate", amount=1,
+                                    fingerprint="stray")
+
+    def tables() -> dict[str, bool]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT c.relname, EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid) "
+                           "FROM pg_class c WHERE c.relkind = 'r' AND c.relname LIKE 'valuation\\_workitem\\_%%'")
+            return dict(cursor.fetchall())
+
+    assert tables() == {"valuation_workitem_default": True, f"valuation_workitem_r{second.pk}": True}
+    assert rebuild_work_items() == len(stored)
+    assert sorted(WorkItem.objects.values_list(*fields)) == stored
+    assert not WorkItem.objects.filter(pk=stray.pk).exists()
+    assert tables() == {"valuation_workitem_default": True, f"valuation_workitem_r{second.pk}": True}
+    with pytest.raises(IntegrityError), transaction.atomic():
+        WorkItem.objects.create(run=second, customer_id=stored[0][1], reason=stored[0][2], amount=1, fingerprint="x")
