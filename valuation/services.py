@@ -31,6 +31,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from core import copy_binary, copy_text
+from core.memory import release_freed_memory
 from core.own_connection import in_background, on_own_connection
 
 from . import cross_sell, engine, history, run_summary, selectors, worklist
@@ -237,7 +238,16 @@ def prepare_run(*, run_id: int, ahead: ReadAhead | None = None) -> list[int]:
     ranges included; the global thresholds classify them and the referral values are summed
     in memory. Each chunk's customers are staged with the chunk (stage_values), so the chunk
     tasks only write. The fit and the population fence are stored with the run. ``ahead``
-    (in-process runs): the finish's reads that need no written rows are started here."""
+    (in-process runs): the finish's reads that need no written rows are started here.
+
+    Then the memory its frames held is handed back: at 1M customers glibc kept about 800 MB
+    of them, and the finish's own peak stacked on it (1.99 GB; with it handed back 1.62 GB)."""
+    chunk_ids = _prepare(run_id=run_id, ahead=ahead)
+    release_freed_memory()
+    return chunk_ids
+
+
+def _prepare(*, run_id: int, ahead: ReadAhead | None) -> list[int]:
     run = ValuationRun.objects.get(pk=run_id)
     settings = run.engine_settings
     _touch(run_id, stage="back-testing")

@@ -1,0 +1,29 @@
+"""Handing freed memory back to the operating system."""
+
+import ctypes
+import ctypes.util
+import functools
+import logging
+
+logger = logging.getLogger(__name__)
+
+
+@functools.cache
+def _malloc_trim():
+    """glibc's malloc_trim, or None (another C library, or none found)."""
+    name = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:
+        return None
+
+
+def release_freed_memory() -> bool:
+    """Return the heap that glibc keeps after large work is freed (it hands back its top and
+    large blocks by itself, not the many small ones between): the process's resident memory
+    then drops to what is still in use. True when it was asked to."""
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
