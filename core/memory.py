@@ -1,19 +1,15 @@
 """Handing freed memory back to the operating system."""
 
 import ctypes
-import ctypes.util
 import functools
-import logging
-
-logger = logging.getLogger(__name__)
 
 
 @functools.cache
 def _malloc_trim():
-    """glibc's malloc_trim, or None (another C library, or none found)."""
-    name = ctypes.util.find_library("c")
+    """glibc's malloc_trim, or None (another C library). Looked up among the symbols the
+    process has loaded: ctypes.util.find_library would start a subprocess to find libc."""
     try:
-        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+        return getattr(ctypes.CDLL(None), "malloc_trim", None)
     except OSError:
         return None
 

@@ -229,6 +229,7 @@ class ReadAhead:
     the finish takes their results. A Celery finish (another process) reads them itself."""
     service_costs: object = None  # run_summary.service_cost_views, from in_background
     peer_sums: object = None  # cross_sell.peer_category_sums with the run's classes
+    compared_values: object = None  # worklist.compared_values: the values the work items compare with
 
 
 def prepare_run(*, run_id: int, ahead: ReadAhead | None = None) -> list[int]:
@@ -267,8 +268,9 @@ def _prepare(*, run_id: int, ahead: ReadAhead | None) -> list[int]:
                                              scanned=read_beside)
     by_type = beside["by_type"]
     customers = beside["customers"].result().set_index("customer_id")
-    if ahead is not None:  # the server idles while the engine works: the finish's service costs meanwhile
+    if ahead is not None:  # the server idles while the engine works: the finish's reads of no new rows meanwhile
         ahead.service_costs = in_background(lambda: run_summary.service_cost_views(as_of=run.as_of))
+        ahead.compared_values = in_background(lambda: worklist.compared_values(run))
     backtest = run_backtest(as_of=run.as_of, settings=settings, reads=reads, customers=customers)
     company = {"earned_growth": earned_growth(as_of=run.as_of, revenue=reads.revenue_by_period,
                                               customers=customers.reset_index())}
@@ -690,7 +692,7 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True, ahead: ReadAhead |
                 call()
         except Exception:  # the next run tries again; this run itself is complete
             logger.exception("%s after run %s failed", step.capitalize(), run_id)
-    _refresh_derived(run_id, rows=rows, peer_sums=peer_sums)
+    _refresh_derived(run_id, rows=rows, peer_sums=peer_sums, compared=ahead.compared_values)
     del rows
     if warm:
         _warm_dashboard()
@@ -722,14 +724,16 @@ def _drop_summary_of_unfinished_run(run_id: int) -> None:
         logger.exception("Dropping the summary of run %s, which did not complete, failed", run_id)
 
 
-def _refresh_derived(run_id: int, *, rows: dict | None = None, peer_sums=None) -> None:
+def _refresh_derived(run_id: int, *, rows: dict | None = None, peer_sums=None, compared=None) -> None:
     """Worklists (the two latest runs compared) and cross-sell peers, when this run is the
     latest or the one before it; from the run's rows as the summary read them, when given,
-    and the peers' sums (cross_sell.peer_category_sums) when read already.
+    the peers' sums (cross_sell.peer_category_sums) and the compared run's values
+    (worklist.compared_values) when read already.
     Derived figures: a failure is logged, never fails the run."""
     def work_items():
         values, customers = run_summary.worklist_frames(rows) if rows is not None else (None, None)
-        worklist.rebuild_work_items(run_id=run_id, latest_values=values, customers=customers)
+        worklist.rebuild_work_items(run_id=run_id, latest_values=values, customers=customers,
+                                    previous_values=compared.result() if compared is not None else None)
 
     def peers():
         cross_sell.rebuild_peer_categories(run_id=run_id, peers=run_summary.peer_counts(rows) if rows is not None else None,

@@ -43,7 +43,7 @@ from services.selectors import VALUE_FIELD, CostHistory
 from . import history
 from .figure_rules import AT_RISK_P_ALIVE
 from .models import CustomerValue, Segment, ValuationRun, WorkItem
-from .selectors import completed_runs_newest_first
+from .selectors import completed_runs_newest_first, previous_completed_run
 
 SHARP_P_ALIVE_DROP = 0.15
 SERVICE_SPEND_RISE = 0.5
@@ -254,15 +254,24 @@ def _write_items(run_id: int, items: pd.DataFrame, *, table: str | None = None) 
     )
 
 
+def compared_values(run: ValuationRun) -> tuple[int, pd.DataFrame] | None:
+    """(run id, values) of the run the worklist will compare ``run`` with once it completes
+    as the latest (previous_completed_run), for rebuild_work_items' ``previous_values``."""
+    previous = previous_completed_run(run)
+    return None if previous is None else (previous.pk, _values(previous))
+
+
 def rebuild_work_items(*, run_id: int | None = None, latest_values: pd.DataFrame | None = None,
-                       customers: pd.DataFrame | None = None) -> int:
+                       customers: pd.DataFrame | None = None,
+                       previous_values: tuple[int, pd.DataFrame] | None = None) -> int:
     """Find the reasons for the latest run against the one before it and store them.
 
     Called after each completed run; a run that is not one of the two latest by as-of date
     (a back-fill of an older date) changes nothing. Items of older runs are dropped.
     `latest_values` and `customers` (the run's rows as _values and the customers' status and
     lost date read them) save reading them again when the caller has them: used only when
-    `run_id` is the latest run. Returns the number of items written.
+    `run_id` is the latest run. `previous_values` (compared_values, read ahead by the run) is
+    used when it is the values of the run compared with. Returns the number of items written.
     """
     runs = list(completed_runs_newest_first().only("pk", "as_of", "thresholds", "company")[:2])
     if not runs or (run_id is not None and run_id not in {run.pk for run in runs}):
@@ -274,7 +283,12 @@ def rebuild_work_items(*, run_id: int | None = None, latest_values: pd.DataFrame
     spend = in_background(lambda: service_spend_by_type(as_of=latest.as_of)) if previous is not None else None
     given = latest_values is not None and customers is not None and run_id == latest.pk
     cur = latest_values if given else _values(latest)
-    prev = _values(previous) if previous is not None else None
+    if previous is None:
+        prev = None
+    elif previous_values is not None and previous_values[0] == previous.pk:
+        prev = previous_values[1]
+    else:
+        prev = _values(previous)
     if not given:
         customers = pd.DataFrame.from_records(
             _fetch(Customer.objects.values_list("id", "status", "lost_on").order_by()),

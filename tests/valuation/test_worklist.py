@@ -253,3 +253,25 @@ def test_a_rebuild_replaces_the_latest_runs_partition_whole(two_runs):
     assert tables() == {"valuation_workitem_default": True, f"valuation_workitem_r{second.pk}": True}
     with pytest.raises(IntegrityError), transaction.atomic():
         WorkItem.objects.create(run=second, customer_id=stored[0][1], reason=stored[0][2], amount=1, fingerprint="x")
+
+
+@pytest.mark.django_db
+def test_values_read_ahead_are_used_only_for_the_run_compared_with(two_runs):
+    """The nightly run reads the values its work items compare with while it scores
+    (compared_values): used when they are the compared run's, ignored otherwise."""
+    from valuation import worklist as valuation_worklist
+
+    first, second = two_runs
+    fields = ("customer_id", "reason", "amount", "before", "after", "fingerprint")
+    stored = sorted(WorkItem.objects.values_list(*fields))
+    compared = valuation_worklist.compared_values(second)
+    assert compared[0] == first.pk
+    assert rebuild_work_items(run_id=second.pk, previous_values=compared) == len(stored)
+    assert sorted(WorkItem.objects.values_list(*fields)) == stored
+
+    nobody_before = compared[1].iloc[:0]  # as if the compared run had valued no customer
+    rebuild_work_items(run_id=second.pk, previous_values=(second.pk, nobody_before))  # not the compared run's
+    assert sorted(WorkItem.objects.values_list(*fields)) == stored
+    rebuild_work_items(run_id=second.pk, previous_values=(first.pk, nobody_before))
+    assert not WorkItem.objects.filter(reason__in=["segment_down", "segment_up", "win_back"]).exists()
+    assert {reason for _c, reason, *_ in stored} & {"segment_down", "segment_up", "win_back"}
