@@ -44,17 +44,18 @@ def peer_category_sums(*, run_id: int, as_of, window_months: int, classes: pd.Se
     13 s scan floor; this one 32 s). It runs without parallel workers (they each repeated the
     first step: 46 s) and without JIT, so that it uses one core beside the summary's.
 
-    On PostgreSQL the run's own partition is read (valuation/history.py), so that the query
-    holds no lock on the value table while the finish drops an older run's partition.
+    On PostgreSQL the run's classes are first copied from its own partition (valuation/history.py)
+    in a statement of their own: the long query then holds no lock on the run's rows, which the
+    finish attaches meanwhile (the attach waited for it), nor on the value table, whose older
+    partitions the finish drops.
 
     ``classes``: the run's ABC class by customer id, as the run writes them: the sums then
-    need none of the run's rows, and an in-process run reads them before its rows
-    are written, while the chunks leave the server a core (services.ReadAhead)."""
-    t, v, c = Transaction._meta.db_table, history.run_table(run_id=run_id), Customer._meta.db_table
+    need none of the run's rows, and an in-process run reads them before its rows are
+    written, while the chunks leave the server a core (services.ReadAhead)."""
+    t, c = Transaction._meta.db_table, Customer._meta.db_table
     postgres = connection.vendor == "postgresql"
-    given = classes is not None
-    if given:
-        v = RUN_CLASSES
+    copied = classes is not None or postgres  # read from RUN_CLASSES
+    v = RUN_CLASSES if copied else history.run_table(run_id=run_id)
     # Sorting by byte order (COLLATE "C") compares cheaply; it groups the same values.
     product = 'product COLLATE "C"' if postgres else "product"
     sql = f"""
@@ -65,35 +66,44 @@ def peer_category_sums(*, run_id: int, as_of, window_months: int, classes: pd.Se
             WHERE date > %s AND date <= %s AND product <> ''
             GROUP BY customer_id, {product}
         ) x
-        JOIN {v} v ON v.customer_id = x.customer_id{"" if given else " AND v.run_id = %s"}
+        JOIN {v} v ON v.customer_id = x.customer_id{"" if copied else " AND v.run_id = %s"}
         JOIN {c} c ON c.id = x.customer_id
         WHERE c.industry <> ''
         GROUP BY c.industry, v.abc_class, x.product
     """
-    with (planner_settings(max_parallel_workers_per_gather="0", enable_seqscan="off", enable_bitmapscan="off",
-                           jit="off"), transaction.atomic(), connection.cursor() as cursor):
-        if given:
-            _load_classes(cursor, classes)
-        cursor.execute(sql, [window_start(as_of, window_months), as_of, *([] if given else [run_id])])
-        rows = cursor.fetchall()
-        if given:
-            cursor.execute(f"DROP TABLE {RUN_CLASSES}")
+    if copied:
+        with connection.cursor() as cursor:
+            _load_classes(cursor, classes, run_id=run_id)
+    try:
+        with (planner_settings(max_parallel_workers_per_gather="0", enable_seqscan="off", enable_bitmapscan="off",
+                               jit="off"), connection.cursor() as cursor):
+            cursor.execute(sql, [window_start(as_of, window_months), as_of, *([] if copied else [run_id])])
+            rows = cursor.fetchall()
+    finally:
+        if copied:
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP TABLE IF EXISTS {RUN_CLASSES}")
     return rows
 
 
-# A temporary table, dropped with the transaction that reads it.
+# A temporary table of this connection (peer_category_sums drops it).
 RUN_CLASSES = "cross_sell_run_classes"
 
 
-def _load_classes(cursor, classes: pd.Series) -> None:
-    """The classes into RUN_CLASSES: on PostgreSQL by one COPY (a million: 0.6 s), whose primary
-    key lets the join read it in customer order, as the transactions come (a merge join, no sort)."""
-    postgres = connection.vendor == "postgresql"
-    cursor.execute(f"CREATE TEMPORARY TABLE {RUN_CLASSES} (customer_id bigint PRIMARY KEY, abc_class text)"
-                   + (" ON COMMIT DROP" if postgres else ""))
+def _load_classes(cursor, classes: pd.Series | None, *, run_id: int) -> None:
+    """The run's classes into RUN_CLASSES: ``classes`` when given (on PostgreSQL by one COPY: a
+    million in 0.6 s), else copied from the run's rows. On PostgreSQL its primary key lets the
+    join read it in customer order, as the transactions come (a merge join, no sort)."""
+    if classes is None:
+        cursor.execute(f"CREATE TEMPORARY TABLE {RUN_CLASSES} AS SELECT customer_id, abc_class "
+                       f"FROM {history.run_table(run_id=run_id)} WHERE run_id = %s", [run_id])
+        cursor.execute(f"ALTER TABLE {RUN_CLASSES} ADD PRIMARY KEY (customer_id)")
+        cursor.execute(f"ANALYZE {RUN_CLASSES}")
+        return
+    cursor.execute(f"CREATE TEMPORARY TABLE {RUN_CLASSES} (customer_id bigint PRIMARY KEY, abc_class text)")
     ordered = classes.sort_index()
     ids, labels = ordered.index.to_numpy(dtype=np.int64), ordered.to_numpy(dtype=str)
-    if not postgres:
+    if connection.vendor != "postgresql":
         cursor.executemany(f"INSERT INTO {RUN_CLASSES} VALUES (%s, %s)", list(zip(ids.tolist(), labels.tolist(), strict=True)))
         return
     with copy_text.copy_into(cursor, RUN_CLASSES, ["customer_id", "abc_class"]) as copy:
