@@ -10,7 +10,7 @@ def _malloc_trim():
     process has loaded: ctypes.util.find_library would start a subprocess to find libc."""
     try:
         return getattr(ctypes.CDLL(None), "malloc_trim", None)
-    except OSError:
+    except (OSError, TypeError):  # Windows takes no None here
         return None
 
 

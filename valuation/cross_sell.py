@@ -71,10 +71,11 @@ def peer_category_sums(*, run_id: int, as_of, window_months: int, classes: pd.Se
         WHERE c.industry <> ''
         GROUP BY c.industry, v.abc_class, x.product
     """
-    if copied:
-        with connection.cursor() as cursor:
-            _load_classes(cursor, classes, run_id=run_id)
     try:
+        if copied:
+            # A transaction of its own: its lock on the run's rows ends with it, not with the query.
+            with transaction.atomic(), connection.cursor() as cursor:
+                _load_classes(cursor, classes, run_id=run_id)
         with (planner_settings(max_parallel_workers_per_gather="0", enable_seqscan="off", enable_bitmapscan="off",
                                jit="off"), connection.cursor() as cursor):
             cursor.execute(sql, [window_start(as_of, window_months), as_of, *([] if copied else [run_id])])

@@ -673,7 +673,11 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True, ahead: ReadAhead |
         try:
             rows = run_summary.write_run_summary(run_id=run_id, service_costs=service_costs)
         finally:
-            indexing.result()  # a run completes attached; a failed summary still waits for the builds
+            try:
+                indexing.result()  # a run completes attached; a failed summary still waits for the builds
+            except Exception:
+                _drop_summary_of_unfinished_run(run_id)
+                raise
         try:
             completed = _complete_run(run_id)
         except Exception:
@@ -733,7 +737,7 @@ def _refresh_derived(run_id: int, *, rows: dict | None = None, peer_sums=None, c
     def work_items():
         values, customers = run_summary.worklist_frames(rows) if rows is not None else (None, None)
         worklist.rebuild_work_items(run_id=run_id, latest_values=values, customers=customers,
-                                    previous_values=compared.result() if compared is not None else None)
+                                    previous_values=_read_ahead(compared))
 
     def peers():
         cross_sell.rebuild_peer_categories(run_id=run_id, peers=run_summary.peer_counts(rows) if rows is not None else None,
@@ -745,6 +749,18 @@ def _refresh_derived(run_id: int, *, rows: dict | None = None, peer_sums=None, c
             refresh()
         except Exception:
             logger.exception("Refreshing %s after run %s failed", name, run_id)
+
+
+def _read_ahead(read):
+    """A read-ahead's result, or None when there is none or it failed (logged): the caller then
+    reads for itself."""
+    if read is None:
+        return None
+    try:
+        return read.result()
+    except Exception:
+        logger.warning("A read ahead of the finish failed; read again", exc_info=True)
+        return None
 
 
 def _warm_dashboard() -> None:

@@ -323,6 +323,21 @@ _LOADING = re.compile(rf"^{PARENT}_r[0-9]+_load$")
 _INDEX_HEAD = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON (ONLY )?\S+ ")
 
 
+def _partition_index_sql(table: str) -> list[str]:
+    """The parent's indexes for ``table``, named by PostgreSQL. One that backs a constraint (the
+    one item per customer and reason) is made as that constraint: ATTACH takes over no plain
+    index for it and would build a second one, inside the transaction that holds the table."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.indexdef, pg_get_constraintdef(c.oid) FROM pg_indexes i "
+            "LEFT JOIN pg_constraint c ON c.conindid = format('%%I.%%I', i.schemaname, i.indexname)::regclass "
+            "WHERE i.schemaname = current_schema() AND i.tablename = %s ORDER BY i.indexname", [PARENT])
+        found = cursor.fetchall()
+    return [f'ALTER TABLE "{table}" ADD {constraint}' if constraint
+            else _INDEX_HEAD.sub(lambda m: f'CREATE {m.group(1) or ""}INDEX ON "{table}" ', definition)
+            for definition, constraint in found]
+
+
 def _load_partition(run_id: int, items: pd.DataFrame) -> str:
     """The run's items in a table of their own, indexed like the parent, not yet attached: out
     of sight, no lock on the work items. Loading tables left by a rebuild that stopped go first."""
@@ -337,14 +352,9 @@ def _load_partition(run_id: int, items: pd.DataFrame) -> str:
         # Lets ATTACH skip its scan of the rows.
         cursor.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT work_item_run CHECK (run_id = {int(run_id)})')
     _write_items(run_id, items, table=table)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = %s",
-                       [PARENT])
-        definitions = [_INDEX_HEAD.sub(lambda m: f'CREATE {m.group(1) or ""}INDEX ON "{table}" ', sql)
-                       for (sql,) in cursor.fetchall()]
     # On two connections, as a run's value indexes (inside a transaction other connections
     # would not see the table: one after the other on this one).
-    history.build_indexes([f'CREATE UNIQUE INDEX ON "{table}" (id)', *definitions],
+    history.build_indexes([f'CREATE UNIQUE INDEX ON "{table}" (id)', *_partition_index_sql(table)],
                           builders=1 if connection.in_atomic_block else history.INDEX_BUILDERS)
     return table
 
@@ -363,6 +373,10 @@ def _replace_partitions(run_id: int, loaded: str) -> None:
         for (name,) in cursor.fetchall():
             cursor.execute(f'DROP TABLE "{name}"')
         cursor.execute(f'DELETE FROM "{DEFAULT_PARTITION}"')
+        # The loaded table has no foreign keys of its own: a customer deleted since the items were
+        # found would fail the attach's check, and with it the night's worklist (as in close_run).
+        cursor.execute(f'DELETE FROM "{loaded}" w WHERE NOT EXISTS '
+                       f'(SELECT 1 FROM {Customer._meta.db_table} c WHERE c.id = w.customer_id)')
         partition = f"{PARENT}_r{int(run_id)}"
         cursor.execute(f'ALTER TABLE "{loaded}" RENAME TO "{partition}"')
         cursor.execute(f'ALTER TABLE "{PARENT}" ATTACH PARTITION "{partition}" FOR VALUES IN ({int(run_id)})')

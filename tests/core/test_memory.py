@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from core.memory import release_freed_memory
+from core.memory import _malloc_trim, release_freed_memory
 
 
 def _resident_mib() -> float:
@@ -12,7 +12,8 @@ def _resident_mib() -> float:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc and /proc: Linux only")
+@pytest.mark.skipif(not sys.platform.startswith("linux") or _malloc_trim() is None,
+                    reason="glibc's malloc_trim and /proc: Linux with glibc only")
 def test_memory_freed_between_blocks_still_held_goes_back():
     """Blocks freed below one still in use stay resident until released (what a run's prepare
     leaves behind); released, the process's resident memory drops by about their size."""

@@ -515,6 +515,8 @@ def test_a_finish_that_fails_on_a_worker_fails_the_run_with_its_error(company, m
     run.refresh_from_db()
     assert run.status == ValuationRun.Status.FAILED
     assert "could not build the run's indexes" in run.error
+    # The summary, written while the indexes were built, is not kept for a run that failed.
+    assert not RunSummary.objects.filter(run=run).exists()
 
 
 @pytest.mark.services

@@ -251,8 +251,36 @@ def test_a_rebuild_replaces_the_latest_runs_partition_whole(two_runs):
     assert sorted(WorkItem.objects.values_list(*fields)) == stored
     assert not WorkItem.objects.filter(pk=stray.pk).exists()
     assert tables() == {"valuation_workitem_default": True, f"valuation_workitem_r{second.pk}": True}
+    with connection.cursor() as cursor:  # the parent's four and one on id; the unique one as its constraint
+        cursor.execute("SELECT COUNT(*) FROM pg_indexes WHERE tablename = %s", [f"valuation_workitem_r{second.pk}"])
+        assert cursor.fetchone()[0] == 5
+        cursor.execute("SELECT COUNT(*) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'u'",
+                       [f"valuation_workitem_r{second.pk}"])
+        assert cursor.fetchone()[0] == 1
     with pytest.raises(IntegrityError), transaction.atomic():
         WorkItem.objects.create(run=second, customer_id=stored[0][1], reason=stored[0][2], amount=1, fingerprint="x")
+
+
+@pytest.mark.django_db
+def test_items_of_a_customer_deleted_before_the_attach_are_left_out(two_runs):
+    """A customer deleted between finding the items and attaching them (its items are in the
+    loaded table, which no delete reaches) must not fail the worklist's attach."""
+    from valuation import history
+    from valuation import worklist as valuation_worklist
+
+    if not history.is_partitioned(valuation_worklist.PARENT):
+        pytest.skip("PostgreSQL only: SQLite keeps the plain table")
+    _first, second = two_runs
+    items = pd.DataFrame.from_records(
+        WorkItem.objects.values_list("customer_id", "reason", "amount", "before", "after", "fingerprint"),
+        columns=["customer_id", "reason", "amount", "before", "after", "fingerprint"])
+    gone = int(items["customer_id"].iloc[0])
+    loaded = valuation_worklist._load_partition(second.pk, items)
+    Customer.objects.filter(pk=gone).delete()
+    valuation_worklist._replace_partitions(second.pk, loaded)
+    kept = WorkItem.objects.filter(run=second)
+    assert kept.count() == (items["customer_id"] != gone).sum() > 0
+    assert not kept.filter(customer_id=gone).exists()
 
 
 @pytest.mark.django_db

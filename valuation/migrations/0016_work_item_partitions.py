@@ -82,6 +82,10 @@ def unpartition(apps, schema_editor):
             f"SELECT setval(pg_get_serial_sequence('{PARENT}', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM {PARENT}"
         )
         cursor.execute(f"DROP TABLE {PLAIN} CASCADE")  # its partitions and its sequence with it
+        # Tables a rebuild loaded and did not attach.
+        cursor.execute("SELECT relname FROM pg_class WHERE relkind = 'r' AND relname ~ %s", [f"^{PARENT}_r[0-9]+_load$"])
+        for (name,) in cursor.fetchall():
+            cursor.execute(f'DROP TABLE "{name}"')
 
 
 class Migration(migrations.Migration):
