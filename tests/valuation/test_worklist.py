@@ -221,6 +221,7 @@ def test_the_values_read_by_copy_equal_those_read_row_by_row(two_runs, monkeypat
         pd.testing.assert_frame_equal(read, by_rows, check_exact=True)
 
 
+@pytest.mark.services
 @pytest.mark.django_db
 def test_a_rebuild_replaces_the_latest_runs_partition_whole(two_runs):
     """PostgreSQL keeps each run's items as a partition of their own: a rebuild loads a fresh
@@ -261,6 +262,7 @@ def test_a_rebuild_replaces_the_latest_runs_partition_whole(two_runs):
         WorkItem.objects.create(run=second, customer_id=stored[0][1], reason=stored[0][2], amount=1, fingerprint="x")
 
 
+@pytest.mark.services
 @pytest.mark.django_db
 def test_items_of_a_customer_deleted_before_the_attach_are_left_out(two_runs):
     """A customer deleted between finding the items and attaching them (its items are in the
