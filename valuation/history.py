@@ -233,18 +233,38 @@ def close_run(*, run_id: int, builders: int | None = None) -> None:
         # The loading table has no foreign keys of its own (LIKE copies none): a customer deleted
         # while the run was scored or indexed would fail the attach, and with it the whole run.
         # In the attach's transaction, so that the builds' seconds leave no gap for one.
-        cursor.execute(
-            f'DELETE FROM "{table}" v WHERE NOT EXISTS '
-            f'(SELECT 1 FROM {Customer._meta.db_table} c WHERE c.id = v.customer_id)'
-        )
-        if cursor.rowcount or not vacuumed:
+        if drop_rows_of_deleted_customers(cursor, table) or not vacuumed:
             cursor.execute(f'ANALYZE "{table}"')
         cursor.execute(f'ALTER TABLE "{table}" RESET (autovacuum_enabled)')
-        # ALTER TABLE refuses to run while deferred foreign-key checks of this transaction are
-        # pending on the tables it touches: check them now (they stay deferred afterwards).
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        cursor.execute(f'ALTER TABLE "{PARENT}" ATTACH PARTITION "{table}" FOR VALUES IN ({int(run_id)})')
-        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+        attach_partition(cursor, PARENT, table, run_id=run_id)
+
+
+# --- partitions by run (the value table here, the work items in worklist.py) ----------------
+
+
+def drop_rows_of_deleted_customers(cursor, table: str) -> int:
+    """Delete the rows of ``table`` whose customer is gone; how many. A table loaded for a run
+    has no foreign keys of its own: a customer deleted meanwhile would fail the attach's check."""
+    cursor.execute(f'DELETE FROM "{table}" t WHERE NOT EXISTS '
+                   f'(SELECT 1 FROM {Customer._meta.db_table} c WHERE c.id = t.customer_id)')
+    return cursor.rowcount
+
+
+def attach_partition(cursor, parent: str, table: str, *, run_id: int) -> None:
+    """Attach ``table`` as the run's partition of ``parent``, in the caller's transaction."""
+    # ALTER TABLE refuses to run while deferred foreign-key checks of this transaction are
+    # pending on the tables it touches: check them now (they stay deferred afterwards).
+    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    cursor.execute(f'ALTER TABLE "{parent}" ATTACH PARTITION "{table}" FOR VALUES IN ({int(run_id)})')
+    cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
+def unattached_tables(cursor, pattern: str) -> list[str]:
+    """Names of plain tables matching the regular expression that are no partition (yet)."""
+    cursor.execute(
+        "SELECT c.relname FROM pg_class c WHERE c.relkind = 'r' AND c.relname ~ %s "
+        "AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)", [pattern])
+    return [name for (name,) in cursor.fetchall()]
 
 
 def build_indexes(statements: list[str], *, builders: int) -> None:
@@ -320,12 +340,7 @@ def drop_orphaned_tables() -> int:
     if not is_partitioned():
         return 0
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT c.relname FROM pg_class c WHERE c.relkind = 'r' AND c.relname ~ %s "
-            "AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)",
-            [f"^{PARENT}_r[0-9]+$"],
-        )
-        loading = {int(name.rsplit("_r", 1)[1]): name for (name,) in cursor.fetchall()}
+        loading = {int(name.rsplit("_r", 1)[1]): name for name in unattached_tables(cursor, f"^{PARENT}_r[0-9]+$")}
         running = set(
             ValuationRun.objects.filter(pk__in=list(loading), status=ValuationRun.Status.RUNNING).values_list(
                 "pk", flat=True

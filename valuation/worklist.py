@@ -317,7 +317,7 @@ def rebuild_work_items(*, run_id: int | None = None, latest_values: pd.DataFrame
 # PostgreSQL (migration 0016): each run's items are a partition of the work item table.
 PARENT = WorkItem._meta.db_table
 DEFAULT_PARTITION = f"{PARENT}_default"
-_LOADING = re.compile(rf"^{PARENT}_r[0-9]+_load$")
+_LOADING = rf"^{PARENT}_r[0-9]+_load$"  # a loaded table, not yet attached
 # The parent's index definitions, made to build the same index on another table (whose matching
 # indexes ATTACH then takes over instead of building its own).
 _INDEX_HEAD = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON (ONLY )?\S+ ")
@@ -343,10 +343,7 @@ def _load_partition(run_id: int, items: pd.DataFrame) -> str:
     of sight, no lock on the work items. Loading tables left by a rebuild that stopped go first."""
     table = f"{PARENT}_r{int(run_id)}_load"
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT c.relname FROM pg_class c WHERE c.relkind = 'r' AND c.relname ~ %s "
-            "AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)", [_LOADING.pattern])
-        for (name,) in cursor.fetchall():
+        for name in history.unattached_tables(cursor, _LOADING):
             cursor.execute(f'DROP TABLE "{name}"')
         cursor.execute(f'CREATE TABLE "{table}" (LIKE "{PARENT}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)')
         # Lets ATTACH skip its scan of the rows.
@@ -364,20 +361,16 @@ def _replace_partitions(run_id: int, loaded: str) -> None:
     written through the ORM deleted) and the loaded table becomes the run's partition. The
     attach checks its foreign keys in one join, where a COPY into the table checked row by row."""
     with connection.cursor() as cursor:
-        # ALTER TABLE refuses to run while deferred foreign-key checks of this transaction are
-        # pending on the tables it touches: check them now (they stay deferred afterwards).
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # DROP TABLE, as ALTER TABLE, refuses pending checks
         cursor.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
             "WHERE i.inhparent = %s::regclass AND c.relname <> %s", [PARENT, DEFAULT_PARTITION])
         for (name,) in cursor.fetchall():
             cursor.execute(f'DROP TABLE "{name}"')
         cursor.execute(f'DELETE FROM "{DEFAULT_PARTITION}"')
-        # The loaded table has no foreign keys of its own: a customer deleted since the items were
-        # found would fail the attach's check, and with it the night's worklist (as in close_run).
-        cursor.execute(f'DELETE FROM "{loaded}" w WHERE NOT EXISTS '
-                       f'(SELECT 1 FROM {Customer._meta.db_table} c WHERE c.id = w.customer_id)')
+        # A customer deleted since the items were found would fail the attach, and with it the
+        # night's worklist.
+        history.drop_rows_of_deleted_customers(cursor, loaded)
         partition = f"{PARENT}_r{int(run_id)}"
         cursor.execute(f'ALTER TABLE "{loaded}" RENAME TO "{partition}"')
-        cursor.execute(f'ALTER TABLE "{PARENT}" ATTACH PARTITION "{partition}" FOR VALUES IN ({int(run_id)})')
-        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+        history.attach_partition(cursor, PARENT, partition, run_id=run_id)
