@@ -91,6 +91,8 @@ FINISH_STEPS = [
     ("valuation.history", "close_run", "finish: index + attach partition"),
     ("valuation.run_summary", "write_run_summary", "finish: run summary (total)"),
     ("valuation.run_summary", "summary_rows", "finish: summary rows (read)"),
+    ("valuation.run_summary", "_customer_columns", "finish: summary rows, customers"),
+    ("valuation.run_summary", "written_values", "finish: written values (in memory)"),
     ("valuation.run_summary", "_segments_before", "finish: earlier run's segments"),
     ("valuation.run_summary", "summary_cell_rows", "finish: summary cells"),
     ("valuation.run_summary", "filter_views", "finish: filter views (numpy)"),

@@ -36,6 +36,7 @@ from services.models import ServiceEvent
 from services.selectors import CostHistory
 
 from . import history
+from .engine.money import to_cents
 from .figure_rules import (
     A_TODAY_CLV_SHARE,
     ACTION_COLUMNS,
@@ -100,14 +101,16 @@ _TEXT_COLUMNS = ("region", "industry", "status", "lost_on", "segment", "basis", 
 
 
 def write_run_summary(
-    *, run_id: int, rows: dict[str, np.ndarray] | None = None, service_costs=None
+    *, run_id: int, rows: dict[str, np.ndarray] | None = None, values: dict[str, np.ndarray] | None = None,
+    service_costs=None,
 ) -> dict[str, np.ndarray]:
     """The run's summary cells and filter views; replaces any earlier summary of the run.
 
     Everything comes from the run's rows read once (summary_rows; pass them if at hand) and,
     for the migration counts, the earlier run's segments: cells and views are grouped in
     memory. Returns the rows, for the other figures the finish derives from them (work
-    items, cross-sell peers). ``service_costs``: service_cost_views of the run being read
+    items, cross-sell peers). ``values``: the run's value columns when at hand (summary_rows).
+    ``service_costs``: service_cost_views of the run being read
     elsewhere (a future; its ``result()`` is asked for once the views are grouped)."""
     from django.db import transaction
 
@@ -119,7 +122,7 @@ def write_run_summary(
     # The earlier run's segments on a connection of their own while this one reads the run's rows.
     earlier_segments = in_background(lambda: _segments_of(earlier)) if earlier is not None else None
     if rows is None:
-        rows = summary_rows(run=run)
+        rows = summary_rows(run=run, values=values)
     before = _segments_before(rows["customer_id"], earlier_segments.result()) if earlier_segments is not None else None
     nps_by_segment = segment_nps_counts(rows=rows, as_of=run.as_of)
     with transaction.atomic():
@@ -332,7 +335,7 @@ _VALUE_COLUMNS = ["customer_id", "segment", "basis", "abc_class", "p_alive", *CE
 _CUSTOMER_COLUMNS = ["customer_id", "owner_id", "region", "industry", "name", "number", "status", "lost_on"]
 
 
-def summary_rows(*, run: ValuationRun) -> dict[str, np.ndarray]:
+def summary_rows(*, run: ValuationRun, values: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """The run's value rows with their customer's owner, region, industry, name, number, status
     and lost date, sorted by customer id, money as integer cents. The summary, the work items
     and the cross-sell peers all take their figures from these rows.
@@ -340,39 +343,64 @@ def summary_rows(*, run: ValuationRun) -> dict[str, np.ndarray]:
     PostgreSQL sends the value rows and the customers as CSV through COPY (a million rows in
     seconds; row by row through the driver took ~6 times longer), the customers on a
     connection of their own at the same time; they are joined here, as the query's inner join
-    would (the join in the query took ~2 s longer at a million rows, on one core)."""
+    would (the join in the query took ~2 s longer at a million rows, on one core).
+
+    ``values``: the run's value columns as written_values gives them from the frame the run
+    wrote (an in-process run keeps them from its prepare): then only the customers are read.
+    SQLite joins in one query and reads the rows either way."""
+    if connection.vendor != "postgresql":
+        return _summary_rows_joined_in_sql(_values_sql(run))
+    customers = in_background(_customer_columns)
+    if values is None:
+        values = _read_values(run)
+    by_id = customers.result()
+    at, found = _find_sorted(by_id["customer_id"], values["customer_id"])  # values are sorted by customer id
+    at = at[found]  # a customer deleted meanwhile: no row, as with the join
+    return {name: by_id[name][at] if name in by_id and name != "customer_id" else values[name][found]
+            for name in SUMMARY_ROW_COLUMNS}
+
+
+def _values_sql(run: ValuationRun) -> str:
     cents = ", ".join(f"CAST(ROUND({column} * 100) AS BIGINT) AS {name}" for name, column in _MONEY_COLUMNS.items())
     # The run's own table (history.run_table): the finish reads it while its indexes are built,
     # before it is attached to the value table.
-    values_sql = (f"SELECT customer_id, segment, basis, abc_class, p_alive, {cents} "
-                  f"FROM {history.run_table(run_id=run.pk)} WHERE run_id = {int(run.pk)}")
-    if connection.vendor != "postgresql":
-        return _summary_rows_joined_in_sql(values_sql)
-    customers = in_background(_customer_columns)
+    return (f"SELECT customer_id, segment, basis, abc_class, p_alive, {cents} "
+            f"FROM {history.run_table(run_id=run.pk)} WHERE run_id = {int(run.pk)}")
+
+
+def _read_values(run: ValuationRun) -> dict[str, np.ndarray]:
+    """The run's value columns (_VALUE_COLUMNS) from its written rows, sorted by customer id."""
     # Empty strings stay strings (a region may be ""); only P(alive) may be NULL. Few distinct
     # values: read as categories, each row then refers to one shared string (a million rows of
     # str objects per column took ~50 MB each).
-    values = pd.read_csv(
-        copy_text.copy_out_csv(values_sql),
+    frame = pd.read_csv(
+        copy_text.copy_out_csv(_values_sql(run)),
         names=_VALUE_COLUMNS,
         keep_default_na=False,
         na_values={"p_alive": [""]},
         dtype={"customer_id": np.int64, "p_alive": np.float64, **dict.fromkeys(CENTS_COLUMNS, np.int64),
                **dict.fromkeys(("segment", "basis", "abc_class"), "category")},
     )
-    by_id = customers.result()
-    order = np.argsort(values["customer_id"].to_numpy(), kind="stable")
-    ids = values["customer_id"].to_numpy()[order]
-    at, found = _find_sorted(by_id["customer_id"], ids)
-    order, at = order[found], at[found]  # a customer deleted meanwhile: no row, as with the join
-    rows: dict[str, np.ndarray] = {}
-    for name in SUMMARY_ROW_COLUMNS:
-        if name in by_id and name != "customer_id":
-            rows[name] = by_id[name][at]
-        else:
-            column = values[name]
-            rows[name] = (column.to_numpy(dtype=object) if name in _TEXT_COLUMNS else column.to_numpy())[order]
-    return rows
+    order = np.argsort(frame["customer_id"].to_numpy(), kind="stable")
+    return {name: (frame[name].to_numpy(dtype=object) if name in _TEXT_COLUMNS else frame[name].to_numpy())[order]
+            for name in _VALUE_COLUMNS}
+
+
+def written_values(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """summary_rows' value columns of the rows a run writes from ``frame`` (the scored
+    customers, indexed by customer id, in the value table's column names), as _read_values
+    reads them back: money in the cents the write rounds to (engine.money.to_cents), P(alive)
+    NaN where the row holds NULL, each text shared by the rows that have it. At 1M customers
+    reading them back took about 9 s of the finish, beside the index builds."""
+    order = np.argsort(frame.index.to_numpy(dtype=np.int64), kind="stable")
+    values = {"customer_id": frame.index.to_numpy(dtype=np.int64)[order],
+              "p_alive": frame["p_alive"].to_numpy(dtype=np.float64)[order]}
+    for name in ("segment", "basis", "abc_class"):
+        codes, labels = pd.factorize(frame[name].to_numpy(), use_na_sentinel=False)
+        values[name] = np.asarray([str(label) for label in labels], dtype=object)[codes[order]]
+    for name, column in _MONEY_COLUMNS.items():
+        values[name] = to_cents(frame[column].to_numpy(dtype=np.float64))[order]
+    return values
 
 
 def _customer_columns() -> dict[str, np.ndarray]:

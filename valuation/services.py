@@ -230,6 +230,7 @@ class ReadAhead:
     service_costs: object = None  # run_summary.service_cost_views, from in_background
     peer_sums: object = None  # cross_sell.peer_category_sums with the run's classes
     compared_values: object = None  # worklist.compared_values: the values the work items compare with
+    values: object = None  # run_summary.written_values: the summary's value columns, kept from the prepare
 
 
 def prepare_run(*, run_id: int, ahead: ReadAhead | None = None) -> list[int]:
@@ -288,7 +289,10 @@ def _prepare(*, run_id: int, ahead: ReadAhead | None) -> list[int]:
     classified = engine.classify(scored, thresholds, settings)
     del scored
     classified["referral_value"] = referral_values(customers, classified["clv"])
-    if ahead is not None:  # the cross-sell sums need the classes only: read while the chunks are staged and written
+    if ahead is not None:
+        # What the chunks will write, as the summary reads it: the finish need not read it back.
+        ahead.values = run_summary.written_values(classified)
+        # The cross-sell sums need the classes only: read while the chunks are staged and written.
         classes = classified["abc_class"]
         ahead.peer_sums = in_background(lambda: cross_sell.peer_category_sums(
             run_id=run_id, as_of=run.as_of, window_months=settings.window_months, classes=classes))
@@ -654,9 +658,10 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True, ahead: ReadAhead |
     with keep_alive(run_id=run_id):  # the finish takes a minute at 1M customers: still alive
         # Short transactions of its own (history.close_run): attaching the partition locks the value
         # table until commit, and nothing shows the run before it completes. The server builds the
-        # indexes on connections of their own while this process reads the run's rows from its
-        # table and groups them for the summary (the client's work): at 1M customers each took
-        # about 10 s, one after the other with one side idle.
+        # indexes on connections of their own while this process groups the run's rows for the
+        # summary (the client's work): at 1M customers each took about 10 s, one after the other
+        # with one side idle. The rows' values are read from the run's table, or taken from the
+        # prepare's memory (in-process: ahead.values).
         indexing = in_background(lambda: history.close_run(run_id=run_id))
         # The cross-sell peers read the window's transactions again (the summary's rows hold no
         # products): on a connection of its own, while this one writes the summary and the work
@@ -671,7 +676,7 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True, ahead: ReadAhead |
         # Its service cost views are one grouped query over the service events: read beside it.
         service_costs = ahead.service_costs or in_background(lambda: run_summary.service_cost_views(as_of=run.as_of))
         try:
-            rows = run_summary.write_run_summary(run_id=run_id, service_costs=service_costs)
+            rows = run_summary.write_run_summary(run_id=run_id, values=ahead.values, service_costs=service_costs)
         finally:
             try:
                 indexing.result()  # a run completes attached; a failed summary still waits for the builds

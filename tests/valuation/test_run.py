@@ -710,3 +710,57 @@ def test_a_chunk_whose_writer_loses_its_connection_mid_copy_is_written_on_the_ru
     assert CustomerValue.objects.filter(run=run).count() == len(customers)
     retried = run.chunks.get(first_customer_id=dropped[0])
     assert retried.status == ValuationChunk.Status.DONE and retried.attempts == 2
+
+
+
+def summary_as_stored(run):
+    from valuation import run_summary
+    from valuation.models import RunSummaryView
+
+    cells = sorted(RunSummaryCell.objects.filter(run=run).values_list(
+        "segment", "before_segment", "owner_id", "region", "industry", "customers", "revenue", "margin",
+        "service_cost", "clv", "profit", "profitable", "unprofitable"))
+    views = {(v.owner_id, v.region, v.industry): run_summary.unpack(v.packed) for v in RunSummaryView.objects.filter(run=run)}
+    return cells, views
+
+
+@pytest.mark.services  # SQLite reads the rows back either way (run_summary.summary_rows)
+def test_summary_from_the_values_kept_in_memory_equals_the_summary_read_back(company, settings, monkeypatch):
+    """An in-process run keeps the value columns it writes (run_summary.written_values) and
+    does not read its rows back for the summary: the same summary as from its rows read back,
+    and the same rows, money to the cent (amounts on a half cent included), P(alive) empty."""
+    import numpy as np
+    import pandas as pd
+
+    from valuation import run_summary
+    from valuation.engine.money import to_money
+
+    settings.CVM_VALUATION_CHUNK_SIZE = 40
+    read_values = run_summary._read_values
+    reads = []
+    monkeypatch.setattr(run_summary, "_read_values", lambda run: reads.append(run.pk) or read_values(run))
+    run = services.run_valuation(as_of=AS_OF)
+    assert reads == []  # the run's rows were not read back
+    kept_summary = summary_as_stored(run)
+    assert kept_summary[0] and kept_summary[1]
+    run_summary.write_run_summary(run_id=run.pk)
+    assert reads == [run.pk]
+    assert summary_as_stored(run) == kept_summary
+
+    written = pd.concat([services.staged_values(chunk.staged)[0] for chunk in run.chunks.order_by("-first_customer_id")])
+    odd = written.index[[3, 50, 90]]
+    written.loc[odd, "clv"] = [0.125, 1.015, -2.675]  # half a cent: binary and decimal rounding may disagree
+    written.loc[odd[0], "p_alive"] = np.nan
+    for customer_id in odd:
+        p_alive = written.loc[customer_id, "p_alive"]
+        CustomerValue.objects.filter(run=run, customer_id=customer_id).update(
+            clv=to_money(written.loc[customer_id, "clv"]), p_alive=None if np.isnan(p_alive) else p_alive)
+    read_back = run_summary.summary_rows(run=run)
+    kept = run_summary.summary_rows(run=run, values=run_summary.written_values(written))
+    assert len(read_back["customer_id"]) == len(company)
+    assert list(kept) == list(read_back)
+    for name, column in read_back.items():
+        assert kept[name].dtype == column.dtype, name
+        assert pd.Series(kept[name]).equals(pd.Series(column)), name
+    at = np.searchsorted(kept["customer_id"], odd.to_numpy())
+    assert kept["clv"][at].tolist() == [12, 102, -268] and np.isnan(kept["p_alive"][at[0]])
