@@ -263,7 +263,8 @@ def compared_values(run: ValuationRun) -> tuple[int, pd.DataFrame] | None:
 
 def rebuild_work_items(*, run_id: int | None = None, latest_values: pd.DataFrame | None = None,
                        customers: pd.DataFrame | None = None,
-                       previous_values: tuple[int, pd.DataFrame] | None = None) -> int:
+                       previous_values: tuple[int, pd.DataFrame] | None = None,
+                       detractors: pd.Series | None = None, spend: list[dict] | None = None) -> int:
     """Find the reasons for the latest run against the one before it and store them.
 
     Called after each completed run; a run that is not one of the two latest by as-of date
@@ -271,17 +272,22 @@ def rebuild_work_items(*, run_id: int | None = None, latest_values: pd.DataFrame
     `latest_values` and `customers` (the run's rows as _values and the customers' status and
     lost date read them) save reading them again when the caller has them: used only when
     `run_id` is the latest run. `previous_values` (compared_values, read ahead by the run) is
-    used when it is the values of the run compared with. Returns the number of items written.
+    used when it is the values of the run compared with. `detractors` and `spend`
+    (latest_detractor_scores and service_spend_by_type of `run_id`'s as-of date, read ahead
+    by the run) likewise when `run_id` is the latest. Returns the number of items written.
     """
     runs = list(completed_runs_newest_first().only("pk", "as_of", "thresholds", "company")[:2])
     if not runs or (run_id is not None and run_id not in {run.pk for run in runs}):
         return 0
     latest = runs[0]
     previous = runs[1] if len(runs) > 1 else None
+    mine = run_id == latest.pk
     # Two small grouped reads on connections of their own while this one reads the runs' values.
-    detractors = in_background(lambda: latest_detractor_scores(as_of=latest.as_of))
-    spend = in_background(lambda: service_spend_by_type(as_of=latest.as_of)) if previous is not None else None
-    given = latest_values is not None and customers is not None and run_id == latest.pk
+    read_detractors = (None if mine and detractors is not None
+                       else in_background(lambda: latest_detractor_scores(as_of=latest.as_of)))
+    read_spend = (None if previous is None or (mine and spend is not None)
+                  else in_background(lambda: service_spend_by_type(as_of=latest.as_of)))
+    given = latest_values is not None and customers is not None and mine
     cur = latest_values if given else _values(latest)
     if previous is None:
         prev = None
@@ -294,12 +300,14 @@ def rebuild_work_items(*, run_id: int | None = None, latest_values: pd.DataFrame
             _fetch(Customer.objects.values_list("id", "status", "lost_on").order_by()),
             columns=["customer_id", "status", "lost_on"],
         ).set_index("customer_id")
+    if read_detractors is not None:
+        detractors = read_detractors.result()
     items = find_work_items(cur, prev, customers=customers, thresholds=latest.thresholds or {},
-                            as_of=latest.as_of, detractors=detractors.result())
+                            as_of=latest.as_of, detractors=detractors)
     changes = change_summary(cur, prev, items)
     if changes:
         changes |= {"previous_run": previous.pk, "previous_as_of": previous.as_of.isoformat(),
-                    "service_spend": spend.result()}
+                    "service_spend": spend if read_spend is None else read_spend.result()}
     partitioned = history.is_partitioned(PARENT)
     if partitioned:
         loaded = _load_partition(latest.pk, items)

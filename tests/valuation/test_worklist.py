@@ -12,7 +12,7 @@ from cockpit import worklist
 from customers.models import Customer
 from customers.roles import Role
 from tests.conftest import RATE_LIMIT_QUERIES, make_user
-from valuation.models import WorkItem, WorkItemDismissal
+from valuation.models import CustomerValue, ValuationRun, WorkItem, WorkItemDismissal
 from valuation.worklist import find_work_items, rebuild_work_items
 
 AS_OF = dt.date(2026, 6, 30)
@@ -305,3 +305,29 @@ def test_values_read_ahead_are_used_only_for_the_run_compared_with(two_runs):
     rebuild_work_items(run_id=second.pk, previous_values=(first.pk, nobody_before))
     assert not WorkItem.objects.filter(reason__in=["segment_down", "segment_up", "win_back"]).exists()
     assert {reason for _c, reason, *_ in stored} & {"segment_down", "segment_up", "win_back"}
+
+
+@pytest.mark.django_db
+def test_detractors_and_service_spend_read_ahead_are_used_only_for_the_latest_run(two_runs):
+    """The nightly run reads the NPS detractors and the service spend of its as-of date while it
+    scores: its work items use them; a rebuild for another run reads its own."""
+    from valuation import worklist as valuation_worklist
+
+    first, second = two_runs
+    fields = ("customer_id", "reason", "amount", "before", "after", "fingerprint")
+    stored = sorted(WorkItem.objects.values_list(*fields))
+    spend = ValuationRun.objects.get(pk=second.pk).company["changes"]["service_spend"]
+    valued = CustomerValue.objects.filter(run=second).values_list("customer_id", flat=True)
+    everyone_unhappy = pd.Series(0.0, index=pd.Index(list(valued), dtype="int64"))
+    marker = [{"code": "read-ahead", "current": "1.00", "previous": "0.00"}]
+
+    rebuild_work_items(run_id=second.pk, detractors=everyone_unhappy, spend=marker)
+    assert WorkItem.objects.filter(reason="detractor").count() > sum(1 for _c, reason, *_ in stored if reason == "detractor")
+    assert ValuationRun.objects.get(pk=second.pk).company["changes"]["service_spend"] == marker
+
+    rebuild_work_items(run_id=second.pk, detractors=valuation_worklist.latest_detractor_scores(as_of=second.as_of),
+                       spend=valuation_worklist.service_spend_by_type(as_of=second.as_of))
+    assert sorted(WorkItem.objects.values_list(*fields)) == stored
+    rebuild_work_items(run_id=first.pk, detractors=everyone_unhappy, spend=marker)  # not the latest run: read again
+    assert sorted(WorkItem.objects.values_list(*fields)) == stored
+    assert ValuationRun.objects.get(pk=second.pk).company["changes"]["service_spend"] == spend
