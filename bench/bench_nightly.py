@@ -83,6 +83,7 @@ STEPS = [
     (engine, "earned_growth", "earned growth maths"),
     (services, "stage_values", "stage chunk values"),
     (services, "staged_values", "read staged values"),
+    (services, "chunk_frames", "chunk frames (in memory)"),
     (services, "_write_values", "write value rows"),
     (services, "finish_run_if_complete", "finish (total)"),
 ]

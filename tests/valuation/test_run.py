@@ -645,14 +645,14 @@ def test_an_in_process_run_writes_its_chunks_two_at_once_and_stores_what_one_wri
     writers, calls, lock = set(), [], threading.Lock()
     both_in = threading.Barrier(2, timeout=20)  # one writer at a time would wait here in vain
 
-    def watched(*, chunk_id):
+    def watched(*, chunk_id, scored=None):
         with lock:
             writers.add(threading.current_thread().name)
             calls.append(chunk_id)
             first_two = len(calls) <= 2
         if first_two:
             both_in.wait()
-        return write(chunk_id=chunk_id)
+        return write(chunk_id=chunk_id, scored=scored)
 
     monkeypatch.setattr(services, "score_chunk", watched)
     run = services.run_valuation(as_of=AS_OF, warm=False)
@@ -764,3 +764,24 @@ def test_summary_from_the_values_kept_in_memory_equals_the_summary_read_back(com
         assert pd.Series(kept[name]).equals(pd.Series(column)), name
     at = np.searchsorted(kept["customer_id"], odd.to_numpy())
     assert kept["clv"][at].tolist() == [12, 102, -268] and np.isnan(kept["p_alive"][at[0]])
+
+
+def test_chunks_written_from_the_prepares_frames_write_what_their_staged_values_hold(company, settings):
+    """An in-process run's chunks write from the prepare's frames (chunk_frames), a Celery
+    chunk from its staged bytes (staged_values): the same frames, column types included."""
+    import pandas as pd
+
+    settings.CVM_VALUATION_CHUNK_SIZE = 40
+    run = services.start_run(as_of=AS_OF, trigger="manual")
+    ahead = services.ReadAhead()
+    chunk_ids = services.prepare_run(run_id=run.pk, ahead=ahead)
+    assert len(chunk_ids) == 4
+    for chunk in ValuationChunk.objects.filter(pk__in=chunk_ids):
+        id_range = (chunk.first_customer_id, chunk.last_customer_id)
+        kept, kept_types = services.chunk_frames(*ahead.scored, id_range=id_range)
+        staged, staged_types = services.staged_values(chunk.staged)
+        assert len(kept) > 0
+        pd.testing.assert_frame_equal(kept, staged, check_exact=True)
+        pd.testing.assert_frame_equal(kept_types.reset_index(drop=True), staged_types, check_exact=True)
+    assert sum(len(services.chunk_frames(*ahead.scored, id_range=(c.first_customer_id, c.last_customer_id))[1])
+               for c in ValuationChunk.objects.filter(pk__in=chunk_ids)) > 0  # some service costs were staged
