@@ -23,7 +23,6 @@ from services.selectors import VALUE_FIELD, CostHistory
 
 from .customer_days import EPOCH, transaction_days
 from .engine.settings import EngineSettings
-from .engine.threads import map_on_threads
 from .engine.summary import (
     CAP_FENCE_IQRS,
     CAP_MIN_POPULATION_DAYS,
@@ -36,6 +35,7 @@ from .engine.summary import (
     summarise_transactions,
 )
 from .engine.summary import window_start as engine_window_start
+from .engine.threads import map_on_threads
 from .engine.value import backtest_calibration_end as engine_backtest_calibration_end
 from .engine.value import holdout_outcome as engine_holdout_outcome
 from .models import CustomerValue, ValuationPolicy, ValuationRun
@@ -543,18 +543,20 @@ def run_transaction_inputs(
     # Every figure but the fences is per customer: the engine takes the days a block of
     # customers at a time, which keeps its working arrays small (at 1M customers and 12M
     # days, all at once peaked at 2.6 GB).
-    def derive(block: tuple[int, int]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-        rows = engine_rows(days.iloc[block[0]:block[1]])
+    def derive(block: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        rows = engine_rows(block)
         calibration = summarise_transactions(rows, calibration_end, settings, input_rule_columns=True,
                                              fence=calibration_fence)
         return (summarise_transactions(rows, as_of, settings, input_rule_columns=True, fence=fence),
                 calibration[calibration["purchase_days"] > 0], engine_holdout_outcome(rows, calibration_end, as_of))
 
-    blocks = _customer_blocks(days["customer_id"].to_numpy(), rows_per_block=DAYS_PER_BLOCK)
+    blocks = [days.iloc[start:stop]
+              for start, stop in _customer_blocks(days["customer_id"].to_numpy(), rows_per_block=DAYS_PER_BLOCK)]
+    del days
     # The server idles meanwhile: two blocks at once keep both cores busy (numpy leaves the
     # interpreter lock), and each block's figures are its own.
     derived = map_on_threads(derive, blocks, threads=DERIVE_THREADS, name="derive-days")
-    del days
+    del blocks
     summaries, calibrations, holdouts = ([part[k] for part in derived] for k in range(3))
     del derived
     summary = pd.concat(summaries) if summaries else summarise_transactions(
