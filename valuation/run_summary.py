@@ -386,20 +386,27 @@ def _read_values(run: ValuationRun) -> dict[str, np.ndarray]:
             for name in _VALUE_COLUMNS}
 
 
-def written_values(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+def written_values(frame: pd.DataFrame) -> dict[str, np.ndarray] | None:
     """summary_rows' value columns of the rows a run writes from ``frame`` (the scored
     customers, indexed by customer id, in the value table's column names), as _read_values
     reads them back: money in the cents the write rounds to (engine.money.to_cents), P(alive)
     NaN where the row holds NULL, each text shared by the rows that have it. At 1M customers
-    reading them back took about 9 s of the finish, beside the index builds."""
+    reading them back took about 9 s of the finish, beside the index builds.
+
+    None where they would not be what is read back: on SQLite (summary_rows joins in one
+    query there) and when an amount is not finite (it is written as numeric NaN, which the
+    read back refuses: the run then fails in its finish however it was run)."""
+    money = {name: frame[column].to_numpy(dtype=np.float64) for name, column in _MONEY_COLUMNS.items()}
+    if connection.vendor != "postgresql" or not all(np.isfinite(amounts).all() for amounts in money.values()):
+        return None
     order = np.argsort(frame.index.to_numpy(dtype=np.int64), kind="stable")
     values = {"customer_id": frame.index.to_numpy(dtype=np.int64)[order],
               "p_alive": frame["p_alive"].to_numpy(dtype=np.float64)[order]}
     for name in ("segment", "basis", "abc_class"):
         codes, labels = pd.factorize(frame[name].to_numpy(), use_na_sentinel=False)
         values[name] = np.asarray([str(label) for label in labels], dtype=object)[codes[order]]
-    for name, column in _MONEY_COLUMNS.items():
-        values[name] = to_cents(frame[column].to_numpy(dtype=np.float64))[order]
+    for name, amounts in money.items():
+        values[name] = to_cents(amounts)[order]
     return values
 
 

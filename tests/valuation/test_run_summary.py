@@ -318,3 +318,27 @@ def test_the_runs_rows_are_its_value_rows_with_their_customers_sorted_by_id(runs
         for column, field in cents.items():
             assert rows[column][at] == int(getattr(value, field) * 100), (column, value.customer_id)
     assert rows["name"][rows["customer_id"].tolist().index(odd.pk)] == 'Müller, "Söhne"\nGmbH'
+
+
+def test_values_are_kept_only_where_they_are_what_the_finish_would_read_back():
+    """run_summary.written_values: kept on PostgreSQL, whose finish would read the rows back;
+    not on SQLite (its summary joins in one query), nor when an amount is not finite (written
+    as numeric NaN, which reading back refuses: both ways of running then fail alike)."""
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {"segment": ["problem", "investment"], "basis": ["model", "model"], "abc_class": ["A", "C"],
+         "p_alive": [0.5, np.nan], "profit_after_services": [1.005, -2.0], "clv": [10.0, 0.125],
+         "margin_window": [3.0, 4.0], "margin_lifetime": [5.0, 6.0], "value_to_customer": [0.0, 7.5],
+         "revenue_window": [8.0, 9.0]},
+        index=pd.Index([9, 4], name="customer_id"),
+    )
+    kept = run_summary.written_values(frame)
+    if connection.vendor != "postgresql":
+        assert kept is None
+        return
+    assert kept["customer_id"].tolist() == [4, 9]
+    assert kept["clv"].tolist() == [12, 1000] and kept["profit"].tolist() == [-200, 100]
+    assert kept["segment"].tolist() == ["investment", "problem"] and np.isnan(kept["p_alive"][0])
+    assert run_summary.written_values(frame.assign(clv=[10.0, np.nan])) is None
