@@ -396,8 +396,10 @@ def written_values(frame: pd.DataFrame) -> dict[str, np.ndarray] | None:
     None where they would not be what is read back: on SQLite (summary_rows joins in one
     query there) and when an amount is not finite (it is written as numeric NaN, which the
     read back refuses: the run then fails in its finish however it was run)."""
+    if connection.vendor != "postgresql":
+        return None
     money = {name: frame[column].to_numpy(dtype=np.float64) for name, column in _MONEY_COLUMNS.items()}
-    if connection.vendor != "postgresql" or not all(np.isfinite(amounts).all() for amounts in money.values()):
+    if not all(np.isfinite(amounts).all() for amounts in money.values()):
         return None
     order = np.argsort(frame.index.to_numpy(dtype=np.int64), kind="stable")
     values = {"customer_id": frame.index.to_numpy(dtype=np.int64)[order],
