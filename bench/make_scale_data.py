@@ -13,7 +13,8 @@ default volume (20 transactions and 1.8 service events per customer on average) 
 
 On top, ``--return-share`` of the purchase lines get a credit note (a negative row of 20-100 %
 of the line, 1-60 days later, never after as-of), written by one INSERT ... SELECT, so the
-input rules for returns are exercised at scale.
+input rules for returns are exercised at scale. On PostgreSQL the transactions are then
+rewritten in date order, where a daily feed leaves them.
 
 Prints the time of each part, the row counts, the peak memory of this process and the load
 average. The database must be migrated and hold no data other than demo data.
@@ -69,6 +70,19 @@ def add_returns(*, as_of: date, share: float, seed: int) -> int:
     return added
 
 
+def put_in_date_order() -> None:
+    """Rewrite the transactions in date order, as a daily feed leaves them (the generator
+    writes them customer by customer). Reads by customer then find each customer's rows
+    spread over the whole table, as they would in production: at 1M customers the nightly
+    one pass by the (customer, date) index and the rows took 19.6-22.1 s so, 14.4-15.2 s with
+    the rows in customer order."""
+    table = Transaction._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("SET maintenance_work_mem = '1GB'")
+        cursor.execute(f"CLUSTER {table} USING transaction_date_idx")
+        cursor.execute("RESET maintenance_work_mem")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -99,8 +113,12 @@ def main() -> None:
     returns_started = time.perf_counter()
     returns = add_returns(as_of=args.as_of, share=args.return_share, seed=args.seed) if args.return_share > 0 else 0
     print(f"returns: {returns:,} credit notes in {time.perf_counter() - returns_started:.1f} s")
-    with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE") if connection.vendor == "postgresql" else None
+    if connection.vendor == "postgresql":
+        ordered_started = time.perf_counter()
+        put_in_date_order()
+        print(f"transactions put in date order in {time.perf_counter() - ordered_started:.1f} s")
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE")
     total = time.perf_counter() - started
     print(
         f"data: {Customer.objects.count():,} customers, {Transaction.objects.count():,} transactions, "
