@@ -172,7 +172,7 @@ def index_costs() -> None:
           f"load average {load_average()}")
     for name, extra in SINGLE_EXTRAS.items():
         seconds = floor_converted_copy(indexed=False, data=data, extras=[extra])
-        print(f"  bare + {name:<26} {seconds:7.2f} s (+{seconds - bare:.2f} s); load average {load_average()}")
+        print(f"  bare + {name:<32} {seconds:7.2f} s (+{seconds - bare:.2f} s); load average {load_average()}")
     everything = floor_converted_copy(indexed=True, data=data)
     again = floor_converted_copy(indexed=False, data=data)
     print(f"  with all of them {everything:.2f} s; bare again {again:.2f} s; load average {load_average()}")

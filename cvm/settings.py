@@ -123,8 +123,8 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # WAL lets the page read while the nightly run writes.
     DATABASES["default"]["OPTIONS"] = {"init_command": "PRAGMA journal_mode=WAL;", "timeout": 20}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    # SQLite has no INCLUDE columns: the survey answers' covering index is a plain date index
-    # there, and Django warns so (models.W040) on every migrate and check.
+    # SQLite has no INCLUDE columns: the survey answers' and the transactions' covering indexes
+    # are plain indexes there, and Django warns so (models.W040) on every migrate and check.
     SILENCED_SYSTEM_CHECKS = ["models.W040"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
