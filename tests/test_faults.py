@@ -26,12 +26,14 @@ AS_OF = dt.date(2026, 1, 31)
 def test_a_worker_killed_mid_run_the_run_still_completes(broker, capsys, settings):
     settings.CVM_RUN_STALE_SECONDS = 3
     customers = make_company(1500)
-    first = start_worker("victim", chunk_size=100, concurrency=1)
+    # Many small chunks: a chunk only writes its staged rows (a few milliseconds), so with 15
+    # of them a worker once wrote them all between two looks at the table.
+    first = start_worker("victim", chunk_size=25, concurrency=1)
     try:
         run = tasks.request_recompute(as_of=AS_OF)
         deadline = time.monotonic() + 120
         while not run.chunks.filter(status="done").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.01)
         done_at_kill = run.chunks.filter(status="done").count()
         assert 0 < done_at_kill < run.chunks.count(), "the kill must land in the middle of the run"
         kill_hard(first)
