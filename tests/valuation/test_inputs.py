@@ -310,10 +310,12 @@ def test_the_nightly_reads_of_every_transaction_take_the_index_alone():
     PostgreSQL from the (customer, date) index alone, which holds every column they use, so
     that where the rows lie (a daily feed leaves them in date order, not by customer) does not
     matter. At 1M customers with the rows in date order the one pass took 19.6-22.1 s by the
-    index and the rows, 13.4 s by the index alone (on one connection, EXPLAIN ANALYZE). Seq scans are priced out, as on a table of
-    millions of rows; a column added to either query that the index lacks fails this test."""
+    index and the rows, 13.4 s by the index alone (on one connection, EXPLAIN ANALYZE). Seq
+    scans are priced out, as on a table of millions of rows; a column added to either query
+    that the index lacks fails this test."""
     from django.db import connection
 
+    from core.planner import planner_settings
     from tests.cockpit.factories import ValuationRunFactory
     from valuation import cross_sell
 
@@ -343,8 +345,8 @@ def test_the_nightly_reads_of_every_transaction_take_the_index_alone():
         cursor.execute("EXPLAIN " + sql, params)
         return "\n".join(row[0] for row in cursor.fetchall())
 
-    with customer_days._day_scan_settings(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
+    with (customer_days._day_scan_settings(), planner_settings(enable_seqscan="off"),
+          connection.cursor() as cursor):
         one_pass = plan(cursor, customer_days._packed_sql(until=AS_OF, lower=None, upper=None))
     assert f"Index Only Scan using {index}" in one_pass, one_pass
 
