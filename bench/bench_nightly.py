@@ -101,7 +101,9 @@ FINISH_STEPS = [
     ("valuation.run_summary", "_service_cost_views", "finish: service cost views"),
     ("valuation.history", "drop_runs", "finish: drop runs (same day, old)"),
     ("valuation.services", "apply_retention", "finish: retention"),
-    ("valuation.worklist", "rebuild_work_items", "finish: work items (total)"),
+    ("valuation.worklist", "stage_work_items", "finish: work items, found and loaded"),
+    ("valuation.worklist", "install_work_items", "finish: work items, installed"),
+    ("valuation.worklist", "rebuild_work_items", "finish: work items, found again"),
     ("valuation.worklist", "_values", "finish: work items, read values"),
     ("valuation.cross_sell", "rebuild_peer_categories", "finish: cross-sell peers"),
     # On a connection of its own while the summary is written (its seconds overlap the others).

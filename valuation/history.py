@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.conf import settings as django_settings
-from django.db import OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from core.own_connection import on_own_connection
@@ -230,33 +230,45 @@ def close_run(*, run_id: int, builders: int | None = None) -> None:
     # connection then builds what is missing (build_indexes).
     build_indexes(statements, builders=builders)
     with transaction.atomic(), connection.cursor() as cursor:
-        # The loading table has no foreign keys of its own (LIKE copies none): a customer deleted
-        # while the run was scored or indexed would fail the attach, and with it the whole run.
-        # In the attach's transaction, so that the builds' seconds leave no gap for one.
-        if drop_rows_of_deleted_customers(cursor, table) or not vacuumed:
-            cursor.execute(f'ANALYZE "{table}"')
         cursor.execute(f'ALTER TABLE "{table}" RESET (autovacuum_enabled)')
-        attach_partition(cursor, PARENT, table, run_id=run_id)
+        if attach_partition(cursor, PARENT, table, run_id=run_id) or not vacuumed:
+            cursor.execute(f'ANALYZE "{table}"')
 
 
 # --- partitions by run (the value table here, the work items in worklist.py) ----------------
 
 
 def drop_rows_of_deleted_customers(cursor, table: str) -> int:
-    """Delete the rows of ``table`` whose customer is gone; how many. A table loaded for a run
-    has no foreign keys of its own: a customer deleted meanwhile would fail the attach's check."""
+    """Delete the rows of ``table`` whose customer is gone; how many."""
     cursor.execute(f'DELETE FROM "{table}" t WHERE NOT EXISTS '
                    f'(SELECT 1 FROM {Customer._meta.db_table} c WHERE c.id = t.customer_id)')
     return cursor.rowcount
 
 
-def attach_partition(cursor, parent: str, table: str, *, run_id: int) -> None:
-    """Attach ``table`` as the run's partition of ``parent``, in the caller's transaction."""
+def attach_partition(cursor, parent: str, table: str, *, run_id: int) -> int:
+    """Attach ``table`` as the run's partition of ``parent``, in the caller's transaction; the
+    number of rows dropped because their customer is gone.
+
+    A loaded table has no foreign keys of its own (LIKE copies none), so the attach checks
+    every row against the customers. A customer deleted while the rows were loaded or indexed
+    fails that check: its rows are then dropped and the table attached again, in the same
+    transaction, so that no customer can go in between. Dropping them first in every run cost
+    a second pass over the rows that nearly always finds nothing (0.8 s at a million rows)."""
+    attach = f'ALTER TABLE "{parent}" ATTACH PARTITION "{table}" FOR VALUES IN ({int(run_id)})'
     # ALTER TABLE refuses to run while deferred foreign-key checks of this transaction are
     # pending on the tables it touches: check them now (they stay deferred afterwards).
     cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-    cursor.execute(f'ALTER TABLE "{parent}" ATTACH PARTITION "{table}" FOR VALUES IN ({int(run_id)})')
+    dropped = 0
+    try:
+        with transaction.atomic():  # a savepoint: a failed check leaves the caller's transaction usable
+            cursor.execute(attach)
+    except IntegrityError:
+        dropped = drop_rows_of_deleted_customers(cursor, table)
+        if not dropped:
+            raise  # another key is missing (the run itself): nothing to drop makes it pass
+        cursor.execute(attach)
     cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+    return dropped
 
 
 def unattached_tables(cursor, pattern: str) -> list[str]:

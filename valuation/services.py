@@ -704,22 +704,26 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True, ahead: ReadAhead |
         # for as long as it took.
         # Its service cost views are one grouped query over the service events: read beside it.
         service_costs = ahead.service_costs or in_background(lambda: run_summary.service_cost_views(as_of=run.as_of))
+        staged_items = None
         try:
             rows = run_summary.write_run_summary(run_id=run_id, values=ahead.values, service_costs=service_costs)
             ahead.values = None  # the rows hold their own copies (about 90 MB at 1M customers)
+            # The server's last step before completion, the attach, is one core's check of every
+            # row: the work items are found and loaded meanwhile, out of sight until installed.
+            staged_items = _stage_work_items(run, rows=rows, ahead=ahead)
         finally:
             try:
                 indexing.result()  # a run completes attached; a failed summary still waits for the builds
             except Exception:
-                _drop_summary_of_unfinished_run(run_id)
+                _drop_unfinished(run_id, staged_items)
                 raise
         try:
             completed = _complete_run(run_id)
         except Exception:
-            _drop_summary_of_unfinished_run(run_id)
+            _drop_unfinished(run_id, staged_items)
             raise
         if not completed:  # taken over meanwhile and marked failed: the run that took over owns the day
-            _drop_summary_of_unfinished_run(run_id)
+            _drop_unfinished(run_id, staged_items)
             return False
     # Short transactions of their own: dropping a partition locks the whole value table until commit.
     # Same as-of again replaces the earlier result instead of keeping two.
@@ -731,7 +735,7 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True, ahead: ReadAhead |
                 call()
         except Exception:  # the next run tries again; this run itself is complete
             logger.exception("%s after run %s failed", step.capitalize(), run_id)
-    _refresh_derived(run_id, rows=rows, peer_sums=peer_sums, ahead=ahead)
+    _refresh_derived(run_id, rows=rows, peer_sums=peer_sums, ahead=ahead, staged_items=staged_items)
     del rows
     if warm:
         _warm_dashboard()
@@ -753,25 +757,45 @@ def _complete_run(run_id: int) -> bool:
     return True
 
 
-def _drop_summary_of_unfinished_run(run_id: int) -> None:
-    """The summary is written before the run completes: a run that does not complete keeps
-    none (up to ~100 MB at a million customers, never shown). Best effort: an error here
-    must not hide the one that stopped the run."""
+def _drop_unfinished(run_id: int, staged_items: worklist.StagedWorkItems | None = None) -> None:
+    """The summary and the work items are written before the run completes: a run that does
+    not complete keeps neither (up to ~100 MB at a million customers, never shown). Best
+    effort: an error here must not hide the one that stopped the run."""
     try:
         run_summary.drop_summary(run_id=run_id)
+        worklist.discard_work_items(staged_items)
     except Exception:
-        logger.exception("Dropping the summary of run %s, which did not complete, failed", run_id)
+        logger.exception("Dropping what run %s wrote before it did not complete failed", run_id)
 
 
-def _refresh_derived(run_id: int, *, rows: dict | None = None, peer_sums=None, ahead: ReadAhead | None = None) -> None:
+def _stage_work_items(run: ValuationRun, *, rows: dict, ahead: ReadAhead) -> worklist.StagedWorkItems | None:
+    """The run's work items before it completes (worklist.stage_work_items), from its rows as
+    the summary read them and what was read ahead; None when that fails (logged): the run
+    then finds them once complete."""
+    try:
+        values, customers = run_summary.worklist_frames(rows)
+        return worklist.stage_work_items(run, latest_values=values, customers=customers,
+                                         previous_values=_read_ahead(ahead.compared_values),
+                                         detractors=_read_ahead(ahead.detractors), spend=_read_ahead(ahead.service_spend))
+    except Exception:
+        logger.exception("Finding the work items of run %s before it completes failed; found after it", run.pk)
+        return None
+
+
+def _refresh_derived(run_id: int, *, rows: dict | None = None, peer_sums=None, ahead: ReadAhead | None = None,
+                     staged_items: worklist.StagedWorkItems | None = None) -> None:
     """Worklists (the two latest runs compared) and cross-sell peers, when this run is the
     latest or the one before it; from the run's rows as the summary read them, when given,
     the peers' sums (cross_sell.peer_category_sums) and what the work items read besides the
-    run's rows (the compared run's values, detractors, service spend) when read ahead.
+    run's rows (the compared run's values, detractors, service spend) when read ahead. Work
+    items staged before completion are installed when the runs they compare are still the
+    two latest (worklist.install_work_items), else found again.
     Derived figures: a failure is logged, never fails the run."""
     ahead = ahead or ReadAhead()
 
     def work_items():
+        if staged_items is not None and worklist.install_work_items(staged_items) is not None:
+            return
         values, customers = run_summary.worklist_frames(rows) if rows is not None else (None, None)
         worklist.rebuild_work_items(run_id=run_id, latest_values=values, customers=customers,
                                     previous_values=_read_ahead(ahead.compared_values),

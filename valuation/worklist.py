@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
@@ -280,8 +281,58 @@ def rebuild_work_items(*, run_id: int | None = None, latest_values: pd.DataFrame
     if not runs or (run_id is not None and run_id not in {run.pk for run in runs}):
         return 0
     latest = runs[0]
-    previous = runs[1] if len(runs) > 1 else None
-    mine = run_id == latest.pk
+    staged = _stage(latest, runs[1] if len(runs) > 1 else None, mine=run_id == latest.pk,
+                    latest_values=latest_values, customers=customers, previous_values=previous_values,
+                    detractors=detractors, spend=spend)
+    return _install(staged, latest)
+
+
+@dataclass
+class StagedWorkItems:
+    """A run's items, found and (PostgreSQL) loaded into a table of their own, out of sight,
+    until they are installed as the worklist."""
+    run_id: int
+    previous_id: int | None  # the run they were compared with
+    items: pd.DataFrame
+    changes: dict
+    loaded: str | None  # the loaded table (PostgreSQL)
+
+
+def stage_work_items(run: ValuationRun, **given) -> StagedWorkItems | None:
+    """The items ``run`` will have as the latest run, found and loaded while it is finished:
+    once it completes, install_work_items only swaps them in. None when a completed run is
+    newer (a back-fill changes no worklist here). ``given``: as rebuild_work_items takes them."""
+    if completed_runs_newest_first().filter(as_of__gt=run.as_of).exists():
+        return None
+    return _stage(run, previous_completed_run(run), mine=True, **given)
+
+
+def install_work_items(staged: StagedWorkItems) -> int | None:
+    """Make staged items the worklist, now that their run has completed; the number of items.
+    None when their run and the one they were compared with are no longer the two latest
+    runs, or their loaded table is gone: they are dropped, and the caller rebuilds."""
+    runs = list(completed_runs_newest_first().only("pk", "company")[:2])
+    compared = [staged.run_id] + ([staged.previous_id] if staged.previous_id is not None else [])
+    still_loaded = staged.loaded is None or staged.loaded in _loaded_tables()
+    if [run.pk for run in runs] != compared or not still_loaded:
+        discard_work_items(staged)
+        return None
+    return _install(staged, runs[0])
+
+
+def discard_work_items(staged: StagedWorkItems | None) -> None:
+    """Drop the loaded table of items that will not be installed (their run did not complete)."""
+    if staged is not None and staged.loaded is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP TABLE IF EXISTS "{staged.loaded}"')
+
+
+def _stage(latest: ValuationRun, previous: ValuationRun | None, *, mine: bool,
+           latest_values: pd.DataFrame | None = None, customers: pd.DataFrame | None = None,
+           previous_values: tuple[int, pd.DataFrame] | None = None,
+           detractors: pd.Series | None = None, spend: list[dict] | None = None) -> StagedWorkItems:
+    """Find ``latest``'s items against ``previous`` and load them (PostgreSQL). ``mine``: the
+    given figures are ``latest``'s (rebuild_work_items)."""
     # Two small grouped reads on connections of their own while this one reads the runs' values.
     read_detractors = (None if mine and detractors is not None
                        else in_background(lambda: latest_detractor_scores(as_of=latest.as_of)))
@@ -308,18 +359,21 @@ def rebuild_work_items(*, run_id: int | None = None, latest_values: pd.DataFrame
     if changes:
         changes |= {"previous_run": previous.pk, "previous_as_of": previous.as_of.isoformat(),
                     "service_spend": spend if read_spend is None else read_spend.result()}
-    partitioned = history.is_partitioned(PARENT)
-    if partitioned:
-        loaded = _load_partition(latest.pk, items)
+    loaded = _load_partition(latest.pk, items) if history.is_partitioned(PARENT) else None
+    return StagedWorkItems(run_id=latest.pk, previous_id=previous.pk if previous is not None else None,
+                           items=items, changes=changes, loaded=loaded)
+
+
+def _install(staged: StagedWorkItems, latest: ValuationRun) -> int:
     with transaction.atomic():
-        if partitioned:
-            _replace_partitions(latest.pk, loaded)
+        if staged.loaded is not None:
+            _replace_partitions(latest.pk, staged.loaded)
         else:
             WorkItem.objects.exclude(run=latest).delete()
             WorkItem.objects.filter(run=latest).delete()
-            _write_items(latest.pk, items)
-        ValuationRun.objects.filter(pk=latest.pk).update(company={**(latest.company or {}), "changes": changes})
-    return len(items)
+            _write_items(latest.pk, staged.items)
+        ValuationRun.objects.filter(pk=latest.pk).update(company={**(latest.company or {}), "changes": staged.changes})
+    return len(staged.items)
 
 
 # PostgreSQL (migration 0016): each run's items are a partition of the work item table.
@@ -351,7 +405,7 @@ def _load_partition(run_id: int, items: pd.DataFrame) -> str:
     of sight, no lock on the work items. Loading tables left by a rebuild that stopped go first."""
     table = f"{PARENT}_r{int(run_id)}_load"
     with connection.cursor() as cursor:
-        for name in history.unattached_tables(cursor, _LOADING):
+        for name in _loaded_tables():
             cursor.execute(f'DROP TABLE "{name}"')
         cursor.execute(f'CREATE TABLE "{table}" (LIKE "{PARENT}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)')
         # Lets ATTACH skip its scan of the rows.
@@ -362,6 +416,11 @@ def _load_partition(run_id: int, items: pd.DataFrame) -> str:
     history.build_indexes([f'CREATE UNIQUE INDEX ON "{table}" (id)', *_partition_index_sql(table)],
                           builders=1 if connection.in_atomic_block else history.INDEX_BUILDERS)
     return table
+
+
+def _loaded_tables() -> list[str]:
+    with connection.cursor() as cursor:
+        return history.unattached_tables(cursor, _LOADING)
 
 
 def _replace_partitions(run_id: int, loaded: str) -> None:
@@ -376,9 +435,7 @@ def _replace_partitions(run_id: int, loaded: str) -> None:
         for (name,) in cursor.fetchall():
             cursor.execute(f'DROP TABLE "{name}"')
         cursor.execute(f'DELETE FROM "{DEFAULT_PARTITION}"')
-        # A customer deleted since the items were found would fail the attach, and with it the
-        # night's worklist.
-        history.drop_rows_of_deleted_customers(cursor, loaded)
+        # The items of a customer deleted since they were found are dropped by the attach.
         partition = f"{PARENT}_r{int(run_id)}"
         cursor.execute(f'ALTER TABLE "{loaded}" RENAME TO "{partition}"')
         history.attach_partition(cursor, PARENT, partition, run_id=run_id)

@@ -497,6 +497,33 @@ def test_a_customer_deleted_while_the_indexes_are_built_does_not_fail_the_run(mo
     assert gone not in values and len(values) == run.rows_written == len(customers) - 1
 
 
+def test_a_run_that_fails_after_its_work_items_were_staged_keeps_none_of_them(company, monkeypatch):
+    """The finish finds and loads the run's work items before the run completes: a run that
+    then fails leaves neither its items nor their loaded table, and the worklist as it was."""
+    from django.db import connection
+
+    from valuation import worklist
+    from valuation.models import WorkItem
+
+    services.run_valuation(as_of=AS_OF - dt.timedelta(days=31))
+    before = sorted(WorkItem.objects.values_list("id", "run_id"))
+    staged = []
+    stage = worklist.stage_work_items
+    monkeypatch.setattr(worklist, "stage_work_items", lambda run, **given: staged.append(stage(run, **given)) or staged[-1])
+
+    def broken(run_id):
+        raise RuntimeError("the run could not be marked completed")
+
+    monkeypatch.setattr(services, "_complete_run", broken)
+    with pytest.raises(RuntimeError):
+        services.run_valuation(as_of=AS_OF)
+    assert staged and staged[0] is not None and len(staged[0].items)
+    assert ValuationRun.objects.get(as_of=AS_OF).status == ValuationRun.Status.FAILED
+    assert sorted(WorkItem.objects.values_list("id", "run_id")) == before
+    if connection.vendor == "postgresql":
+        assert worklist._loaded_tables() == []
+
+
 def test_a_finish_that_fails_on_a_worker_fails_the_run_with_its_error(company, monkeypatch, settings):
     """With Celery the last chunk's task finishes the run: when the finish fails, the run is
     failed with the finish's error at once, not left 'finishing' until its heartbeat is stale."""

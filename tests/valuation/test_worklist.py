@@ -331,3 +331,54 @@ def test_detractors_and_service_spend_read_ahead_are_used_only_for_the_latest_ru
     rebuild_work_items(run_id=first.pk, detractors=everyone_unhappy, spend=marker)  # not the latest run: read again
     assert sorted(WorkItem.objects.values_list(*fields)) == stored
     assert ValuationRun.objects.get(pk=second.pk).company["changes"]["service_spend"] == spend
+
+
+def _loading_tables() -> list[str]:
+    from valuation import worklist as valuation_worklist
+
+    return valuation_worklist._loaded_tables() if connection.vendor == "postgresql" else []
+
+
+@pytest.mark.django_db
+def test_items_found_before_the_run_completed_are_those_a_rebuild_finds(company, monkeypatch):
+    """The nightly finish finds and loads its work items while the run's rows are attached,
+    and installs them once the run completes: the worklist is the one found afterwards."""
+    from tests.valued_company import PREVIOUS_AS_OF
+    from valuation import services
+    from valuation import worklist as valuation_worklist
+
+    services.run_valuation(as_of=PREVIOUS_AS_OF)
+
+    def refused(**kwargs):
+        raise AssertionError("the finish found the items again instead of installing those it staged")
+
+    monkeypatch.setattr(valuation_worklist, "rebuild_work_items", refused)
+    second = services.run_valuation(as_of=AS_OF)
+    monkeypatch.undo()
+    fields = ("customer_id", "reason", "amount", "before", "after", "fingerprint")
+    installed = sorted(WorkItem.objects.values_list(*fields))
+    changes = ValuationRun.objects.get(pk=second.pk).company["changes"]
+    assert installed and set(WorkItem.objects.values_list("run_id", flat=True)) == {second.pk}
+    assert _loading_tables() == []
+    assert rebuild_work_items() == len(installed)
+    assert sorted(WorkItem.objects.values_list(*fields)) == installed
+    assert ValuationRun.objects.get(pk=second.pk).company["changes"] == changes
+
+
+@pytest.mark.django_db
+def test_staged_items_are_not_installed_once_a_newer_run_completed(two_runs):
+    """Items staged for a run are installed only while it and the run they compare with are the
+    two latest: a newer run completed meanwhile leaves the worklist to be found again."""
+    from valuation import worklist as valuation_worklist
+
+    first, second = two_runs
+    staged = valuation_worklist.stage_work_items(second)
+    assert staged.run_id == second.pk and staged.previous_id == first.pk and len(staged.items)
+    assert len(_loading_tables()) == (1 if connection.vendor == "postgresql" else 0)
+    ValuationRun.objects.create(as_of=second.as_of + dt.timedelta(days=31), status=ValuationRun.Status.COMPLETED)
+    before = sorted(WorkItem.objects.values_list("id", flat=True))
+    assert valuation_worklist.install_work_items(staged) is None
+    assert sorted(WorkItem.objects.values_list("id", flat=True)) == before
+    assert _loading_tables() == []
+    # A back-fill (an older as-of than a completed run) stages nothing.
+    assert valuation_worklist.stage_work_items(first) is None
