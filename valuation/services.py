@@ -277,9 +277,7 @@ def _prepare(*, run_id: int, ahead: ReadAhead | None) -> list[int]:
     customers = beside["customers"].result().set_index("customer_id")
     if ahead is not None:  # the server idles while the engine works: the finish's reads of no new rows meanwhile
         ahead.service_costs = in_background(lambda: run_summary.service_cost_views(as_of=run.as_of))
-        ahead.compared_values = in_background(lambda: worklist.compared_values(run))
-        ahead.detractors = in_background(lambda: worklist.latest_detractor_scores(as_of=run.as_of))
-        ahead.service_spend = in_background(lambda: worklist.service_spend_by_type(as_of=run.as_of))
+        _read_for_work_items(run, ahead)
     backtest = run_backtest(as_of=run.as_of, settings=settings, reads=reads, customers=customers)
     company = {"earned_growth": earned_growth(as_of=run.as_of, revenue=reads.revenue_by_period,
                                               customers=customers.reset_index())}
@@ -704,6 +702,7 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True, ahead: ReadAhead |
         # for as long as it took.
         # Its service cost views are one grouped query over the service events: read beside it.
         service_costs = ahead.service_costs or in_background(lambda: run_summary.service_cost_views(as_of=run.as_of))
+        _read_for_work_items(run, ahead)
         staged_items = None
         try:
             rows = run_summary.write_run_summary(run_id=run_id, values=ahead.values, service_costs=service_costs)
@@ -765,7 +764,19 @@ def _drop_unfinished(run_id: int, staged_items: worklist.StagedWorkItems | None 
         run_summary.drop_summary(run_id=run_id)
         worklist.discard_work_items(staged_items)
     except Exception:
-        logger.exception("Dropping what run %s wrote before it did not complete failed", run_id)
+        logger.exception("Dropping the summary and work items of run %s, which did not complete, failed", run_id)
+
+
+def _read_for_work_items(run: ValuationRun, ahead: ReadAhead) -> None:
+    """What the work items read besides the run's rows (worklist.stage_work_items), on
+    connections of their own: by an in-process run's prepare, else by the finish (a Celery
+    worker's), so that it is at hand once the summary is written."""
+    if ahead.compared_values is None:
+        ahead.compared_values = in_background(lambda: worklist.compared_values(run))
+    if ahead.detractors is None:
+        ahead.detractors = in_background(lambda: worklist.latest_detractor_scores(as_of=run.as_of))
+    if ahead.service_spend is None:
+        ahead.service_spend = in_background(lambda: worklist.service_spend_by_type(as_of=run.as_of))
 
 
 def _stage_work_items(run: ValuationRun, *, rows: dict, ahead: ReadAhead) -> worklist.StagedWorkItems | None:
