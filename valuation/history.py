@@ -251,9 +251,10 @@ def attach_partition(cursor, parent: str, table: str, *, run_id: int) -> int:
 
     A loaded table has no foreign keys of its own (LIKE copies none), so the attach checks
     every row against the customers. A customer deleted while the rows were loaded or indexed
-    fails that check: its rows are then dropped and the table attached again, in the same
-    transaction, so that no customer can go in between. Dropping them first in every run cost
-    a second pass over the rows that nearly always finds nothing (0.8 s at a million rows)."""
+    fails that check: its rows are then dropped and the table attached again, the customers
+    locked against changes in between (the failed attach's lock went with it). Dropping them
+    first in every run cost a second pass over the rows that nearly always finds nothing
+    (0.8 s at a million rows)."""
     attach = f'ALTER TABLE "{parent}" ATTACH PARTITION "{table}" FOR VALUES IN ({int(run_id)})'
     # ALTER TABLE refuses to run while deferred foreign-key checks of this transaction are
     # pending on the tables it touches: check them now (they stay deferred afterwards).
@@ -263,6 +264,8 @@ def attach_partition(cursor, parent: str, table: str, *, run_id: int) -> int:
         with transaction.atomic():  # a savepoint: a failed check leaves the caller's transaction usable
             cursor.execute(attach)
     except IntegrityError:
+        # The lock the attach's check takes on the referenced table (the rare path only).
+        cursor.execute(f"LOCK TABLE {Customer._meta.db_table} IN SHARE ROW EXCLUSIVE MODE")
         dropped = drop_rows_of_deleted_customers(cursor, table)
         if not dropped:
             raise  # another key is missing (the run itself): nothing to drop makes it pass

@@ -760,11 +760,12 @@ def _drop_unfinished(run_id: int, staged_items: worklist.StagedWorkItems | None 
     """The summary and the work items are written before the run completes: a run that does
     not complete keeps neither (up to ~100 MB at a million customers, never shown). Best
     effort: an error here must not hide the one that stopped the run."""
-    try:
-        run_summary.drop_summary(run_id=run_id)
-        worklist.discard_work_items(staged_items)
-    except Exception:
-        logger.exception("Dropping the summary and work items of run %s, which did not complete, failed", run_id)
+    for what, drop in (("summary", lambda: run_summary.drop_summary(run_id=run_id)),
+                       ("work items", lambda: worklist.discard_work_items(staged_items))):
+        try:
+            drop()
+        except Exception:
+            logger.exception("Dropping the %s of run %s, which did not complete, failed", what, run_id)
 
 
 def _read_for_work_items(run: ValuationRun, ahead: ReadAhead) -> None:
@@ -779,15 +780,20 @@ def _read_for_work_items(run: ValuationRun, ahead: ReadAhead) -> None:
         ahead.service_spend = in_background(lambda: worklist.service_spend_by_type(as_of=run.as_of))
 
 
+def _work_item_inputs(rows: dict | None, ahead: ReadAhead) -> dict:
+    """What the work items take from the run's rows (as the summary read them) and from the
+    reads ahead, as worklist.stage_work_items and rebuild_work_items take it."""
+    values, customers = run_summary.worklist_frames(rows) if rows is not None else (None, None)
+    return {"latest_values": values, "customers": customers, "previous_values": _read_ahead(ahead.compared_values),
+            "detractors": _read_ahead(ahead.detractors), "spend": _read_ahead(ahead.service_spend)}
+
+
 def _stage_work_items(run: ValuationRun, *, rows: dict, ahead: ReadAhead) -> worklist.StagedWorkItems | None:
     """The run's work items before it completes (worklist.stage_work_items), from its rows as
     the summary read them and what was read ahead; None when that fails (logged): the run
     then finds them once complete."""
     try:
-        values, customers = run_summary.worklist_frames(rows)
-        return worklist.stage_work_items(run, latest_values=values, customers=customers,
-                                         previous_values=_read_ahead(ahead.compared_values),
-                                         detractors=_read_ahead(ahead.detractors), spend=_read_ahead(ahead.service_spend))
+        return worklist.stage_work_items(run, **_work_item_inputs(rows, ahead))
     except Exception:
         logger.exception("Finding the work items of run %s before it completes failed; found after it", run.pk)
         return None
@@ -807,10 +813,7 @@ def _refresh_derived(run_id: int, *, rows: dict | None = None, peer_sums=None, a
     def work_items():
         if staged_items is not None and worklist.install_work_items(staged_items) is not None:
             return
-        values, customers = run_summary.worklist_frames(rows) if rows is not None else (None, None)
-        worklist.rebuild_work_items(run_id=run_id, latest_values=values, customers=customers,
-                                    previous_values=_read_ahead(ahead.compared_values),
-                                    detractors=_read_ahead(ahead.detractors), spend=_read_ahead(ahead.service_spend))
+        worklist.rebuild_work_items(run_id=run_id, **_work_item_inputs(rows, ahead))
 
     def peers():
         cross_sell.rebuild_peer_categories(run_id=run_id, peers=run_summary.peer_counts(rows) if rows is not None else None,

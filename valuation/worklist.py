@@ -1,7 +1,7 @@
 """The reasons to act on a customer, found once per run and stored (WorkItem).
 
-When a run completes, the latest run's value rows are compared with the previous run's
-(both by as-of date) and every reason found is written as one WorkItem with the money at
+While a run is finished, its value rows are compared with the previous run's (both by
+as-of date) and every reason found is written as one WorkItem with the money at
 stake, so a rep's worklist is a single indexed read at any number of customers. The same
 step stores a summary of what changed for the managers' home page in the run's company
 figures ("changes").
@@ -24,6 +24,7 @@ figures ("changes").
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from decimal import Decimal
 
 import numpy as np
 import pandas as pd
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Case, F, FloatField, Sum, Value, When
 from django.db.models.functions import Cast
 
@@ -45,6 +46,8 @@ from . import history
 from .figure_rules import AT_RISK_P_ALIVE
 from .models import CustomerValue, Segment, ValuationRun, WorkItem
 from .selectors import completed_runs_newest_first, previous_completed_run
+
+logger = logging.getLogger(__name__)
 
 SHARP_P_ALIVE_DROP = 0.15
 SERVICE_SPEND_RISE = 0.5
@@ -268,8 +271,9 @@ def rebuild_work_items(*, run_id: int | None = None, latest_values: pd.DataFrame
                        detractors: pd.Series | None = None, spend: list[dict] | None = None) -> int:
     """Find the reasons for the latest run against the one before it and store them.
 
-    Called after each completed run; a run that is not one of the two latest by as-of date
-    (a back-fill of an older date) changes nothing. Items of older runs are dropped.
+    The nightly finish stages its items before the run completes (stage_work_items) and
+    rebuilds here only when they could not be installed; a run that is not one of the two
+    latest by as-of date (a back-fill of an older date) changes nothing. Items of older runs are dropped.
     `latest_values` and `customers` (the run's rows as _values and the customers' status and
     lost date read them) save reading them again when the caller has them: used only when
     `run_id` is the latest run. `previous_values` (compared_values, read ahead by the run) is
@@ -293,9 +297,10 @@ class StagedWorkItems:
     until they are installed as the worklist."""
     run_id: int
     previous_id: int | None  # the run they were compared with
-    items: pd.DataFrame
+    count: int
     changes: dict
     loaded: str | None  # the loaded table (PostgreSQL)
+    items: pd.DataFrame | None  # where none was loaded (SQLite): written when installed
 
 
 def stage_work_items(run: ValuationRun, **given) -> StagedWorkItems | None:
@@ -315,13 +320,22 @@ def install_work_items(staged: StagedWorkItems) -> int | None:
     compared = [staged.run_id] + ([staged.previous_id] if staged.previous_id is not None else [])
     still_loaded = staged.loaded is None or staged.loaded in _loaded_tables()
     if [run.pk for run in runs] != compared or not still_loaded:
+        logger.info("The work items staged for run %s are found again: the latest runs changed meanwhile",
+                    staged.run_id)
         discard_work_items(staged)
         return None
-    return _install(staged, runs[0])
+    try:
+        return _install(staged, runs[0])
+    except DatabaseError:  # e.g. their table dropped since the check by another load: found again
+        logger.warning("Installing the work items staged for run %s failed; found again", staged.run_id,
+                       exc_info=True)
+        discard_work_items(staged)
+        return None
 
 
 def discard_work_items(staged: StagedWorkItems | None) -> None:
-    """Drop the loaded table of items that will not be installed (their run did not complete)."""
+    """Drop the loaded table of items that will not be installed (their run did not complete,
+    or the runs compared changed)."""
     if staged is not None and staged.loaded is not None:
         with connection.cursor() as cursor:
             cursor.execute(f'DROP TABLE IF EXISTS "{staged.loaded}"')
@@ -361,7 +375,7 @@ def _stage(latest: ValuationRun, previous: ValuationRun | None, *, mine: bool,
                     "service_spend": spend if read_spend is None else read_spend.result()}
     loaded = _load_partition(latest.pk, items) if history.is_partitioned(PARENT) else None
     return StagedWorkItems(run_id=latest.pk, previous_id=previous.pk if previous is not None else None,
-                           items=items, changes=changes, loaded=loaded)
+                           count=len(items), changes=changes, loaded=loaded, items=None if loaded else items)
 
 
 def _install(staged: StagedWorkItems, latest: ValuationRun) -> int:
@@ -373,7 +387,7 @@ def _install(staged: StagedWorkItems, latest: ValuationRun) -> int:
             WorkItem.objects.filter(run=latest).delete()
             _write_items(latest.pk, staged.items)
         ValuationRun.objects.filter(pk=latest.pk).update(company={**(latest.company or {}), "changes": staged.changes})
-    return len(staged.items)
+    return staged.count
 
 
 # PostgreSQL (migration 0016): each run's items are a partition of the work item table.
@@ -402,7 +416,8 @@ def _partition_index_sql(table: str) -> list[str]:
 
 def _load_partition(run_id: int, items: pd.DataFrame) -> str:
     """The run's items in a table of their own, indexed like the parent, not yet attached: out
-    of sight, no lock on the work items. Loading tables left by a rebuild that stopped go first."""
+    of sight, no lock on the work items. Loaded tables not attached go first: left by a rebuild
+    that stopped, or staged by a finish whose install then finds them gone and rebuilds."""
     table = f"{PARENT}_r{int(run_id)}_load"
     with connection.cursor() as cursor:
         for name in _loaded_tables():

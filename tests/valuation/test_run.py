@@ -507,9 +507,10 @@ def test_a_run_that_fails_after_its_work_items_were_staged_keeps_none_of_them(co
 
     services.run_valuation(as_of=AS_OF - dt.timedelta(days=31))
     before = sorted(WorkItem.objects.values_list("id", "run_id"))
-    staged = []
-    stage = worklist.stage_work_items
+    staged, discarded = [], []
+    stage, discard = worklist.stage_work_items, worklist.discard_work_items
     monkeypatch.setattr(worklist, "stage_work_items", lambda run, **given: staged.append(stage(run, **given)) or staged[-1])
+    monkeypatch.setattr(worklist, "discard_work_items", lambda items: discarded.append(items) or discard(items))
 
     def broken(run_id):
         raise RuntimeError("the run could not be marked completed")
@@ -517,7 +518,7 @@ def test_a_run_that_fails_after_its_work_items_were_staged_keeps_none_of_them(co
     monkeypatch.setattr(services, "_complete_run", broken)
     with pytest.raises(RuntimeError):
         services.run_valuation(as_of=AS_OF)
-    assert staged and staged[0] is not None and len(staged[0].items)
+    assert staged and staged[0] is not None and staged[0].count and discarded == staged
     assert ValuationRun.objects.get(as_of=AS_OF).status == ValuationRun.Status.FAILED
     assert sorted(WorkItem.objects.values_list("id", "run_id")) == before
     if connection.vendor == "postgresql":

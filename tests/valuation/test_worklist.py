@@ -347,14 +347,13 @@ def test_items_found_before_the_run_completed_are_those_a_rebuild_finds(company,
     from valuation import services
     from valuation import worklist as valuation_worklist
 
-    services.run_valuation(as_of=PREVIOUS_AS_OF)
-
-    def refused(**kwargs):
-        raise AssertionError("the finish found the items again instead of installing those it staged")
-
-    monkeypatch.setattr(valuation_worklist, "rebuild_work_items", refused)
+    first = services.run_valuation(as_of=PREVIOUS_AS_OF)
+    rebuilt = []
+    monkeypatch.setattr(valuation_worklist, "rebuild_work_items", lambda **kwargs: rebuilt.append(kwargs))
     second = services.run_valuation(as_of=AS_OF)
     monkeypatch.undo()
+    assert rebuilt == []  # installed as staged, not found again
+    assert ValuationRun.objects.get(pk=second.pk).company["changes"]["previous_run"] == first.pk
     fields = ("customer_id", "reason", "amount", "before", "after", "fingerprint")
     installed = sorted(WorkItem.objects.values_list(*fields))
     changes = ValuationRun.objects.get(pk=second.pk).company["changes"]
@@ -373,7 +372,7 @@ def test_staged_items_are_not_installed_once_a_newer_run_completed(two_runs):
 
     first, second = two_runs
     staged = valuation_worklist.stage_work_items(second)
-    assert staged.run_id == second.pk and staged.previous_id == first.pk and len(staged.items)
+    assert staged.run_id == second.pk and staged.previous_id == first.pk and staged.count
     assert len(_loading_tables()) == (1 if connection.vendor == "postgresql" else 0)
     ValuationRun.objects.create(as_of=second.as_of + dt.timedelta(days=31), status=ValuationRun.Status.COMPLETED)
     before = sorted(WorkItem.objects.values_list("id", flat=True))
@@ -382,3 +381,47 @@ def test_staged_items_are_not_installed_once_a_newer_run_completed(two_runs):
     assert _loading_tables() == []
     # A back-fill (an older as-of than a completed run) stages nothing.
     assert valuation_worklist.stage_work_items(first) is None
+
+
+@pytest.mark.django_db
+def test_a_run_of_the_same_day_again_installs_its_items_against_the_day_before(two_runs, monkeypatch):
+    """Valuing the same day again replaces that day's run: the items staged against the run
+    of the day before are installed once the replaced run is gone."""
+    from valuation import services
+    from valuation import worklist as valuation_worklist
+
+    first, second = two_runs
+    rebuilt = []
+    monkeypatch.setattr(valuation_worklist, "rebuild_work_items", lambda **kwargs: rebuilt.append(kwargs))
+    again = services.run_valuation(as_of=second.as_of)
+    assert rebuilt == [] and not ValuationRun.objects.filter(pk=second.pk).exists()
+    assert ValuationRun.objects.get(pk=again.pk).company["changes"]["previous_run"] == first.pk
+    assert WorkItem.objects.exists() and set(WorkItem.objects.values_list("run_id", flat=True)) == {again.pk}
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_items_whose_loaded_table_went_before_the_install_are_found_again(company, monkeypatch):
+    """Another load of work items drops every loaded table not attached, a finish's staged
+    one too: the finish then finds its run's items again, and the worklist is still its run's."""
+    from tests.valued_company import PREVIOUS_AS_OF
+    from valuation import services
+    from valuation import worklist as valuation_worklist
+
+    if not valuation_worklist.history.is_partitioned(valuation_worklist.PARENT):
+        pytest.skip("PostgreSQL only: SQLite loads no table")
+    services.run_valuation(as_of=PREVIOUS_AS_OF)
+    stage = valuation_worklist.stage_work_items
+
+    def stage_then_lose_the_table(run, **given):
+        staged = stage(run, **given)
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP TABLE "{staged.loaded}"')
+        return staged
+
+    monkeypatch.setattr(valuation_worklist, "stage_work_items", stage_then_lose_the_table)
+    second = services.run_valuation(as_of=AS_OF)
+    monkeypatch.undo()
+    assert WorkItem.objects.exists() and set(WorkItem.objects.values_list("run_id", flat=True)) == {second.pk}
+    assert "changes" in ValuationRun.objects.get(pk=second.pk).company
+    assert _loading_tables() == []
