@@ -342,3 +342,23 @@ def test_values_are_kept_only_where_they_are_what_the_finish_would_read_back():
     assert kept["clv"].tolist() == [12, 1000] and kept["profit"].tolist() == [-200, 100]
     assert kept["segment"].tolist() == ["investment", "problem"] and np.isnan(kept["p_alive"][0])
     assert run_summary.written_values(frame.assign(clv=[10.0, np.nan])) is None
+
+
+def test_text_read_as_categories_comes_back_as_the_same_strings_or_refuses_a_gap():
+    """The summary reads segments, regions and the like as categories and hands them on as
+    strings: the same strings row by row ("" included); a missing value is refused, never
+    turned into another category's text."""
+    import io
+
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.read_csv(io.StringIO("b,x\n,y\na,z\nb,\n"), names=["segment", "name"], keep_default_na=False,
+                        dtype={"segment": "category", "name": object})
+    segments = run_summary._objects(frame["segment"])
+    assert segments.dtype == object and segments.tolist() == ["b", "", "a", "b"]
+    assert all(type(value) is str for value in segments)
+    assert run_summary._objects(frame["name"]).tolist() == ["x", "y", "z", ""]
+    with pytest.raises(ValueError, match="missing values"):
+        run_summary._objects(pd.Series(pd.Categorical(["a", None, "c"]), name="segment"))
+    assert np.array_equal(run_summary._objects(pd.Series(pd.Categorical(["c", "a"]))), np.array(["c", "a"], dtype=object))
