@@ -13,7 +13,7 @@ from valuation.engine.money import to_money
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
 
 COLUMNS = "big bigint, small integer, amount numeric(16,2), maybe numeric(16,2), x double precision, " \
-          "flag boolean, code varchar(20), doc jsonb"
+          "flag boolean, code varchar(20), doc jsonb, ascii varchar(30), empty text, ascii_doc jsonb"
 
 
 def _amounts(n, rng):
@@ -47,7 +47,11 @@ def test_binary_rows_store_what_text_rows_store():
     flag = rng.random(n) < 0.5
     code = rng.choice(["", "model", "trailing_margin_rate", "Kälte", "A"], n)
     doc = rng.choice(["{}", '{"hotline": 12.5, "training": 1010.1}', '{"a\\\\b": "ä"}'], n)
-    columns = ["big", "small", "amount", "maybe", "x", "flag", "code", "doc"]
+    # Columns of ASCII alone take the byte-cast path of text(), the ones above its encoding.
+    ascii_ = rng.choice(["", "A", "model", "trailing margin ~ rate!", "x" * 30], n)
+    empty = np.full(n, "")
+    ascii_doc = rng.choice(["{}", '{"hotline": 12.5, "training": 1010.1}', '{"a\\\\b": "~"}'], n)
+    columns = ["big", "small", "amount", "maybe", "x", "flag", "code", "doc", "ascii", "empty", "ascii_doc"]
 
     def money_or_null(value):
         return copy_text.NULL.decode() if math.isnan(value) else to_money(value)
@@ -57,11 +61,14 @@ def test_binary_rows_store_what_text_rows_store():
         copy_text.money(amounts, exact=money_or_null), copy_text.floats(x, null_nan=True),
         copy_text.booleans(flag), copy_text.strings(np.char.encode(code.astype(str), "utf-8")),
         copy_text.strings(np.char.encode(np.char.replace(doc.astype(str), "\\", "\\\\"), "utf-8")),
+        copy_text.strings(np.char.encode(ascii_.astype(str), "utf-8")), copy_text.strings(np.char.encode(empty, "utf-8")),
+        copy_text.strings(np.char.encode(np.char.replace(ascii_doc.astype(str), "\\", "\\\\"), "utf-8")),
     ])
     binary = copy_binary.HEADER + copy_binary.rows([
         copy_binary.int8(big), copy_binary.int4(small), copy_binary.numeric_cents(amounts, exact=to_money),
         copy_binary.numeric_cents(amounts, exact=to_money, null_nan=True), copy_binary.float8(x, null_nan=True),
         copy_binary.boolean(flag), copy_binary.text(code), copy_binary.jsonb(doc),
+        copy_binary.text(ascii_), copy_binary.text(empty), copy_binary.jsonb(list(ascii_doc)),
     ]) + copy_binary.TRAILER
     from_text = _stored("rows_from_text", "", text, columns)
     from_binary = _stored("rows_from_binary", "WITH (FORMAT binary)", binary, columns)
@@ -72,6 +79,7 @@ def test_binary_rows_store_what_text_rows_store():
     assert amounts_stored[5:7] == [Decimal("100.12"), Decimal("1.02")]  # half-cent ties as Decimal rounds them
     assert amounts_stored[18] == to_money(amounts[18]) > Decimal("99999999999999")  # the largest a column holds
     assert str(amounts_stored[19]) == "NaN" and from_binary[19][3] is None
+    assert {row[8] for row in from_binary} == set(ascii_) and {row[9] for row in from_binary} == {""}
 
 
 def test_amounts_that_no_column_of_cents_holds_are_refused():
