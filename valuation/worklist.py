@@ -320,8 +320,8 @@ def install_work_items(staged: StagedWorkItems) -> int | None:
     compared = [staged.run_id] + ([staged.previous_id] if staged.previous_id is not None else [])
     still_loaded = staged.loaded is None or staged.loaded in _loaded_tables()
     if [run.pk for run in runs] != compared or not still_loaded:
-        logger.info("The work items staged for run %s are found again: the latest runs changed meanwhile",
-                    staged.run_id)
+        why = "the latest runs changed meanwhile" if still_loaded else "their loaded table is gone"
+        logger.info("The work items staged for run %s are found again: %s", staged.run_id, why)
         discard_work_items(staged)
         return None
     try:

@@ -365,7 +365,7 @@ def test_items_found_before_the_run_completed_are_those_a_rebuild_finds(company,
 
 
 @pytest.mark.django_db
-def test_staged_items_are_not_installed_once_a_newer_run_completed(two_runs):
+def test_staged_items_are_not_installed_once_a_newer_run_completed(two_runs, caplog):
     """Items staged for a run are installed only while it and the run they compare with are the
     two latest: a newer run completed meanwhile leaves the worklist to be found again."""
     from valuation import worklist as valuation_worklist
@@ -376,7 +376,9 @@ def test_staged_items_are_not_installed_once_a_newer_run_completed(two_runs):
     assert len(_loading_tables()) == (1 if connection.vendor == "postgresql" else 0)
     ValuationRun.objects.create(as_of=second.as_of + dt.timedelta(days=31), status=ValuationRun.Status.COMPLETED)
     before = sorted(WorkItem.objects.values_list("id", flat=True))
-    assert valuation_worklist.install_work_items(staged) is None
+    with caplog.at_level("INFO", logger=valuation_worklist.logger.name):
+        assert valuation_worklist.install_work_items(staged) is None
+    assert "found again: the latest runs changed meanwhile" in caplog.text
     assert sorted(WorkItem.objects.values_list("id", flat=True)) == before
     assert _loading_tables() == []
     # A back-fill (an older as-of than a completed run) stages nothing.
@@ -401,7 +403,7 @@ def test_a_run_of_the_same_day_again_installs_its_items_against_the_day_before(t
 
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
-def test_items_whose_loaded_table_went_before_the_install_are_found_again(company, monkeypatch):
+def test_items_whose_loaded_table_went_before_the_install_are_found_again(company, monkeypatch, caplog):
     """Another load of work items drops every loaded table not attached, a finish's staged
     one too: the finish then finds its run's items again, and the worklist is still its run's."""
     from tests.valued_company import PREVIOUS_AS_OF
@@ -420,8 +422,10 @@ def test_items_whose_loaded_table_went_before_the_install_are_found_again(compan
         return staged
 
     monkeypatch.setattr(valuation_worklist, "stage_work_items", stage_then_lose_the_table)
-    second = services.run_valuation(as_of=AS_OF)
+    with caplog.at_level("INFO", logger=valuation_worklist.logger.name):
+        second = services.run_valuation(as_of=AS_OF)
     monkeypatch.undo()
+    assert "found again: their loaded table is gone" in caplog.text
     assert WorkItem.objects.exists() and set(WorkItem.objects.values_list("run_id", flat=True)) == {second.pk}
     assert "changes" in ValuationRun.objects.get(pk=second.pk).company
     assert _loading_tables() == []
