@@ -81,27 +81,32 @@ def _sql_date_table(cursor, *, earliest: dt.date) -> None:
     cursor.execute(f"ANALYZE {RAW_DATES}")
 
 
-def _sql_amount(column: str, *, decimal_comma: bool, required: bool, minimum: float, maximum: float) -> tuple[str, str, str]:
+def _sql_amount(column: str, *, decimal_comma: bool, required: bool, minimum: float, maximum: float) -> tuple[str, str, str, str]:
     """SQL for an amount column of the raw table, in steps so that each regex and each cast
-    runs once per row: (its plain text, or NULL when it has no amount's shape, over the raw
-    row ``r``; its value and its problem or NULL, over ``p``, which holds the raw text, the
-    plain text as ``<column>_shaped`` and that text as a number as ``<column>_number``)."""
-    raw = f"r.{column}"
+    runs once per row: (its plain text over the raw row ``r``, as ``<column>_plain``; its
+    shape, the plain text or NULL when it has no amount's shape, over the row ``a``, which
+    adds the plain text to ``r``; its value and its problem or NULL, over ``p``, which holds the
+    raw text, the plain text as ``<column>_shaped`` and that text as a number as ``<column>_number``)."""
     # Drop thousands separators and make the decimal separator a point (translate drops what has no partner).
-    plain = f"translate({raw}, ',.', '.')" if decimal_comma else f"translate({raw}, ',', '')"
-    cleaned = f"regexp_replace({plain}, {SQL_AMOUNT_NOISE}, '', 'g')"
+    raw, plain = f"r.{column}", f"a.{column}_plain"
+    translated = f"translate({raw}, ',.', '.')" if decimal_comma else f"translate({raw}, ',', '')"
+
+    def cleaned(text: str) -> str:
+        return f"regexp_replace({text}, {SQL_AMOUNT_NOISE}, '', 'g')"
+
     # CASE stops at the first match: a clean amount costs one regex, noise (currency signs,
     # inner spaces) a second one. What the second removes is what the pandas check removes.
-    shaped = f"""CASE WHEN {raw} = '' THEN '' WHEN {plain} ~ {SQL_AMOUNT} THEN {plain}
-                      WHEN {cleaned} ~ {SQL_AMOUNT} THEN {cleaned} END"""
+    # The plain text is made once a row (it was made twice, in the test and as the value).
+    shaped = f"""CASE WHEN a.{column} = '' THEN '' WHEN {plain} ~ {SQL_AMOUNT} THEN {plain}
+                      WHEN {cleaned(plain)} ~ {SQL_AMOUNT} THEN {cleaned(plain)} END"""
     text, number = f"p.{column}_shaped", f"p.{column}_number"
     value = f"""CASE WHEN {text} = '' THEN 0
                      WHEN {number} >= {minimum!r} AND {number} <= {maximum!r} THEN {number}::numeric(14, 2) END"""
     problem = f"""CASE WHEN {text} = '' THEN {"'required'" if required else 'NULL'}
-                       WHEN {text} IS NULL THEN CASE WHEN {cleaned.replace(raw, f"p.{column}")} ~ {SQL_NUMBER}
+                       WHEN {text} IS NULL THEN CASE WHEN {cleaned(translated.replace(raw, f"p.{column}"))} ~ {SQL_NUMBER}
                                                      THEN 'decimals' ELSE 'number' END
                        WHEN {number} < {minimum!r} THEN 'below' WHEN {number} > {maximum!r} THEN 'above' END"""
-    return shaped, value, problem
+    return translated, shaped, value, problem
 
 
 def _import_transactions_in_sql(cursor, batches: Callable[[], Iterator[list[list]]], path: Path,
@@ -306,8 +311,8 @@ def _check_and_merge_transactions_in_sql(cursor, result: ImportResult) -> None:
         "external_id": text_problem("external_id", True),
         "customer_number": text_problem("customer_number", True, "WHEN p.customer_id IS NULL THEN 'unknown'"),
         "date": "p.date_problem",
-        "revenue": amounts["revenue"][2],
-        "cost_of_goods": amounts["cost_of_goods"][2],
+        "revenue": amounts["revenue"][3],
+        "cost_of_goods": amounts["cost_of_goods"][3],
         "product": text_problem("product", False),
         "channel": text_problem("channel", False),
     }
@@ -318,19 +323,24 @@ def _check_and_merge_transactions_in_sql(cursor, result: ImportResult) -> None:
     cursor.execute(f"DROP TABLE IF EXISTS {PARSED_TRANSACTIONS}")
     cursor.execute(f"""
         CREATE TEMPORARY TABLE {PARSED_TRANSACTIONS} ON COMMIT DROP AS
-        SELECT p.line, p.external_id, p.customer_id, p.date, {amounts["revenue"][1]} AS revenue,
-               {amounts["cost_of_goods"][1]} AS cost_of_goods, p.product, p.channel,
+        SELECT p.line, p.external_id, p.customer_id, p.date, {amounts["revenue"][2]} AS revenue,
+               {amounts["cost_of_goods"][2]} AS cost_of_goods, p.product, p.channel,
                CASE WHEN p.customer_id IS NULL THEN p.customer_number END AS number_given,
                {', '.join(f'{sql} AS {name}_problem' for name, sql in problems.items())}
         FROM (
             SELECT q.*, NULLIF(q.revenue_shaped, '')::numeric AS revenue_number,
                    NULLIF(q.cost_of_goods_shaped, '')::numeric AS cost_of_goods_number
             FROM (
-                SELECT r.line, r.external_id, r.customer_number, c.id AS customer_id, d.value AS date,
-                       d.problem AS date_problem, r.revenue, r.cost_of_goods, r.product, r.channel,
-                       {amounts["revenue"][0]} AS revenue_shaped, {amounts["cost_of_goods"][0]} AS cost_of_goods_shaped
-                FROM {RAW_TRANSACTIONS} r JOIN {RAW_DATES} d ON d.text = r.date
-                LEFT JOIN {customers} c ON c.number = r.customer_number
+                SELECT a.line, a.external_id, a.customer_number, c.id AS customer_id, d.value AS date,
+                       d.problem AS date_problem, a.revenue, a.cost_of_goods, a.product, a.channel,
+                       {amounts["revenue"][1]} AS revenue_shaped, {amounts["cost_of_goods"][1]} AS cost_of_goods_shaped
+                FROM (
+                    SELECT r.*, {amounts["revenue"][0]} AS revenue_plain, {amounts["cost_of_goods"][0]} AS cost_of_goods_plain
+                    FROM {RAW_TRANSACTIONS} r
+                    OFFSET 0
+                ) a
+                JOIN {RAW_DATES} d ON d.text = a.date
+                LEFT JOIN {customers} c ON c.number = a.customer_number
                 OFFSET 0
             ) q
             OFFSET 0
