@@ -26,7 +26,6 @@ import numpy as np
 import pandas as pd
 import psycopg
 from django.conf import settings as django_settings
-from django.core.cache import cache
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -228,8 +227,7 @@ class ReadAhead:
     """What an in-process run's prepare_run hands on in memory: reads of the finish that need
     none of the run's written rows, started where the engine and then the chunk writes leave
     the server a core, and the frames the chunks write and the summary groups. A Celery chunk
-    or finish (another process) reads them itself, but for the HANDED_OVER ones, which a
-    worker's prepare hands on through the cache."""
+    or finish (another process) reads them itself."""
     service_costs: object = None  # run_summary.service_cost_views, from in_background
     peer_sums: object = None  # cross_sell.peer_category_sums with the run's classes
     compared_values: object = None  # worklist.compared_values: the values the work items compare with
@@ -239,7 +237,7 @@ class ReadAhead:
     scored: object = None  # (scored customers, service costs by type): what the chunks write (chunk_frames)
 
 
-def prepare_run(*, run_id: int, ahead: ReadAhead | None = None, hand_over: bool = False) -> list[int]:
+def prepare_run(*, run_id: int, ahead: ReadAhead | None = None) -> list[int]:
     """Read once, score once: one pass over the transactions gives the as-of and back-test
     inputs (selectors.run_transaction_inputs); the back-test chooses the model, which is
     fitted once on all customers (with the fit-quality gate) and scores every customer once,
@@ -247,19 +245,17 @@ def prepare_run(*, run_id: int, ahead: ReadAhead | None = None, hand_over: bool 
     in memory. Each chunk's customers are staged with the chunk (stage_values), so the chunk
     tasks only write. The fit and the population fence are stored with the run. ``ahead``
     (in-process runs): the finish's reads that need no written rows are started here.
-    ``hand_over`` (a Celery worker's prepare, whose finish is another process): the small ones
-    of those reads are made here too and handed to the finish through the cache (_hand_over).
 
     Then the memory its frames held is handed back: at 1M customers glibc kept about 800 MB
     of them, and the finish's own peak stacked on it (1.99 GB; with it handed back 1.62 GB).
     An in-process run keeps the scored frame for its chunks (``ahead.scored``) and hands it
     back after them (_run_steps)."""
-    chunk_ids = _prepare(run_id=run_id, ahead=ahead, hand_over=hand_over)
+    chunk_ids = _prepare(run_id=run_id, ahead=ahead)
     release_freed_memory()
     return chunk_ids
 
 
-def _prepare(*, run_id: int, ahead: ReadAhead | None, hand_over: bool = False) -> list[int]:
+def _prepare(*, run_id: int, ahead: ReadAhead | None) -> list[int]:
     run = ValuationRun.objects.get(pk=run_id)
     settings = run.engine_settings
     _touch(run_id, stage="back-testing")
@@ -279,12 +275,9 @@ def _prepare(*, run_id: int, ahead: ReadAhead | None, hand_over: bool = False) -
                                              scanned=read_beside)
     by_type = beside["by_type"]
     customers = beside["customers"].result().set_index("customer_id")
-    handed = None
     if ahead is not None:  # the server idles while the engine works: the finish's reads of no new rows meanwhile
         ahead.service_costs = in_background(lambda: run_summary.service_cost_views(as_of=run.as_of))
         _read_for_work_items(run, ahead)
-    elif hand_over:
-        handed = _small_reads(run)
     backtest = run_backtest(as_of=run.as_of, settings=settings, reads=reads, customers=customers)
     company = {"earned_growth": earned_growth(as_of=run.as_of, revenue=reads.revenue_by_period,
                                               customers=customers.reset_index())}
@@ -334,64 +327,7 @@ def _prepare(*, run_id: int, ahead: ReadAhead | None, hand_over: bool = False) -
             service_event_count=int(inputs.service_totals["service_count"].sum()) if len(inputs.service_totals) else 0,
             chunk_count=len(chunk_ids),
         )
-    if handed is not None:
-        _hand_over(run_id, handed)
     return chunk_ids
-
-
-# A Celery run's finish runs in another process, perhaps on another host, and keeps both
-# cores busy there (at 1M customers: the index builds, the cross-sell sums, reading the run's
-# rows back), while its prepare leaves the server idle for most of the engine's work. The
-# finish's small reads of no written rows are therefore made by the prepare and handed over
-# through the shared cache: at 1M customers about 4 MB, and 4-5 s of the finish's CPU (most of
-# it the service cost views' grouped query). A finish that finds nothing there reads them itself.
-HANDED_OVER = ("service_costs", "detractors", "service_spend")
-HAND_OVER_SECONDS = 6 * 3600
-
-
-def hand_over_key(run_id: int) -> str:
-    return f"valuation:run:{run_id}:handed-over"
-
-
-def _small_reads(run: ValuationRun) -> ReadAhead:
-    """The HANDED_OVER reads, started on connections of their own."""
-    return ReadAhead(
-        service_costs=in_background(lambda: run_summary.service_cost_views(as_of=run.as_of)),
-        detractors=in_background(lambda: worklist.latest_detractor_scores(as_of=run.as_of)),
-        service_spend=in_background(lambda: worklist.service_spend_by_type(as_of=run.as_of)),
-    )
-
-
-def _hand_over(run_id: int, handed: ReadAhead) -> None:
-    """The prepare's small reads into the cache for the run's finish (a failed one is left out)."""
-    reads = {name: _read_ahead(getattr(handed, name)) for name in HANDED_OVER}
-    try:
-        cache.set(hand_over_key(run_id), {k: v for k, v in reads.items() if v is not None}, timeout=HAND_OVER_SECONDS)
-    except Exception:  # the finish reads them itself
-        logger.warning("Handing run %s's reads to its finish through the cache failed", run_id, exc_info=True)
-
-
-def _handed_over(run_id: int) -> ReadAhead:
-    """What the run's prepare handed over (_hand_over), taken out of the cache; nothing when
-    it is not there (an in-process run, another cache, expired or evicted)."""
-    key = hand_over_key(run_id)
-    try:
-        reads = cache.get(key) or {}
-        cache.delete(key)
-    except Exception:
-        logger.warning("Reading run %s's handed-over reads from the cache failed; read again", run_id, exc_info=True)
-        reads = {}
-    return ReadAhead(**{name: _Made(value) for name, value in reads.items() if name in HANDED_OVER})
-
-
-class _Made:
-    """A read already made, answering as in_background's do."""
-
-    def __init__(self, value):
-        self.value = value
-
-    def result(self):
-        return self.value
 
 
 def chunk_ranges(ids: np.ndarray, *, chunk_size: int) -> list[tuple[int, int]]:
@@ -736,8 +672,7 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True, ahead: ReadAhead |
     """Complete the run once every chunk is written. Exactly one caller wins the claim.
 
     `warm=False` skips warming the dashboard cache (a series of back-dated runs warms once,
-    after the last). `ahead`: what prepare_run read ahead for this finish (in-process); else
-    what a worker's prepare handed over through the cache (_handed_over)."""
+    after the last). `ahead`: what prepare_run read ahead for this finish (in-process)."""
     if ValuationChunk.objects.filter(run_id=run_id).exclude(status=ValuationChunk.Status.DONE).exists():
         return False
     claimed = (
@@ -758,7 +693,7 @@ def finish_run_if_complete(*, run_id: int, warm: bool = True, ahead: ReadAhead |
         # The cross-sell peers read the window's transactions again (the summary's rows hold no
         # products): on a connection of its own, while this one writes the summary and the work
         # items, which mostly keep the client busy.
-        ahead = ahead or _handed_over(run_id)
+        ahead = ahead or ReadAhead()
         peer_sums = ahead.peer_sums or in_background(lambda: cross_sell.peer_category_sums(
             run_id=run_id, as_of=run.as_of, window_months=int((run.settings or {}).get("window_months", 12))))
         # The run's rows are read once: the summary, the work items and the peers use them. The

@@ -39,7 +39,7 @@ def nightly_valuation() -> int | None:
 def prepare_valuation(run_id: int) -> None:
     try:
         with services.keep_alive(run_id=run_id):
-            chunk_ids = services.prepare_run(run_id=run_id, hand_over=True)
+            chunk_ids = services.prepare_run(run_id=run_id)
     except Exception as exc:
         services.fail_run(run_id=run_id, error=f"{type(exc).__name__}: {exc}")
         raise

@@ -1,7 +1,6 @@
 """The valuation run end to end on the database: chunks, replace-not-duplicate, lock, failure."""
 
 import datetime as dt
-from collections import Counter
 from decimal import Decimal
 
 import pytest
@@ -814,55 +813,3 @@ def test_chunks_written_from_the_prepares_frames_write_what_their_staged_values_
         pd.testing.assert_frame_equal(kept_types.reset_index(drop=True), staged_types, check_exact=True)
     assert sum(len(services.chunk_frames(*ahead.scored, id_range=(c.first_customer_id, c.last_customer_id))[1])
                for c in ValuationChunk.objects.filter(pk__in=chunk_ids)) > 0  # some service costs were staged
-
-
-def _count_small_reads(monkeypatch) -> Counter:
-    from valuation import run_summary, worklist
-
-    calls = Counter()
-    for module, name in ((run_summary, "service_cost_views"), (worklist, "latest_detractor_scores"),
-                         (worklist, "service_spend_by_type")):
-        original = getattr(module, name)
-        monkeypatch.setattr(module, name, lambda *a, _original=original, _name=name, **k: calls.update([_name])
-                            or _original(*a, **k))
-    return calls
-
-
-def test_a_workers_prepare_hands_its_small_reads_to_the_finish_through_the_cache(company, settings, monkeypatch):
-    """A Celery run's finish is another process: the prepare makes the finish's small reads of
-    no written rows (service cost views, NPS detractors, service spend) while the engine works
-    and hands them over through the cache. The finish reads none of them again, takes them out
-    of the cache, and its run shows what a finish that read them itself shows."""
-    from django.core.cache import cache
-
-    from valuation import run_summary, worklist
-    from valuation.dashboard import DashboardFilters
-
-    settings.CVM_VALUATION_CHUNK_SIZE = 40
-    calls = _count_small_reads(monkeypatch)
-    run = services.start_run(as_of=AS_OF, trigger="manual")
-    chunk_ids = services.prepare_run(run_id=run.pk, hand_over=True)
-    each_once = {"service_cost_views": 1, "latest_detractor_scores": 1, "service_spend_by_type": 1}
-    assert calls == each_once
-    handed = cache.get(services.hand_over_key(run.pk))
-    assert set(handed) == set(services.HANDED_OVER)
-    assert handed["service_costs"] == run_summary.service_cost_views(as_of=AS_OF)
-    assert handed["detractors"].equals(worklist.latest_detractor_scores(as_of=AS_OF))
-    calls.clear()
-    for chunk_id in chunk_ids:
-        services.score_chunk(chunk_id=chunk_id)
-    assert services.finish_run_if_complete(run_id=run.pk, warm=False)
-    assert calls == {} and cache.get(services.hand_over_key(run.pk)) is None
-    everyone = DashboardFilters()
-    shown = run_summary.summary_view(run=run, filters=everyone)
-    assert shown["service_cost"]  # the handed-over views are the summary's
-
-    # The same day valued again, nothing handed over: the finish reads each itself, same figures.
-    again = services.start_run(as_of=AS_OF, trigger="manual")
-    chunk_ids = services.prepare_run(run_id=again.pk)
-    assert calls == {} and cache.get(services.hand_over_key(again.pk)) is None
-    for chunk_id in chunk_ids:
-        services.score_chunk(chunk_id=chunk_id)
-    assert services.finish_run_if_complete(run_id=again.pk, warm=False)
-    assert calls == each_once
-    assert run_summary.summary_view(run=again, filters=everyone) == shown
