@@ -77,13 +77,12 @@ def text(values, *, prefix: bytes = b"") -> Field:
     if not points.size or points.max() < 0x80:
         # ASCII, the most (codes, JSON of slugs and numbers): each code point is its byte, so the
         # bytes are numpy's UTF-32 cells cast (astype("S") took 5x as long: it checks each one).
-        encoded, lengths = points.astype(np.uint8), np.char.str_len(values)
+        encoded = points.astype(np.uint8)
     else:
         utf8 = np.ascontiguousarray(np.char.encode(values, "utf-8"))
         encoded = utf8.view(np.uint8).reshape(n, utf8.dtype.itemsize)
-        # Text holds no NUL: the NULs are numpy's padding, the rest the text's bytes.
-        lengths = np.count_nonzero(encoded, axis=1)
-    lengths = lengths + len(prefix)
+    # Text holds no NUL: the NULs are numpy's padding, the rest the text's bytes.
+    lengths = np.count_nonzero(encoded, axis=1) + len(prefix)
     start = 4 + len(prefix)
     matrix = np.zeros((n, start + encoded.shape[1]), dtype=np.uint8)
     matrix[:, :4] = lengths.astype(">i4").view(np.uint8).reshape(n, 4)

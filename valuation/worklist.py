@@ -320,8 +320,9 @@ def install_work_items(staged: StagedWorkItems) -> int | None:
     compared = [staged.run_id] + ([staged.previous_id] if staged.previous_id is not None else [])
     still_loaded = staged.loaded is None or staged.loaded in _loaded_tables()
     if [run.pk for run in runs] != compared or not still_loaded:
-        why = "the latest runs changed meanwhile" if still_loaded else "their loaded table is gone"
-        logger.info("The work items staged for run %s are found again: %s", staged.run_id, why)
+        why = [reason for reason, applies in (("the latest runs changed meanwhile", [run.pk for run in runs] != compared),
+                                               ("their loaded table is gone", not still_loaded)) if applies]
+        logger.info("The work items staged for run %s are found again: %s", staged.run_id, " and ".join(why))
         discard_work_items(staged)
         return None
     try:
@@ -335,7 +336,7 @@ def install_work_items(staged: StagedWorkItems) -> int | None:
 
 def discard_work_items(staged: StagedWorkItems | None) -> None:
     """Drop the loaded table of items that will not be installed (their run did not complete,
-    or the runs compared changed)."""
+    the runs compared changed, or the install failed)."""
     if staged is not None and staged.loaded is not None:
         with connection.cursor() as cursor:
             cursor.execute(f'DROP TABLE IF EXISTS "{staged.loaded}"')

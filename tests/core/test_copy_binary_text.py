@@ -27,6 +27,6 @@ def test_text_sends_each_value_as_its_length_and_utf8(values):
     assert _sent(copy_binary.text(np.array(values, dtype=object))) == _expected(values)
 
 
-def test_jsonb_prefixes_the_version_byte():
-    docs = ['{"hotline": 12.5}', "{}", '{"ä": 1}']
+@pytest.mark.parametrize("docs", [['{"hotline": 12.5}', "{}"], ['{"hotline": 12.5}', "{}", '{"ä": 1}']])
+def test_jsonb_prefixes_the_version_byte(docs):
     assert _sent(copy_binary.jsonb(docs)) == _expected(docs, prefix=b"\x01")
