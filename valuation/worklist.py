@@ -318,9 +318,10 @@ def install_work_items(staged: StagedWorkItems) -> int | None:
     runs, or their loaded table is gone: they are dropped, and the caller rebuilds."""
     runs = list(completed_runs_newest_first().only("pk", "company")[:2])
     compared = [staged.run_id] + ([staged.previous_id] if staged.previous_id is not None else [])
+    runs_changed = [run.pk for run in runs] != compared
     still_loaded = staged.loaded is None or staged.loaded in _loaded_tables()
-    if [run.pk for run in runs] != compared or not still_loaded:
-        why = [reason for reason, applies in (("the latest runs changed meanwhile", [run.pk for run in runs] != compared),
+    if runs_changed or not still_loaded:
+        why = [reason for reason, applies in (("the latest runs changed meanwhile", runs_changed),
                                                ("their loaded table is gone", not still_loaded)) if applies]
         logger.info("The work items staged for run %s are found again: %s", staged.run_id, " and ".join(why))
         discard_work_items(staged)

@@ -88,8 +88,10 @@ def _sql_amount(column: str, *, decimal_comma: bool, required: bool, minimum: fl
     adds the plain text to ``r``; its value and its problem or NULL, over ``p``, which holds the
     raw text, the plain text as ``<column>_shaped`` and that text as a number as ``<column>_number``)."""
     # Drop thousands separators and make the decimal separator a point (translate drops what has no partner).
-    raw, plain = f"r.{column}", f"a.{column}_plain"
-    translated = f"translate({raw}, ',.', '.')" if decimal_comma else f"translate({raw}, ',', '')"
+    plain = f"a.{column}_plain"
+
+    def translated(text: str) -> str:
+        return f"translate({text}, ',.', '.')" if decimal_comma else f"translate({text}, ',', '')"
 
     def cleaned(text: str) -> str:
         return f"regexp_replace({text}, {SQL_AMOUNT_NOISE}, '', 'g')"
@@ -103,10 +105,10 @@ def _sql_amount(column: str, *, decimal_comma: bool, required: bool, minimum: fl
     value = f"""CASE WHEN {text} = '' THEN 0
                      WHEN {number} >= {minimum!r} AND {number} <= {maximum!r} THEN {number}::numeric(14, 2) END"""
     problem = f"""CASE WHEN {text} = '' THEN {"'required'" if required else 'NULL'}
-                       WHEN {text} IS NULL THEN CASE WHEN {cleaned(translated.replace(raw, f"p.{column}"))} ~ {SQL_NUMBER}
+                       WHEN {text} IS NULL THEN CASE WHEN {cleaned(translated(f"p.{column}"))} ~ {SQL_NUMBER}
                                                      THEN 'decimals' ELSE 'number' END
                        WHEN {number} < {minimum!r} THEN 'below' WHEN {number} > {maximum!r} THEN 'above' END"""
-    return translated, shaped, value, problem
+    return translated(f"r.{column}"), shaped, value, problem
 
 
 def _import_transactions_in_sql(cursor, batches: Callable[[], Iterator[list[list]]], path: Path,
