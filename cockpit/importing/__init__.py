@@ -50,10 +50,11 @@ The file is read in batches of ``CHUNK_ROWS`` rows with the csv module into a te
 staging table, all in one database transaction, so memory stays bounded by the batch size and
 a failure leaves the database as it was.
 
-- Transactions on PostgreSQL: the raw text goes in by ``COPY``; one set-based query lists
-  every problem (dates are parsed once per distinct value), then one
-  ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` converts and merges, touching only rows that
-  differ.
+- Transactions on PostgreSQL: the raw text goes in by ``COPY`` (a plain file's bytes as they
+  are) into the import's own unlogged work tables; one set-based query, which PostgreSQL
+  splits over its parallel workers, converts every row, lists every problem (dates are
+  parsed once per distinct value) and finds the row the table already holds under the id;
+  then one ``UPDATE`` writes the rows that differ and one ``INSERT ... SELECT`` the new ones.
 - Otherwise (SQLite, customers, services): each batch is checked with vectorised pandas
   string operations and the checked rows are staged (PostgreSQL: ``COPY``; SQLite:
   ``executemany``); checks that need the whole file (duplicate ids, referrals) run as SQL on

@@ -4,6 +4,7 @@ PostgreSQL only: elsewhere every file is read row by row.
 """
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -101,3 +102,55 @@ def test_padding_is_found_only_at_field_edges():
     finder.feed(b"R-2;K-1;2024-01-01;1;1;Pump\xc2\xa0")
     finder.feed(b";web\n")  # the no-break space ends a field across two blocks
     assert finder.found
+
+
+def _work_tables() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(r"SELECT relname FROM pg_class WHERE relname LIKE 'cvm\_import\_%'")
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.mark.parametrize("temporary", [False, True], ids=["unlogged work tables", "temporary work tables"])
+def test_a_re_import_counts_and_writes_new_changed_and_unchanged_rows_and_leaves_no_table(
+        tmp_path, monkeypatch, customers, temporary):
+    kinds = []
+    create = transactions_sql.WorkTables.create
+
+    def spy(self, cursor, name, definition, params=None):
+        self.temporary = temporary  # as if the user might not create tables in the schema
+        kinds.append(self.temporary)
+        return create(self, cursor, name, definition, params)
+
+    monkeypatch.setattr(transactions_sql.WorkTables, "create", spy)
+    first = tmp_path / "first.csv"
+    first.write_text(HEADER + "\nR-1;K-1;15.03.2024;10,00;5;A;web\nR-2;K-2;16.03.2024;20;5;B;\n", encoding="utf-8")
+    assert importing.import_file(kind="transactions", path=first).new == 2
+    again = tmp_path / "again.csv"
+    again.write_text(HEADER + "\nR-1;K-1;15.03.2024;10,00;5;A;web\nR-2;K-1;16.03.2024;20;5;B;\n"
+                     "R-3;K-2;17.03.2024;7,5;;;\n", encoding="utf-8")
+    before = list(Transaction.objects.order_by("external_id").values_list("external_id", "customer__number"))
+
+    dry = importing.import_file(kind="transactions", path=again, dry_run=True)
+    assert (dry.new, dry.updated, dry.unchanged) == (1, 1, 1) and not dry.committed
+    assert list(Transaction.objects.order_by("external_id").values_list("external_id", "customer__number")) == before
+    assert _work_tables() == []
+
+    done = importing.import_file(kind="transactions", path=again)
+    assert (done.new, done.updated, done.unchanged) == (1, 1, 1) and done.committed
+    assert list(Transaction.objects.order_by("external_id").values_list(
+        "external_id", "customer__number", "revenue", "cost_of_goods", "product", "channel")) == [
+        ("R-1", "K-1", Decimal("10.00"), Decimal("5.00"), "A", "web"),
+        ("R-2", "K-1", Decimal("20.00"), Decimal("5.00"), "B", ""),  # moved to K-1
+        ("R-3", "K-2", Decimal("7.50"), Decimal("0.00"), "", ""),
+    ]
+    assert _work_tables() == []
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(HEADER + "\nR-4;K-404;17.03.2024;1;;;\nR-4;K-1;17.03.2024;1;;;\n", encoding="utf-8")
+    failed = importing.import_file(kind="transactions", path=bad)
+    assert [str(e) for e in failed.errors] == [
+        "line 2, column customer_number: Unknown customer number “K-404”.",
+        "line 3, column external_id: Duplicate external_id “R-4”: already on line 2.",
+    ]
+    assert Transaction.objects.count() == 3 and _work_tables() == []
+    assert kinds and set(kinds) == {temporary}
