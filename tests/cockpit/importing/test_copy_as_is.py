@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from cockpit import importing
 from cockpit.importing import transactions_sql
@@ -110,9 +111,11 @@ def _work_tables() -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
+@pytest.mark.parametrize("lookup_ratio", [1e18, -1], ids=["joined as the planner likes", "looked up by index"])
 @pytest.mark.parametrize("temporary", [False, True], ids=["unlogged work tables", "temporary work tables"])
 def test_a_re_import_counts_and_writes_new_changed_and_unchanged_rows_and_leaves_no_table(
-        tmp_path, monkeypatch, customers, temporary):
+        tmp_path, monkeypatch, customers, temporary, lookup_ratio):
+    monkeypatch.setattr(transactions_sql, "INDEX_LOOKUP_RATIO", lookup_ratio)  # -1: always by index
     kinds = []
     create = transactions_sql.WorkTables.create
 
@@ -135,7 +138,10 @@ def test_a_re_import_counts_and_writes_new_changed_and_unchanged_rows_and_leaves
     assert list(Transaction.objects.order_by("external_id").values_list("external_id", "customer__number")) == before
     assert _work_tables() == []
 
-    done = importing.import_file(kind="transactions", path=again)
+    with CaptureQueriesContext(connection) as queries:
+        done = importing.import_file(kind="transactions", path=again)
+    by_index = any("enable_hashjoin" in query["sql"] for query in queries.captured_queries)
+    assert by_index == (lookup_ratio < 0)
     assert (done.new, done.updated, done.unchanged) == (1, 1, 1) and done.committed
     assert list(Transaction.objects.order_by("external_id").values_list(
         "external_id", "customer__number", "revenue", "cost_of_goods", "product", "channel")) == [
@@ -154,3 +160,6 @@ def test_a_re_import_counts_and_writes_new_changed_and_unchanged_rows_and_leaves
     ]
     assert Transaction.objects.count() == 3 and _work_tables() == []
     assert kinds and set(kinds) == {temporary}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin')")
+        assert cursor.fetchone() == ("on", "on")  # the planner's settings put back
