@@ -106,21 +106,23 @@ def _sql_date_table(cursor, work: WorkTables, *, earliest: dt.date) -> None:
     """The file's distinct date texts, each parsed once, with its problem (NULL when fine).
 
     A file has a few thousand distinct dates, so this is far cheaper than parsing per row.
+    Each step is MATERIALIZED: inlined, every use of a column repeated the regexes and casts
+    behind it (55 µs a date, 0.2 s for a 10,000-row file's 3,464 dates; 15 ms so).
     """
     days_in_month = """CASE WHEN m = 2 THEN CASE WHEN mod(y, 4) = 0 AND (mod(y, 100) <> 0 OR mod(y, 400) = 0)
                                                THEN 29 ELSE 28 END
                             WHEN m IN (4, 6, 9, 11) THEN 30 ELSE 31 END"""
     work.create(cursor, work.dates, f"""AS
-        WITH parts AS (
+        WITH parts AS MATERIALIZED (
             SELECT text,
                    CASE WHEN text ~ '^[0-9]{{4}}-[0-9]{{1,2}}-[0-9]{{1,2}}$' THEN string_to_array(text, '-')::int[] END AS iso,
                    CASE WHEN text ~ '^[0-9]{{1,2}}[.][0-9]{{1,2}}[.][0-9]{{4}}$' THEN string_to_array(text, '.')::int[] END AS german
             FROM (SELECT DISTINCT date AS text FROM {work.raw}) d
-        ), ymd AS (
+        ), ymd AS MATERIALIZED (
             SELECT text, iso IS NOT NULL OR german IS NOT NULL AS shaped,
                    COALESCE(iso[1], german[3]) AS y, COALESCE(iso[2], german[2]) AS m, COALESCE(iso[3], german[1]) AS d
             FROM parts
-        ), parsed AS (
+        ), parsed AS MATERIALIZED (
             SELECT text, shaped,
                    CASE WHEN y >= 1 AND m BETWEEN 1 AND 12 AND d BETWEEN 1 AND {days_in_month} THEN make_date(y, m, d) END AS value
             FROM ymd
