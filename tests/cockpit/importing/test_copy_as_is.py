@@ -4,8 +4,10 @@ PostgreSQL only: elsewhere every file is read row by row.
 """
 
 import datetime as dt
+import random
 from decimal import Decimal
 
+import psycopg
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -115,7 +117,7 @@ def _work_tables() -> list[str]:
 @pytest.mark.parametrize("temporary", [False, True], ids=["unlogged work tables", "temporary work tables"])
 def test_a_re_import_counts_and_writes_new_changed_and_unchanged_rows_and_leaves_no_table(
         tmp_path, monkeypatch, customers, temporary, lookup_ratio):
-    monkeypatch.setattr(transactions_sql, "INDEX_LOOKUP_RATIO", lookup_ratio)  # -1: always by index
+    monkeypatch.setattr(transactions_sql, "INDEX_LOOKUP_RATIO", lookup_ratio)  # -1: by index for any analysed table
     kinds = []
     create = transactions_sql.WorkTables.create
 
@@ -163,3 +165,49 @@ def test_a_re_import_counts_and_writes_new_changed_and_unchanged_rows_and_leaves
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin')")
         assert cursor.fetchone() == ("on", "on")  # the planner's settings put back
+
+
+@pytest.mark.parametrize("lookup_ratio", [1e18, -1], ids=["joined as the planner likes", "looked up by index"])
+def test_ids_and_dates_longer_than_an_index_entry_are_reported_not_a_crash(tmp_path, monkeypatch, customers, lookup_ratio):
+    # A btree entry holds at most 2.7 kB: incompressible text beyond that must still get its verdict.
+    monkeypatch.setattr(transactions_sql, "INDEX_LOOKUP_RATIO", lookup_ratio)
+    noise = random.Random(7).randbytes(4800).hex()  # 9,600 random hex digits: compressed, still over 2.7 kB
+    path = tmp_path / "long.csv"
+    path.write_text(HEADER + f"\n{noise};K-1;15.03.2024;1;;;\n{noise};K-1;15.03.2024;1;;;\nR-3;K-1;{noise};1;;;\n",
+                    encoding="utf-8")
+    result = importing.import_file(kind="transactions", path=path)
+    assert [str(e) for e in result.errors] == [
+        "line 2, column external_id: Longer than 64 characters.",
+        "line 3, column external_id: Longer than 64 characters.",
+        f"line 3, column external_id: Duplicate external_id “{noise}”: already on line 2.",
+        "line 4, column date: Not a date: use YYYY-MM-DD or DD.MM.YYYY.",
+    ]
+    assert Transaction.objects.count() == 0 and _work_tables() == []
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["import", "dry run"])
+def test_other_writers_wait_while_an_import_compares_and_merges(tmp_path, monkeypatch, customers, dry_run):
+    # Between the look at the stored rows and the merge, a row deleted by someone else would
+    # be lost and one inserted would break the insert: an import keeps writers out; a dry run
+    # writes nothing and keeps nobody out.
+    outcome = {}
+    check = transactions_sql._has_duplicate_ids
+
+    def meanwhile(cursor, work):
+        settings = connection.settings_dict
+        with psycopg.connect(dbname=settings["NAME"], user=settings["USER"], password=settings["PASSWORD"],
+                             host=settings["HOST"], port=settings["PORT"] or 5432, autocommit=True) as other:
+            other.execute("SET lock_timeout = '300ms'")
+            try:
+                other.execute("DELETE FROM customers_transaction WHERE external_id = 'R-0'")
+                outcome["other writer"] = "wrote"
+            except psycopg.errors.LockNotAvailable:
+                outcome["other writer"] = "waited"
+        return check(cursor, work)
+
+    monkeypatch.setattr(transactions_sql, "_has_duplicate_ids", meanwhile)
+    path = tmp_path / "file.csv"
+    path.write_text(HEADER + "\nR-1;K-1;15.03.2024;1;;;\n", encoding="utf-8")
+    result = importing.import_file(kind="transactions", path=path, dry_run=dry_run)
+    assert result.ok and result.new == 1
+    assert outcome == {"other writer": "wrote" if dry_run else "waited"}
