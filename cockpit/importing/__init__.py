@@ -55,6 +55,9 @@ a failure leaves the database as it was.
   splits over its parallel workers, converts every row, lists every problem (dates are
   parsed once per distinct value) and finds the row the table already holds under the id;
   then one ``UPDATE`` writes the rows that differ and one ``INSERT ... SELECT`` the new ones.
+  Other writers of transactions wait from that look until the import commits. A database
+  user without the right to create tables in the schema gets temporary work tables, which
+  parallel workers cannot read: the same results, the checks on one core.
 - Otherwise (SQLite, customers, services): each batch is checked with vectorised pandas
   string operations and the checked rows are staged (PostgreSQL: ``COPY``; SQLite:
   ``executemany``); checks that need the whole file (duplicate ids, referrals) run as SQL on
