@@ -21,6 +21,7 @@ from core.csvfile import (
     normalise_header,
 )
 from core.csvfile import open_text as _open_text
+from core.planner import planner_settings
 from core.plausibility import EARLIEST_DATE, MAX_AMOUNT, latest_plausible_date
 from customers.models import Customer, Transaction
 
@@ -83,26 +84,6 @@ class WorkTables:
 
     def drop(self, cursor, *names: str) -> None:
         cursor.execute(f"DROP TABLE IF EXISTS {', '.join(names or (self.file, self.raw, self.dates, self.parsed))}")
-
-
-class _Settings:
-    """Settings for this transaction only, put back as they were by close() (the import may
-    run inside a longer transaction)."""
-
-    def __init__(self, cursor, **values: str):
-        self.cursor, self.before = cursor, {}
-        if values:
-            cursor.execute(f"SELECT {', '.join('current_setting(%s)' for _ in values)}", list(values))
-            self.before = dict(zip(values, cursor.fetchone(), strict=True))
-            self._set(values)
-
-    def _set(self, values: dict[str, str]) -> None:
-        self.cursor.execute(f"SELECT {', '.join('set_config(%s, %s, true)' for _ in values)}",
-                            [part for item in values.items() for part in item])
-
-    def close(self) -> None:
-        if self.before:
-            self._set(self.before)
 
 
 def _sql_date_table(cursor, work: WorkTables, *, earliest: dt.date) -> None:
@@ -172,19 +153,18 @@ def _import_transactions_in_sql(cursor, batches: Callable[[], Iterator[list[list
                                 result: ImportResult, on_batch) -> None:
     # The hash joins and the sorts over a million rows fit in 256 MB; with the default 4 MB
     # (64 MB for an index) they spill to disk and take several times longer.
-    memory = _Settings(cursor, work_mem=IMPORT_WORK_MEM, maintenance_work_mem=IMPORT_WORK_MEM)
-    clock = time.perf_counter()
-    work = WorkTables(cursor)
-    result.copied_as_is = _stage_file_by_copy(cursor, work, path, result)
-    if result.copied_as_is:
-        on_batch()
-    else:
-        _stage_rows(cursor, work, batches(), result, on_batch)
-    result.steps["stage"] = time.perf_counter() - clock
-    if result.columns:
-        _check_and_merge_transactions_in_sql(cursor, work, result)
-    work.drop(cursor)
-    memory.close()
+    with planner_settings(work_mem=f"'{IMPORT_WORK_MEM}'", maintenance_work_mem=f"'{IMPORT_WORK_MEM}'"):
+        clock = time.perf_counter()
+        work = WorkTables(cursor)
+        result.copied_as_is = _stage_file_by_copy(cursor, work, path, result)
+        if result.copied_as_is:
+            on_batch()
+        else:
+            _stage_rows(cursor, work, batches(), result, on_batch)
+        result.steps["stage"] = time.perf_counter() - clock
+        if result.columns:
+            _check_and_merge_transactions_in_sql(cursor, work, result)
+        work.drop(cursor)
 
 
 # --- the file's bytes straight into COPY ------------------------------------------------------------
@@ -381,32 +361,32 @@ def _check_and_merge_transactions_in_sql(cursor, work: WorkTables, result: Impor
         # meanwhile would be lost, one inserted meanwhile would break the insert. Reading goes
         # on; other writers (another import) wait until this import commits.
         cursor.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
-    lookup = _stored_rows_by_index(cursor, work, table, result.rows)
-    work.create(cursor, work.parsed, f"""AS
-        SELECT p.line, p.external_id, {', '.join(f'{sql} AS {name}' for name, sql in values.items())},
-               t.id AS existing_id,
-               t.id IS NOT NULL AND ({' OR '.join(f't.{name} IS DISTINCT FROM {sql}' for name, sql in values.items())}) AS changed,
-               CASE WHEN p.customer_id IS NULL THEN p.customer_number END AS number_given,
-               {', '.join(f'{sql} AS {name}_problem' for name, sql in problems.items())}
-        FROM (
-            SELECT {sql_fence("p")}, q.*, NULLIF(q.revenue_shaped, '')::numeric AS revenue_number,
-                   NULLIF(q.cost_of_goods_shaped, '')::numeric AS cost_of_goods_number
+    by_index = _stored_rows_by_index(cursor, work, table, result.rows)
+    with planner_settings(**({"enable_hashjoin": "off", "enable_mergejoin": "off"} if by_index else {})):
+        work.create(cursor, work.parsed, f"""AS
+            SELECT p.line, p.external_id, {', '.join(f'{sql} AS {name}' for name, sql in values.items())},
+                   t.id AS existing_id,
+                   t.id IS NOT NULL AND ({' OR '.join(f't.{name} IS DISTINCT FROM {sql}' for name, sql in values.items())}) AS changed,
+                   CASE WHEN p.customer_id IS NULL THEN p.customer_number END AS number_given,
+                   {', '.join(f'{sql} AS {name}_problem' for name, sql in problems.items())}
             FROM (
-                SELECT {sql_fence("q")}, a.line, a.external_id, a.customer_number, c.id AS customer_id, d.value AS date,
-                       d.problem AS date_problem, a.revenue, a.cost_of_goods, a.product, a.channel,
-                       {amounts["revenue"][1]} AS revenue_shaped, {amounts["cost_of_goods"][1]} AS cost_of_goods_shaped
+                SELECT {sql_fence("p")}, q.*, NULLIF(q.revenue_shaped, '')::numeric AS revenue_number,
+                       NULLIF(q.cost_of_goods_shaped, '')::numeric AS cost_of_goods_number
                 FROM (
-                    SELECT {sql_fence("a")}, r.*, {amounts["revenue"][0]} AS revenue_plain,
-                           {amounts["cost_of_goods"][0]} AS cost_of_goods_plain
-                    FROM {work.raw} r
-                ) a
-                JOIN {work.dates} d ON d.text = a.date
-                LEFT JOIN {customers} c ON c.number = a.customer_number
-            ) q
-        ) p
-        LEFT JOIN {table} t ON t.external_id = p.external_id
-    """)
-    lookup.close()
+                    SELECT {sql_fence("q")}, a.line, a.external_id, a.customer_number, c.id AS customer_id, d.value AS date,
+                           d.problem AS date_problem, a.revenue, a.cost_of_goods, a.product, a.channel,
+                           {amounts["revenue"][1]} AS revenue_shaped, {amounts["cost_of_goods"][1]} AS cost_of_goods_shaped
+                    FROM (
+                        SELECT {sql_fence("a")}, r.*, {amounts["revenue"][0]} AS revenue_plain,
+                               {amounts["cost_of_goods"][0]} AS cost_of_goods_plain
+                        FROM {work.raw} r
+                    ) a
+                    JOIN {work.dates} d ON d.text = a.date
+                    LEFT JOIN {customers} c ON c.number = a.customer_number
+                ) q
+            ) p
+            LEFT JOIN {table} t ON t.external_id = p.external_id
+        """)
     found = "num_nonnulls(" + ", ".join(f"{name}_problem" for name in problems) + ")"
     rows = _fetch(cursor, f"""
         SELECT line, number_given, {', '.join(f'{name}_problem' for name in problems)}, COUNT(*) OVER (), SUM({found}) OVER ()
@@ -455,9 +435,9 @@ def _check_and_merge_transactions_in_sql(cursor, work: WorkTables, result: Impor
     result.steps["insert"] = time.perf_counter() - clock - result.steps["check"] - result.steps["update"]
 
 
-def _stored_rows_by_index(cursor, work: WorkTables, table: str, rows: int) -> _Settings:
-    """Look the file's ids up in the table's unique index when the table is much larger than
-    the file; else let the planner join as it likes.
+def _stored_rows_by_index(cursor, work: WorkTables, table: str, rows: int) -> bool:
+    """Whether to look the file's ids up in the table's unique index (the table is much larger
+    than the file: hash and merge joins off for that statement); else the planner joins as it likes.
 
     PostgreSQL 15 joins a million rows to a much larger table by hashing the file and
     scanning the whole table on one core (it has no parallel right join): 10.5-10.8 s
@@ -468,9 +448,9 @@ def _stored_rows_by_index(cursor, work: WorkTables, table: str, rows: int) -> _S
     cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
     stored = cursor.fetchone()[0]  # an estimate, -1 before the table's first ANALYZE
     if stored <= INDEX_LOOKUP_RATIO * rows:
-        return _Settings(cursor)
+        return False
     cursor.execute(f"CREATE INDEX ON {work.dates} USING hash (text)")
-    return _Settings(cursor, enable_hashjoin="off", enable_mergejoin="off")
+    return True
 
 
 def _has_duplicate_ids(cursor, work: WorkTables) -> bool:
