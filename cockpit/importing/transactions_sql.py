@@ -445,7 +445,7 @@ def _stored_rows_by_index(cursor, work: WorkTables, table: str, rows: int) -> bo
     2.9-3.0 s. Against a table of the file's size the hash join is quicker (2.0-2.1 s against
     2.9 s). The dates get an index for their nested loop: a hash index, which takes a text of
     any length (a btree refuses entries over 2.7 kB, and a bad date may be that long)."""
-    cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
+    cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [connection.ops.quote_name(table)])
     stored = cursor.fetchone()[0]  # an estimate, -1 before the table's first ANALYZE
     if stored <= INDEX_LOOKUP_RATIO * rows:
         return False
