@@ -44,16 +44,13 @@ SQL_AMOUNT = r"'^[-+]?[0-9]+([.][0-9]{1,2})?$'"
 SQL_NUMBER = r"'^[-+]?[0-9]+([.][0-9]+)?$'"
 # What the pandas check removes from odd amounts: inner spaces, currency signs, apostrophes.
 SQL_AMOUNT_NOISE = "'[[:space:]\u00a0\u202f\u2009€$'']|EUR'"
-# The same characters for translate(), which is much cheaper than a regex; on an amount that
-# passed the check it removes exactly what the regex removes.
-SQL_AMOUNT_NOISE_CHARS = "' \t\n\r\v\f\u00a0\u202f\u2009€$''EUR'"
-# Keeps a subquery apart, so that its regexes and casts run once per row, as OFFSET 0 would;
-# unlike OFFSET 0 it lets PostgreSQL split the scan over parallel workers (a volatile
-# column stops the planner from merging the subquery into the outer query, and
-# clock_timestamp() is parallel safe). Nothing reads the column.
 
 
 def sql_fence(query: str) -> str:
+    """A column that keeps a subquery apart, so that its regexes and casts run once per row,
+    as OFFSET 0 would; unlike OFFSET 0 it lets PostgreSQL split the scan over parallel workers
+    (a volatile column stops the planner from merging the subquery into the outer query, and
+    clock_timestamp() is parallel safe). Nothing reads it."""
     return f"clock_timestamp() AS {query}_fence"
 
 
